@@ -1,0 +1,19 @@
+//! Berth's API: the `berth.v1` gRPC services (generated with tonic/prost),
+//! and the endpoints that carry them (`unix://`, `tcp://`, `vsock://`,
+//! `hybrid-vsock://`).
+
+pub mod endpoint;
+
+/// The generated `berth.v1` messages, clients and servers.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("berth.v1");
+}
+
+pub use endpoint::{Endpoint, EndpointError};
+
+/// The API version this crate speaks; the agent reports it in `Version`.
+pub const API_VERSION: &str = "1.0";
+
+/// The agent's listening address on Linux when nothing else is given.
+pub const DEFAULT_ENDPOINT: &str = "unix:///run/berth/berth.sock";
