@@ -1,1 +1,13 @@
+//! berth-agent: Berth's engine and its gRPC service.
+//!
+//! The engine modules (`image`, `snapshot`, `store`) know nothing of gRPC
+//! and are driven directly by tests; `api` translates gRPC calls into
+//! engine calls; `server` puts the API on its listeners.
 
+pub mod api;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod server;
+pub mod snapshot;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Image archives: `docker save` tars and OCI layouts.

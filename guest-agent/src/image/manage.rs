@@ -1,0 +1,161 @@
+//! Finding, listing, tagging and removing stored images, and collecting
+//! the blobs and snapshots no image needs any more.
+
+use std::collections::HashSet;
+
+use super::reference::{familiar, ImageRef};
+use super::ImageService;
+use crate::error::{Error, Result};
+use crate::store::ImageRecord;
+
+/// A stored image with its tags.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    /// The record.
+    pub record: ImageRecord,
+    /// Full references that name it.
+    pub tags: Vec<String>,
+}
+
+/// One line of `rmi` / `prune` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// A name was removed.
+    Untagged(String),
+    /// An image or layer was deleted.
+    Deleted(String),
+}
+
+impl ImageService {
+    /// Every stored image, newest first.
+    pub fn list(&self) -> Result<Vec<ImageEntry>> {
+        let mut out: Vec<ImageEntry> =
+            self.meta.images()?.into_iter().map(|(record, tags)| ImageEntry { record, tags }).collect();
+        out.sort_by(|a, b| b.record.stored_at.cmp(&a.record.stored_at).then(a.record.id.cmp(&b.record.id)));
+        Ok(out)
+    }
+
+    /// Finds the image a user means: a full or short id, a name, or a
+    /// name@digest.
+    pub fn find(&self, input: &str) -> Result<ImageEntry> {
+        let missing = || Error::NotFound(format!("no such image: {input}; `berth images` lists the stored ones"));
+        let all = self.list()?;
+        let hex = input.strip_prefix("sha256:").unwrap_or(input);
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<&ImageEntry> = all.iter().filter(|e| e.record.id[7..].starts_with(hex)).collect();
+            match hits.len() {
+                1 => return Ok(hits[0].clone()),
+                0 => {}
+                _ => return Err(Error::InvalidArgument(format!("the id prefix {input} matches several images: give more of it"))),
+            }
+        }
+        let image = ImageRef::parse(input).map_err(|_| missing())?;
+        if let Some(d) = image.digest() {
+            let want = format!("{}@{d}", image.name());
+            return all.into_iter().find(|e| e.record.repo_digests.contains(&want)).ok_or_else(missing);
+        }
+        let key = image.key();
+        all.into_iter().find(|e| e.tags.contains(&key)).ok_or_else(missing)
+    }
+
+    /// Gives an image another name.
+    pub fn tag(&self, source: &str, target: &str) -> Result<String> {
+        let entry = self.find(source)?;
+        let target = ImageRef::parse(target)?;
+        if target.digest().is_some() {
+            return Err(Error::InvalidArgument("a tag cannot be a digest: use NAME[:TAG]".into()));
+        }
+        self.meta.set_tag(&target.key(), &entry.record.id)?;
+        self.emit("tag", &entry.record.id, &target.key());
+        Ok(target.key())
+    }
+
+    /// Removes a name, or the image when it was the last name (or an id was
+    /// given), as `docker rmi` does.
+    pub async fn remove(&self, input: &str, force: bool, no_prune: bool) -> Result<(Vec<Removed>, u64)> {
+        let _guard = self.gc_lock.write().await;
+        let entry = self.find(input)?;
+        let id = entry.record.id.clone();
+        let by_name = ImageRef::parse(input).ok().filter(|r| entry.tags.contains(&r.key()));
+        let mut out = Vec::new();
+        if let Some(name) = by_name {
+            self.meta.remove_tag(&name.key())?;
+            out.push(Removed::Untagged(familiar(&name.key())));
+            self.emit("untag", &id, &name.key());
+            if entry.tags.len() > 1 {
+                return Ok((out, 0));
+            }
+        } else if entry.tags.len() > 1 && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "unable to delete {} (must be forced): the image is referenced by several names ({}); remove them one by one or use -f",
+                super::short_id(&id),
+                entry.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for name in self.meta.remove_image(&id)? {
+            out.push(Removed::Untagged(familiar(&name)));
+        }
+        for d in &entry.record.repo_digests {
+            if !out.contains(&Removed::Untagged(familiar(d))) {
+                out.push(Removed::Untagged(familiar(d)));
+            }
+        }
+        out.push(Removed::Deleted(id.clone()));
+        self.emit("delete", &id, "");
+        let reclaimed = if no_prune { 0 } else { self.collect_garbage(&mut out)? };
+        Ok((out, reclaimed))
+    }
+
+    /// Deletes dangling images (every image with `all`), then collects
+    /// garbage.
+    pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64)> {
+        let _guard = self.gc_lock.write().await;
+        let mut out = Vec::new();
+        for entry in self.list()? {
+            if all || entry.tags.is_empty() {
+                for name in self.meta.remove_image(&entry.record.id)? {
+                    out.push(Removed::Untagged(familiar(&name)));
+                }
+                out.push(Removed::Deleted(entry.record.id.clone()));
+                self.emit("delete", &entry.record.id, "");
+            }
+        }
+        let reclaimed = self.collect_garbage(&mut out)?;
+        Ok((out, reclaimed))
+    }
+
+    /// Removes every blob and snapshot that no image record references.
+    /// Callers hold the gc lock exclusively.
+    fn collect_garbage(&self, out: &mut Vec<Removed>) -> Result<u64> {
+        let mut blobs = HashSet::new();
+        let mut chains = HashSet::new();
+        for (record, _) in self.meta.images()? {
+            blobs.insert(record.id.clone());
+            blobs.insert(record.manifest_digest.clone());
+            for l in &record.layers {
+                blobs.insert(l.digest.clone());
+                chains.insert(l.chain_id.clone());
+            }
+        }
+        let mut reclaimed = 0;
+        for chain in self.snapshots.list()? {
+            if !chains.contains(&chain) {
+                reclaimed += self.snapshots.remove(&chain)?;
+                out.push(Removed::Deleted(chain));
+            }
+        }
+        for (digest, _) in self.content.list()? {
+            if !blobs.contains(&digest) {
+                reclaimed += self.content.remove(&digest)?;
+            }
+        }
+        Ok(reclaimed)
+    }
+
+    /// Bytes used by snapshots and blobs.
+    pub fn disk_usage(&self) -> Result<(u64, u64)> {
+        let layers = self.snapshots.list()?.iter().filter_map(|c| self.snapshots.info(c)).map(|i| i.bytes).sum();
+        let blobs = self.content.list()?.iter().map(|(_, s)| s).sum();
+        Ok((layers, blobs))
+    }
+}

@@ -1,0 +1,256 @@
+//! Pulling an image: resolve the reference to one manifest (choosing a
+//! platform from an index), fetch the config, start every missing layer's
+//! download at once, and unpack layers bottom-up as their bytes arrive.
+//! The image is recorded only when every blob verified and every snapshot
+//! committed.
+
+use std::sync::Arc;
+
+use oci_client::Client;
+
+use super::layers::BlobSource;
+use super::manifest::{self, Document, ImageConfig, Manifest, Platform};
+use super::reference::{familiar, ImageRef};
+use super::registry::{registry_error, Credentials};
+use super::{short_id, ImageService, Progress, ProgressTx};
+use crate::digest;
+use crate::error::{Error, Result};
+use crate::store::{ImageRecord, LayerRecord};
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// The image id (config digest).
+    pub image_id: String,
+    /// The full reference pulled.
+    pub reference: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// True when nothing had to be fetched.
+    pub up_to_date: bool,
+}
+
+/// Largest manifest or config Berth accepts (Docker's limit is 4 MiB).
+const MAX_DOCUMENT: u64 = 8 << 20;
+
+fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
+    let _ = tx.send(Progress { id: id.to_string(), status: status.into(), current, total });
+}
+
+impl ImageService {
+    /// Pulls `reference` for `platform` (the agent's own when None).
+    pub async fn pull(
+        self: &Arc<Self>,
+        reference: &str,
+        platform: Option<&str>,
+        creds: &Credentials,
+        tx: &ProgressTx,
+    ) -> Result<PullOutcome> {
+        let image = ImageRef::parse(reference)?;
+        let want = match platform.filter(|p| !p.is_empty()) {
+            Some(p) => Platform::parse(p)?,
+            None => Platform::host(),
+        };
+        let _guard = self.gc_lock.read().await;
+        let client = Arc::new(self.registries.client(&image));
+        let auth = creds.to_oci();
+        say(tx, &image.tag().unwrap_or_else(|| image.digest().unwrap_or_default()).to_string(), format!("Pulling from {}", familiar(&image.name())), 0, 0);
+
+        let (bytes, manifest_digest, manifest) = self.resolve_manifest(&client, &image, &auth, &want).await?;
+        let media_type = manifest.media_type.clone().unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
+
+        if let Some(done) = self.already_have(&image, &manifest_digest)? {
+            say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
+            say(tx, "", format!("Status: Image is up to date for {}", familiar(&image.key())), 0, 0);
+            return Ok(done);
+        }
+
+        let config_bytes = self.fetch_document(&client, &image, &manifest.config).await?;
+        let config = manifest::parse_config(&config_bytes)?;
+        self.content.write(&manifest.config.digest, &config_bytes)?;
+        let diff_ids = check_layers(&manifest, &config)?;
+        let chain = digest::chain_ids(&diff_ids);
+
+        // Start every download at once; unpack bottom-up as bytes arrive.
+        let mut sources = Vec::new();
+        for layer in &manifest.layers {
+            let source = self.fetch_blob(client.clone(), image.oci.clone(), &layer.digest, layer.size)?;
+            let id = short_id(&layer.digest);
+            match &source {
+                BlobSource::Stored(_) if self.snapshots.info(&chain[sources.len()]).is_some() => {
+                    say(tx, &id, "Already exists", 0, 0)
+                }
+                BlobSource::Stored(_) => say(tx, &id, "Download complete", layer.size, layer.size),
+                BlobSource::Downloading(d) => {
+                    say(tx, &id, "Pulling fs layer", 0, layer.size);
+                    spawn_progress(d.clone(), id, tx.clone());
+                }
+            }
+            sources.push(source);
+        }
+        let mut size = 0;
+        for (i, source) in sources.iter().enumerate() {
+            self.ensure_snapshot(chain[i].clone(), diff_ids[i].clone(), chain[..i].to_vec(), source.clone()).await?;
+            size += self.snapshots.info(&chain[i]).map_or(0, |s| s.bytes);
+        }
+        for source in &sources {
+            if let BlobSource::Downloading(d) = source {
+                d.wait().await?;
+            }
+        }
+        for (i, layer) in manifest.layers.iter().enumerate() {
+            if matches!(sources[i], BlobSource::Downloading(_)) {
+                say(tx, &short_id(&layer.digest), "Pull complete", layer.size, layer.size);
+            }
+        }
+        self.content.write(&manifest_digest, &bytes)?;
+        let record = ImageRecord {
+            id: manifest.config.digest.clone(),
+            manifest_digest: manifest_digest.clone(),
+            manifest_media_type: media_type,
+            layers: manifest
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LayerRecord {
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                    diff_id: diff_ids[i].clone(),
+                    chain_id: chain[i].clone(),
+                })
+                .collect(),
+            repo_digests: vec![format!("{}@{manifest_digest}", image.name())],
+            size,
+            stored_at: now(),
+        };
+        let tags: Vec<String> = if image.digest().is_none() { vec![image.key()] } else { vec![] };
+        self.meta.put_image(&record, &tags)?;
+        self.emit("pull", &record.id, &image.key());
+        say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
+        say(tx, "", format!("Status: Downloaded newer image for {}", familiar(&image.key())), 0, 0);
+        Ok(PullOutcome { image_id: record.id, reference: image.key(), digest: manifest_digest, up_to_date: false })
+    }
+
+    /// Fetches the manifest, following an index to the platform's entry,
+    /// and verifies every document against its digest.
+    async fn resolve_manifest(
+        &self,
+        client: &Client,
+        image: &ImageRef,
+        auth: &oci_client::secrets::RegistryAuth,
+        want: &Platform,
+    ) -> Result<(Vec<u8>, String, Manifest)> {
+        let (bytes, _) = client
+            .pull_manifest_raw(&image.oci, auth, &manifest::ACCEPTED)
+            .await
+            .map_err(|e| registry_error(image, "pulling", e))?;
+        let mut bytes = bytes.to_vec();
+        let mut digest = digest::of_bytes(&bytes);
+        if let Some(pinned) = image.digest() {
+            if pinned != digest {
+                return Err(Error::DataLoss(format!(
+                    "the registry sent a manifest that hashes to {digest}, not the {pinned} asked for"
+                )));
+            }
+        }
+        if let Document::Index(index) = manifest::parse_document(&bytes)? {
+            let entry = index.select(want)?.clone();
+            let (inner, _) = client
+                .pull_manifest_raw(&image.with_digest(&entry.digest), auth, &manifest::ACCEPTED)
+                .await
+                .map_err(|e| registry_error(image, "pulling", e))?;
+            bytes = inner.to_vec();
+            digest = digest::of_bytes(&bytes);
+            if digest != entry.digest {
+                return Err(Error::DataLoss(format!(
+                    "the registry sent a manifest that hashes to {digest}, not the {} its index names",
+                    entry.digest
+                )));
+            }
+        }
+        match manifest::parse_document(&bytes)? {
+            Document::Manifest(m) => Ok((bytes, digest, m)),
+            Document::Index(_) => Err(Error::DataLoss("an image index points at another index; Berth follows one level".into())),
+        }
+    }
+
+    /// Fetches a small blob (a config) into memory, verifying it.
+    async fn fetch_document(&self, client: &Client, image: &ImageRef, desc: &manifest::Descriptor) -> Result<Vec<u8>> {
+        if self.content.has(&desc.digest) {
+            return self.content.read(&desc.digest);
+        }
+        if desc.size > MAX_DOCUMENT {
+            return Err(Error::DataLoss(format!("the image config is {} bytes, more than Berth accepts", desc.size)));
+        }
+        let mut out = Vec::new();
+        client
+            .pull_blob(&image.oci, desc.digest.as_str(), &mut out)
+            .await
+            .map_err(|e| registry_error(image, "fetching the config of", e))?;
+        let actual = digest::of_bytes(&out);
+        if actual != desc.digest {
+            return Err(Error::DataLoss(format!("the image config hashes to {actual}, not {}", desc.digest)));
+        }
+        Ok(out)
+    }
+
+    /// When this manifest is stored complete, tags it and reports so.
+    fn already_have(&self, image: &ImageRef, manifest_digest: &str) -> Result<Option<PullOutcome>> {
+        let found = self.meta.images()?.into_iter().map(|(r, _)| r).find(|r| r.manifest_digest == manifest_digest);
+        let Some(record) = found else { return Ok(None) };
+        let complete = record.layers.iter().all(|l| self.snapshots.info(&l.chain_id).is_some() && self.content.has(&l.digest))
+            && self.content.has(&record.id);
+        if !complete {
+            return Ok(None);
+        }
+        let mut record = record;
+        let repo_digest = format!("{}@{manifest_digest}", image.name());
+        if !record.repo_digests.contains(&repo_digest) {
+            record.repo_digests.push(repo_digest);
+        }
+        let tags: Vec<String> = if image.digest().is_none() { vec![image.key()] } else { vec![] };
+        self.meta.put_image(&record, &tags)?;
+        Ok(Some(PullOutcome {
+            image_id: record.id,
+            reference: image.key(),
+            digest: manifest_digest.to_string(),
+            up_to_date: true,
+        }))
+    }
+}
+
+/// Checks that the manifest's layers and the config's diff ids agree.
+pub(crate) fn check_layers(manifest: &Manifest, config: &ImageConfig) -> Result<Vec<String>> {
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::DataLoss(format!(
+            "the manifest lists {} layers but the config names {}; the image is corrupt",
+            manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    for d in diff_ids.iter().chain(manifest.layers.iter().map(|l| &l.digest)) {
+        digest::hex_of(d)?;
+    }
+    Ok(diff_ids)
+}
+
+fn spawn_progress(dl: Arc<super::download::Download>, id: String, tx: ProgressTx) {
+    let mut rx = dl.progress.subscribe();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let (written, done) = *rx.borrow_and_update();
+            if done {
+                say(&tx, &id, "Download complete", written, dl.size);
+                break;
+            }
+            say(&tx, &id, "Downloading", written, dl.size);
+        }
+    });
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

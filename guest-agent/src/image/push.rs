@@ -1,0 +1,1 @@
+//! Pushing a stored image to a registry.

@@ -1,0 +1,110 @@
+//! Image references as users write them ("alpine", "host:5000/app:v1",
+//! "app@sha256:…"), normalised as Docker does ("alpine" is
+//! "docker.io/library/alpine:latest"). Parsing is oci-spec's (through
+//! oci-client); this module adds Docker's familiar names and clear errors.
+
+use oci_client::Reference;
+
+use crate::error::{Error, Result};
+
+/// A parsed, normalised image reference.
+#[derive(Debug, Clone)]
+pub struct ImageRef {
+    /// The oci-client form, for registry calls.
+    pub oci: Reference,
+}
+
+impl ImageRef {
+    /// Parses what a user typed.
+    pub fn parse(input: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::InvalidArgument(format!(
+                "'{input}' is not a valid image reference ({why}): use NAME[:TAG] or NAME@sha256:DIGEST, in lowercase"
+            ))
+        };
+        if input.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if input.len() > 512 || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("it has spaces or is too long"));
+        }
+        let oci: Reference = input.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
+        if let Some(d) = oci.digest() {
+            crate::digest::hex_of(d)?;
+        }
+        Ok(ImageRef { oci })
+    }
+
+    /// The registry host as written in references ("docker.io", "localhost:5000").
+    pub fn registry(&self) -> &str {
+        self.oci.registry()
+    }
+
+    /// "registry/repository" without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.oci.registry(), self.oci.repository())
+    }
+
+    /// The digest, when the reference pins one.
+    pub fn digest(&self) -> Option<&str> {
+        self.oci.digest()
+    }
+
+    /// The tag; "latest" when neither tag nor digest was given.
+    pub fn tag(&self) -> Option<&str> {
+        match (self.oci.tag(), self.oci.digest()) {
+            (Some(t), _) => Some(t),
+            (None, None) => Some("latest"),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// The full key stored for a tag ("docker.io/library/alpine:latest"),
+    /// or for a digest reference ("…/alpine@sha256:…").
+    pub fn key(&self) -> String {
+        match (self.tag(), self.digest()) {
+            (Some(t), _) => format!("{}:{t}", self.name()),
+            (None, Some(d)) => format!("{}@{d}", self.name()),
+            (None, None) => unreachable!("tag() defaults to latest"),
+        }
+    }
+
+    /// The same repository pinned at a digest.
+    pub fn with_digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(self.oci.registry().to_string(), self.oci.repository().to_string(), digest.to_string())
+    }
+}
+
+/// Docker's short form of a full reference: "docker.io/library/alpine:latest"
+/// is "alpine:latest", "docker.io/me/app:v1" is "me/app:v1".
+pub fn familiar(full: &str) -> String {
+    let short = full.strip_prefix("docker.io/").unwrap_or(full);
+    if full.starts_with("docker.io/") {
+        short.strip_prefix("library/").unwrap_or(short).to_string()
+    } else {
+        short.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_docker() {
+        let r = ImageRef::parse("alpine").unwrap();
+        assert_eq!(r.key(), "docker.io/library/alpine:latest");
+        assert_eq!(familiar(&r.key()), "alpine:latest");
+        let r = ImageRef::parse("localhost:5000/a/b:v1").unwrap();
+        assert_eq!(r.key(), "localhost:5000/a/b:v1");
+        assert_eq!(familiar(&r.key()), "localhost:5000/a/b:v1");
+    }
+
+    #[test]
+    fn refuses_malformed_references_with_a_sentence() {
+        for bad in ["", "UPPER", "a b", "x@sha256:zz", "a::b", "-x"] {
+            let e = ImageRef::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("reference") || e.contains("digest"), "{bad}: {e}");
+        }
+    }
+}

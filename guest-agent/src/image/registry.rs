@@ -1,0 +1,125 @@
+//! Registry access through oci-client: one client per operation, plain
+//! HTTP only for loopback registries and `--insecure-registry` entries, and
+//! registry failures turned into sentences a user can act on.
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+
+use crate::error::Error;
+use crate::image::reference::ImageRef;
+
+/// Credentials for one request, as the client sent them.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// User name for basic auth.
+    pub username: String,
+    /// Password for basic auth.
+    pub password: String,
+    /// A token to present as it is.
+    pub token: String,
+}
+
+impl Credentials {
+    /// The oci-client form.
+    pub fn to_oci(&self) -> RegistryAuth {
+        if !self.token.is_empty() {
+            RegistryAuth::Bearer(self.token.clone())
+        } else if !self.username.is_empty() {
+            RegistryAuth::Basic(self.username.clone(), self.password.clone())
+        } else {
+            RegistryAuth::Anonymous
+        }
+    }
+}
+
+/// Which registries may be reached without TLS.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// "host:port" entries allowed over plain HTTP.
+    pub insecure: Vec<String>,
+}
+
+/// True for registries on this machine's loopback.
+fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| if p.parse::<u16>().is_ok() { h } else { registry });
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+impl RegistryOptions {
+    /// A client for one registry.
+    pub fn client(&self, image: &ImageRef) -> Client {
+        let registry = image.oci.resolve_registry().to_string();
+        let plain = is_loopback(&registry) || self.insecure.iter().any(|r| r == &registry || r == image.registry());
+        Client::new(ClientConfig {
+            protocol: if plain { ClientProtocol::HttpsExcept(vec![registry]) } else { ClientProtocol::Https },
+            platform_resolver: None,
+            connect_timeout: Some(std::time::Duration::from_secs(15)),
+            ..Default::default()
+        })
+    }
+}
+
+/// Turns a registry failure into one sentence.
+pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> Error {
+    let name = image.oci.whole();
+    match e {
+        OciDistributionError::AuthenticationFailure(m) | OciDistributionError::UnauthorizedError { url: m } => {
+            Error::Unauthenticated(format!(
+                "{what} {name} was refused: the registry wants credentials ({m}); run `berth login {}` first",
+                image.registry()
+            ))
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => {
+            Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+        }
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let text = envelope.errors.iter().map(|e| format!("{:?}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ");
+            if text.contains("MANIFEST_UNKNOWN") || text.contains("NAME_UNKNOWN") || text.contains("ManifestUnknown") || text.contains("NameUnknown") {
+                Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+            } else if text.contains("UNAUTHORIZED") || text.contains("DENIED") || text.contains("Unauthorized") || text.contains("Denied") {
+                Error::Unauthenticated(format!(
+                    "{what} {name} was refused by the registry ({text}); run `berth login {}` with an account that has access",
+                    image.registry()
+                ))
+            } else {
+                Error::Unavailable(format!("{what} {name} failed: the registry answered {text}"))
+            }
+        }
+        OciDistributionError::DigestError(d) => Error::DataLoss(format!("{what} {name} failed: {d}")),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(&other);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            if text.contains("401") {
+                Error::Unauthenticated(format!(
+                    "{what} {name} was refused: the registry wants credentials; run `berth login {}` first",
+                    image.registry()
+                ))
+            } else if text.contains("404") {
+                Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+            } else {
+                Error::Unavailable(format!("{what} {name} failed: {text}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_plain_by_default() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example.com"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+}

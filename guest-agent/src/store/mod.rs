@@ -1,0 +1,176 @@
+//! Image metadata in redb, an embedded transactional database: every
+//! change is one transaction, so a `kill -9` at any moment leaves either
+//! the state before or the state after it, and redb repairs its file on
+//! the next open.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Image id ("sha256:…" of the config) → JSON [`ImageRecord`].
+const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+/// Full reference ("docker.io/library/alpine:latest") → image id.
+const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
+
+/// One layer of a stored image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// Digest of the blob as the registry serves it.
+    pub digest: String,
+    /// Media type of the blob.
+    pub media_type: String,
+    /// Size of the blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar.
+    pub diff_id: String,
+    /// Chain id, which names the layer's snapshot.
+    pub chain_id: String,
+}
+
+/// A stored image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The config's digest, which is the image's id.
+    pub id: String,
+    /// The digest of the manifest as pulled or loaded.
+    pub manifest_digest: String,
+    /// The manifest's media type.
+    pub manifest_media_type: String,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerRecord>,
+    /// "name@sha256:…" for every repository it came from.
+    pub repo_digests: Vec<String>,
+    /// Unpacked size in bytes.
+    pub size: u64,
+    /// Seconds since the epoch when it was stored.
+    pub stored_at: u64,
+}
+
+/// The metadata database.
+pub struct Metadata {
+    db: Database,
+}
+
+impl Metadata {
+    /// Opens (creating, or repairing after a crash) the database file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| {
+            Error::Internal(format!("cannot open the metadata database {}: {e}", path.display()))
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(IMAGES)?;
+        txn.open_table(TAGS)?;
+        txn.commit()?;
+        Ok(Metadata { db })
+    }
+
+    /// Stores an image and points `tags` at it, in one transaction. A tag
+    /// that named another image moves.
+    pub fn put_image(&self, record: &ImageRecord, tags: &[String]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut images = txn.open_table(IMAGES)?;
+            let mut merged = record.clone();
+            if let Some(old) = images.get(record.id.as_str())? {
+                if let Ok(old) = serde_json::from_slice::<ImageRecord>(old.value()) {
+                    for d in old.repo_digests {
+                        if !merged.repo_digests.contains(&d) {
+                            merged.repo_digests.push(d);
+                        }
+                    }
+                }
+            }
+            let json = serde_json::to_vec(&merged).expect("plain struct");
+            images.insert(record.id.as_str(), json.as_slice())?;
+            let mut t = txn.open_table(TAGS)?;
+            for tag in tags {
+                t.insert(tag.as_str(), record.id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// One image by id.
+    pub fn image(&self, id: &str) -> Result<Option<ImageRecord>> {
+        let txn = self.db.begin_read()?;
+        let images = txn.open_table(IMAGES)?;
+        Ok(match images.get(id)? {
+            Some(v) => Some(decode(v.value())?),
+            None => None,
+        })
+    }
+
+    /// Every image with its tags.
+    pub fn images(&self) -> Result<Vec<(ImageRecord, Vec<String>)>> {
+        let txn = self.db.begin_read()?;
+        let images = txn.open_table(IMAGES)?;
+        let tags = txn.open_table(TAGS)?;
+        let mut by_id: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for row in tags.iter()? {
+            let (k, v) = row?;
+            by_id.entry(v.value().to_string()).or_default().push(k.value().to_string());
+        }
+        let mut out = Vec::new();
+        for row in images.iter()? {
+            let (_, v) = row?;
+            let record = decode(v.value())?;
+            let mut t = by_id.remove(&record.id).unwrap_or_default();
+            t.sort();
+            out.push((record, t));
+        }
+        Ok(out)
+    }
+
+    /// The image a full reference names.
+    pub fn tag(&self, reference: &str) -> Result<Option<String>> {
+        let txn = self.db.begin_read()?;
+        let tags = txn.open_table(TAGS)?;
+        Ok(tags.get(reference)?.map(|v| v.value().to_string()))
+    }
+
+    /// Points a reference at an image.
+    pub fn set_tag(&self, reference: &str, id: &str) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(TAGS)?.insert(reference, id)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes a reference; true when it existed.
+    pub fn remove_tag(&self, reference: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(TAGS)?.remove(reference)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Deletes an image record and every tag that names it.
+    pub fn remove_image(&self, id: &str) -> Result<Vec<String>> {
+        let txn = self.db.begin_write()?;
+        let mut removed = Vec::new();
+        {
+            let mut tags = txn.open_table(TAGS)?;
+            let names: Vec<String> = tags
+                .iter()?
+                .filter_map(|r| r.ok())
+                .filter(|(_, v)| v.value() == id)
+                .map(|(k, _)| k.value().to_string())
+                .collect();
+            for name in names {
+                tags.remove(name.as_str())?;
+                removed.push(name);
+            }
+            txn.open_table(IMAGES)?.remove(id)?;
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<ImageRecord> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Internal(format!("an image record is unreadable: {e}")))
+}
