@@ -1,1 +1,81 @@
-fn main(){}
+//! `berth-agent`: serves Berth's API over Unix sockets, TCP or vsock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use berth_agent::api::{routes, Agent};
+use berth_agent::image::registry::RegistryOptions;
+use berth_agent::image::ImageService;
+use berth_agent::server::{serve, TlsFiles};
+use berth_api::Endpoint;
+use clap::Parser;
+
+/// Berth's engine: images and containers, served over gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "berth-agent", version)]
+struct Args {
+    /// Where to listen (repeatable): unix:///path, tcp://host:port, vsock://CID:PORT.
+    #[arg(long = "listen", default_value = berth_api::DEFAULT_ENDPOINT)]
+    listen: Vec<String>,
+    /// Where images and metadata are stored.
+    #[arg(long, default_value = "/var/lib/berth")]
+    root: PathBuf,
+    /// error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// The agent's TLS certificate (PEM), for TCP listeners.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The agent's TLS private key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// The CA that signs accepted client certificates (PEM).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// A registry (host:port) that may be reached over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("berth-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level takes error, warn, info, debug or trace")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let endpoints = args
+        .listen
+        .iter()
+        .map(|l| l.parse::<Endpoint>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let images = ImageService::open(&args.root, RegistryOptions { insecure: args.insecure_registries.clone() })?;
+        let id = std::fs::read_to_string(args.root.join("agent-id")).unwrap_or_else(|_| {
+            let id = berth_agent::digest::of_bytes(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes())[7..19].to_string();
+            let _ = std::fs::write(args.root.join("agent-id"), &id);
+            id
+        });
+        let agent = Arc::new(Agent { images, id: id.trim().to_string() });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("signal handler");
+            let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        let tls = TlsFiles { cert: args.tls_cert, key: args.tls_key, client_ca: args.tls_client_ca };
+        serve(&endpoints, routes(agent), &tls, stop_rx).await
+    })
+}

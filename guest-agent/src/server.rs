@@ -1,1 +1,137 @@
-//! Listeners.
+//! Puts the API on its listeners: Unix sockets (mode 0660, group `berth`
+//! when it exists), TCP (plain only on loopback; mutual TLS otherwise) and
+//! vsock, all served by one set of routes until shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyhow::{bail, Context as _, Result};
+use berth_api::Endpoint;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tonic::service::Routes;
+use tonic::transport::server::Connected;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Certificates for mutual TLS on TCP listeners.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// The agent's certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// The agent's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA whose client certificates are accepted (PEM).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn config(&self) -> Result<Option<ServerTlsConfig>> {
+        match (&self.cert, &self.key, &self.client_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => {
+                let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+                Ok(Some(
+                    ServerTlsConfig::new()
+                        .identity(Identity::from_pem(read(cert)?, read(key)?))
+                        .client_ca_root(Certificate::from_pem(read(ca)?)),
+                ))
+            }
+            _ => bail!("mutual TLS needs all three of --tls-cert, --tls-key and --tls-client-ca"),
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Serves `routes` on every endpoint until `shutdown` turns true.
+pub async fn serve(endpoints: &[Endpoint], routes: Routes, tls: &TlsFiles, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let tls_config = tls.config()?;
+    let mut tasks = Vec::new();
+    for ep in endpoints {
+        let mut stop = shutdown.clone();
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let routes = routes.clone();
+        let task = match ep {
+            Endpoint::Unix(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let _ = std::fs::remove_file(path);
+                let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {ep}"))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
+                    let _ = nix::unistd::chown(path, None, Some(group.gid));
+                }
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                tokio::spawn(Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+            }
+            Endpoint::Tcp { host, port } => {
+                let mut builder = Server::builder();
+                match &tls_config {
+                    Some(cfg) => builder = builder.tls_config(cfg.clone())?,
+                    None if !is_loopback(host) => bail!(
+                        "refusing to serve {ep} without TLS: plain TCP is allowed only on loopback; give --tls-cert, --tls-key and --tls-client-ca"
+                    ),
+                    None => {}
+                }
+                let listener = tokio::net::TcpListener::bind((host.as_str(), *port))
+                    .await
+                    .with_context(|| format!("cannot listen on {ep}"))?;
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                tokio::spawn(builder.add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+            }
+            Endpoint::Vsock { cid, port } => {
+                let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(*cid, *port))
+                    .with_context(|| format!("cannot listen on {ep}"))?;
+                let incoming = futures::StreamExt::map(listener.incoming(), |s| s.map(VsockConn));
+                tokio::spawn(Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+            }
+            Endpoint::HybridVsock { .. } => {
+                bail!("{ep} is a client-side address: the agent listens on vsock://CID:PORT inside the VM")
+            }
+        };
+        tracing::info!("listening on {ep}");
+        tasks.push(task);
+    }
+    for t in tasks {
+        t.await??;
+    }
+    for ep in endpoints {
+        if let Endpoint::Unix(path) = ep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}
+
+/// A vsock connection that tonic can serve.
+pub struct VsockConn(tokio_vsock::VsockStream);
+
+impl Connected for VsockConn {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for VsockConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for VsockConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

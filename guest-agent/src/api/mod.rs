@@ -1,1 +1,39 @@
-//! gRPC services.
+//! The gRPC layer: thin service implementations that turn requests into
+//! engine calls and engine errors into statuses. Calls of services not
+//! built yet answer UNIMPLEMENTED with a sentence naming what is missing.
+
+pub mod images;
+pub mod status;
+pub mod system;
+
+use std::sync::Arc;
+
+use berth_api::v1::images_server::ImagesServer;
+use berth_api::v1::system_server::SystemServer;
+use tonic::service::Routes;
+
+use crate::image::ImageService;
+
+/// Everything the services need.
+pub struct Agent {
+    /// The image engine.
+    pub images: Arc<ImageService>,
+    /// A random id for this agent's store.
+    pub id: String,
+}
+
+/// The agent's routes: every built service plus the UNIMPLEMENTED fallback.
+pub fn routes(agent: Arc<Agent>) -> Routes {
+    let mut builder = Routes::builder();
+    builder
+        .add_service(SystemServer::new(system::SystemApi(agent.clone())))
+        .add_service(
+            ImagesServer::new(images::ImagesApi(agent))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    let router = builder.routes().into_axum_router();
+    Routes::from(router.fallback(|req: axum::extract::Request| async move {
+        status::not_built(req.uri().path()).into_http::<axum::body::Body>()
+    }))
+}

@@ -123,3 +123,53 @@ mod tests {
         assert!(!is_loopback("10.0.0.1:5000"));
     }
 }
+
+/// Checks credentials against a registry the way `docker login` does:
+/// `GET /v2/`, then basic auth or the bearer realm's token endpoint.
+pub async fn check_login(options: &RegistryOptions, server: &str, creds: &Credentials) -> crate::error::Result<()> {
+    let host = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .to_string();
+    let host = if host.is_empty() || host == "docker.io" { "index.docker.io".to_string() } else { host };
+    let plain = is_loopback(&host) || options.insecure.contains(&host);
+    let base = format!("{}://{host}/v2/", if plain { "http" } else { "https" });
+    let unreachable = |e: reqwest::Error| Error::Unavailable(format!("cannot reach the registry {host}: {e}"));
+    let refused = || Error::Unauthenticated(format!("login to {host} failed: the registry refused that user name and password"));
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build an HTTP client: {e}")))?;
+    let first = http.get(&base).send().await.map_err(unreachable)?;
+    if first.status().is_success() {
+        return Ok(());
+    }
+    let challenge = first
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if challenge.to_ascii_lowercase().starts_with("bearer") {
+        let param = |name: &str| {
+            challenge
+                .split(|c| c == ',' || c == ' ')
+                .find_map(|p| p.strip_prefix(&format!("{name}=\"")).map(|v| v.trim_end_matches('"').to_string()))
+        };
+        let realm = param("realm").ok_or_else(|| Error::Unavailable(format!("{host} sent a bearer challenge without a realm")))?;
+        let mut req = http.get(&realm).query(&[("account", creds.username.as_str())]);
+        if let Some(service) = param("service") {
+            req = req.query(&[("service", service.as_str())]);
+        }
+        let resp = req.basic_auth(&creds.username, Some(&creds.password)).send().await.map_err(unreachable)?;
+        return if resp.status().is_success() { Ok(()) } else { Err(refused()) };
+    }
+    let resp = http.get(&base).basic_auth(&creds.username, Some(&creds.password)).send().await.map_err(unreachable)?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}

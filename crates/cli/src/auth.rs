@@ -1,0 +1,100 @@
+//! Registry credentials kept like Docker's `config.json`
+//! (`{"auths": {"host": {"auth": base64("user:pass")}}}`): written to
+//! `$BERTH_CONFIG/config.json` (default `~/.berth/config.json`), and read
+//! from there or, failing that, from `~/.docker/config.json`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use berth_api::v1::RegistryAuth;
+use serde_json::{json, Value};
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// Where Berth keeps its credentials.
+pub fn config_path() -> PathBuf {
+    std::env::var_os("BERTH_CONFIG").map(PathBuf::from).unwrap_or_else(|| home().join(".berth")).join("config.json")
+}
+
+/// The key Docker uses for a registry: Docker Hub has its legacy URL.
+pub fn server_key(registry: &str) -> String {
+    match registry {
+        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".into(),
+        other => other.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').into(),
+    }
+}
+
+/// The registry host a reference names ("alpine" → docker.io).
+pub fn registry_of(reference: &str) -> String {
+    let first = reference.split('/').next().unwrap_or("");
+    if reference.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        first.to_string()
+    } else {
+        "docker.io".to_string()
+    }
+}
+
+fn read(path: &PathBuf) -> Value {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}))
+}
+
+/// Credentials for a registry, if any were stored.
+pub fn lookup(registry: &str) -> Option<RegistryAuth> {
+    let key = server_key(registry);
+    for path in [config_path(), home().join(".docker/config.json")] {
+        let cfg = read(&path);
+        let Some(entry) = cfg.get("auths").and_then(|a| a.get(&key).or_else(|| a.get(format!("https://{key}")))) else {
+            continue;
+        };
+        if let Some(token) = entry.get("identitytoken").and_then(Value::as_str) {
+            return Some(RegistryAuth { identity_token: token.into(), ..Default::default() });
+        }
+        let decoded = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+            .and_then(|b| String::from_utf8(b).ok())?;
+        let (user, pass) = decoded.split_once(':')?;
+        return Some(RegistryAuth { username: user.into(), password: pass.into(), ..Default::default() });
+    }
+    None
+}
+
+/// Stores credentials for a registry (mode 0600).
+pub fn store(registry: &str, user: &str, pass: &str) -> Result<PathBuf> {
+    let path = config_path();
+    let mut cfg = read(&path);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    cfg.as_object_mut().context("the config file is not a JSON object")?;
+    let auths = cfg.as_object_mut().expect("object").entry("auths").or_insert_with(|| json!({}));
+    auths[server_key(registry)] = json!({ "auth": auth });
+    write(&path, &cfg)?;
+    Ok(path)
+}
+
+/// Removes stored credentials; true when there were some.
+pub fn remove(registry: &str) -> Result<bool> {
+    let path = config_path();
+    let mut cfg = read(&path);
+    let removed = cfg.get_mut("auths").and_then(Value::as_object_mut).and_then(|a| a.remove(&server_key(registry))).is_some();
+    if removed {
+        write(&path, &cfg)?;
+    }
+    Ok(removed)
+}
+
+fn write(path: &PathBuf, cfg: &Value) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(serde_json::to_string_pretty(cfg)?.as_bytes())?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

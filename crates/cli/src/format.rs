@@ -1,0 +1,80 @@
+//! Docker's ways of showing numbers and times: "7.8MB", "2 weeks ago",
+//! and aligned tables.
+
+/// Bytes in Docker's decimal units ("7.8MB").
+pub fn size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    // Three significant digits, as Docker's HumanSizeWithPrecision(…, 3).
+    let s = if v < 10.0 { format!("{v:.2}") } else if v < 100.0 { format!("{v:.1}") } else { format!("{v:.0}") };
+    format!("{}{}", trim_zeros(&s), units[i])
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// "3 days ago", as `docker images` says it.
+pub fn ago(seconds: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let d = (now - seconds).max(0);
+    let (n, unit) = match d {
+        d if d < 60 => return "Less than a minute ago".into(),
+        d if d < 3600 => (d / 60, "minute"),
+        d if d < 86400 => (d / 3600, "hour"),
+        d if d < 86400 * 14 => (d / 86400, "day"),
+        d if d < 86400 * 60 => (d / (86400 * 7), "week"),
+        d if d < 86400 * 365 * 2 => (d / (86400 * 30), "month"),
+        d => (d / (86400 * 365), "year"),
+    };
+    if n == 1 {
+        format!("{} {unit} ago", if unit == "hour" { "About an" } else { "1" })
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// Prints rows as a table with columns three spaces apart.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(super::size(999), "999B");
+        assert_eq!(super::size(7_800_000), "7.8MB");
+        assert_eq!(super::size(127_000_000), "127MB");
+        assert_eq!(super::size(1_500), "1.5kB");
+    }
+}

@@ -1,0 +1,490 @@
+//! Image commands: pull, push, images, image inspect/ls/prune/history,
+//! tag, rmi, save, load.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use berth_api::v1::{self as pb, images_client::ImagesClient};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::progress::Display;
+use crate::{auth, format, status_error, Conn};
+
+/// `berth pull`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// NAME[:TAG|@DIGEST]
+    pub reference: String,
+    /// Pull for another platform (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image reference.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth push`.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// NAME[:TAG]
+    pub reference: String,
+    /// Print only the digest line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth images`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only this repository (NAME or NAME:TAG, `*` allowed).
+    pub reference: Option<String>,
+    /// Show all images.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show full ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter: dangling=true|false, reference=PATTERN.
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// "table" (default) or "json".
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `berth image …`.
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show images in detail (JSON).
+    Inspect(InspectArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+    /// Show an image's history.
+    History(InspectArgs),
+    /// Remove images.
+    Rm(RmiArgs),
+    /// Download an image.
+    Pull(PullArgs),
+    /// Upload an image.
+    Push(PushArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Write images to an archive.
+    Save(SaveArgs),
+    /// Load images from an archive.
+    Load(LoadArgs),
+}
+
+/// `berth image inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Images to inspect.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    /// "json" (default).
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `berth image prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all images no container uses, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `berth tag`.
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
+}
+
+/// `berth rmi`.
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Images to remove.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    /// Remove even when referenced by several names.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Keep untagged parents.
+    #[arg(long)]
+    pub no_prune: bool,
+}
+
+/// `berth save`.
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Images to save.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// `berth load`.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from this file instead of standard input.
+    #[arg(short, long)]
+    pub input: Option<std::path::PathBuf>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+async fn client(conn: &Conn) -> Result<ImagesClient<tonic::transport::Channel>> {
+    Ok(ImagesClient::new(conn.channel().await?).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+}
+
+/// Runs `berth image …`.
+pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
+    match cmd {
+        ImageCommand::Ls(a) => list(conn, a).await,
+        ImageCommand::Inspect(a) => inspect(conn, a).await,
+        ImageCommand::Prune(a) => prune(conn, a).await,
+        ImageCommand::History(a) => history(conn, a).await,
+        ImageCommand::Rm(a) => rmi(conn, a).await,
+        ImageCommand::Pull(a) => pull(conn, a).await,
+        ImageCommand::Push(a) => push(conn, a).await,
+        ImageCommand::Tag(a) => tag(conn, a).await,
+        ImageCommand::Save(a) => save(conn, a).await,
+        ImageCommand::Load(a) => load(conn, a).await,
+    }
+}
+
+/// Runs `berth pull`.
+pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
+    let auth = auth::lookup(&auth::registry_of(&a.reference));
+    let req = pb::PullRequest { reference: a.reference, platform: a.platform.unwrap_or_default(), auth, all_tags: false };
+    let mut stream = client(conn).await?.pull(req).await.map_err(status_error)?.into_inner();
+    let mut display = Display::new(a.quiet);
+    while let Some(msg) = stream.next().await {
+        let msg = msg.map_err(status_error)?;
+        if let Some(done) = msg.done {
+            if a.quiet {
+                println!("{}", familiar(&done.reference));
+            } else {
+                println!("{}", familiar(&done.reference));
+            }
+            return Ok(());
+        }
+        display.show(&msg.id, &msg.status, msg.current, msg.total);
+    }
+    bail!("the Berth agent ended the pull without finishing it")
+}
+
+/// Runs `berth push`.
+pub async fn push(conn: &Conn, a: PushArgs) -> Result<()> {
+    let auth = auth::lookup(&auth::registry_of(&a.reference));
+    let req = pb::PushRequest { reference: a.reference, auth };
+    let mut stream = client(conn).await?.push(req).await.map_err(status_error)?.into_inner();
+    let mut display = Display::new(a.quiet);
+    while let Some(msg) = stream.next().await {
+        let msg = msg.map_err(status_error)?;
+        if let Some(done) = msg.done {
+            if a.quiet {
+                println!("{}", done.digest);
+            }
+            return Ok(());
+        }
+        display.show(&msg.id, &msg.status, msg.current, msg.total);
+    }
+    bail!("the Berth agent ended the push without finishing it")
+}
+
+fn familiar(full: &str) -> String {
+    let short = full.strip_prefix("docker.io/").unwrap_or(full);
+    if full.starts_with("docker.io/") {
+        short.strip_prefix("library/").unwrap_or(short).to_string()
+    } else {
+        short.to_string()
+    }
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// Runs `berth images`.
+pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
+    let mut filters = std::collections::HashMap::<String, pb::StringList>::new();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').with_context(|| format!("the filter '{f}' is not KEY=VALUE (e.g. dangling=true)"))?;
+        if !matches!(k, "dangling" | "reference" | "label") {
+            bail!("the filter '{k}' is not supported: use dangling=true|false or reference=PATTERN");
+        }
+        filters.entry(k.into()).or_default().values.push(v.into());
+    }
+    if let Some(r) = &a.reference {
+        filters.entry("reference".into()).or_default().values.push(r.clone());
+    }
+    let images = client(conn).await?.list(pb::ListImagesRequest { all: a.all, filters }).await.map_err(status_error)?.into_inner().images;
+    let id_of = |i: &pb::ImageSummary| if a.no_trunc { i.id.clone() } else { short(&i.id) };
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for i in &images {
+            if seen.insert(i.id.clone()) {
+                println!("{}", id_of(i));
+            }
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for i in &images {
+        let created = i.created.as_ref().map_or("N/A".to_string(), |t| format::ago(t.seconds));
+        let digest = i.repo_digests.first().and_then(|d| d.split_once('@')).map_or("<none>".to_string(), |(_, d)| d.to_string());
+        let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
+            let repo = i.repo_digests.first().and_then(|d| d.split_once('@')).map_or("<none>".into(), |(r, _)| r.to_string());
+            vec![(repo, "<none>".into())]
+        } else {
+            i.repo_tags.iter().map(|t| match t.rsplit_once(':') {
+                Some((r, tag)) if !tag.contains('/') => (r.to_string(), tag.to_string()),
+                _ => (t.clone(), "<none>".into()),
+            }).collect()
+        };
+        for (repo, tag) in tags {
+            if a.format.as_deref() == Some("json") {
+                println!("{}", json!({
+                    "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
+                    "CreatedAt": i.created.as_ref().map(|t| t.seconds), "CreatedSince": created,
+                    "Size": format::size(i.size), "VirtualSize": format::size(i.size),
+                }));
+                continue;
+            }
+            let mut row = vec![repo, tag];
+            if a.digests {
+                row.push(digest.clone());
+            }
+            row.extend([id_of(i), created.clone(), format::size(i.size)]);
+            rows.push(row);
+        }
+    }
+    match a.format.as_deref() {
+        None | Some("table") => {
+            let headers: &[&str] = if a.digests {
+                &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+            } else {
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+            };
+            format::table(headers, &rows);
+        }
+        Some("json") => {}
+        Some(other) => bail!("--format '{other}' is not supported: use table or json"),
+    }
+    Ok(())
+}
+
+fn detail_json(d: &pb::ImageDetail) -> serde_json::Value {
+    let c = d.config.clone().unwrap_or_default();
+    let map = |v: &[String]| v.iter().map(|k| (k.clone(), json!({}))).collect::<serde_json::Map<_, _>>();
+    json!({
+        "Id": d.id,
+        "RepoTags": d.repo_tags,
+        "RepoDigests": d.repo_digests,
+        "Created": d.created.as_ref().map(|t| t.to_string()),
+        "Author": d.author,
+        "Architecture": d.architecture,
+        "Variant": if d.variant.is_empty() { None } else { Some(&d.variant) },
+        "Os": d.os,
+        "Size": d.size,
+        "Config": {
+            "User": c.user,
+            "ExposedPorts": if c.exposed_ports.is_empty() { None } else { Some(map(&c.exposed_ports)) },
+            "Env": c.env,
+            "Entrypoint": if c.has_entrypoint { Some(&c.entrypoint) } else { None },
+            "Cmd": if c.has_cmd { Some(&c.cmd) } else { None },
+            "Volumes": if c.volumes.is_empty() { None } else { Some(map(&c.volumes)) },
+            "WorkingDir": c.working_dir,
+            "Labels": c.labels,
+            "StopSignal": if c.stop_signal.is_empty() { None } else { Some(&c.stop_signal) },
+        },
+        "RootFS": { "Type": "layers", "Layers": d.layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>() },
+        "Descriptor": { "mediaType": d.manifest_media_type, "digest": d.manifest_digest },
+        "Layers": d.layers.iter().map(|l| json!({"Digest": l.digest, "DiffID": l.diff_id, "MediaType": l.media_type, "Size": l.size, "UnpackedSize": l.unpacked_size})).collect::<Vec<_>>(),
+        "History": d.history.iter().map(|h| json!({"Created": h.created.as_ref().map(|t| t.to_string()), "CreatedBy": h.created_by, "Comment": h.comment, "EmptyLayer": h.empty_layer, "Size": h.size})).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs `berth image inspect`.
+pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
+    if let Some(f) = a.format.as_deref().filter(|f| *f != "json") {
+        bail!("--format '{f}' is not supported: use json");
+    }
+    let mut c = client(conn).await?;
+    let mut out = Vec::new();
+    let mut failed = None;
+    for r in &a.references {
+        match c.inspect(pb::InspectImageRequest { reference: r.clone() }).await {
+            Ok(d) => out.push(detail_json(&d.into_inner())),
+            Err(s) => failed = Some(status_error(s)),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    failed.map_or(Ok(()), Err)
+}
+
+/// Runs `berth image history`.
+pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
+    let mut c = client(conn).await?;
+    for r in &a.references {
+        let h = c.history(pb::InspectImageRequest { reference: r.clone() }).await.map_err(status_error)?.into_inner();
+        let rows: Vec<Vec<String>> = h
+            .history
+            .iter()
+            .map(|e| {
+                vec![
+                    if e.id.is_empty() { "<missing>".into() } else { short(&e.id) },
+                    e.created.as_ref().map_or("N/A".into(), |t| format::ago(t.seconds)),
+                    e.created_by.chars().take(45).collect(),
+                    format::size(e.size),
+                    e.comment.clone(),
+                ]
+            })
+            .collect();
+        format::table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    }
+    Ok(())
+}
+
+/// Runs `berth tag`.
+pub async fn tag(conn: &Conn, a: TagArgs) -> Result<()> {
+    client(conn).await?.tag(pb::TagImageRequest { source: a.source, target: a.target }).await.map_err(status_error)?;
+    Ok(())
+}
+
+/// Runs `berth rmi`.
+pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
+    let mut c = client(conn).await?;
+    let mut failed = None;
+    for r in &a.references {
+        match c.remove(pb::RemoveImageRequest { reference: r.clone(), force: a.force, no_prune: a.no_prune }).await {
+            Ok(resp) => {
+                for item in resp.into_inner().items {
+                    println!("{}: {}", item.action, item.value);
+                }
+            }
+            Err(s) => {
+                eprintln!("Error: {}", s.message());
+                failed = Some(anyhow::anyhow!("some images could not be removed"));
+            }
+        }
+    }
+    if failed.is_some() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Runs `berth image prune`.
+pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
+    if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("WARNING! This will remove all {}images. Are you sure you want to continue? [y/N] ", if a.all { "images without at least one container associated to them" } else { "dangling " });
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            return Ok(());
+        }
+    }
+    let resp = client(conn).await?.prune(pb::PruneImagesRequest { all: a.all, filters: Default::default() }).await.map_err(status_error)?.into_inner();
+    if !resp.items.is_empty() {
+        println!("Deleted Images:");
+        for item in &resp.items {
+            println!("{}: {}", item.action.to_lowercase(), item.value);
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", format::size(resp.space_reclaimed));
+    Ok(())
+}
+
+/// Runs `berth save`.
+pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
+    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!("refusing to write an archive to the terminal: use -o FILE or redirect standard output");
+    }
+    let mut stream = client(conn).await?.save(pb::SaveImagesRequest { references: a.references }).await.map_err(status_error)?.into_inner();
+    let tmp = a.output.as_ref().map(|o| o.with_extension("berth-partial"));
+    let mut out: Box<dyn Write> = match &tmp {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let result: Result<()> = async {
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk.map_err(status_error)?.data)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+    .await;
+    drop(out);
+    match (result, tmp, a.output) {
+        (Ok(()), Some(tmp), Some(dest)) => std::fs::rename(tmp, &dest).with_context(|| format!("cannot write {}", dest.display())),
+        (Err(e), Some(tmp), _) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+        (r, _, _) => r,
+    }
+}
+
+/// Runs `berth load`.
+pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &a.input {
+        Some(p) => Box::new(tokio::fs::File::open(p).await.with_context(|| format!("cannot open {}", p.display()))?),
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
+            }
+            Box::new(tokio::io::stdin())
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::LoadImagesRequest>(4);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            if tx.send(pb::LoadImagesRequest { data: buf[..n].to_vec(), quiet: false }).await.is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let mut stream = client(conn)
+        .await?
+        .load(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    reader.await?.context("cannot read the archive")?;
+    while let Some(msg) = stream.next().await {
+        let msg = msg.map_err(status_error)?;
+        if !a.quiet && !msg.status.is_empty() {
+            println!("{}", msg.status);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The Images service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use berth_api::v1::{self as pb, images_server::Images};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::status::{not_built, to_status};
+use super::system::credentials;
+use super::Agent;
+use crate::image::manage::{ImageEntry, Removed};
+use crate::image::manifest::{parse_config, ImageConfig};
+use crate::image::reference::familiar;
+use crate::image::Progress;
+
+/// Images over the agent.
+pub struct ImagesApi(pub Arc<Agent>);
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Runs long engine work in a task and streams its progress, then one last
+/// message built from its outcome.
+fn progress_stream<T, O, F>(
+    work: F,
+    on_progress: fn(Progress) -> T,
+    on_done: fn(O) -> T,
+) -> Stream_<T>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnOnce(crate::image::ProgressTx) -> futures::future::BoxFuture<'static, crate::error::Result<O>> + Send + 'static,
+{
+    let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
+    let (otx, orx) = mpsc::unbounded_channel::<Result<T, Status>>();
+    tokio::spawn(async move {
+        let result = work(ptx).await;
+        let _ = otx.send(result.map(on_done).map_err(to_status));
+    });
+    let progress = UnboundedReceiverStream::new(prx).map(move |p| Ok(on_progress(p)));
+    Box::pin(progress.chain(UnboundedReceiverStream::new(orx)))
+}
+
+fn timestamp(rfc3339: Option<&str>) -> Option<prost_types::Timestamp> {
+    rfc3339.and_then(|t| t.parse().ok())
+}
+
+fn removed(items: Vec<Removed>) -> Vec<pb::RemovedItem> {
+    items
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(v) => pb::RemovedItem { action: "Untagged".into(), value: v },
+            Removed::Deleted(v) => pb::RemovedItem { action: "Deleted".into(), value: v },
+        })
+        .collect()
+}
+
+impl ImagesApi {
+    fn config_of(&self, entry: &ImageEntry) -> Result<(ImageConfig, String), Status> {
+        let bytes = self.0.images.content.read(&entry.record.id).map_err(to_status)?;
+        let config = parse_config(&bytes).map_err(to_status)?;
+        Ok((config, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    fn history(&self, config: &ImageConfig, entry: &ImageEntry) -> Vec<pb::HistoryEntry> {
+        let mut layers = entry.record.layers.iter();
+        let mut out: Vec<pb::HistoryEntry> = config
+            .history
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| {
+                let empty = h.empty_layer.unwrap_or(false);
+                let size = if empty {
+                    0
+                } else {
+                    layers.next().and_then(|l| self.0.images.snapshots.info(&l.chain_id)).map_or(0, |i| i.bytes)
+                };
+                pb::HistoryEntry {
+                    created: timestamp(h.created.as_deref()),
+                    created_by: h.created_by.unwrap_or_default(),
+                    author: h.author.unwrap_or_default(),
+                    comment: h.comment.unwrap_or_default(),
+                    empty_layer: empty,
+                    id: String::new(),
+                    size,
+                }
+            })
+            .collect();
+        out.reverse();
+        if let Some(first) = out.first_mut() {
+            first.id = entry.record.id.clone();
+        }
+        out
+    }
+}
+
+#[tonic::async_trait]
+impl Images for ImagesApi {
+    type PullStream = Stream_<pb::PullProgress>;
+
+    async fn pull(&self, request: Request<pb::PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let req = request.into_inner();
+        let images = self.0.images.clone();
+        let creds = credentials(req.auth);
+        Ok(Response::new(progress_stream(
+            move |tx| {
+                Box::pin(async move {
+                    let platform = Some(req.platform.as_str());
+                    images.pull(&req.reference, platform, &creds, &tx).await
+                })
+            },
+            |p| pb::PullProgress { id: p.id, status: p.status, current: p.current, total: p.total, done: None },
+            |o| pb::PullProgress {
+                done: Some(pb::PullDone { image_id: o.image_id, reference: o.reference, digest: o.digest, up_to_date: o.up_to_date }),
+                ..Default::default()
+            },
+        )))
+    }
+
+    type PushStream = Stream_<pb::PushProgress>;
+
+    async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+        let req = request.into_inner();
+        let images = self.0.images.clone();
+        let creds = credentials(req.auth);
+        Ok(Response::new(progress_stream(
+            move |tx| Box::pin(async move { images.push(&req.reference, &creds, &tx).await }),
+            |p| pb::PushProgress { id: p.id, status: p.status, current: p.current, total: p.total, done: None },
+            |o| pb::PushProgress {
+                done: Some(pb::PushDone { reference: o.reference, digest: o.digest, size: o.size }),
+                ..Default::default()
+            },
+        )))
+    }
+
+    async fn list(&self, request: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
+        let req = request.into_inner();
+        let dangling = req.filters.get("dangling").and_then(|l| l.values.first()).map(|v| v == "true");
+        let reference = req.filters.get("reference").map(|l| l.values.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for entry in self.0.images.list().map_err(to_status)? {
+            if let Some(d) = dangling {
+                if d != entry.tags.is_empty() {
+                    continue;
+                }
+            }
+            let tags: Vec<String> = entry.tags.iter().map(|t| familiar(t)).collect();
+            if !reference.is_empty() && !tags.iter().any(|t| reference.iter().any(|pat| glob_match(pat, t))) {
+                continue;
+            }
+            let (config, _) = self.config_of(&entry)?;
+            out.push(pb::ImageSummary {
+                id: entry.record.id.clone(),
+                repo_tags: tags,
+                repo_digests: entry.record.repo_digests.iter().map(|d| familiar(d)).collect(),
+                created: timestamp(config.created.as_deref()),
+                size: entry.record.size,
+                containers: 0,
+                labels: config.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
+            });
+        }
+        Ok(Response::new(pb::ListImagesResponse { images: out }))
+    }
+
+    async fn inspect(&self, request: Request<pb::InspectImageRequest>) -> Result<Response<pb::ImageDetail>, Status> {
+        let entry = self.0.images.find(&request.into_inner().reference).map_err(to_status)?;
+        let (config, config_json) = self.config_of(&entry)?;
+        let run = config.config.clone().unwrap_or_default();
+        let keys = |m: Option<std::collections::BTreeMap<String, serde_json::Value>>| m.unwrap_or_default().into_keys().collect();
+        let layers = entry
+            .record
+            .layers
+            .iter()
+            .map(|l| pb::ImageLayer {
+                digest: l.digest.clone(),
+                diff_id: l.diff_id.clone(),
+                media_type: l.media_type.clone(),
+                size: l.size,
+                unpacked_size: self.0.images.snapshots.info(&l.chain_id).map_or(0, |i| i.bytes),
+            })
+            .collect();
+        Ok(Response::new(pb::ImageDetail {
+            id: entry.record.id.clone(),
+            repo_tags: entry.tags.iter().map(|t| familiar(t)).collect(),
+            repo_digests: entry.record.repo_digests.iter().map(|d| familiar(d)).collect(),
+            created: timestamp(config.created.as_deref()),
+            author: config.author.clone().unwrap_or_default(),
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: config.variant.clone().unwrap_or_default(),
+            size: entry.record.size,
+            config: Some(pb::ImageConfig {
+                user: run.user.unwrap_or_default(),
+                exposed_ports: keys(run.exposed_ports),
+                env: run.env.unwrap_or_default(),
+                has_entrypoint: run.entrypoint.is_some(),
+                entrypoint: run.entrypoint.unwrap_or_default(),
+                has_cmd: run.cmd.is_some(),
+                cmd: run.cmd.unwrap_or_default(),
+                volumes: keys(run.volumes),
+                working_dir: run.working_dir.unwrap_or_default(),
+                labels: run.labels.unwrap_or_default().into_iter().collect(),
+                stop_signal: run.stop_signal.unwrap_or_default(),
+            }),
+            history: self.history(&config, &entry),
+            layers,
+            manifest_digest: entry.record.manifest_digest.clone(),
+            manifest_media_type: entry.record.manifest_media_type.clone(),
+            config_json,
+        }))
+    }
+
+    async fn tag(&self, request: Request<pb::TagImageRequest>) -> Result<Response<pb::TagImageResponse>, Status> {
+        let req = request.into_inner();
+        let target = self.0.images.tag(&req.source, &req.target).map_err(to_status)?;
+        Ok(Response::new(pb::TagImageResponse { target }))
+    }
+
+    async fn remove(&self, request: Request<pb::RemoveImageRequest>) -> Result<Response<pb::RemoveImageResponse>, Status> {
+        let req = request.into_inner();
+        let (items, _) = self.0.images.remove(&req.reference, req.force, req.no_prune).await.map_err(to_status)?;
+        Ok(Response::new(pb::RemoveImageResponse { items: removed(items) }))
+    }
+
+    async fn prune(&self, request: Request<pb::PruneImagesRequest>) -> Result<Response<pb::PruneImagesResponse>, Status> {
+        let (items, space) = self.0.images.prune(request.into_inner().all).await.map_err(to_status)?;
+        Ok(Response::new(pb::PruneImagesResponse { items: removed(items), space_reclaimed: space }))
+    }
+
+    type SaveStream = Stream_<pb::DataChunk>;
+
+    async fn save(&self, request: Request<pb::SaveImagesRequest>) -> Result<Response<Self::SaveStream>, Status> {
+        let refs = request.into_inner().references;
+        let images = self.0.images.clone();
+        let plan = images.plan_save(&refs).map_err(to_status)?;
+        let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
+        tokio::task::spawn_blocking(move || {
+            let mut writer = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+            let result = images.write_archive(&plan, &mut writer).and_then(|()| writer.flush_out());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(to_status(e)));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type LoadStream = Stream_<pb::LoadProgress>;
+
+    async fn load(&self, request: Request<Streaming<pb::LoadImagesRequest>>) -> Result<Response<Self::LoadStream>, Status> {
+        let mut incoming = request.into_inner();
+        let images = self.0.images.clone();
+        let spool = images.spool_file().map_err(to_status)?;
+        let mut file = tokio::fs::File::from_std(spool.reopen().map_err(|e| Status::internal(e.to_string()))?);
+        while let Some(msg) = incoming.next().await {
+            use tokio::io::AsyncWriteExt;
+            let msg = msg?;
+            file.write_all(&msg.data).await.map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
+        }
+        drop(file);
+        Ok(Response::new(progress_stream(
+            move |tx| Box::pin(async move { images.load(spool, &tx).await }),
+            |p| pb::LoadProgress { status: p.status, loaded: vec![] },
+            |loaded| pb::LoadProgress { status: String::new(), loaded },
+        )))
+    }
+
+    async fn history(&self, request: Request<pb::InspectImageRequest>) -> Result<Response<pb::ImageHistoryResponse>, Status> {
+        let entry = self.0.images.find(&request.into_inner().reference).map_err(to_status)?;
+        let (config, _) = self.config_of(&entry)?;
+        Ok(Response::new(pb::ImageHistoryResponse { history: self.history(&config, &entry) }))
+    }
+
+    type BuildStream = Stream_<pb::BuildProgress>;
+
+    async fn build(&self, _: Request<Streaming<pb::BuildRequest>>) -> Result<Response<Self::BuildStream>, Status> {
+        Err(not_built("/berth.v1.Images/Build"))
+    }
+
+    async fn import(&self, _: Request<Streaming<pb::ImportImageRequest>>) -> Result<Response<pb::ImportImageResponse>, Status> {
+        Err(not_built("/berth.v1.Images/Import"))
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// A blocking writer that sends what it is given as DataChunk messages.
+struct ChunkWriter {
+    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn flush_out(&mut self) -> crate::error::Result<()> {
+        if !self.buf.is_empty() {
+            let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.tx
+                .blocking_send(Ok(pb::DataChunk { data }))
+                .map_err(|_| crate::error::Error::Unavailable("the client stopped reading the archive".into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush_out().map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Docker's reference filter: `*` matches within one path component.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let with_tag = if pattern.contains(':') { pattern.to_string() } else { format!("{pattern}:*") };
+    go(with_tag.as_bytes(), text.as_bytes())
+}
