@@ -1,1 +1,180 @@
+//! The end-to-end harness: a real `docker-registry` on a free loopback
+//! port (plain, basic auth, or bearer tokens from a token endpoint of our
+//! own), images built offline as OCI layouts and pushed with skopeo, and
+//! the real `berth-agent` and `berth` binaries.
 
+pub mod images;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when the test may run; without root it fails under CI and skips
+/// (with one line) elsewhere.
+pub fn need_root() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "this test needs root, and CI runs as root");
+    eprintln!("skipped: this test needs root");
+    false
+}
+
+/// The workspace's target directory, where the binaries are.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built: run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A running berth-agent with its own root and socket.
+pub struct Agent {
+    /// Its private directory (root, socket).
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Agent {
+    /// Starts an agent.
+    pub fn start() -> Agent {
+        Self::start_with(&[])
+    }
+
+    /// Starts an agent with extra flags.
+    pub fn start_with(extra: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut agent = Agent { dir, child: None, args: extra.iter().map(|s| s.to_string()).collect() };
+        agent.spawn();
+        agent
+    }
+
+    /// The agent's store.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The agent's endpoint URL.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("berth.sock").display())
+    }
+
+    fn spawn(&mut self) {
+        let sock = self.dir.path().join("berth.sock");
+        let _ = std::fs::remove_file(&sock);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log")).unwrap();
+        let child = Command::new(bin("berth-agent"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--listen")
+            .arg(self.host())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berth-agent");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "berth-agent did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Kills the agent with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the agent again on the same root.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs `berth ARGS` against this agent.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args).output().expect("run berth")
+    }
+
+    /// A `berth` command against this agent, for callers that need more control.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.args(args).env("BERTH_HOST", self.host()).env("BERTH_CONFIG", self.dir.path().join("client"));
+        c
+    }
+
+    /// Runs `berth ARGS` and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}\n{}\nagent log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `berth ARGS`, asserts failure with exit status 1, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert_eq!(out.status.code(), Some(1), "berth {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one sentence expected, got: {err}");
+        err
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every path under `dir` (relative), for "nothing outside changed" checks.
+pub fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let content = if meta.is_file() { hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&p).unwrap())) } else { String::new() };
+            out.push(format!("{} {:o} {}", p.strip_prefix(base).unwrap().display(), std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), content));
+            if meta.is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
