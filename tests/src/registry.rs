@@ -3,7 +3,7 @@
 //! flow Docker Hub uses (a token endpoint of our own that checks basic
 //! credentials).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -121,29 +121,32 @@ fn spawn_token_endpoint() -> u16 {
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut authorized = false;
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("authorization: basic ") {
-                    let want = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}")).to_ascii_lowercase();
-                    authorized = v.trim() == want;
-                }
-                line.clear();
-            }
-            let _ = reader.read(&mut [0u8; 0]);
-            let mut s = stream;
-            let reply = if authorized {
-                let body = r#"{"token":"berth-test-token","access_token":"berth-test-token","expires_in":300}"#;
-                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-            };
-            let _ = s.write_all(reply.as_bytes());
+            std::thread::spawn(move || answer_token_request(stream));
         }
     });
     port
+}
+
+fn answer_token_request(stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut authorized = false;
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("authorization: basic ") {
+            let want = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}")).to_ascii_lowercase();
+            authorized = v.trim() == want;
+        }
+        line.clear();
+    }
+    let reply = if authorized {
+        let body = r#"{"token":"berth-test-token","access_token":"berth-test-token","expires_in":300}"#;
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    } else {
+        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    };
+    let mut s = stream;
+    let _ = s.write_all(reply.as_bytes());
 }

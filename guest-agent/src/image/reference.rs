@@ -32,6 +32,9 @@ impl ImageRef {
         if let Some(d) = oci.digest() {
             crate::digest::hex_of(d)?;
         }
+        if !oci.repository().split('/').all(valid_path_component) {
+            return Err(bad("repository names are lowercase letters, digits and . _ - separators"));
+        }
         Ok(ImageRef { oci })
     }
 
@@ -75,6 +78,32 @@ impl ImageRef {
     }
 }
 
+/// One path component of a repository name, per the distribution
+/// grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+fn valid_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Docker's short form of a full reference: "docker.io/library/alpine:latest"
 /// is "alpine:latest", "docker.io/me/app:v1" is "me/app:v1".
 pub fn familiar(full: &str) -> String {
@@ -102,7 +131,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_references_with_a_sentence() {
-        for bad in ["", "UPPER", "a b", "x@sha256:zz", "a::b", "-x"] {
+        for bad in ["", "UPPER", "UPPER/case", "a b", "x@sha256:zz", "a::b", "-x", "a/b..c", "a/_b"] {
             let e = ImageRef::parse(bad).unwrap_err().to_string();
             assert!(e.contains("reference") || e.contains("digest"), "{bad}: {e}");
         }
