@@ -3,7 +3,13 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
-        "system", "images", "containers", "volumes", "networks", "ports", "files",
+        "system",
+        "images",
+        "containers",
+        "volumes",
+        "networks",
+        "ports",
+        "files",
     ]
     .map(|name| format!("proto/berth/v1/{name}.proto"));
     let descriptors = protox::compile(&files, ["proto"])?;

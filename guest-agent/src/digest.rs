@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 /// the hex part. Anything else (other algorithms, path tricks) is refused.
 pub fn hex_of(digest: &str) -> Result<&str> {
     let hex = digest.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(hex)
     } else {
         Err(Error::InvalidArgument(format!(
@@ -68,7 +72,10 @@ pub struct HashingReader<R> {
 impl<R> HashingReader<R> {
     /// Wraps a reader.
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::default() }
+        HashingReader {
+            inner,
+            hasher: Hasher::default(),
+        }
     }
 }
 
@@ -86,7 +93,13 @@ mod tests {
 
     #[test]
     fn refuses_non_sha256_and_path_tricks() {
-        for bad in ["sha256:../../etc", "sha512:00", "sha256:ABCDEF", "", "sha256:"] {
+        for bad in [
+            "sha256:../../etc",
+            "sha512:00",
+            "sha256:ABCDEF",
+            "",
+            "sha256:",
+        ] {
             assert!(hex_of(bad).is_err(), "{bad}");
         }
         let good = of_bytes(b"x");

@@ -48,7 +48,10 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level takes error, warn, info, debug or trace")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .context("--log-level takes error, warn, info, debug or trace")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -57,15 +60,28 @@ fn run(args: Args) -> Result<()> {
         .iter()
         .map(|l| l.parse::<Endpoint>())
         .collect::<Result<Vec<_>, _>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let images = ImageService::open(&args.root, RegistryOptions { insecure: args.insecure_registries.clone() })?;
+        let images = ImageService::open(
+            &args.root,
+            RegistryOptions {
+                insecure: args.insecure_registries.clone(),
+            },
+        )?;
         let id = std::fs::read_to_string(args.root.join("agent-id")).unwrap_or_else(|_| {
-            let id = berth_agent::digest::of_bytes(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes())[7..19].to_string();
+            let id = berth_agent::digest::of_bytes(
+                format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+            )[7..19]
+                .to_string();
             let _ = std::fs::write(args.root.join("agent-id"), &id);
             id
         });
-        let agent = Arc::new(Agent { images, id: id.trim().to_string() });
+        let agent = Arc::new(Agent {
+            images,
+            id: id.trim().to_string(),
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
@@ -75,7 +91,11 @@ fn run(args: Args) -> Result<()> {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let tls = TlsFiles { cert: args.tls_cert, key: args.tls_key, client_ca: args.tls_client_ca };
+        let tls = TlsFiles {
+            cert: args.tls_cert,
+            key: args.tls_key,
+            client_ca: args.tls_client_ca,
+        };
         serve(&endpoints, routes(agent), &tls, stop_rx).await
     })
 }

@@ -31,7 +31,9 @@ impl TlsFiles {
         match (&self.cert, &self.key, &self.client_ca) {
             (None, None, None) => Ok(None),
             (Some(cert), Some(key), Some(ca)) => {
-                let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+                let read = |p: &PathBuf| {
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+                };
                 Ok(Some(
                     ServerTlsConfig::new()
                         .identity(Identity::from_pem(read(cert)?, read(key)?))
@@ -44,11 +46,19 @@ impl TlsFiles {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Serves `routes` on every endpoint until `shutdown` turns true.
-pub async fn serve(endpoints: &[Endpoint], routes: Routes, tls: &TlsFiles, shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn serve(
+    endpoints: &[Endpoint],
+    routes: Routes,
+    tls: &TlsFiles,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let tls_config = tls.config()?;
     let mut tasks = Vec::new();
     for ep in endpoints {
@@ -60,16 +70,22 @@ pub async fn serve(endpoints: &[Endpoint], routes: Routes, tls: &TlsFiles, shutd
         let task = match ep {
             Endpoint::Unix(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
                 let _ = std::fs::remove_file(path);
-                let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {ep}"))?;
+                let listener = tokio::net::UnixListener::bind(path)
+                    .with_context(|| format!("cannot listen on {ep}"))?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
                 if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
                     let _ = nix::unistd::chown(path, None, Some(group.gid));
                 }
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-                tokio::spawn(Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+                tokio::spawn(
+                    Server::builder()
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, signal),
+                )
             }
             Endpoint::Tcp { host, port } => {
                 let mut builder = Server::builder();
@@ -84,13 +100,22 @@ pub async fn serve(endpoints: &[Endpoint], routes: Routes, tls: &TlsFiles, shutd
                     .await
                     .with_context(|| format!("cannot listen on {ep}"))?;
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                tokio::spawn(builder.add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+                tokio::spawn(
+                    builder
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, signal),
+                )
             }
             Endpoint::Vsock { cid, port } => {
-                let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(*cid, *port))
-                    .with_context(|| format!("cannot listen on {ep}"))?;
+                let listener =
+                    tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(*cid, *port))
+                        .with_context(|| format!("cannot listen on {ep}"))?;
                 let incoming = futures::StreamExt::map(listener.incoming(), |s| s.map(VsockConn));
-                tokio::spawn(Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal))
+                tokio::spawn(
+                    Server::builder()
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, signal),
+                )
             }
             Endpoint::HybridVsock { .. } => {
                 bail!("{ep} is a client-side address: the agent listens on vsock://CID:PORT inside the VM")
@@ -119,13 +144,21 @@ impl Connected for VsockConn {
 }
 
 impl AsyncRead for VsockConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for VsockConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

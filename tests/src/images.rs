@@ -27,7 +27,15 @@ pub fn tar_of(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_gnu();
-        let (name, kind, mode, uid, gid, data, link): (&str, tar::EntryType, u32, u64, u64, &[u8], &str) = match e {
+        let (name, kind, mode, uid, gid, data, link): (
+            &str,
+            tar::EntryType,
+            u32,
+            u64,
+            u64,
+            &[u8],
+            &str,
+        ) = match e {
             E::Dir(n, m, u, g) => (n, tar::EntryType::Directory, *m, *u, *g, b"", ""),
             E::File(n, m, u, g, d) => (n, tar::EntryType::Regular, *m, *u, *g, d, ""),
             E::Symlink(n, t) => (n, tar::EntryType::Symlink, 0o777, 0, 0, b"", t),
@@ -81,7 +89,11 @@ impl Layout {
     pub fn new() -> Layout {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
-        std::fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
         Layout { dir, index: vec![] }
     }
 
@@ -100,11 +112,18 @@ impl Layout {
             diff_ids.push(sha(tar));
             let (data, mt) = match compression {
                 Compression::Gzip => {
-                    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     enc.write_all(tar).unwrap();
-                    (enc.finish().unwrap(), "application/vnd.oci.image.layer.v1.tar+gzip")
+                    (
+                        enc.finish().unwrap(),
+                        "application/vnd.oci.image.layer.v1.tar+gzip",
+                    )
                 }
-                Compression::Zstd => (zstd::encode_all(tar.as_slice(), 3).unwrap(), "application/vnd.oci.image.layer.v1.tar+zstd"),
+                Compression::Zstd => (
+                    zstd::encode_all(tar.as_slice(), 3).unwrap(),
+                    "application/vnd.oci.image.layer.v1.tar+zstd",
+                ),
                 Compression::None => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
             };
             let (d, s) = self.blob(&data);
@@ -138,15 +157,27 @@ impl Layout {
 
     /// Names a manifest or index in index.json.
     pub fn tag(&mut self, tag: &str, digest: &str, size: u64, index: bool) {
-        let mt = if index { "application/vnd.oci.image.index.v1+json" } else { "application/vnd.oci.image.manifest.v1+json" };
+        let mt = if index {
+            "application/vnd.oci.image.index.v1+json"
+        } else {
+            "application/vnd.oci.image.manifest.v1+json"
+        };
         self.index.push(json!({"mediaType": mt, "digest": digest, "size": size, "annotations": {"org.opencontainers.image.ref.name": tag}}));
         let doc = json!({"schemaVersion": 2, "manifests": self.index});
-        std::fs::write(self.dir.path().join("index.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.path().join("index.json"),
+            serde_json::to_vec(&doc).unwrap(),
+        )
+        .unwrap();
     }
 
     /// Pushes a tag to `dest` (e.g. "127.0.0.1:5000/name:tag") with skopeo.
     pub fn push(&self, tag: &str, dest: &str, extra: &[String]) {
-        push_with_skopeo(&format!("oci:{}:{tag}", self.dir.path().display()), dest, extra);
+        push_with_skopeo(
+            &format!("oci:{}:{tag}", self.dir.path().display()),
+            dest,
+            extra,
+        );
     }
 }
 
@@ -159,7 +190,11 @@ pub fn push_with_skopeo(src: &str, dest: &str, extra: &[String]) {
         .arg(format!("docker://{dest}"))
         .output()
         .expect("skopeo (apt-get install skopeo)");
-    assert!(out.status.success(), "skopeo copy {src} {dest}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo copy {src} {dest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A busybox root: the static binary and a few applet links.
@@ -171,7 +206,13 @@ pub fn busybox_layer() -> Vec<u8> {
         E::Symlink("bin/sh", "busybox"),
         E::Symlink("bin/ls", "busybox"),
         E::Dir("etc/", 0o755, 0, 0),
-        E::File("etc/passwd", 0o644, 0, 0, b"root:x:0:0:root:/root:/bin/sh\n"),
+        E::File(
+            "etc/passwd",
+            0o644,
+            0,
+            0,
+            b"root:x:0:0:root:/root:/bin/sh\n",
+        ),
     ])
 }
 
@@ -182,7 +223,11 @@ pub fn remote_digest(reference: &str) -> String {
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sha(&out.stdout)
 }
 
@@ -208,7 +253,12 @@ pub fn describe_tree(root: &Path) -> Vec<String> {
             } else {
                 format!("special:{:o}", m.mode() & 0o170000)
             };
-            out.push(format!("{rel} {what} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid()));
+            out.push(format!(
+                "{rel} {what} {:o} {}:{}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            ));
             if ft.is_dir() {
                 walk(root, &p, out);
             }

@@ -16,7 +16,10 @@ pub fn need_root() -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "this test needs root, and CI runs as root");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "this test needs root, and CI runs as root"
+    );
     eprintln!("skipped: this test needs root");
     false
 }
@@ -27,7 +30,11 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 
@@ -48,7 +55,11 @@ impl Agent {
     /// Starts an agent with extra flags.
     pub fn start_with(extra: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut agent = Agent { dir, child: None, args: extra.iter().map(|s| s.to_string()).collect() };
+        let mut agent = Agent {
+            dir,
+            child: None,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        };
         agent.spawn();
         agent
     }
@@ -66,7 +77,11 @@ impl Agent {
     fn spawn(&mut self) {
         let sock = self.dir.path().join("berth.sock");
         let _ = std::fs::remove_file(&sock);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .unwrap();
         let child = Command::new(bin("berth-agent"))
             .arg("--root")
             .arg(self.root())
@@ -80,7 +95,11 @@ impl Agent {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
-            assert!(Instant::now() < deadline, "berth-agent did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "berth-agent did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -112,7 +131,9 @@ impl Agent {
     /// A `berth` command against this agent, for callers that need more control.
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin("berth"));
-        c.args(args).env("BERTH_HOST", self.host()).env("BERTH_CONFIG", self.dir.path().join("client"));
+        c.args(args)
+            .env("BERTH_HOST", self.host())
+            .env("BERTH_CONFIG", self.dir.path().join("client"));
         c
     }
 
@@ -132,10 +153,19 @@ impl Agent {
     /// Runs `berth ARGS`, asserts failure with exit status 1, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.berth(args);
-        assert_eq!(out.status.code(), Some(1), "berth {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "berth {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!err.contains("panicked"), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "one sentence expected, got: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "one sentence expected, got: {err}"
+        );
         err
     }
 }
@@ -163,12 +193,25 @@ impl Drop for Agent {
 pub fn tree_listing(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let meta = std::fs::symlink_metadata(&p).unwrap();
-            let content = if meta.is_file() { hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&p).unwrap())) } else { String::new() };
-            out.push(format!("{} {:o} {}", p.strip_prefix(base).unwrap().display(), std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), content));
+            let content = if meta.is_file() {
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                    std::fs::read(&p).unwrap(),
+                ))
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {}",
+                p.strip_prefix(base).unwrap().display(),
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
+                content
+            ));
             if meta.is_dir() {
                 walk(base, &p, out);
             }

@@ -37,7 +37,11 @@ pub struct Registry {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Registry {
@@ -50,9 +54,15 @@ impl Registry {
         match auth {
             Auth::None => {}
             Auth::Basic => {
-                let out = Command::new("htpasswd").args(["-Bbn", USER, PASS]).output().expect("htpasswd (apache2-utils)");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", USER, PASS])
+                    .output()
+                    .expect("htpasswd (apache2-utils)");
                 std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
-                auth_yaml = format!("auth: {{ htpasswd: {{ realm: r, path: {} }} }}\n", dir.path().join("htpasswd").display());
+                auth_yaml = format!(
+                    "auth: {{ htpasswd: {{ realm: r, path: {} }} }}\n",
+                    dir.path().join("htpasswd").display()
+                );
             }
             Auth::Token => {
                 let token_port = spawn_token_endpoint();
@@ -96,7 +106,12 @@ impl Registry {
     /// Where it keeps a blob's data.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
-        self.dir.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 
     /// Credentials for skopeo.
@@ -135,14 +150,20 @@ fn answer_token_request(stream: TcpStream) {
         if line == "\r\n" {
             break;
         }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("authorization: basic ") {
-            let want = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}")).to_ascii_lowercase();
+        if let Some(v) = line
+            .to_ascii_lowercase()
+            .strip_prefix("authorization: basic ")
+        {
+            let want = base64::engine::general_purpose::STANDARD
+                .encode(format!("{USER}:{PASS}"))
+                .to_ascii_lowercase();
             authorized = v.trim() == want;
         }
         line.clear();
     }
     let reply = if authorized {
-        let body = r#"{"token":"berth-test-token","access_token":"berth-test-token","expires_in":300}"#;
+        let body =
+            r#"{"token":"berth-test-token","access_token":"berth-test-token","expires_in":300}"#;
         format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
     } else {
         "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()

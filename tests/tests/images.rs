@@ -2,12 +2,20 @@
 
 use std::process::Command;
 
-use berth_tests::images::{busybox_layer, describe_tree, remote_digest, tar_of, Compression, Layout, E};
+use berth_tests::images::{
+    busybox_layer, describe_tree, remote_digest, tar_of, Compression, Layout, E,
+};
 use berth_tests::registry::{Auth, Registry, PASS, USER};
 use berth_tests::{need_root, tree_listing, Agent};
 
 /// Pushes a one-image layout to `reg` as `name:tag`; returns "addr/name:tag".
-fn publish(reg: &Registry, name: &str, layers: &[Vec<u8>], compression: Compression, extra: &[String]) -> String {
+fn publish(
+    reg: &Registry,
+    name: &str,
+    layers: &[Vec<u8>],
+    compression: Compression,
+    extra: &[String],
+) -> String {
     let mut layout = Layout::new();
     let (d, s) = layout.image(layers, compression, "amd64");
     layout.tag("t", &d, s, false);
@@ -30,17 +38,30 @@ fn pull_by_tag_and_digest_then_list_inspect_and_repull_as_a_no_op() {
         return;
     }
     let reg = Registry::start(Auth::None);
-    let name = publish(&reg, "tools/busybox:1.0", &[busybox_layer()], Compression::Gzip, &[]);
+    let name = publish(
+        &reg,
+        "tools/busybox:1.0",
+        &[busybox_layer()],
+        Compression::Gzip,
+        &[],
+    );
     let agent = Agent::start();
     let out = agent.ok(&["pull", &name]);
-    assert!(out.contains("Pull complete") && out.contains("Downloaded newer image"), "{out}");
+    assert!(
+        out.contains("Pull complete") && out.contains("Downloaded newer image"),
+        "{out}"
+    );
     let images = agent.ok(&["images"]);
-    assert!(images.contains(&format!("{}/tools/busybox", reg.addr)) && images.contains("1.0"), "{images}");
+    assert!(
+        images.contains(&format!("{}/tools/busybox", reg.addr)) && images.contains("1.0"),
+        "{images}"
+    );
     let again = agent.ok(&["pull", &name]);
     assert!(again.contains("Image is up to date"), "{again}");
     assert!(!again.contains("Downloading"), "{again}");
 
-    let inspect: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     let img = &inspect[0];
     assert_eq!(img["Config"]["Cmd"][0], "/bin/sh");
     assert_eq!(img["Config"]["Env"][0], "PATH=/bin");
@@ -54,7 +75,10 @@ fn pull_by_tag_and_digest_then_list_inspect_and_repull_as_a_no_op() {
     let agent2 = Agent::start();
     agent2.ok(&["pull", &by_digest]);
     let listed = agent2.ok(&["images", "--digests"]);
-    assert!(listed.contains(&digest) && listed.contains("<none>"), "{listed}");
+    assert!(
+        listed.contains(&digest) && listed.contains("<none>"),
+        "{listed}"
+    );
     let quiet = agent2.ok(&["images", "-q"]);
     assert_eq!(quiet.trim().len(), 12, "{quiet}");
 }
@@ -99,33 +123,58 @@ fn layers_unpack_exactly_as_umoci_does() {
 
     let agent = Agent::start();
     agent.ok(&["pull", &name]);
-    let inspect: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     let layers = inspect[0]["Layers"].as_array().unwrap().clone();
     assert_eq!(layers.len(), 2);
 
     // Mount the snapshots as a container would see them.
-    let chain_dirs: Vec<String> = std::fs::read_dir(agent.root().join("snapshots")).unwrap().flatten().map(|e| e.path().display().to_string()).collect();
+    let chain_dirs: Vec<String> = std::fs::read_dir(agent.root().join("snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .collect();
     assert_eq!(chain_dirs.len(), 2);
-    let diff0 = layers[0]["DiffID"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-    let (lower, upper): (Vec<&String>, Vec<&String>) = chain_dirs.iter().partition(|p| p.ends_with(&diff0));
+    let diff0 = layers[0]["DiffID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let (lower, upper): (Vec<&String>, Vec<&String>) =
+        chain_dirs.iter().partition(|p| p.ends_with(&diff0));
     let merged = tempfile::tempdir().unwrap();
     let opts = format!("lowerdir={}/fs:{}/fs", upper[0], lower[0]);
-    let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(merged.path()).status().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(merged.path())
+        .status()
+        .unwrap();
     assert!(st.success(), "overlay mount failed");
     let ours = describe_tree(merged.path());
     let _ = Command::new("umount").arg(merged.path()).status();
 
     let bundle = tempfile::tempdir().unwrap();
     let st = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:t", layout.dir.path().display())])
+        .args([
+            "unpack",
+            "--image",
+            &format!("{}:t", layout.dir.path().display()),
+        ])
         .arg(bundle.path().join("b"))
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let theirs = describe_tree(&bundle.path().join("b/rootfs"));
     assert_eq!(ours, theirs, "\nberth: {ours:#?}\numoci: {theirs:#?}");
     // Spot checks a user would notice.
-    assert!(ours.iter().any(|l| l.starts_with("usr/bin/tool file")), "written through /bin -> usr/bin: {ours:#?}");
+    assert!(
+        ours.iter().any(|l| l.starts_with("usr/bin/tool file")),
+        "written through /bin -> usr/bin: {ours:#?}"
+    );
     assert!(!ours.iter().any(|l| l.starts_with("etc/gone")));
     assert!(!ours.iter().any(|l| l.starts_with("opq/old")));
 }
@@ -136,9 +185,20 @@ fn platform_is_chosen_from_an_index() {
         return;
     }
     let mut layout = Layout::new();
-    let amd = layout.image(&[tar_of(&[E::File("arch", 0o644, 0, 0, b"amd64")])], Compression::Gzip, "amd64");
-    let arm = layout.image(&[tar_of(&[E::File("arch", 0o644, 0, 0, b"arm64")])], Compression::Gzip, "arm64");
-    let (d, s) = layout.multi_arch(&[(arm.0.clone(), arm.1, "arm64"), (amd.0.clone(), amd.1, "amd64")]);
+    let amd = layout.image(
+        &[tar_of(&[E::File("arch", 0o644, 0, 0, b"amd64")])],
+        Compression::Gzip,
+        "amd64",
+    );
+    let arm = layout.image(
+        &[tar_of(&[E::File("arch", 0o644, 0, 0, b"arm64")])],
+        Compression::Gzip,
+        "arm64",
+    );
+    let (d, s) = layout.multi_arch(&[
+        (arm.0.clone(), arm.1, "arm64"),
+        (amd.0.clone(), amd.1, "amd64"),
+    ]);
     layout.tag("multi", &d, s, true);
     let reg = Registry::start(Auth::None);
     let name = format!("{}/multi:1", reg.addr);
@@ -146,13 +206,18 @@ fn platform_is_chosen_from_an_index() {
 
     let agent = Agent::start();
     agent.ok(&["pull", &name]);
-    let host: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    let host: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     assert_eq!(host[0]["Architecture"], "amd64");
     agent.ok(&["pull", "--platform", "linux/arm64", &name]);
-    let arm_img: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    let arm_img: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     assert_eq!(arm_img[0]["Architecture"], "arm64");
     let err = agent.fails(&["pull", "--platform", "linux/s390x", &name]);
-    assert!(err.contains("no variant for linux/s390x") && err.contains("linux/arm64"), "{err}");
+    assert!(
+        err.contains("no variant for linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
     let err = agent.fails(&["pull", "--platform", "nonsense", &name]);
     assert!(err.contains("os/arch"), "{err}");
 }
@@ -167,15 +232,25 @@ fn zstd_uncompressed_and_docker_format_images_pull() {
     for (name, comp, extra) in [
         ("zstd:1", Compression::Zstd, vec![]),
         ("plain:1", Compression::None, vec![]),
-        ("docker:1", Compression::Gzip, vec!["--format".to_string(), "v2s2".to_string()]),
+        (
+            "docker:1",
+            Compression::Gzip,
+            vec!["--format".to_string(), "v2s2".to_string()],
+        ),
     ] {
         let r = publish(&reg, name, &[busybox_layer()], comp, &extra);
         agent.ok(&["pull", &r]);
-        let i: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &r])).unwrap();
+        let i: serde_json::Value =
+            serde_json::from_str(&agent.ok(&["image", "inspect", &r])).unwrap();
         assert!(i[0]["Size"].as_u64().unwrap() > 500_000, "{name}: {i}");
     }
-    let i: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &format!("{}/docker:1", reg.addr)])).unwrap();
-    assert_eq!(i[0]["Descriptor"]["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let i: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &format!("{}/docker:1", reg.addr)]))
+            .unwrap();
+    assert_eq!(
+        i[0]["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     // One layer content, three blobs, one snapshot: shared by chain id.
     assert_eq!(snapshot_count(&agent), 1);
 }
@@ -187,20 +262,37 @@ fn basic_auth_and_bearer_tokens_need_login() {
     }
     for auth in [Auth::Basic, Auth::Token] {
         let reg = Registry::start(auth);
-        let name = publish(&reg, "secret:1", &[busybox_layer()], Compression::Gzip, &Registry::skopeo_creds(auth));
+        let name = publish(
+            &reg,
+            "secret:1",
+            &[busybox_layer()],
+            Compression::Gzip,
+            &Registry::skopeo_creds(auth),
+        );
         let agent = Agent::start();
         let err = agent.fails(&["pull", &name]);
         assert!(err.contains("berth login"), "{err}");
         let err = agent.fails(&["login", "-u", USER, "-p", "wrong", &reg.addr]);
         assert!(err.contains("refused"), "{err}");
         let mut login = agent.berth_cmd(&["login", "-u", USER, "--password-stdin", &reg.addr]);
-        login.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        login
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
         let mut child = login.spawn().unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{PASS}\n").as_bytes()).unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("{PASS}\n").as_bytes(),
+        )
+        .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
+        assert!(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("Login Succeeded")
+        );
         agent.ok(&["pull", &name]);
-        assert!(agent.ok(&["logout", &reg.addr]).contains("Removing login credentials"));
+        assert!(agent
+            .ok(&["logout", &reg.addr])
+            .contains("Removing login credentials"));
     }
 }
 
@@ -210,13 +302,22 @@ fn a_corrupt_blob_fails_with_a_digest_error_and_leaves_nothing() {
         return;
     }
     let reg = Registry::start(Auth::None);
-    let noise: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let mut layout = Layout::new();
-    let (d, s) = layout.image(&[tar_of(&[E::File("noise", 0o644, 0, 0, &noise)])], Compression::Gzip, "amd64");
+    let (d, s) = layout.image(
+        &[tar_of(&[E::File("noise", 0o644, 0, 0, &noise)])],
+        Compression::Gzip,
+        "amd64",
+    );
     layout.tag("t", &d, s, false);
     let name = format!("{}/corrupt:1", reg.addr);
     layout.push("t", &name, &[]);
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.dir.path().join("blobs/sha256").join(&d[7..])).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.dir.path().join("blobs/sha256").join(&d[7..])).unwrap(),
+    )
+    .unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
     let path = reg.blob_path(layer);
     let mut data = std::fs::read(&path).unwrap();
@@ -226,10 +327,17 @@ fn a_corrupt_blob_fails_with_a_digest_error_and_leaves_nothing() {
 
     let agent = Agent::start();
     let err = agent.fails(&["pull", &name]);
-    assert!(err.to_lowercase().contains("digest") || err.contains("hashes to") || err.contains("corrupt"), "{err}");
+    assert!(
+        err.to_lowercase().contains("digest")
+            || err.contains("hashes to")
+            || err.contains("corrupt"),
+        "{err}"
+    );
     assert_eq!(agent.ok(&["images", "-q"]).trim(), "");
     assert_eq!(snapshot_count(&agent), 0, "no snapshot may remain");
-    let ingest = std::fs::read_dir(agent.root().join("ingest")).unwrap().count();
+    let ingest = std::fs::read_dir(agent.root().join("ingest"))
+        .unwrap()
+        .count();
     assert_eq!(ingest, 0, "no partial blob may remain");
 }
 
@@ -238,40 +346,129 @@ fn hostile_layers_never_touch_anything_outside_the_store() {
     if !need_root() {
         return;
     }
-    let canary = tempfile::Builder::new().prefix("berth-canary").tempdir_in("/tmp").unwrap();
+    let canary = tempfile::Builder::new()
+        .prefix("berth-canary")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::write(canary.path().join("keep"), "original").unwrap();
     let c = canary.path().display().to_string();
     let up = format!("../../../../../../../..{c}");
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
-        ("dotdot", vec![tar_of(&[E::File(&format!("{up}/pwned"), 0o644, 0, 0, b"x"), E::File(&format!("{up}/keep"), 0o644, 0, 0, b"x")])]),
-        ("absolute", vec![tar_of(&[E::File(&format!("{c}/pwned"), 0o644, 0, 0, b"x"), E::File(&format!("{c}/keep"), 0o644, 0, 0, b"x")])]),
-        ("symlink-then-file", vec![tar_of(&[E::Symlink("evil", &c), E::File("evil/pwned", 0o644, 0, 0, b"x"), E::File("evil/keep", 0o644, 0, 0, b"x")])]),
-        ("relative-symlink-then-file", vec![tar_of(&[E::Symlink("evil", &up), E::File("evil/keep", 0o644, 0, 0, b"x")])]),
-        ("symlink-across-layers", vec![tar_of(&[E::Symlink("evil", &c)]), tar_of(&[E::File("evil/pwned", 0o644, 0, 0, b"x"), E::File("evil/keep", 0o644, 0, 0, b"x")])]),
-        ("hardlink-out", vec![tar_of(&[E::Hardlink("stolen", &format!("{c}/keep")), E::Hardlink("passwd", "/etc/passwd")])]),
-        ("hardlink-up", vec![tar_of(&[E::Hardlink("stolen", &format!("{up}/keep"))])]),
-        ("whiteout-out", vec![tar_of(&[E::File(&format!("{up}/.wh.keep"), 0o644, 0, 0, b"")]), tar_of(&[E::File(&format!("{c}/.wh.keep"), 0o644, 0, 0, b"")])]),
-        ("symlink-dir-whiteout", vec![tar_of(&[E::Symlink("evil", &c)]), tar_of(&[E::File("evil/.wh.keep", 0o644, 0, 0, b""), E::File("evil/.wh..wh..opq", 0o644, 0, 0, b"")])]),
-        ("symlink-loop", vec![tar_of(&[E::Symlink("a", "b"), E::Symlink("b", "a"), E::File("a/x", 0o644, 0, 0, b"x")])]),
+        (
+            "dotdot",
+            vec![tar_of(&[
+                E::File(&format!("{up}/pwned"), 0o644, 0, 0, b"x"),
+                E::File(&format!("{up}/keep"), 0o644, 0, 0, b"x"),
+            ])],
+        ),
+        (
+            "absolute",
+            vec![tar_of(&[
+                E::File(&format!("{c}/pwned"), 0o644, 0, 0, b"x"),
+                E::File(&format!("{c}/keep"), 0o644, 0, 0, b"x"),
+            ])],
+        ),
+        (
+            "symlink-then-file",
+            vec![tar_of(&[
+                E::Symlink("evil", &c),
+                E::File("evil/pwned", 0o644, 0, 0, b"x"),
+                E::File("evil/keep", 0o644, 0, 0, b"x"),
+            ])],
+        ),
+        (
+            "relative-symlink-then-file",
+            vec![tar_of(&[
+                E::Symlink("evil", &up),
+                E::File("evil/keep", 0o644, 0, 0, b"x"),
+            ])],
+        ),
+        (
+            "symlink-across-layers",
+            vec![
+                tar_of(&[E::Symlink("evil", &c)]),
+                tar_of(&[
+                    E::File("evil/pwned", 0o644, 0, 0, b"x"),
+                    E::File("evil/keep", 0o644, 0, 0, b"x"),
+                ]),
+            ],
+        ),
+        (
+            "hardlink-out",
+            vec![tar_of(&[
+                E::Hardlink("stolen", &format!("{c}/keep")),
+                E::Hardlink("passwd", "/etc/passwd"),
+            ])],
+        ),
+        (
+            "hardlink-up",
+            vec![tar_of(&[E::Hardlink("stolen", &format!("{up}/keep"))])],
+        ),
+        (
+            "whiteout-out",
+            vec![
+                tar_of(&[E::File(&format!("{up}/.wh.keep"), 0o644, 0, 0, b"")]),
+                tar_of(&[E::File(&format!("{c}/.wh.keep"), 0o644, 0, 0, b"")]),
+            ],
+        ),
+        (
+            "symlink-dir-whiteout",
+            vec![
+                tar_of(&[E::Symlink("evil", &c)]),
+                tar_of(&[
+                    E::File("evil/.wh.keep", 0o644, 0, 0, b""),
+                    E::File("evil/.wh..wh..opq", 0o644, 0, 0, b""),
+                ]),
+            ],
+        ),
+        (
+            "symlink-loop",
+            vec![tar_of(&[
+                E::Symlink("a", "b"),
+                E::Symlink("b", "a"),
+                E::File("a/x", 0o644, 0, 0, b"x"),
+            ])],
+        ),
     ];
     let reg = Registry::start(Auth::None);
     let agent = Agent::start();
     let before = tree_listing(canary.path());
     for (name, layers) in &cases {
-        let r = publish(&reg, &format!("hostile/{name}:1"), layers, Compression::Gzip, &[]);
+        let r = publish(
+            &reg,
+            &format!("hostile/{name}:1"),
+            layers,
+            Compression::Gzip,
+            &[],
+        );
         let out = agent.berth(&["pull", &r]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{name}: {err}");
         if !out.status.success() {
-            assert_eq!(err.trim().lines().count(), 1, "{name}: one sentence expected: {err}");
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "{name}: one sentence expected: {err}"
+            );
             assert!(err.contains("cannot be unpacked"), "{name}: {err}");
         }
-        assert_eq!(tree_listing(canary.path()), before, "{name} changed something outside the store");
+        assert_eq!(
+            tree_listing(canary.path()),
+            before,
+            "{name} changed something outside the store"
+        );
         assert!(!std::path::Path::new("/etc/passwd.berth").exists());
     }
     // The contained cases really landed inside the image root.
-    let found = Command::new("find").arg(agent.root().join("snapshots")).args(["-name", "pwned"]).output().unwrap();
-    assert!(!found.stdout.is_empty(), "absolute and ../ names should land inside the root");
+    let found = Command::new("find")
+        .arg(agent.root().join("snapshots"))
+        .args(["-name", "pwned"])
+        .output()
+        .unwrap();
+    assert!(
+        !found.stdout.is_empty(),
+        "absolute and ../ names should land inside the root"
+    );
     assert!(agent.log().lines().all(|l| !l.contains("panicked")));
 }
 
@@ -281,10 +478,20 @@ fn save_rmi_load_round_trip_and_push_keep_the_digest() {
         return;
     }
     let reg = Registry::start(Auth::None);
-    let name = publish(&reg, "app:v1", &[busybox_layer(), tar_of(&[E::File("hello", 0o644, 0, 0, b"hi")])], Compression::Gzip, &[]);
+    let name = publish(
+        &reg,
+        "app:v1",
+        &[
+            busybox_layer(),
+            tar_of(&[E::File("hello", 0o644, 0, 0, b"hi")]),
+        ],
+        Compression::Gzip,
+        &[],
+    );
     let agent = Agent::start();
     agent.ok(&["pull", &name]);
-    let before: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    let before: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     let archive = agent.dir.path().join("app.tar");
     agent.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
     agent.ok(&["rmi", &name]);
@@ -292,23 +499,41 @@ fn save_rmi_load_round_trip_and_push_keep_the_digest() {
     assert_eq!(snapshot_count(&agent), 0);
     assert_eq!(blob_count(&agent), 0, "rmi gives the disk back");
     let loaded = agent.ok(&["load", "-i", archive.to_str().unwrap()]);
-    assert!(loaded.contains("Loaded image: ") && loaded.contains("app:v1"), "{loaded}");
-    let after: serde_json::Value = serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    assert!(
+        loaded.contains("Loaded image: ") && loaded.contains("app:v1"),
+        "{loaded}"
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
     assert_eq!(before[0]["Id"], after[0]["Id"]);
-    assert_eq!(before[0]["Descriptor"]["digest"], after[0]["Descriptor"]["digest"]);
+    assert_eq!(
+        before[0]["Descriptor"]["digest"],
+        after[0]["Descriptor"]["digest"]
+    );
 
     let target = format!("{}/copied/app:v2", reg.addr);
     agent.ok(&["tag", &name, &target]);
     let pushed = agent.ok(&["push", &target]);
     assert!(pushed.contains("digest: sha256:"), "{pushed}");
-    assert_eq!(remote_digest(&target), before[0]["Descriptor"]["digest"].as_str().unwrap());
+    assert_eq!(
+        remote_digest(&target),
+        before[0]["Descriptor"]["digest"].as_str().unwrap()
+    );
     // A second push finds every layer there.
-    assert!(agent.ok(&["push", &target]).contains("Layer already exists"));
+    assert!(agent
+        .ok(&["push", &target])
+        .contains("Layer already exists"));
 
     // docker save's own archive layout loads too (skopeo writes it).
     let docker_tar = agent.dir.path().join("docker.tar");
     let st = Command::new("skopeo")
-        .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{name}"), &format!("docker-archive:{}:other/app:v9", docker_tar.display())])
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("docker-archive:{}:other/app:v9", docker_tar.display()),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -334,12 +559,22 @@ fn rmi_and_prune_follow_docker_and_give_the_disk_back() {
     assert_eq!(out.trim(), "Untagged: second:name");
     assert_eq!(snapshot_count(&agent), 1);
     // Pushing a new image under the same tag leaves the old one dangling.
-    let _ = publish(&reg, "a:1", &[tar_of(&[E::File("other", 0o644, 0, 0, b"x")])], Compression::Gzip, &[]);
+    let _ = publish(
+        &reg,
+        "a:1",
+        &[tar_of(&[E::File("other", 0o644, 0, 0, b"x")])],
+        Compression::Gzip,
+        &[],
+    );
     agent.ok(&["pull", &a]);
     let dangling = agent.ok(&["images", "--filter", "dangling=true", "-q"]);
     assert_eq!(dangling.trim(), id);
     let pruned = agent.ok(&["image", "prune", "-f"]);
-    assert!(pruned.contains(&format!("deleted: sha256:{id}")) && pruned.contains("Total reclaimed space"), "{pruned}");
+    assert!(
+        pruned.contains(&format!("deleted: sha256:{id}"))
+            && pruned.contains("Total reclaimed space"),
+        "{pruned}"
+    );
     assert_eq!(snapshot_count(&agent), 1);
     agent.ok(&["image", "prune", "-a", "-f"]);
     assert_eq!(snapshot_count(&agent), 0);
@@ -359,7 +594,16 @@ fn big_image(reg: &Registry, name: &str) -> String {
             state as u8
         })
         .collect();
-    publish(reg, name, &[tar_of(&[E::File("blob", 0o644, 0, 0, &data)]), busybox_layer()], Compression::None, &[])
+    publish(
+        reg,
+        name,
+        &[
+            tar_of(&[E::File("blob", 0o644, 0, 0, &data)]),
+            busybox_layer(),
+        ],
+        Compression::None,
+        &[],
+    )
 }
 
 #[test]
@@ -370,14 +614,31 @@ fn kill_9_mid_pull_then_restart_leaves_a_consistent_store() {
     let reg = Registry::start(Auth::None);
     let name = big_image(&reg, "big:1");
     let mut agent = Agent::start();
-    let mut pull = agent.berth_cmd(&["pull", &name]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut pull = agent
+        .berth_cmd(&["pull", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     agent.kill9();
     let _ = pull.wait();
     agent.restart();
-    assert_eq!(agent.ok(&["images", "-q"]).trim(), "", "a half-pulled image must not be listed");
-    let partials = Command::new("find").arg(agent.root()).args(["-name", "*.partial*"]).output().unwrap();
-    assert!(partials.stdout.is_empty(), "{}", String::from_utf8_lossy(&partials.stdout));
+    assert_eq!(
+        agent.ok(&["images", "-q"]).trim(),
+        "",
+        "a half-pulled image must not be listed"
+    );
+    let partials = Command::new("find")
+        .arg(agent.root())
+        .args(["-name", "*.partial*"])
+        .output()
+        .unwrap();
+    assert!(
+        partials.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&partials.stdout)
+    );
     agent.ok(&["pull", &name]);
     assert_eq!(agent.ok(&["images", "-q"]).trim().len(), 12);
 }
@@ -390,7 +651,13 @@ fn two_concurrent_pulls_share_one_download() {
     let reg = Registry::start(Auth::None);
     let name = big_image(&reg, "shared:1");
     let agent = Agent::start();
-    let spawn = || agent.berth_cmd(&["pull", "-q", &name]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        agent
+            .berth_cmd(&["pull", "-q", &name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success(), "{}", agent.log());
@@ -398,15 +665,25 @@ fn two_concurrent_pulls_share_one_download() {
     // blobs over 100 kB here; the small config may be read by both pulls).
     let mut per_blob = std::collections::HashMap::<String, usize>::new();
     for line in reg.log().lines() {
-        let Some(rest) = line.split("\"GET /v2/shared/blobs/").nth(1) else { continue };
+        let Some(rest) = line.split("\"GET /v2/shared/blobs/").nth(1) else {
+            continue;
+        };
         let digest = rest.split(' ').next().unwrap_or("").to_string();
-        let size: u64 = rest.split("\" 200 ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let size: u64 = rest
+            .split("\" 200 ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         if size > 100_000 {
             *per_blob.entry(digest).or_default() += 1;
         }
     }
     assert_eq!(per_blob.len(), 2, "both layers fetched: {per_blob:?}");
-    assert!(per_blob.values().all(|&n| n == 1), "each layer fetched once: {per_blob:?}");
+    assert!(
+        per_blob.values().all(|&n| n == 1),
+        "each layer fetched once: {per_blob:?}"
+    );
     assert_eq!(snapshot_count(&agent), 2);
 }
 
@@ -431,7 +708,10 @@ fn bad_input_gets_one_clear_sentence() {
     std::fs::write(&junk, tar_of(&[E::File("hello", 0o644, 0, 0, b"x")])).unwrap();
     let err = agent.fails(&["load", "-i", junk.to_str().unwrap()]);
     assert!(err.contains("not an image archive"), "{err}");
-    let down = Command::new(berth_tests::bin("berth")).args(["-H", "unix:///nonexistent.sock", "images"]).output().unwrap();
+    let down = Command::new(berth_tests::bin("berth"))
+        .args(["-H", "unix:///nonexistent.sock", "images"])
+        .output()
+        .unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("is berth-agent running"));
 }

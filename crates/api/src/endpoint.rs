@@ -88,7 +88,10 @@ impl std::str::FromStr for Endpoint {
                 if host.is_empty() {
                     return Err(bad());
                 }
-                Ok(Endpoint::Tcp { host: host.to_string(), port })
+                Ok(Endpoint::Tcp {
+                    host: host.to_string(),
+                    port,
+                })
             }
             "vsock" => {
                 let (cid, port) = rest.split_once(':').ok_or_else(bad)?;
@@ -116,7 +119,9 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Endpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Endpoint::Vsock { cid, port } => write!(f, "vsock://{cid}:{port}"),
             Endpoint::HybridVsock { path, port } => {
@@ -204,9 +209,9 @@ impl Endpoint {
             Endpoint::HybridVsock { path, port } => {
                 Ok(Box::new(hybrid_vsock_connect(path, *port).await?))
             }
-            Endpoint::Tcp { host, port } => {
-                Ok(Box::new(tokio::net::TcpStream::connect((host.as_str(), *port)).await?))
-            }
+            Endpoint::Tcp { host, port } => Ok(Box::new(
+                tokio::net::TcpStream::connect((host.as_str(), *port)).await?,
+            )),
         }
     }
 }
@@ -218,9 +223,14 @@ type BoxedStream = Box<dyn AsyncStream>;
 
 /// Connects through a hybrid-vsock Unix socket to a guest port: writes
 /// `CONNECT <port>\n` and expects `OK <n>\n` before any payload.
-pub async fn hybrid_vsock_connect(path: &std::path::Path, port: u32) -> std::io::Result<UnixStream> {
+pub async fn hybrid_vsock_connect(
+    path: &std::path::Path,
+    port: u32,
+) -> std::io::Result<UnixStream> {
     let mut stream = UnixStream::connect(path).await?;
-    stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
+    stream
+        .write_all(format!("CONNECT {port}\n").as_bytes())
+        .await?;
     // Read one byte at a time so nothing after the reply line is consumed.
     let mut line = Vec::with_capacity(16);
     loop {
@@ -236,7 +246,9 @@ pub async fn hybrid_vsock_connect(path: &std::path::Path, port: u32) -> std::io:
         }
         line.push(byte[0]);
         if line.len() > 64 {
-            return Err(std::io::Error::other("the hybrid-vsock socket answered with an overlong line"));
+            return Err(std::io::Error::other(
+                "the hybrid-vsock socket answered with an overlong line",
+            ));
         }
     }
     if !line.starts_with(b"OK ") {
@@ -273,7 +285,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_urls_with_a_sentence() {
-        for url in ["", "unix://relative", "tcp://host", "vsock://x:1", "http://a:1", "hybrid-vsock:///p"] {
+        for url in [
+            "",
+            "unix://relative",
+            "tcp://host",
+            "vsock://x:1",
+            "http://a:1",
+            "hybrid-vsock:///p",
+        ] {
             let err = url.parse::<Endpoint>().unwrap_err().to_string();
             assert!(err.contains("is not a Berth endpoint"), "{err}");
         }

@@ -11,26 +11,39 @@ use berth_api::v1::RegistryAuth;
 use serde_json::{json, Value};
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 /// Where Berth keeps its credentials.
 pub fn config_path() -> PathBuf {
-    std::env::var_os("BERTH_CONFIG").map(PathBuf::from).unwrap_or_else(|| home().join(".berth")).join("config.json")
+    std::env::var_os("BERTH_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".berth"))
+        .join("config.json")
 }
 
 /// The key Docker uses for a registry: Docker Hub has its legacy URL.
 pub fn server_key(registry: &str) -> String {
     match registry {
-        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".into(),
-        other => other.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').into(),
+        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://index.docker.io/v1/".into()
+        }
+        other => other
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .into(),
     }
 }
 
 /// The registry host a reference names ("alpine" → docker.io).
 pub fn registry_of(reference: &str) -> String {
     let first = reference.split('/').next().unwrap_or("");
-    if reference.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+    if reference.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
         first.to_string()
     } else {
         "docker.io".to_string()
@@ -38,7 +51,10 @@ pub fn registry_of(reference: &str) -> String {
 }
 
 fn read(path: &PathBuf) -> Value {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}))
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| json!({}))
 }
 
 /// Credentials for a registry, if any were stored.
@@ -46,11 +62,17 @@ pub fn lookup(registry: &str) -> Option<RegistryAuth> {
     let key = server_key(registry);
     for path in [config_path(), home().join(".docker/config.json")] {
         let cfg = read(&path);
-        let Some(entry) = cfg.get("auths").and_then(|a| a.get(&key).or_else(|| a.get(format!("https://{key}")))) else {
+        let Some(entry) = cfg
+            .get("auths")
+            .and_then(|a| a.get(&key).or_else(|| a.get(format!("https://{key}"))))
+        else {
             continue;
         };
         if let Some(token) = entry.get("identitytoken").and_then(Value::as_str) {
-            return Some(RegistryAuth { identity_token: token.into(), ..Default::default() });
+            return Some(RegistryAuth {
+                identity_token: token.into(),
+                ..Default::default()
+            });
         }
         let decoded = entry
             .get("auth")
@@ -58,7 +80,11 @@ pub fn lookup(registry: &str) -> Option<RegistryAuth> {
             .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
             .and_then(|b| String::from_utf8(b).ok())?;
         let (user, pass) = decoded.split_once(':')?;
-        return Some(RegistryAuth { username: user.into(), password: pass.into(), ..Default::default() });
+        return Some(RegistryAuth {
+            username: user.into(),
+            password: pass.into(),
+            ..Default::default()
+        });
     }
     None
 }
@@ -68,8 +94,13 @@ pub fn store(registry: &str, user: &str, pass: &str) -> Result<PathBuf> {
     let path = config_path();
     let mut cfg = read(&path);
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    cfg.as_object_mut().context("the config file is not a JSON object")?;
-    let auths = cfg.as_object_mut().expect("object").entry("auths").or_insert_with(|| json!({}));
+    cfg.as_object_mut()
+        .context("the config file is not a JSON object")?;
+    let auths = cfg
+        .as_object_mut()
+        .expect("object")
+        .entry("auths")
+        .or_insert_with(|| json!({}));
     auths[server_key(registry)] = json!({ "auth": auth });
     write(&path, &cfg)?;
     Ok(path)
@@ -79,7 +110,11 @@ pub fn store(registry: &str, user: &str, pass: &str) -> Result<PathBuf> {
 pub fn remove(registry: &str) -> Result<bool> {
     let path = config_path();
     let mut cfg = read(&path);
-    let removed = cfg.get_mut("auths").and_then(Value::as_object_mut).and_then(|a| a.remove(&server_key(registry))).is_some();
+    let removed = cfg
+        .get_mut("auths")
+        .and_then(Value::as_object_mut)
+        .and_then(|a| a.remove(&server_key(registry)))
+        .is_some();
     if removed {
         write(&path, &cfg)?;
     }
@@ -87,13 +122,18 @@ pub fn remove(registry: &str) -> Result<bool> {
 }
 
 fn write(path: &PathBuf, cfg: &Value) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(serde_json::to_string_pretty(cfg)?.as_bytes())?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

@@ -11,7 +11,13 @@ pub fn size(bytes: u64) -> String {
         i += 1;
     }
     // Three significant digits, as Docker's HumanSizeWithPrecision(…, 3).
-    let s = if v < 10.0 { format!("{v:.2}") } else if v < 100.0 { format!("{v:.1}") } else { format!("{v:.0}") };
+    let s = if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    };
     format!("{}{}", trim_zeros(&s), units[i])
 }
 
@@ -25,7 +31,9 @@ fn trim_zeros(s: &str) -> String {
 
 /// "3 days ago", as `docker images` says it.
 pub fn ago(seconds: i64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let d = (now - seconds).max(0);
     let (n, unit) = match d {
         d if d < 60 => return "Less than a minute ago".into(),
@@ -37,7 +45,10 @@ pub fn ago(seconds: i64) -> String {
         d => (d / (86400 * 365), "year"),
     };
     if n == 1 {
-        format!("{} {unit} ago", if unit == "hour" { "About an" } else { "1" })
+        format!(
+            "{} {unit} ago",
+            if unit == "hour" { "About an" } else { "1" }
+        )
     } else {
         format!("{n} {unit}s ago")
     }

@@ -154,7 +154,9 @@ pub struct LoadArgs {
 }
 
 async fn client(conn: &Conn) -> Result<ImagesClient<tonic::transport::Channel>> {
-    Ok(ImagesClient::new(conn.channel().await?).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+    Ok(ImagesClient::new(conn.channel().await?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
 /// Runs `berth image …`.
@@ -176,17 +178,23 @@ pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
 /// Runs `berth pull`.
 pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
     let auth = auth::lookup(&auth::registry_of(&a.reference));
-    let req = pb::PullRequest { reference: a.reference, platform: a.platform.unwrap_or_default(), auth, all_tags: false };
-    let mut stream = client(conn).await?.pull(req).await.map_err(status_error)?.into_inner();
+    let req = pb::PullRequest {
+        reference: a.reference,
+        platform: a.platform.unwrap_or_default(),
+        auth,
+        all_tags: false,
+    };
+    let mut stream = client(conn)
+        .await?
+        .pull(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
     let mut display = Display::new(a.quiet);
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(status_error)?;
         if let Some(done) = msg.done {
-            if a.quiet {
-                println!("{}", familiar(&done.reference));
-            } else {
-                println!("{}", familiar(&done.reference));
-            }
+            println!("{}", familiar(&done.reference));
             return Ok(());
         }
         display.show(&msg.id, &msg.status, msg.current, msg.total);
@@ -197,8 +205,16 @@ pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
 /// Runs `berth push`.
 pub async fn push(conn: &Conn, a: PushArgs) -> Result<()> {
     let auth = auth::lookup(&auth::registry_of(&a.reference));
-    let req = pb::PushRequest { reference: a.reference, auth };
-    let mut stream = client(conn).await?.push(req).await.map_err(status_error)?.into_inner();
+    let req = pb::PushRequest {
+        reference: a.reference,
+        auth,
+    };
+    let mut stream = client(conn)
+        .await?
+        .push(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
     let mut display = Display::new(a.quiet);
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(status_error)?;
@@ -230,17 +246,40 @@ fn short(id: &str) -> String {
 pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
     let mut filters = std::collections::HashMap::<String, pb::StringList>::new();
     for f in &a.filter {
-        let (k, v) = f.split_once('=').with_context(|| format!("the filter '{f}' is not KEY=VALUE (e.g. dangling=true)"))?;
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("the filter '{f}' is not KEY=VALUE (e.g. dangling=true)"))?;
         if !matches!(k, "dangling" | "reference" | "label") {
-            bail!("the filter '{k}' is not supported: use dangling=true|false or reference=PATTERN");
+            bail!(
+                "the filter '{k}' is not supported: use dangling=true|false or reference=PATTERN"
+            );
         }
         filters.entry(k.into()).or_default().values.push(v.into());
     }
     if let Some(r) = &a.reference {
-        filters.entry("reference".into()).or_default().values.push(r.clone());
+        filters
+            .entry("reference".into())
+            .or_default()
+            .values
+            .push(r.clone());
     }
-    let images = client(conn).await?.list(pb::ListImagesRequest { all: a.all, filters }).await.map_err(status_error)?.into_inner().images;
-    let id_of = |i: &pb::ImageSummary| if a.no_trunc { i.id.clone() } else { short(&i.id) };
+    let images = client(conn)
+        .await?
+        .list(pb::ListImagesRequest {
+            all: a.all,
+            filters,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .images;
+    let id_of = |i: &pb::ImageSummary| {
+        if a.no_trunc {
+            i.id.clone()
+        } else {
+            short(&i.id)
+        }
+    };
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for i in &images {
@@ -252,24 +291,41 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for i in &images {
-        let created = i.created.as_ref().map_or("N/A".to_string(), |t| format::ago(t.seconds));
-        let digest = i.repo_digests.first().and_then(|d| d.split_once('@')).map_or("<none>".to_string(), |(_, d)| d.to_string());
+        let created = i
+            .created
+            .as_ref()
+            .map_or("N/A".to_string(), |t| format::ago(t.seconds));
+        let digest = i
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@'))
+            .map_or("<none>".to_string(), |(_, d)| d.to_string());
         let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
-            let repo = i.repo_digests.first().and_then(|d| d.split_once('@')).map_or("<none>".into(), |(r, _)| r.to_string());
+            let repo = i
+                .repo_digests
+                .first()
+                .and_then(|d| d.split_once('@'))
+                .map_or("<none>".into(), |(r, _)| r.to_string());
             vec![(repo, "<none>".into())]
         } else {
-            i.repo_tags.iter().map(|t| match t.rsplit_once(':') {
-                Some((r, tag)) if !tag.contains('/') => (r.to_string(), tag.to_string()),
-                _ => (t.clone(), "<none>".into()),
-            }).collect()
+            i.repo_tags
+                .iter()
+                .map(|t| match t.rsplit_once(':') {
+                    Some((r, tag)) if !tag.contains('/') => (r.to_string(), tag.to_string()),
+                    _ => (t.clone(), "<none>".into()),
+                })
+                .collect()
         };
         for (repo, tag) in tags {
             if a.format.as_deref() == Some("json") {
-                println!("{}", json!({
-                    "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
-                    "CreatedAt": i.created.as_ref().map(|t| t.seconds), "CreatedSince": created,
-                    "Size": format::size(i.size), "VirtualSize": format::size(i.size),
-                }));
+                println!(
+                    "{}",
+                    json!({
+                        "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
+                        "CreatedAt": i.created.as_ref().map(|t| t.seconds), "CreatedSince": created,
+                        "Size": format::size(i.size), "VirtualSize": format::size(i.size),
+                    })
+                );
                 continue;
             }
             let mut row = vec![repo, tag];
@@ -297,7 +353,11 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
 
 fn detail_json(d: &pb::ImageDetail) -> serde_json::Value {
     let c = d.config.clone().unwrap_or_default();
-    let map = |v: &[String]| v.iter().map(|k| (k.clone(), json!({}))).collect::<serde_json::Map<_, _>>();
+    let map = |v: &[String]| {
+        v.iter()
+            .map(|k| (k.clone(), json!({})))
+            .collect::<serde_json::Map<_, _>>()
+    };
     json!({
         "Id": d.id,
         "RepoTags": d.repo_tags,
@@ -335,7 +395,12 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
     let mut out = Vec::new();
     let mut failed = None;
     for r in &a.references {
-        match c.inspect(pb::InspectImageRequest { reference: r.clone() }).await {
+        match c
+            .inspect(pb::InspectImageRequest {
+                reference: r.clone(),
+            })
+            .await
+        {
             Ok(d) => out.push(detail_json(&d.into_inner())),
             Err(s) => failed = Some(status_error(s)),
         }
@@ -348,28 +413,50 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
 pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
     let mut c = client(conn).await?;
     for r in &a.references {
-        let h = c.history(pb::InspectImageRequest { reference: r.clone() }).await.map_err(status_error)?.into_inner();
+        let h = c
+            .history(pb::InspectImageRequest {
+                reference: r.clone(),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
         let rows: Vec<Vec<String>> = h
             .history
             .iter()
             .map(|e| {
                 vec![
-                    if e.id.is_empty() { "<missing>".into() } else { short(&e.id) },
-                    e.created.as_ref().map_or("N/A".into(), |t| format::ago(t.seconds)),
+                    if e.id.is_empty() {
+                        "<missing>".into()
+                    } else {
+                        short(&e.id)
+                    },
+                    e.created
+                        .as_ref()
+                        .map_or("N/A".into(), |t| format::ago(t.seconds)),
                     e.created_by.chars().take(45).collect(),
                     format::size(e.size),
                     e.comment.clone(),
                 ]
             })
             .collect();
-        format::table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+        format::table(
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            &rows,
+        );
     }
     Ok(())
 }
 
 /// Runs `berth tag`.
 pub async fn tag(conn: &Conn, a: TagArgs) -> Result<()> {
-    client(conn).await?.tag(pb::TagImageRequest { source: a.source, target: a.target }).await.map_err(status_error)?;
+    client(conn)
+        .await?
+        .tag(pb::TagImageRequest {
+            source: a.source,
+            target: a.target,
+        })
+        .await
+        .map_err(status_error)?;
     Ok(())
 }
 
@@ -378,7 +465,14 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
     let mut c = client(conn).await?;
     let mut failed = None;
     for r in &a.references {
-        match c.remove(pb::RemoveImageRequest { reference: r.clone(), force: a.force, no_prune: a.no_prune }).await {
+        match c
+            .remove(pb::RemoveImageRequest {
+                reference: r.clone(),
+                force: a.force,
+                no_prune: a.no_prune,
+            })
+            .await
+        {
             Ok(resp) => {
                 for item in resp.into_inner().items {
                     println!("{}: {}", item.action, item.value);
@@ -399,14 +493,29 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
 /// Runs `berth image prune`.
 pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
     if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!("WARNING! This will remove all {}images. Are you sure you want to continue? [y/N] ", if a.all { "images without at least one container associated to them" } else { "dangling " });
+        eprint!(
+            "WARNING! This will remove all {}images. Are you sure you want to continue? [y/N] ",
+            if a.all {
+                "images without at least one container associated to them"
+            } else {
+                "dangling "
+            }
+        );
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !answer.trim().eq_ignore_ascii_case("y") {
             return Ok(());
         }
     }
-    let resp = client(conn).await?.prune(pb::PruneImagesRequest { all: a.all, filters: Default::default() }).await.map_err(status_error)?.into_inner();
+    let resp = client(conn)
+        .await?
+        .prune(pb::PruneImagesRequest {
+            all: a.all,
+            filters: Default::default(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
     if !resp.items.is_empty() {
         println!("Deleted Images:");
         for item in &resp.items {
@@ -414,19 +523,33 @@ pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", format::size(resp.space_reclaimed));
+    println!(
+        "Total reclaimed space: {}",
+        format::size(resp.space_reclaimed)
+    );
     Ok(())
 }
 
 /// Runs `berth save`.
 pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
     if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        bail!("refusing to write an archive to the terminal: use -o FILE or redirect standard output");
+        bail!(
+            "refusing to write an archive to the terminal: use -o FILE or redirect standard output"
+        );
     }
-    let mut stream = client(conn).await?.save(pb::SaveImagesRequest { references: a.references }).await.map_err(status_error)?.into_inner();
+    let mut stream = client(conn)
+        .await?
+        .save(pb::SaveImagesRequest {
+            references: a.references,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
     let tmp = a.output.as_ref().map(|o| o.with_extension("berth-partial"));
     let mut out: Box<dyn Write> = match &tmp {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
         None => Box::new(std::io::stdout().lock()),
     };
     let result: Result<()> = async {
@@ -439,7 +562,9 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
     .await;
     drop(out);
     match (result, tmp, a.output) {
-        (Ok(()), Some(tmp), Some(dest)) => std::fs::rename(tmp, &dest).with_context(|| format!("cannot write {}", dest.display())),
+        (Ok(()), Some(tmp), Some(dest)) => {
+            std::fs::rename(tmp, &dest).with_context(|| format!("cannot write {}", dest.display()))
+        }
         (Err(e), Some(tmp), _) => {
             let _ = std::fs::remove_file(tmp);
             Err(e)
@@ -452,7 +577,11 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
 pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
     use tokio::io::AsyncReadExt;
     let mut input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &a.input {
-        Some(p) => Box::new(tokio::fs::File::open(p).await.with_context(|| format!("cannot open {}", p.display()))?),
+        Some(p) => Box::new(
+            tokio::fs::File::open(p)
+                .await
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        ),
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
@@ -468,7 +597,14 @@ pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
             if n == 0 {
                 return Ok::<(), std::io::Error>(());
             }
-            if tx.send(pb::LoadImagesRequest { data: buf[..n].to_vec(), quiet: false }).await.is_err() {
+            if tx
+                .send(pb::LoadImagesRequest {
+                    data: buf[..n].to_vec(),
+                    quiet: false,
+                })
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }

@@ -15,7 +15,11 @@ use tonic::transport::Channel;
 
 /// Docker-style containers, fast.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about = "Docker-style containers for Windows, macOS and Linux")]
+#[command(
+    name = "berth",
+    version,
+    about = "Docker-style containers for Windows, macOS and Linux"
+)]
 struct Cli {
     /// The agent to talk to: unix:///path, tcp://host:port, vsock://CID:PORT, hybrid-vsock:///path?port=N.
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = berth_api::DEFAULT_ENDPOINT, global = true)]
@@ -90,8 +94,18 @@ pub fn status_error(s: tonic::Status) -> anyhow::Error {
 
 fn main() {
     let cli = Cli::parse();
-    let conn = Conn { endpoint: cli.host, tls: ClientTls { ca: cli.tls_ca, cert: cli.tls_cert, key: cli.tls_key } };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let conn = Conn {
+        endpoint: cli.host,
+        tls: ClientTls {
+            ca: cli.tls_ca,
+            cert: cli.tls_cert,
+            key: cli.tls_key,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Pull(a) => images::pull(&conn, a).await,

@@ -16,9 +16,17 @@ pub struct Display {
 impl Display {
     /// A display on stderr's terminal if there is one.
     pub fn new(quiet: bool) -> Self {
-        let bars = (!quiet && std::io::stderr().is_terminal())
-            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), HashMap::new()));
-        Display { quiet, bars, last: HashMap::new() }
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            (
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                HashMap::new(),
+            )
+        });
+        Display {
+            quiet,
+            bars,
+            last: HashMap::new(),
+        }
     }
 
     /// Shows one message.
@@ -29,9 +37,20 @@ impl Display {
         if id.is_empty() || status.starts_with("Pulling from") {
             match &self.bars {
                 Some((mp, _)) => {
-                    let _ = mp.println(if id.is_empty() { status.to_string() } else { format!("{id}: {status}") });
+                    let _ = mp.println(if id.is_empty() {
+                        status.to_string()
+                    } else {
+                        format!("{id}: {status}")
+                    });
                 }
-                None => println!("{}", if id.is_empty() { status.to_string() } else { format!("{id}: {status}") }),
+                None => println!(
+                    "{}",
+                    if id.is_empty() {
+                        status.to_string()
+                    } else {
+                        format!("{id}: {status}")
+                    }
+                ),
             }
             return;
         }
@@ -40,9 +59,11 @@ impl Display {
                 let bar = bars.entry(id.to_string()).or_insert_with(|| {
                     let b = mp.add(ProgressBar::new(total.max(1)));
                     b.set_style(
-                        ProgressStyle::with_template("{prefix}: {msg:<20} [{bar:30}] {bytes}/{total_bytes}")
-                            .expect("template")
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{prefix}: {msg:<20} [{bar:30}] {bytes}/{total_bytes}",
+                        )
+                        .expect("template")
+                        .progress_chars("=> "),
                     );
                     b.set_prefix(id.to_string());
                     b
@@ -50,8 +71,10 @@ impl Display {
                 bar.set_length(total.max(1));
                 bar.set_position(current);
                 bar.set_message(status.to_string());
-                if matches!(status, "Pull complete" | "Already exists" | "Pushed" | "Layer already exists")
-                    || status.starts_with("Mounted from")
+                if matches!(
+                    status,
+                    "Pull complete" | "Already exists" | "Pushed" | "Layer already exists"
+                ) || status.starts_with("Mounted from")
                 {
                     bar.set_position(total.max(1));
                     bar.finish();

@@ -77,21 +77,38 @@ pub async fn version(conn: &Conn, a: FormatArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
     let client_v = env!("CARGO_PKG_VERSION");
     let server = match client(conn).await {
-        Ok(mut c) => Some(c.version(pb::VersionRequest {}).await.map_err(status_error)?.into_inner()),
+        Ok(mut c) => Some(
+            c.version(pb::VersionRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner(),
+        ),
         Err(e) => {
             if !json_out {
-                println!("Client:\n Version:\t{client_v}\n API version:\t{}", berth_api::API_VERSION);
+                println!(
+                    "Client:\n Version:\t{client_v}\n API version:\t{}",
+                    berth_api::API_VERSION
+                );
             }
             return Err(e);
         }
     };
     let s = server.expect("set");
     if json_out {
-        println!("{}", json!({"Client": {"Version": client_v, "ApiVersion": berth_api::API_VERSION},
-            "Server": {"Version": s.version, "ApiVersion": s.api_version, "Os": s.os, "Arch": s.arch, "KernelVersion": s.kernel_version}}));
+        println!(
+            "{}",
+            json!({"Client": {"Version": client_v, "ApiVersion": berth_api::API_VERSION},
+            "Server": {"Version": s.version, "ApiVersion": s.api_version, "Os": s.os, "Arch": s.arch, "KernelVersion": s.kernel_version}})
+        );
     } else {
-        println!("Client:\n Version:\t{client_v}\n API version:\t{}\n", berth_api::API_VERSION);
-        println!("Server: Berth Agent\n Version:\t{}\n API version:\t{}\n OS/Arch:\t{}/{}\n Kernel:\t{}", s.version, s.api_version, s.os, s.arch, s.kernel_version);
+        println!(
+            "Client:\n Version:\t{client_v}\n API version:\t{}\n",
+            berth_api::API_VERSION
+        );
+        println!(
+            "Server: Berth Agent\n Version:\t{}\n API version:\t{}\n OS/Arch:\t{}/{}\n Kernel:\t{}",
+            s.version, s.api_version, s.os, s.arch, s.kernel_version
+        );
     }
     Ok(())
 }
@@ -99,28 +116,51 @@ pub async fn version(conn: &Conn, a: FormatArgs) -> Result<()> {
 /// Runs `berth info`.
 pub async fn info(conn: &Conn, a: FormatArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
-    let i = client(conn).await?.info(pb::InfoRequest {}).await.map_err(status_error)?.into_inner();
+    let i = client(conn)
+        .await?
+        .info(pb::InfoRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
     if json_out {
-        println!("{}", json!({"ID": i.id, "Containers": i.containers, "ContainersRunning": i.containers_running,
+        println!(
+            "{}",
+            json!({"ID": i.id, "Containers": i.containers, "ContainersRunning": i.containers_running,
             "ContainersPaused": i.containers_paused, "ContainersStopped": i.containers_stopped, "Images": i.images,
             "Driver": i.storage_driver, "CgroupVersion": i.cgroup_version, "KernelVersion": i.kernel_version,
             "OperatingSystem": i.operating_system, "OSType": i.os, "Architecture": i.arch, "NCPU": i.cpus,
             "MemTotal": i.memory_bytes, "BerthRootDir": i.root_dir, "ServerVersion": i.server_version,
-            "Name": i.hostname, "InsecureRegistries": i.insecure_registries}));
+            "Name": i.hostname, "InsecureRegistries": i.insecure_registries})
+        );
         return Ok(());
     }
     println!("Server:");
-    println!(" Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}", i.containers, i.containers_running, i.containers_paused, i.containers_stopped);
+    println!(
+        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}",
+        i.containers, i.containers_running, i.containers_paused, i.containers_stopped
+    );
     println!(" Images: {}", i.images);
     println!(" Server Version: {}", i.server_version);
     println!(" Storage Driver: {}", i.storage_driver);
     println!(" Cgroup Version: {}", i.cgroup_version);
     println!(" Kernel Version: {}", i.kernel_version);
     println!(" Operating System: {}", i.operating_system);
-    println!(" OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}", i.os, i.arch, i.cpus, format::size(i.memory_bytes));
-    println!(" Name: {}\n ID: {}\n Berth Root Dir: {}", i.hostname, i.id, i.root_dir);
+    println!(
+        " OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}",
+        i.os,
+        i.arch,
+        i.cpus,
+        format::size(i.memory_bytes)
+    );
+    println!(
+        " Name: {}\n ID: {}\n Berth Root Dir: {}",
+        i.hostname, i.id, i.root_dir
+    );
     if !i.insecure_registries.is_empty() {
-        println!(" Insecure Registries:\n  {}", i.insecure_registries.join("\n  "));
+        println!(
+            " Insecure Registries:\n  {}",
+            i.insecure_registries.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -135,20 +175,52 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
 
 async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
-    let d = client(conn).await?.disk_usage(pb::DiskUsageRequest {}).await.map_err(status_error)?.into_inner();
+    let d = client(conn)
+        .await?
+        .disk_usage(pb::DiskUsageRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
     let total: u64 = d.layers_size;
     if json_out {
-        println!("{}", json!({"Type": "Images", "TotalCount": d.images.len(), "Active": 0, "Size": format::size(total), "Reclaimable": format::size(total)}));
-        println!("{}", json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}));
-        println!("{}", json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}));
+        println!(
+            "{}",
+            json!({"Type": "Images", "TotalCount": d.images.len(), "Active": 0, "Size": format::size(total), "Reclaimable": format::size(total)})
+        );
+        println!(
+            "{}",
+            json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"})
+        );
+        println!(
+            "{}",
+            json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"})
+        );
         return Ok(());
     }
     format::table(
         &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
         &[
-            vec!["Images".into(), d.images.len().to_string(), "0".into(), format::size(total), format!("{} (100%)", format::size(total))],
-            vec!["Containers".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
-            vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
+            vec![
+                "Images".into(),
+                d.images.len().to_string(),
+                "0".into(),
+                format::size(total),
+                format!("{} (100%)", format::size(total)),
+            ],
+            vec![
+                "Containers".into(),
+                "0".into(),
+                "0".into(),
+                "0B".into(),
+                "0B".into(),
+            ],
+            vec![
+                "Local Volumes".into(),
+                "0".into(),
+                "0".into(),
+                "0B".into(),
+                "0B".into(),
+            ],
         ],
     );
     if a.verbose {
@@ -156,9 +228,28 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
         let rows: Vec<Vec<String>> = d
             .images
             .iter()
-            .map(|i| vec![i.repo_tags.first().cloned().unwrap_or("<none>".into()), i.id.trim_start_matches("sha256:")[..12].to_string(), format::size(i.size), format::size(i.shared_size), format::size(i.unique_size), i.containers.to_string()])
+            .map(|i| {
+                vec![
+                    i.repo_tags.first().cloned().unwrap_or("<none>".into()),
+                    i.id.trim_start_matches("sha256:")[..12].to_string(),
+                    format::size(i.size),
+                    format::size(i.shared_size),
+                    format::size(i.unique_size),
+                    i.containers.to_string(),
+                ]
+            })
             .collect();
-        format::table(&["REPOSITORY:TAG", "IMAGE ID", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"], &rows);
+        format::table(
+            &[
+                "REPOSITORY:TAG",
+                "IMAGE ID",
+                "SIZE",
+                "SHARED SIZE",
+                "UNIQUE SIZE",
+                "CONTAINERS",
+            ],
+            &rows,
+        );
     }
     Ok(())
 }
@@ -181,8 +272,19 @@ pub async fn login(conn: &Conn, a: LoginArgs) -> Result<()> {
     } else {
         bail!("give the password with --password-stdin (or -p)");
     };
-    let auth = pb::RegistryAuth { username: username.clone(), password: password.clone(), ..Default::default() };
-    let resp = client(conn).await?.login(pb::LoginRequest { server: server.clone(), auth: Some(auth) }).await.map_err(status_error)?;
+    let auth = pb::RegistryAuth {
+        username: username.clone(),
+        password: password.clone(),
+        ..Default::default()
+    };
+    let resp = client(conn)
+        .await?
+        .login(pb::LoginRequest {
+            server: server.clone(),
+            auth: Some(auth),
+        })
+        .await
+        .map_err(status_error)?;
     auth::store(&server, &username, &password)?;
     println!("{}", resp.into_inner().status);
     Ok(())
@@ -192,7 +294,10 @@ pub async fn login(conn: &Conn, a: LoginArgs) -> Result<()> {
 pub fn logout(a: LogoutArgs) -> Result<()> {
     let server = a.server.unwrap_or_else(|| "docker.io".into());
     if auth::remove(&server)? {
-        println!("Removing login credentials for {}", auth::server_key(&server));
+        println!(
+            "Removing login credentials for {}",
+            auth::server_key(&server)
+        );
     } else {
         println!("Not logged in to {}", auth::server_key(&server));
     }

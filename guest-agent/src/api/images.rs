@@ -32,7 +32,11 @@ fn progress_stream<T, O, F>(
 where
     T: Send + 'static,
     O: Send + 'static,
-    F: FnOnce(crate::image::ProgressTx) -> futures::future::BoxFuture<'static, crate::error::Result<O>> + Send + 'static,
+    F: FnOnce(
+            crate::image::ProgressTx,
+        ) -> futures::future::BoxFuture<'static, crate::error::Result<O>>
+        + Send
+        + 'static,
 {
     let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
     let (otx, orx) = mpsc::unbounded_channel::<Result<T, Status>>();
@@ -52,15 +56,26 @@ fn removed(items: Vec<Removed>) -> Vec<pb::RemovedItem> {
     items
         .into_iter()
         .map(|r| match r {
-            Removed::Untagged(v) => pb::RemovedItem { action: "Untagged".into(), value: v },
-            Removed::Deleted(v) => pb::RemovedItem { action: "Deleted".into(), value: v },
+            Removed::Untagged(v) => pb::RemovedItem {
+                action: "Untagged".into(),
+                value: v,
+            },
+            Removed::Deleted(v) => pb::RemovedItem {
+                action: "Deleted".into(),
+                value: v,
+            },
         })
         .collect()
 }
 
 impl ImagesApi {
     fn config_of(&self, entry: &ImageEntry) -> Result<(ImageConfig, String), Status> {
-        let bytes = self.0.images.content.read(&entry.record.id).map_err(to_status)?;
+        let bytes = self
+            .0
+            .images
+            .content
+            .read(&entry.record.id)
+            .map_err(to_status)?;
         let config = parse_config(&bytes).map_err(to_status)?;
         Ok((config, String::from_utf8_lossy(&bytes).into_owned()))
     }
@@ -77,7 +92,10 @@ impl ImagesApi {
                 let size = if empty {
                     0
                 } else {
-                    layers.next().and_then(|l| self.0.images.snapshots.info(&l.chain_id)).map_or(0, |i| i.bytes)
+                    layers
+                        .next()
+                        .and_then(|l| self.0.images.snapshots.info(&l.chain_id))
+                        .map_or(0, |i| i.bytes)
                 };
                 pb::HistoryEntry {
                     created: timestamp(h.created.as_deref()),
@@ -102,7 +120,10 @@ impl ImagesApi {
 impl Images for ImagesApi {
     type PullStream = Stream_<pb::PullProgress>;
 
-    async fn pull(&self, request: Request<pb::PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
         let req = request.into_inner();
         let images = self.0.images.clone();
         let creds = credentials(req.auth);
@@ -113,9 +134,20 @@ impl Images for ImagesApi {
                     images.pull(&req.reference, platform, &creds, &tx).await
                 })
             },
-            |p| pb::PullProgress { id: p.id, status: p.status, current: p.current, total: p.total, done: None },
+            |p| pb::PullProgress {
+                id: p.id,
+                status: p.status,
+                current: p.current,
+                total: p.total,
+                done: None,
+            },
             |o| pb::PullProgress {
-                done: Some(pb::PullDone { image_id: o.image_id, reference: o.reference, digest: o.digest, up_to_date: o.up_to_date }),
+                done: Some(pb::PullDone {
+                    image_id: o.image_id,
+                    reference: o.reference,
+                    digest: o.digest,
+                    up_to_date: o.up_to_date,
+                }),
                 ..Default::default()
             },
         )))
@@ -123,24 +155,48 @@ impl Images for ImagesApi {
 
     type PushStream = Stream_<pb::PushProgress>;
 
-    async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+    async fn push(
+        &self,
+        request: Request<pb::PushRequest>,
+    ) -> Result<Response<Self::PushStream>, Status> {
         let req = request.into_inner();
         let images = self.0.images.clone();
         let creds = credentials(req.auth);
         Ok(Response::new(progress_stream(
             move |tx| Box::pin(async move { images.push(&req.reference, &creds, &tx).await }),
-            |p| pb::PushProgress { id: p.id, status: p.status, current: p.current, total: p.total, done: None },
+            |p| pb::PushProgress {
+                id: p.id,
+                status: p.status,
+                current: p.current,
+                total: p.total,
+                done: None,
+            },
             |o| pb::PushProgress {
-                done: Some(pb::PushDone { reference: o.reference, digest: o.digest, size: o.size }),
+                done: Some(pb::PushDone {
+                    reference: o.reference,
+                    digest: o.digest,
+                    size: o.size,
+                }),
                 ..Default::default()
             },
         )))
     }
 
-    async fn list(&self, request: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListImagesRequest>,
+    ) -> Result<Response<pb::ListImagesResponse>, Status> {
         let req = request.into_inner();
-        let dangling = req.filters.get("dangling").and_then(|l| l.values.first()).map(|v| v == "true");
-        let reference = req.filters.get("reference").map(|l| l.values.clone()).unwrap_or_default();
+        let dangling = req
+            .filters
+            .get("dangling")
+            .and_then(|l| l.values.first())
+            .map(|v| v == "true");
+        let reference = req
+            .filters
+            .get("reference")
+            .map(|l| l.values.clone())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for entry in self.0.images.list().map_err(to_status)? {
             if let Some(d) = dangling {
@@ -149,28 +205,51 @@ impl Images for ImagesApi {
                 }
             }
             let tags: Vec<String> = entry.tags.iter().map(|t| familiar(t)).collect();
-            if !reference.is_empty() && !tags.iter().any(|t| reference.iter().any(|pat| glob_match(pat, t))) {
+            if !reference.is_empty()
+                && !tags
+                    .iter()
+                    .any(|t| reference.iter().any(|pat| glob_match(pat, t)))
+            {
                 continue;
             }
             let (config, _) = self.config_of(&entry)?;
             out.push(pb::ImageSummary {
                 id: entry.record.id.clone(),
                 repo_tags: tags,
-                repo_digests: entry.record.repo_digests.iter().map(|d| familiar(d)).collect(),
+                repo_digests: entry
+                    .record
+                    .repo_digests
+                    .iter()
+                    .map(|d| familiar(d))
+                    .collect(),
                 created: timestamp(config.created.as_deref()),
                 size: entry.record.size,
                 containers: 0,
-                labels: config.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
+                labels: config
+                    .config
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             });
         }
         Ok(Response::new(pb::ListImagesResponse { images: out }))
     }
 
-    async fn inspect(&self, request: Request<pb::InspectImageRequest>) -> Result<Response<pb::ImageDetail>, Status> {
-        let entry = self.0.images.find(&request.into_inner().reference).map_err(to_status)?;
+    async fn inspect(
+        &self,
+        request: Request<pb::InspectImageRequest>,
+    ) -> Result<Response<pb::ImageDetail>, Status> {
+        let entry = self
+            .0
+            .images
+            .find(&request.into_inner().reference)
+            .map_err(to_status)?;
         let (config, config_json) = self.config_of(&entry)?;
         let run = config.config.clone().unwrap_or_default();
-        let keys = |m: Option<std::collections::BTreeMap<String, serde_json::Value>>| m.unwrap_or_default().into_keys().collect();
+        let keys = |m: Option<std::collections::BTreeMap<String, serde_json::Value>>| {
+            m.unwrap_or_default().into_keys().collect()
+        };
         let layers = entry
             .record
             .layers
@@ -180,13 +259,23 @@ impl Images for ImagesApi {
                 diff_id: l.diff_id.clone(),
                 media_type: l.media_type.clone(),
                 size: l.size,
-                unpacked_size: self.0.images.snapshots.info(&l.chain_id).map_or(0, |i| i.bytes),
+                unpacked_size: self
+                    .0
+                    .images
+                    .snapshots
+                    .info(&l.chain_id)
+                    .map_or(0, |i| i.bytes),
             })
             .collect();
         Ok(Response::new(pb::ImageDetail {
             id: entry.record.id.clone(),
             repo_tags: entry.tags.iter().map(|t| familiar(t)).collect(),
-            repo_digests: entry.record.repo_digests.iter().map(|d| familiar(d)).collect(),
+            repo_digests: entry
+                .record
+                .repo_digests
+                .iter()
+                .map(|d| familiar(d))
+                .collect(),
             created: timestamp(config.created.as_deref()),
             author: config.author.clone().unwrap_or_default(),
             architecture: config.architecture.clone(),
@@ -214,33 +303,69 @@ impl Images for ImagesApi {
         }))
     }
 
-    async fn tag(&self, request: Request<pb::TagImageRequest>) -> Result<Response<pb::TagImageResponse>, Status> {
+    async fn tag(
+        &self,
+        request: Request<pb::TagImageRequest>,
+    ) -> Result<Response<pb::TagImageResponse>, Status> {
         let req = request.into_inner();
-        let target = self.0.images.tag(&req.source, &req.target).map_err(to_status)?;
+        let target = self
+            .0
+            .images
+            .tag(&req.source, &req.target)
+            .map_err(to_status)?;
         Ok(Response::new(pb::TagImageResponse { target }))
     }
 
-    async fn remove(&self, request: Request<pb::RemoveImageRequest>) -> Result<Response<pb::RemoveImageResponse>, Status> {
+    async fn remove(
+        &self,
+        request: Request<pb::RemoveImageRequest>,
+    ) -> Result<Response<pb::RemoveImageResponse>, Status> {
         let req = request.into_inner();
-        let (items, _) = self.0.images.remove(&req.reference, req.force, req.no_prune).await.map_err(to_status)?;
-        Ok(Response::new(pb::RemoveImageResponse { items: removed(items) }))
+        let (items, _) = self
+            .0
+            .images
+            .remove(&req.reference, req.force, req.no_prune)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RemoveImageResponse {
+            items: removed(items),
+        }))
     }
 
-    async fn prune(&self, request: Request<pb::PruneImagesRequest>) -> Result<Response<pb::PruneImagesResponse>, Status> {
-        let (items, space) = self.0.images.prune(request.into_inner().all).await.map_err(to_status)?;
-        Ok(Response::new(pb::PruneImagesResponse { items: removed(items), space_reclaimed: space }))
+    async fn prune(
+        &self,
+        request: Request<pb::PruneImagesRequest>,
+    ) -> Result<Response<pb::PruneImagesResponse>, Status> {
+        let (items, space) = self
+            .0
+            .images
+            .prune(request.into_inner().all)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PruneImagesResponse {
+            items: removed(items),
+            space_reclaimed: space,
+        }))
     }
 
     type SaveStream = Stream_<pb::DataChunk>;
 
-    async fn save(&self, request: Request<pb::SaveImagesRequest>) -> Result<Response<Self::SaveStream>, Status> {
+    async fn save(
+        &self,
+        request: Request<pb::SaveImagesRequest>,
+    ) -> Result<Response<Self::SaveStream>, Status> {
         let refs = request.into_inner().references;
         let images = self.0.images.clone();
         let plan = images.plan_save(&refs).map_err(to_status)?;
         let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
         tokio::task::spawn_blocking(move || {
-            let mut writer = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
-            let result = images.write_archive(&plan, &mut writer).and_then(|()| writer.flush_out());
+            let mut writer = ChunkWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let result = images
+                .write_archive(&plan, &mut writer)
+                .and_then(|()| writer.flush_out());
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(to_status(e)));
             }
@@ -250,37 +375,67 @@ impl Images for ImagesApi {
 
     type LoadStream = Stream_<pb::LoadProgress>;
 
-    async fn load(&self, request: Request<Streaming<pb::LoadImagesRequest>>) -> Result<Response<Self::LoadStream>, Status> {
+    async fn load(
+        &self,
+        request: Request<Streaming<pb::LoadImagesRequest>>,
+    ) -> Result<Response<Self::LoadStream>, Status> {
         let mut incoming = request.into_inner();
         let images = self.0.images.clone();
         let spool = images.spool_file().map_err(to_status)?;
-        let mut file = tokio::fs::File::from_std(spool.reopen().map_err(|e| Status::internal(e.to_string()))?);
+        let mut file = tokio::fs::File::from_std(
+            spool
+                .reopen()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        );
         while let Some(msg) = incoming.next().await {
             use tokio::io::AsyncWriteExt;
             let msg = msg?;
-            file.write_all(&msg.data).await.map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
+            file.write_all(&msg.data)
+                .await
+                .map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
         }
         drop(file);
         Ok(Response::new(progress_stream(
             move |tx| Box::pin(async move { images.load(spool, &tx).await }),
-            |p| pb::LoadProgress { status: p.status, loaded: vec![] },
-            |loaded| pb::LoadProgress { status: String::new(), loaded },
+            |p| pb::LoadProgress {
+                status: p.status,
+                loaded: vec![],
+            },
+            |loaded| pb::LoadProgress {
+                status: String::new(),
+                loaded,
+            },
         )))
     }
 
-    async fn history(&self, request: Request<pb::InspectImageRequest>) -> Result<Response<pb::ImageHistoryResponse>, Status> {
-        let entry = self.0.images.find(&request.into_inner().reference).map_err(to_status)?;
+    async fn history(
+        &self,
+        request: Request<pb::InspectImageRequest>,
+    ) -> Result<Response<pb::ImageHistoryResponse>, Status> {
+        let entry = self
+            .0
+            .images
+            .find(&request.into_inner().reference)
+            .map_err(to_status)?;
         let (config, _) = self.config_of(&entry)?;
-        Ok(Response::new(pb::ImageHistoryResponse { history: self.history(&config, &entry) }))
+        Ok(Response::new(pb::ImageHistoryResponse {
+            history: self.history(&config, &entry),
+        }))
     }
 
     type BuildStream = Stream_<pb::BuildProgress>;
 
-    async fn build(&self, _: Request<Streaming<pb::BuildRequest>>) -> Result<Response<Self::BuildStream>, Status> {
+    async fn build(
+        &self,
+        _: Request<Streaming<pb::BuildRequest>>,
+    ) -> Result<Response<Self::BuildStream>, Status> {
         Err(not_built("/berth.v1.Images/Build"))
     }
 
-    async fn import(&self, _: Request<Streaming<pb::ImportImageRequest>>) -> Result<Response<pb::ImportImageResponse>, Status> {
+    async fn import(
+        &self,
+        _: Request<Streaming<pb::ImportImageRequest>>,
+    ) -> Result<Response<pb::ImportImageResponse>, Status> {
         Err(not_built("/berth.v1.Images/Import"))
     }
 }
@@ -299,7 +454,11 @@ impl ChunkWriter {
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
             self.tx
                 .blocking_send(Ok(pb::DataChunk { data }))
-                .map_err(|_| crate::error::Error::Unavailable("the client stopped reading the archive".into()))?;
+                .map_err(|_| {
+                    crate::error::Error::Unavailable(
+                        "the client stopped reading the archive".into(),
+                    )
+                })?;
         }
         Ok(())
     }
@@ -309,7 +468,8 @@ impl std::io::Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
-            self.flush_out().map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.flush_out()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         Ok(data.len())
     }
@@ -329,6 +489,10 @@ fn glob_match(pattern: &str, text: &str) -> bool {
             _ => false,
         }
     }
-    let with_tag = if pattern.contains(':') { pattern.to_string() } else { format!("{pattern}:*") };
+    let with_tag = if pattern.contains(':') {
+        pattern.to_string()
+    } else {
+        format!("{pattern}:*")
+    };
     go(with_tag.as_bytes(), text.as_bytes())
 }

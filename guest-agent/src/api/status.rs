@@ -34,5 +34,8 @@ pub fn not_built(path: &str) -> Status {
         s if s.starts_with("berth.v1.") => "this call is not built into this agent yet",
         _ => "this is not a Berth API call; check that the client and agent versions match",
     };
-    Status::unimplemented(format!("{path}: {what} (berth-agent {})", env!("CARGO_PKG_VERSION")))
+    Status::unimplemented(format!(
+        "{path}: {what} (berth-agent {})",
+        env!("CARGO_PKG_VERSION")
+    ))
 }

@@ -15,7 +15,9 @@ use crate::image::registry::{check_login, Credentials};
 pub struct SystemApi(pub Arc<Agent>);
 
 fn kernel_release() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn cgroup_version() -> &'static str {
@@ -32,13 +34,20 @@ pub fn credentials(auth: Option<pb::RegistryAuth>) -> Credentials {
     Credentials {
         username: a.username,
         password: a.password,
-        token: if a.registry_token.is_empty() { a.identity_token } else { a.registry_token },
+        token: if a.registry_token.is_empty() {
+            a.identity_token
+        } else {
+            a.registry_token
+        },
     }
 }
 
 #[tonic::async_trait]
 impl System for SystemApi {
-    async fn version(&self, _: Request<pb::VersionRequest>) -> Result<Response<pb::VersionResponse>, Status> {
+    async fn version(
+        &self,
+        _: Request<pb::VersionRequest>,
+    ) -> Result<Response<pb::VersionResponse>, Status> {
         Ok(Response::new(pb::VersionResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             api_version: berth_api::API_VERSION.into(),
@@ -49,13 +58,21 @@ impl System for SystemApi {
         }))
     }
 
-    async fn ping(&self, _: Request<pb::PingRequest>) -> Result<Response<pb::PingResponse>, Status> {
+    async fn ping(
+        &self,
+        _: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
         Ok(Response::new(pb::PingResponse {}))
     }
 
-    async fn info(&self, _: Request<pb::InfoRequest>) -> Result<Response<pb::InfoResponse>, Status> {
+    async fn info(
+        &self,
+        _: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
         let images = self.0.images.list().map_err(to_status)?.len() as u64;
-        let mem = nix::sys::sysinfo::sysinfo().map(|s| s.ram_total()).unwrap_or(0);
+        let mem = nix::sys::sysinfo::sysinfo()
+            .map(|s| s.ram_total())
+            .unwrap_or(0);
         Ok(Response::new(pb::InfoResponse {
             id: self.0.id.clone(),
             root_dir: self.0.images.root().display().to_string(),
@@ -65,7 +82,12 @@ impl System for SystemApi {
             kernel_version: kernel_release(),
             operating_system: std::fs::read_to_string("/etc/os-release")
                 .ok()
-                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        l.strip_prefix("PRETTY_NAME=")
+                            .map(|v| v.trim_matches('"').to_string())
+                    })
+                })
                 .unwrap_or_default(),
             os: std::env::consts::OS.into(),
             arch: crate::image::manifest::Platform::host().architecture,
@@ -73,12 +95,17 @@ impl System for SystemApi {
             memory_bytes: mem,
             server_version: env!("CARGO_PKG_VERSION").into(),
             insecure_registries: self.0.images.registries.insecure.clone(),
-            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             ..Default::default()
         }))
     }
 
-    async fn disk_usage(&self, _: Request<pb::DiskUsageRequest>) -> Result<Response<pb::DiskUsageResponse>, Status> {
+    async fn disk_usage(
+        &self,
+        _: Request<pb::DiskUsageRequest>,
+    ) -> Result<Response<pb::DiskUsageResponse>, Status> {
         let images = self.0.images.list().map_err(to_status)?;
         let (layers_size, blobs_size) = self.0.images.disk_usage().map_err(to_status)?;
         let mut chain_users: std::collections::HashMap<String, u32> = Default::default();
@@ -93,12 +120,21 @@ impl System for SystemApi {
                 let mut shared = 0;
                 for l in &e.record.layers {
                     if chain_users.get(&l.chain_id).copied().unwrap_or(0) > 1 {
-                        shared += self.0.images.snapshots.info(&l.chain_id).map_or(0, |i| i.bytes);
+                        shared += self
+                            .0
+                            .images
+                            .snapshots
+                            .info(&l.chain_id)
+                            .map_or(0, |i| i.bytes);
                     }
                 }
                 pb::ImageUsage {
                     id: e.record.id.clone(),
-                    repo_tags: e.tags.iter().map(|t| crate::image::reference::familiar(t)).collect(),
+                    repo_tags: e
+                        .tags
+                        .iter()
+                        .map(|t| crate::image::reference::familiar(t))
+                        .collect(),
                     size: e.record.size,
                     shared_size: shared,
                     unique_size: e.record.size.saturating_sub(shared),
@@ -106,21 +142,40 @@ impl System for SystemApi {
                 }
             })
             .collect();
-        Ok(Response::new(pb::DiskUsageResponse { images: usage, layers_size, blobs_size, ..Default::default() }))
+        Ok(Response::new(pb::DiskUsageResponse {
+            images: usage,
+            layers_size,
+            blobs_size,
+            ..Default::default()
+        }))
     }
 
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let req = request.into_inner();
         let creds = credentials(req.auth);
-        check_login(&self.0.images.registries, &req.server, &creds).await.map_err(to_status)?;
-        Ok(Response::new(pb::LoginResponse { status: "Login Succeeded".into() }))
+        check_login(&self.0.images.registries, &req.server, &creds)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::LoginResponse {
+            status: "Login Succeeded".into(),
+        }))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
-    async fn events(&self, request: Request<pb::EventsRequest>) -> Result<Response<Self::EventsStream>, Status> {
+    async fn events(
+        &self,
+        request: Request<pb::EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
         let filters = request.into_inner().filters;
-        let wanted = |key: &str, value: &str| filters.get(key).is_none_or(|l| l.values.iter().any(|v| v == value));
+        let wanted = |key: &str, value: &str| {
+            filters
+                .get(key)
+                .is_none_or(|l| l.values.iter().any(|v| v == value))
+        };
         let mut rx = self.0.images.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
         let type_ok = wanted("type", "image");
@@ -142,10 +197,17 @@ impl System for SystemApi {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 }
 
-fn wanted_action(filters: &std::collections::HashMap<String, pb::StringList>, action: &str) -> bool {
-    filters.get("event").is_none_or(|l| l.values.iter().any(|v| v == action))
+fn wanted_action(
+    filters: &std::collections::HashMap<String, pb::StringList>,
+    action: &str,
+) -> bool {
+    filters
+        .get("event")
+        .is_none_or(|l| l.values.iter().any(|v| v == action))
 }

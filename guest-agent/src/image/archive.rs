@@ -66,7 +66,9 @@ impl ImageService {
     /// Resolves the references to save.
     pub fn plan_save(&self, refs: &[String]) -> Result<SavePlan> {
         if refs.is_empty() {
-            return Err(Error::InvalidArgument("name at least one image to save".into()));
+            return Err(Error::InvalidArgument(
+                "name at least one image to save".into(),
+            ));
         }
         let mut images: Vec<(ImageEntry, Vec<String>)> = Vec::new();
         for r in refs {
@@ -75,7 +77,10 @@ impl ImageService {
                 Ok(parsed) if entry.tags.contains(&parsed.key()) => vec![parsed.key()],
                 _ => entry.tags.clone(),
             };
-            match images.iter_mut().find(|(e, _)| e.record.id == entry.record.id) {
+            match images
+                .iter_mut()
+                .find(|(e, _)| e.record.id == entry.record.id)
+            {
                 Some((_, existing)) => existing.extend(names),
                 None => images.push((entry, names)),
             }
@@ -97,19 +102,37 @@ impl ImageService {
             for d in &blobs {
                 if written.insert(d.clone()) {
                     let path = self.content.path(d)?;
-                    let mut file = File::open(&path).map_err(|e| Error::io(format!("blob {d} is missing from the store"), e))?;
+                    let mut file = File::open(&path)
+                        .map_err(|e| Error::io(format!("blob {d} is missing from the store"), e))?;
                     let len = file.metadata().map_err(fail)?.len();
-                    append(&mut tar, &format!("blobs/sha256/{}", digest::hex_of(d)?), len, &mut file).map_err(fail)?;
+                    append(
+                        &mut tar,
+                        &format!("blobs/sha256/{}", digest::hex_of(d)?),
+                        len,
+                        &mut file,
+                    )
+                    .map_err(fail)?;
                 }
             }
-            let size = self.content.path(&r.manifest_digest)?.metadata().map(|m| m.len()).unwrap_or(0);
-            let names_or_none: Vec<Option<&String>> =
-                if names.is_empty() { vec![None] } else { names.iter().map(Some).collect() };
+            let size = self
+                .content
+                .path(&r.manifest_digest)?
+                .metadata()
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let names_or_none: Vec<Option<&String>> = if names.is_empty() {
+                vec![None]
+            } else {
+                names.iter().map(Some).collect()
+            };
             for name in names_or_none {
                 let mut annotations = BTreeMap::new();
                 if let Some(name) = name {
                     annotations.insert("io.containerd.image.name".to_string(), name.clone());
-                    if let Some(tag) = ImageRef::parse(name).ok().and_then(|p| p.tag().map(str::to_string)) {
+                    if let Some(tag) = ImageRef::parse(name)
+                        .ok()
+                        .and_then(|p| p.tag().map(str::to_string))
+                    {
                         annotations.insert("org.opencontainers.image.ref.name".to_string(), tag);
                     }
                 }
@@ -127,7 +150,11 @@ impl ImageService {
                 "Layers": r.layers.iter().map(|l| format!("blobs/sha256/{}", &l.digest[7..])).collect::<Vec<_>>(),
             }));
         }
-        let index = Index { schema_version: 2, media_type: Some(manifest::OCI_INDEX.into()), manifests: index };
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_INDEX.into()),
+            manifests: index,
+        };
         let docs: [(&str, Vec<u8>); 3] = [
             ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
             ("index.json", serde_json::to_vec(&index).expect("plain")),
@@ -146,7 +173,12 @@ impl ImageService {
     /// A fresh spool file for an incoming archive.
     pub fn spool_file(&self) -> Result<Spool> {
         let seq = SPOOL_SEQ.fetch_add(1, Ordering::Relaxed);
-        Ok(Spool { path: self.root().join("ingest").join(format!("load-{}-{seq}.tar", std::process::id())) })
+        Ok(Spool {
+            path: self
+                .root()
+                .join("ingest")
+                .join(format!("load-{}-{seq}.tar", std::process::id())),
+        })
     }
 
     /// Loads every image an archive holds; returns the names (or ids) loaded.
@@ -170,11 +202,17 @@ impl ImageService {
         for (manifest_bytes, names) in images {
             let id = self.store_loaded(&dir, &manifest_bytes, &names).await?;
             if names.is_empty() {
-                let _ = tx.send(Progress { status: format!("Loaded image ID: {id}"), ..progress_blank() });
+                let _ = tx.send(Progress {
+                    status: format!("Loaded image ID: {id}"),
+                    ..progress_blank()
+                });
                 loaded.push(id.clone());
             }
             for n in names {
-                let _ = tx.send(Progress { status: format!("Loaded image: {}", familiar(&n)), ..progress_blank() });
+                let _ = tx.send(Progress {
+                    status: format!("Loaded image: {}", familiar(&n)),
+                    ..progress_blank()
+                });
                 loaded.push(familiar(&n));
             }
             self.emit("load", &id, "");
@@ -185,8 +223,10 @@ impl ImageService {
 
     /// The manifests (with names) an OCI layout lists.
     fn read_oci_layout(&self, dir: &Path) -> Result<Vec<(Vec<u8>, Vec<String>)>> {
-        let index: Index = serde_json::from_slice(&read_small(&dir.join("index.json"))?)
-            .map_err(|e| Error::InvalidArgument(format!("the archive's index.json is malformed: {e}")))?;
+        let index: Index =
+            serde_json::from_slice(&read_small(&dir.join("index.json"))?).map_err(|e| {
+                Error::InvalidArgument(format!("the archive's index.json is malformed: {e}"))
+            })?;
         let mut by_digest: Vec<(Vec<u8>, Vec<String>)> = Vec::new();
         let mut digests: Vec<String> = Vec::new();
         for desc in &index.manifests {
@@ -202,7 +242,12 @@ impl ImageService {
             let name = annotations
                 .get("io.containerd.image.name")
                 .cloned()
-                .or_else(|| annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains('/') || n.contains(':')).cloned())
+                .or_else(|| {
+                    annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|n| n.contains('/') || n.contains(':'))
+                        .cloned()
+                })
                 .and_then(|n| ImageRef::parse(&n).ok())
                 .filter(|r| r.digest().is_none())
                 .map(|r| r.key());
@@ -220,8 +265,10 @@ impl ImageService {
     /// The images an older `docker save` archive holds, each given a Docker
     /// schema 2 manifest over its files, which are stored as blobs.
     fn read_docker_archive(&self, dir: &Path) -> Result<Vec<(Vec<u8>, Vec<String>)>> {
-        let entries: Vec<DockerEntry> = serde_json::from_slice(&read_small(&dir.join("manifest.json"))?)
-            .map_err(|e| Error::InvalidArgument(format!("the archive's manifest.json is malformed: {e}")))?;
+        let entries: Vec<DockerEntry> =
+            serde_json::from_slice(&read_small(&dir.join("manifest.json"))?).map_err(|e| {
+                Error::InvalidArgument(format!("the archive's manifest.json is malformed: {e}"))
+            })?;
         let mut out = Vec::new();
         for e in entries {
             let config = self.import_file(dir, &e.config)?;
@@ -229,7 +276,9 @@ impl ImageService {
             for l in &e.layers {
                 let mut d = self.import_file(dir, l)?;
                 let mut head = [0u8; 4];
-                let n = File::open(self.content.path(&d.digest)?).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+                let n = File::open(self.content.path(&d.digest)?)
+                    .and_then(|mut f| f.read(&mut head))
+                    .unwrap_or(0);
                 d.media_type = if n >= 2 && head.starts_with(&[0x1f, 0x8b]) {
                     "application/vnd.docker.image.rootfs.diff.tar.gzip".into()
                 } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
@@ -242,11 +291,20 @@ impl ImageService {
             let manifest = Manifest {
                 schema_version: 2,
                 media_type: Some(manifest::DOCKER_MANIFEST.into()),
-                config: Descriptor { media_type: "application/vnd.docker.container.image.v1+json".into(), ..config },
+                config: Descriptor {
+                    media_type: "application/vnd.docker.container.image.v1+json".into(),
+                    ..config
+                },
                 layers,
             };
             let bytes = serde_json::to_vec(&manifest).expect("plain");
-            let names = e.repo_tags.unwrap_or_default().iter().filter_map(|t| ImageRef::parse(t).ok()).map(|r| r.key()).collect();
+            let names = e
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| ImageRef::parse(t).ok())
+                .map(|r| r.key())
+                .collect();
             out.push((bytes, names));
         }
         Ok(out)
@@ -254,13 +312,20 @@ impl ImageService {
 
     /// Stores a file of the archive as a blob named by its own digest.
     fn import_file(&self, dir: &Path, name: &str) -> Result<Descriptor> {
-        let path = safe_join(dir, name)
-            .ok_or_else(|| Error::InvalidArgument(format!("the archive names a file outside itself: {name}")))?;
+        let path = safe_join(dir, name).ok_or_else(|| {
+            Error::InvalidArgument(format!("the archive names a file outside itself: {name}"))
+        })?;
         let mut hasher = digest::Hasher::default();
-        let mut f = File::open(&path).map_err(|_| Error::InvalidArgument(format!("the archive lacks {name}, which its manifest names")))?;
+        let mut f = File::open(&path).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "the archive lacks {name}, which its manifest names"
+            ))
+        })?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io("cannot read the archive", e))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| Error::io("cannot read the archive", e))?;
             if n == 0 {
                 break;
             }
@@ -269,7 +334,13 @@ impl ImageService {
         let size = hasher.len;
         let d = hasher.finish();
         self.import_blob(&path, &d)?;
-        Ok(Descriptor { media_type: String::new(), digest: d, size, platform: None, annotations: None })
+        Ok(Descriptor {
+            media_type: String::new(),
+            digest: d,
+            size,
+            platform: None,
+            annotations: None,
+        })
     }
 
     /// Copies a spooled file into the content store, verifying its digest.
@@ -284,16 +355,26 @@ impl ImageService {
     }
 
     /// Stores one image from the spool: blobs, snapshots, record, names.
-    async fn store_loaded(self: &Arc<Self>, dir: &Path, manifest_bytes: &[u8], names: &[String]) -> Result<String> {
+    async fn store_loaded(
+        self: &Arc<Self>,
+        dir: &Path,
+        manifest_bytes: &[u8],
+        names: &[String],
+    ) -> Result<String> {
         let Document::Manifest(m) = manifest::parse_document(manifest_bytes)? else {
-            return Err(Error::InvalidArgument("the archive's manifest is an index inside an index".into()));
+            return Err(Error::InvalidArgument(
+                "the archive's manifest is an index inside an index".into(),
+            ));
         };
         for desc in m.layers.iter().chain(std::iter::once(&m.config)) {
             let hex = digest::hex_of(&desc.digest)?;
             let path = dir.join("blobs/sha256").join(hex);
             if !self.content.has(&desc.digest) {
                 if !path.is_file() {
-                    return Err(Error::InvalidArgument(format!("the archive lacks blob {}, which its manifest names", desc.digest)));
+                    return Err(Error::InvalidArgument(format!(
+                        "the archive lacks blob {}, which its manifest names",
+                        desc.digest
+                    )));
                 }
                 self.import_blob(&path, &desc.digest)?;
             }
@@ -304,7 +385,13 @@ impl ImageService {
         let mut size = 0;
         for (i, layer) in m.layers.iter().enumerate() {
             let source = BlobSource::Stored(self.content.path(&layer.digest)?);
-            self.ensure_snapshot(chain[i].clone(), diff_ids[i].clone(), chain[..i].to_vec(), source).await?;
+            self.ensure_snapshot(
+                chain[i].clone(),
+                diff_ids[i].clone(),
+                chain[..i].to_vec(),
+                source,
+            )
+            .await?;
             size += self.snapshots.info(&chain[i]).map_or(0, |s| s.bytes);
         }
         let manifest_digest = digest::of_bytes(manifest_bytes);
@@ -312,7 +399,10 @@ impl ImageService {
         let record = ImageRecord {
             id: m.config.digest.clone(),
             manifest_digest,
-            manifest_media_type: m.media_type.clone().unwrap_or_else(|| manifest::OCI_MANIFEST.into()),
+            manifest_media_type: m
+                .media_type
+                .clone()
+                .unwrap_or_else(|| manifest::OCI_MANIFEST.into()),
             layers: m
                 .layers
                 .iter()
@@ -335,10 +425,20 @@ impl ImageService {
 }
 
 fn progress_blank() -> Progress {
-    Progress { id: String::new(), status: String::new(), current: 0, total: 0 }
+    Progress {
+        id: String::new(),
+        status: String::new(),
+        current: 0,
+        total: 0,
+    }
 }
 
-fn append(tar: &mut tar::Builder<&mut dyn Write>, name: &str, len: u64, data: &mut dyn Read) -> io::Result<()> {
+fn append(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    name: &str,
+    len: u64,
+    data: &mut dyn Read,
+) -> io::Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_size(len);
     header.set_mode(0o644);
@@ -350,8 +450,14 @@ fn append(tar: &mut tar::Builder<&mut dyn Write>, name: &str, len: u64, data: &m
 /// `dir/name` when `name` is a plain relative path of at most four parts.
 fn safe_join(dir: &Path, name: &str) -> Option<PathBuf> {
     let rel = Path::new(name);
-    let parts: Vec<_> = rel.components().filter(|c| !matches!(c, Component::CurDir)).collect();
-    if parts.is_empty() || parts.len() > 4 || !parts.iter().all(|c| matches!(c, Component::Normal(_))) {
+    let parts: Vec<_> = rel
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if parts.is_empty()
+        || parts.len() > 4
+        || !parts.iter().all(|c| matches!(c, Component::Normal(_)))
+    {
         return None;
     }
     Some(dir.join(rel))
@@ -360,18 +466,24 @@ fn safe_join(dir: &Path, name: &str) -> Option<PathBuf> {
 /// Takes the archive's regular files with plain names into `dir`; links,
 /// devices and names that climb out are skipped.
 fn extract_plain_files(archive: &Path, dir: &Path) -> Result<()> {
-    let bad = |e: io::Error| Error::InvalidArgument(format!("the archive is not a readable tar: {e}"));
+    let bad =
+        |e: io::Error| Error::InvalidArgument(format!("the archive is not a readable tar: {e}"));
     fs::create_dir_all(dir).map_err(|e| Error::io("cannot create a spool directory", e))?;
-    let mut tar = tar::Archive::new(File::open(archive).map_err(|e| Error::io("cannot open the spooled archive", e))?);
+    let mut tar = tar::Archive::new(
+        File::open(archive).map_err(|e| Error::io("cannot open the spooled archive", e))?,
+    );
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
         let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let Some(dest) = safe_join(dir, &name) else { continue };
+        let Some(dest) = safe_join(dir, &name) else {
+            continue;
+        };
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io("cannot create a spool directory", e))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| Error::io("cannot create a spool directory", e))?;
         }
         if fs::symlink_metadata(&dest).is_ok() {
             continue;
@@ -385,18 +497,24 @@ fn extract_plain_files(archive: &Path, dir: &Path) -> Result<()> {
 fn read_small(path: &Path) -> Result<Vec<u8>> {
     let meta = fs::metadata(path).map_err(|e| Error::io("cannot read the archive", e))?;
     if meta.len() > 16 << 20 {
-        return Err(Error::InvalidArgument(format!("{} in the archive is too large to be a manifest", path.display())));
+        return Err(Error::InvalidArgument(format!(
+            "{} in the archive is too large to be a manifest",
+            path.display()
+        )));
     }
     fs::read(path).map_err(|e| Error::io("cannot read the archive", e))
 }
 
 /// Reads a (small) blob from the spooled layout and checks its digest.
 fn read_verified(dir: &Path, d: &str) -> Result<Vec<u8>> {
-    let bytes = read_small(&dir.join("blobs/sha256").join(digest::hex_of(d)?))
-        .map_err(|_| Error::InvalidArgument(format!("the archive lacks blob {d}, which its index names")))?;
+    let bytes = read_small(&dir.join("blobs/sha256").join(digest::hex_of(d)?)).map_err(|_| {
+        Error::InvalidArgument(format!("the archive lacks blob {d}, which its index names"))
+    })?;
     let actual = digest::of_bytes(&bytes);
     if actual != d {
-        return Err(Error::DataLoss(format!("blob {d} in the archive hashes to {actual}: the archive is corrupt")));
+        return Err(Error::DataLoss(format!(
+            "blob {d} in the archive hashes to {actual}: the archive is corrupt"
+        )));
     }
     Ok(bytes)
 }

@@ -27,7 +27,8 @@ impl ContentStore {
         let ingest = root.join("ingest");
         let _ = fs::remove_dir_all(&ingest);
         for dir in [&blobs, &ingest] {
-            fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         Ok(ContentStore { blobs, ingest })
     }
@@ -45,7 +46,9 @@ impl ContentStore {
     /// Reads a whole (small) blob: a manifest or a config.
     pub fn read(&self, digest: &str) -> Result<Vec<u8>> {
         fs::read(self.path(digest)?).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound(format!("blob {digest} is not in the store")),
+            io::ErrorKind::NotFound => {
+                Error::NotFound(format!("blob {digest} is not in the store"))
+            }
             _ => Error::io(format!("cannot read blob {digest}"), e),
         })
     }
@@ -62,7 +65,8 @@ impl ContentStore {
             )));
         }
         let mut w = self.ingest(expected)?;
-        w.write_all(data).map_err(|e| Error::io("cannot write a blob", e))?;
+        w.write_all(data)
+            .map_err(|e| Error::io("cannot write a blob", e))?;
         w.commit(None)
     }
 
@@ -70,9 +74,18 @@ impl ContentStore {
     pub fn ingest(&self, expected: &str) -> Result<BlobWriter> {
         let final_path = self.path(expected)?;
         let seq = INGEST_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = self.ingest.join(format!("{}-{seq}", digest::hex_of(expected)?));
+        let path = self
+            .ingest
+            .join(format!("{}-{seq}", digest::hex_of(expected)?));
         let file = fs::File::create(&path).map_err(|e| Error::io("cannot create a blob", e))?;
-        Ok(BlobWriter { file, path, final_path, expected: expected.to_string(), hasher: Hasher::default(), done: false })
+        Ok(BlobWriter {
+            file,
+            path,
+            final_path,
+            expected: expected.to_string(),
+            hasher: Hasher::default(),
+            done: false,
+        })
     }
 
     /// Removes a blob; returns its size.
@@ -92,7 +105,10 @@ impl ContentStore {
         for entry in fs::read_dir(&self.blobs).map_err(|e| Error::io("cannot list blobs", e))? {
             let entry = entry.map_err(|e| Error::io("cannot list blobs", e))?;
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            out.push((format!("sha256:{}", entry.file_name().to_string_lossy()), size));
+            out.push((
+                format!("sha256:{}", entry.file_name().to_string_lossy()),
+                size,
+            ));
         }
         Ok(out)
     }
@@ -115,7 +131,7 @@ impl BlobWriter {
     }
 
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub fn written(&self) -> u64 {
         self.hasher.len
     }
 
@@ -139,8 +155,11 @@ impl BlobWriter {
                 )));
             }
         }
-        self.file.flush().map_err(|e| Error::io("cannot write a blob", e))?;
-        fs::rename(&self.path, &self.final_path).map_err(|e| Error::io("cannot commit a blob", e))?;
+        self.file
+            .flush()
+            .map_err(|e| Error::io("cannot write a blob", e))?;
+        fs::rename(&self.path, &self.final_path)
+            .map_err(|e| Error::io("cannot commit a blob", e))?;
         self.done = true;
         Ok(())
     }

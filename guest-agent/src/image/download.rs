@@ -70,9 +70,12 @@ impl Download {
     pub async fn wait(&self) -> Result<()> {
         let mut rx = self.progress.subscribe();
         let _ = rx.wait_for(|(_, done)| *done).await;
-        self.state.lock().expect("poisoned").done.clone().unwrap_or_else(|| {
-            Err(Error::Internal("a download ended without a verdict".into()))
-        })
+        self.state
+            .lock()
+            .expect("poisoned")
+            .done
+            .clone()
+            .unwrap_or_else(|| Err(Error::Internal("a download ended without a verdict".into())))
     }
 
     /// Opens a reader that follows the blob as it is written.
@@ -84,7 +87,11 @@ impl Download {
             None => File::open(&self.partial)?,
         };
         drop(st);
-        Ok(FollowReader { file, pos: 0, download: self.clone() })
+        Ok(FollowReader {
+            file,
+            pos: 0,
+            download: self.clone(),
+        })
     }
 }
 

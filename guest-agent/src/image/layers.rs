@@ -58,13 +58,25 @@ impl ImageService {
             return Ok(BlobSource::Stored(final_path));
         }
         let writer = self.content.ingest(digest)?;
-        let dl = Arc::new(Download::new(writer.partial_path().to_path_buf(), final_path, size));
+        let dl = Arc::new(Download::new(
+            writer.partial_path().to_path_buf(),
+            final_path,
+            size,
+        ));
         downloads.insert(digest.to_string(), dl.clone());
         drop(downloads);
         let (this, digest, task_dl) = (self.clone(), digest.to_string(), dl.clone());
         tokio::spawn(async move {
             let mut writer = Some(writer);
-            let fetched = fetch_into(&client, &image, &digest, size, writer.as_mut().expect("set"), &task_dl).await;
+            let fetched = fetch_into(
+                &client,
+                &image,
+                &digest,
+                size,
+                writer.as_mut().expect("set"),
+                &task_dl,
+            )
+            .await;
             let _ = task_dl.finish(|| {
                 fetched?;
                 writer.take().expect("set").commit(Some(size))
@@ -94,7 +106,9 @@ impl ImageService {
                     let this = self.clone();
                     let key = chain_id.clone();
                     async move {
-                        let result = this.build_snapshot(&key, &diff_id, &lower_chain, source).await;
+                        let result = this
+                            .build_snapshot(&key, &diff_id, &lower_chain, source)
+                            .await;
                         this.unpacks.lock().expect("poisoned").remove(&key);
                         result
                     }
@@ -106,19 +120,40 @@ impl ImageService {
         shared.await
     }
 
-    async fn build_snapshot(&self, chain_id: &str, diff_id: &str, lower_chain: &[String], source: BlobSource) -> Result<()> {
-        let lowers = lower_chain.iter().rev().map(|c| self.snapshots.fs_path(c)).collect::<Result<Vec<_>>>()?;
+    async fn build_snapshot(
+        &self,
+        chain_id: &str,
+        diff_id: &str,
+        lower_chain: &[String],
+        source: BlobSource,
+    ) -> Result<()> {
+        let lowers = lower_chain
+            .iter()
+            .rev()
+            .map(|c| self.snapshots.fs_path(c))
+            .collect::<Result<Vec<_>>>()?;
         let partial = self.snapshots.begin(chain_id)?;
         let upper = partial.fs();
         let reader: Box<dyn Read + Send> = match &source {
-            BlobSource::Stored(path) => Box::new(File::open(path).map_err(|e| Error::io("cannot open a layer blob", e))?),
-            BlobSource::Downloading(d) => Box::new(d.reader().map_err(|e| Error::io("cannot follow a download", e))?),
+            BlobSource::Stored(path) => {
+                Box::new(File::open(path).map_err(|e| Error::io("cannot open a layer blob", e))?)
+            }
+            BlobSource::Downloading(d) => Box::new(
+                d.reader()
+                    .map_err(|e| Error::io("cannot follow a download", e))?,
+            ),
         };
         let applied = tokio::task::spawn_blocking(move || -> io::Result<(SnapshotInfo, String)> {
             let mut hashing = HashingReader::new(decompress(reader)?);
             let stats = apply_layer(&mut hashing, &upper, &lowers)?;
             io::copy(&mut hashing, &mut io::sink())?;
-            Ok((SnapshotInfo { entries: stats.entries, bytes: stats.bytes }, hashing.hasher.finish()))
+            Ok((
+                SnapshotInfo {
+                    entries: stats.entries,
+                    bytes: stats.bytes,
+                },
+                hashing.hasher.finish(),
+            ))
         })
         .await
         .map_err(|e| Error::Internal(format!("a layer unpack crashed: {e}")))?;
@@ -154,14 +189,17 @@ async fn fetch_into(
         .map_err(|e| super::registry::registry_error(&image_ref, "fetching a layer of", e))?
         .stream;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Unavailable(format!("the download of {digest} broke off: {e}")))?;
-        if writer.len() + chunk.len() as u64 > size {
+        let chunk = chunk
+            .map_err(|e| Error::Unavailable(format!("the download of {digest} broke off: {e}")))?;
+        if writer.written() + chunk.len() as u64 > size {
             return Err(Error::DataLoss(format!(
                 "blob {digest} is larger than the {size} bytes its descriptor says; the registry sent corrupt data"
             )));
         }
-        writer.write_all(&chunk).map_err(|e| Error::io("cannot write a blob", e))?;
-        dl.advance(writer.len());
+        writer
+            .write_all(&chunk)
+            .map_err(|e| Error::io("cannot write a blob", e))?;
+        dl.advance(writer.written());
     }
     Ok(())
 }

@@ -29,33 +29,58 @@ pub enum Removed {
 impl ImageService {
     /// Every stored image, newest first.
     pub fn list(&self) -> Result<Vec<ImageEntry>> {
-        let mut out: Vec<ImageEntry> =
-            self.meta.images()?.into_iter().map(|(record, tags)| ImageEntry { record, tags }).collect();
-        out.sort_by(|a, b| b.record.stored_at.cmp(&a.record.stored_at).then(a.record.id.cmp(&b.record.id)));
+        let mut out: Vec<ImageEntry> = self
+            .meta
+            .images()?
+            .into_iter()
+            .map(|(record, tags)| ImageEntry { record, tags })
+            .collect();
+        out.sort_by(|a, b| {
+            b.record
+                .stored_at
+                .cmp(&a.record.stored_at)
+                .then(a.record.id.cmp(&b.record.id))
+        });
         Ok(out)
     }
 
     /// Finds the image a user means: a full or short id, a name, or a
     /// name@digest.
     pub fn find(&self, input: &str) -> Result<ImageEntry> {
-        let missing = || Error::NotFound(format!("no such image: {input}; `berth images` lists the stored ones"));
+        let missing = || {
+            Error::NotFound(format!(
+                "no such image: {input}; `berth images` lists the stored ones"
+            ))
+        };
         let all = self.list()?;
         let hex = input.strip_prefix("sha256:").unwrap_or(input);
         if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<&ImageEntry> = all.iter().filter(|e| e.record.id[7..].starts_with(hex)).collect();
+            let hits: Vec<&ImageEntry> = all
+                .iter()
+                .filter(|e| e.record.id[7..].starts_with(hex))
+                .collect();
             match hits.len() {
                 1 => return Ok(hits[0].clone()),
                 0 => {}
-                _ => return Err(Error::InvalidArgument(format!("the id prefix {input} matches several images: give more of it"))),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the id prefix {input} matches several images: give more of it"
+                    )))
+                }
             }
         }
         let image = ImageRef::parse(input).map_err(|_| missing())?;
         if let Some(d) = image.digest() {
             let want = format!("{}@{d}", image.name());
-            return all.into_iter().find(|e| e.record.repo_digests.contains(&want)).ok_or_else(missing);
+            return all
+                .into_iter()
+                .find(|e| e.record.repo_digests.contains(&want))
+                .ok_or_else(missing);
         }
         let key = image.key();
-        all.into_iter().find(|e| e.tags.contains(&key)).ok_or_else(missing)
+        all.into_iter()
+            .find(|e| e.tags.contains(&key))
+            .ok_or_else(missing)
     }
 
     /// Gives an image another name.
@@ -63,7 +88,9 @@ impl ImageService {
         let entry = self.find(source)?;
         let target = ImageRef::parse(target)?;
         if target.digest().is_some() {
-            return Err(Error::InvalidArgument("a tag cannot be a digest: use NAME[:TAG]".into()));
+            return Err(Error::InvalidArgument(
+                "a tag cannot be a digest: use NAME[:TAG]".into(),
+            ));
         }
         self.meta.set_tag(&target.key(), &entry.record.id)?;
         self.emit("tag", &entry.record.id, &target.key());
@@ -72,11 +99,18 @@ impl ImageService {
 
     /// Removes a name, or the image when it was the last name (or an id was
     /// given), as `docker rmi` does.
-    pub async fn remove(&self, input: &str, force: bool, no_prune: bool) -> Result<(Vec<Removed>, u64)> {
+    pub async fn remove(
+        &self,
+        input: &str,
+        force: bool,
+        no_prune: bool,
+    ) -> Result<(Vec<Removed>, u64)> {
         let _guard = self.gc_lock.write().await;
         let entry = self.find(input)?;
         let id = entry.record.id.clone();
-        let by_name = ImageRef::parse(input).ok().filter(|r| entry.tags.contains(&r.key()));
+        let by_name = ImageRef::parse(input)
+            .ok()
+            .filter(|r| entry.tags.contains(&r.key()));
         let mut out = Vec::new();
         if let Some(name) = by_name {
             self.meta.remove_tag(&name.key())?;
@@ -102,7 +136,11 @@ impl ImageService {
         }
         out.push(Removed::Deleted(id.clone()));
         self.emit("delete", &id, "");
-        let reclaimed = if no_prune { 0 } else { self.collect_garbage(&mut out)? };
+        let reclaimed = if no_prune {
+            0
+        } else {
+            self.collect_garbage(&mut out)?
+        };
         Ok((out, reclaimed))
     }
 
@@ -154,7 +192,13 @@ impl ImageService {
 
     /// Bytes used by snapshots and blobs.
     pub fn disk_usage(&self) -> Result<(u64, u64)> {
-        let layers = self.snapshots.list()?.iter().filter_map(|c| self.snapshots.info(c)).map(|i| i.bytes).sum();
+        let layers = self
+            .snapshots
+            .list()?
+            .iter()
+            .filter_map(|c| self.snapshots.info(c))
+            .map(|i| i.bytes)
+            .sum();
         let blobs = self.content.list()?.iter().map(|(_, s)| s).sum();
         Ok((layers, blobs))
     }

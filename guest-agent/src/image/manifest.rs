@@ -68,7 +68,11 @@ impl Platform {
             "x86" => "386",
             other => other,
         };
-        Platform { architecture: arch.into(), os: "linux".into(), variant: None }
+        Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            variant: None,
+        }
     }
 
     /// Parses "os/arch[/variant]".
@@ -144,7 +148,8 @@ pub enum Document {
 
 /// Parses a manifest or index from its bytes.
 pub fn parse_document(bytes: &[u8]) -> Result<Document> {
-    let bad = |why: String| Error::DataLoss(format!("the registry sent a malformed manifest: {why}"));
+    let bad =
+        |why: String| Error::DataLoss(format!("the registry sent a malformed manifest: {why}"));
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     if value.get("schemaVersion").and_then(|v| v.as_u64()) == Some(1) {
         return Err(Error::InvalidArgument(
@@ -152,9 +157,13 @@ pub fn parse_document(bytes: &[u8]) -> Result<Document> {
         ));
     }
     if value.get("manifests").is_some() {
-        Ok(Document::Index(serde_json::from_value(value).map_err(|e| bad(e.to_string()))?))
+        Ok(Document::Index(
+            serde_json::from_value(value).map_err(|e| bad(e.to_string()))?,
+        ))
     } else {
-        Ok(Document::Manifest(serde_json::from_value(value).map_err(|e| bad(e.to_string()))?))
+        Ok(Document::Manifest(
+            serde_json::from_value(value).map_err(|e| bad(e.to_string()))?,
+        ))
     }
 }
 
@@ -170,7 +179,11 @@ impl Index {
         candidates
             .iter()
             .find(|d| d.platform.as_ref().map(|p| &p.variant) == Some(&want.variant))
-            .or_else(|| candidates.iter().find(|d| d.platform.as_ref().and_then(|p| p.variant.as_deref()) == Some("v8")))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|d| d.platform.as_ref().and_then(|p| p.variant.as_deref()) == Some("v8"))
+            })
             .or_else(|| candidates.first())
             .copied()
             .ok_or_else(|| {
@@ -284,5 +297,6 @@ pub struct ImageConfig {
 
 /// Parses an image config.
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig> {
-    serde_json::from_slice(bytes).map_err(|e| Error::DataLoss(format!("the image config is malformed: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::DataLoss(format!("the image config is malformed: {e}")))
 }

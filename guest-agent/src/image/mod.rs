@@ -102,11 +102,19 @@ impl ImageService {
     }
 
     fn emit(&self, action: &str, id: &str, name: &str) {
-        let _ = self.events.send(ImageEvent { action: action.into(), id: id.into(), name: name.into() });
+        let _ = self.events.send(ImageEvent {
+            action: action.into(),
+            id: id.into(),
+            name: name.into(),
+        });
     }
 }
 
 /// The short id Docker shows for a digest: 12 hex digits.
 pub fn short_id(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }

@@ -34,7 +34,12 @@ pub struct PullOutcome {
 const MAX_DOCUMENT: u64 = 8 << 20;
 
 fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
-    let _ = tx.send(Progress { id: id.to_string(), status: status.into(), current, total });
+    let _ = tx.send(Progress {
+        id: id.to_string(),
+        status: status.into(),
+        current,
+        total,
+    });
 }
 
 impl ImageService {
@@ -54,18 +59,37 @@ impl ImageService {
         let _guard = self.gc_lock.read().await;
         let client = Arc::new(self.registries.client(&image));
         let auth = creds.to_oci();
-        say(tx, &image.tag().unwrap_or_else(|| image.digest().unwrap_or_default()).to_string(), format!("Pulling from {}", familiar(&image.name())), 0, 0);
+        let label = image.tag().or(image.digest()).unwrap_or_default();
+        say(
+            tx,
+            label,
+            format!("Pulling from {}", familiar(&image.name())),
+            0,
+            0,
+        );
 
-        let (bytes, manifest_digest, manifest) = self.resolve_manifest(&client, &image, &auth, &want).await?;
-        let media_type = manifest.media_type.clone().unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
+        let (bytes, manifest_digest, manifest) =
+            self.resolve_manifest(&client, &image, &auth, &want).await?;
+        let media_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
 
         if let Some(done) = self.already_have(&image, &manifest_digest)? {
             say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
-            say(tx, "", format!("Status: Image is up to date for {}", familiar(&image.key())), 0, 0);
+            say(
+                tx,
+                "",
+                format!("Status: Image is up to date for {}", familiar(&image.key())),
+                0,
+                0,
+            );
             return Ok(done);
         }
 
-        let config_bytes = self.fetch_document(&client, &image, &manifest.config).await?;
+        let config_bytes = self
+            .fetch_document(&client, &image, &manifest.config)
+            .await?;
         let config = manifest::parse_config(&config_bytes)?;
         self.content.write(&manifest.config.digest, &config_bytes)?;
         let diff_ids = check_layers(&manifest, &config)?;
@@ -74,7 +98,8 @@ impl ImageService {
         // Start every download at once; unpack bottom-up as bytes arrive.
         let mut sources = Vec::new();
         for layer in &manifest.layers {
-            let source = self.fetch_blob(client.clone(), image.oci.clone(), &layer.digest, layer.size)?;
+            let source =
+                self.fetch_blob(client.clone(), image.oci.clone(), &layer.digest, layer.size)?;
             let id = short_id(&layer.digest);
             match &source {
                 BlobSource::Stored(_) if self.snapshots.info(&chain[sources.len()]).is_some() => {
@@ -90,7 +115,13 @@ impl ImageService {
         }
         let mut size = 0;
         for (i, source) in sources.iter().enumerate() {
-            self.ensure_snapshot(chain[i].clone(), diff_ids[i].clone(), chain[..i].to_vec(), source.clone()).await?;
+            self.ensure_snapshot(
+                chain[i].clone(),
+                diff_ids[i].clone(),
+                chain[..i].to_vec(),
+                source.clone(),
+            )
+            .await?;
             size += self.snapshots.info(&chain[i]).map_or(0, |s| s.bytes);
         }
         for source in &sources {
@@ -100,7 +131,13 @@ impl ImageService {
         }
         for (i, layer) in manifest.layers.iter().enumerate() {
             if matches!(sources[i], BlobSource::Downloading(_)) {
-                say(tx, &short_id(&layer.digest), "Pull complete", layer.size, layer.size);
+                say(
+                    tx,
+                    &short_id(&layer.digest),
+                    "Pull complete",
+                    layer.size,
+                    layer.size,
+                );
             }
         }
         self.content.write(&manifest_digest, &bytes)?;
@@ -124,12 +161,30 @@ impl ImageService {
             size,
             stored_at: now(),
         };
-        let tags: Vec<String> = if image.digest().is_none() { vec![image.key()] } else { vec![] };
+        let tags: Vec<String> = if image.digest().is_none() {
+            vec![image.key()]
+        } else {
+            vec![]
+        };
         self.meta.put_image(&record, &tags)?;
         self.emit("pull", &record.id, &image.key());
         say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
-        say(tx, "", format!("Status: Downloaded newer image for {}", familiar(&image.key())), 0, 0);
-        Ok(PullOutcome { image_id: record.id, reference: image.key(), digest: manifest_digest, up_to_date: false })
+        say(
+            tx,
+            "",
+            format!(
+                "Status: Downloaded newer image for {}",
+                familiar(&image.key())
+            ),
+            0,
+            0,
+        );
+        Ok(PullOutcome {
+            image_id: record.id,
+            reference: image.key(),
+            digest: manifest_digest,
+            up_to_date: false,
+        })
     }
 
     /// Fetches the manifest, following an index to the platform's entry,
@@ -171,17 +226,27 @@ impl ImageService {
         }
         match manifest::parse_document(&bytes)? {
             Document::Manifest(m) => Ok((bytes, digest, m)),
-            Document::Index(_) => Err(Error::DataLoss("an image index points at another index; Berth follows one level".into())),
+            Document::Index(_) => Err(Error::DataLoss(
+                "an image index points at another index; Berth follows one level".into(),
+            )),
         }
     }
 
     /// Fetches a small blob (a config) into memory, verifying it.
-    async fn fetch_document(&self, client: &Client, image: &ImageRef, desc: &manifest::Descriptor) -> Result<Vec<u8>> {
+    async fn fetch_document(
+        &self,
+        client: &Client,
+        image: &ImageRef,
+        desc: &manifest::Descriptor,
+    ) -> Result<Vec<u8>> {
         if self.content.has(&desc.digest) {
             return self.content.read(&desc.digest);
         }
         if desc.size > MAX_DOCUMENT {
-            return Err(Error::DataLoss(format!("the image config is {} bytes, more than Berth accepts", desc.size)));
+            return Err(Error::DataLoss(format!(
+                "the image config is {} bytes, more than Berth accepts",
+                desc.size
+            )));
         }
         let mut out = Vec::new();
         client
@@ -190,16 +255,27 @@ impl ImageService {
             .map_err(|e| registry_error(image, "fetching the config of", e))?;
         let actual = digest::of_bytes(&out);
         if actual != desc.digest {
-            return Err(Error::DataLoss(format!("the image config hashes to {actual}, not {}", desc.digest)));
+            return Err(Error::DataLoss(format!(
+                "the image config hashes to {actual}, not {}",
+                desc.digest
+            )));
         }
         Ok(out)
     }
 
     /// When this manifest is stored complete, tags it and reports so.
     fn already_have(&self, image: &ImageRef, manifest_digest: &str) -> Result<Option<PullOutcome>> {
-        let found = self.meta.images()?.into_iter().map(|(r, _)| r).find(|r| r.manifest_digest == manifest_digest);
+        let found = self
+            .meta
+            .images()?
+            .into_iter()
+            .map(|(r, _)| r)
+            .find(|r| r.manifest_digest == manifest_digest);
         let Some(record) = found else { return Ok(None) };
-        let complete = record.layers.iter().all(|l| self.snapshots.info(&l.chain_id).is_some() && self.content.has(&l.digest))
+        let complete = record
+            .layers
+            .iter()
+            .all(|l| self.snapshots.info(&l.chain_id).is_some() && self.content.has(&l.digest))
             && self.content.has(&record.id);
         if !complete {
             return Ok(None);
@@ -209,7 +285,11 @@ impl ImageService {
         if !record.repo_digests.contains(&repo_digest) {
             record.repo_digests.push(repo_digest);
         }
-        let tags: Vec<String> = if image.digest().is_none() { vec![image.key()] } else { vec![] };
+        let tags: Vec<String> = if image.digest().is_none() {
+            vec![image.key()]
+        } else {
+            vec![]
+        };
         self.meta.put_image(&record, &tags)?;
         Ok(Some(PullOutcome {
             image_id: record.id,
@@ -230,7 +310,10 @@ pub(crate) fn check_layers(manifest: &Manifest, config: &ImageConfig) -> Result<
             diff_ids.len()
         )));
     }
-    for d in diff_ids.iter().chain(manifest.layers.iter().map(|l| &l.digest)) {
+    for d in diff_ids
+        .iter()
+        .chain(manifest.layers.iter().map(|l| &l.digest))
+    {
         digest::hex_of(d)?;
     }
     Ok(diff_ids)
@@ -252,5 +335,7 @@ fn spawn_progress(dl: Arc<super::download::Download>, id: String, tx: ProgressTx
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -27,15 +27,27 @@ pub struct PushOutcome {
 }
 
 fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
-    let _ = tx.send(Progress { id: id.into(), status: status.into(), current, total });
+    let _ = tx.send(Progress {
+        id: id.into(),
+        status: status.into(),
+        current,
+        total,
+    });
 }
 
 impl ImageService {
     /// Pushes the image `reference` names to the registry it names.
-    pub async fn push(self: &Arc<Self>, reference: &str, creds: &Credentials, tx: &ProgressTx) -> Result<PushOutcome> {
+    pub async fn push(
+        self: &Arc<Self>,
+        reference: &str,
+        creds: &Credentials,
+        tx: &ProgressTx,
+    ) -> Result<PushOutcome> {
         let target = ImageRef::parse(reference)?;
         if target.digest().is_some() {
-            return Err(Error::InvalidArgument(format!("cannot push to {reference}: push to a tag, not a digest")));
+            return Err(Error::InvalidArgument(format!(
+                "cannot push to {reference}: push to a tag, not a digest"
+            )));
         }
         let _guard = self.gc_lock.read().await;
         let entry = self.find(reference)?;
@@ -45,7 +57,16 @@ impl ImageService {
             .auth(&target.oci, &creds.to_oci(), RegistryOperation::Push)
             .await
             .map_err(|e| registry_error(&target, "pushing", e))?;
-        say(tx, "", format!("The push refers to repository [{}]", familiar(&target.name())), 0, 0);
+        say(
+            tx,
+            "",
+            format!(
+                "The push refers to repository [{}]",
+                familiar(&target.name())
+            ),
+            0,
+            0,
+        );
         let manifest_bytes = self.content.read(&record.manifest_digest)?;
         let Document::Manifest(m) = manifest::parse_document(&manifest_bytes)? else {
             return Err(Error::Internal("a stored manifest is an index".into()));
@@ -54,24 +75,54 @@ impl ImageService {
             .repo_digests
             .iter()
             .filter_map(|d| ImageRef::parse(d).ok())
-            .filter(|r| r.registry() == target.registry() && r.oci.repository() != target.oci.repository())
+            .filter(|r| {
+                r.registry() == target.registry() && r.oci.repository() != target.oci.repository()
+            })
             .collect();
         for desc in m.layers.iter().chain(std::iter::once(&m.config)) {
-            self.push_blob(&client, &target, &mount_sources, &desc.digest, desc.size, tx).await?;
+            self.push_blob(
+                &client,
+                &target,
+                &mount_sources,
+                &desc.digest,
+                desc.size,
+                tx,
+            )
+            .await?;
         }
-        let content_type = if record.manifest_media_type.is_empty() { manifest::OCI_MANIFEST } else { &record.manifest_media_type };
+        let content_type = if record.manifest_media_type.is_empty() {
+            manifest::OCI_MANIFEST
+        } else {
+            &record.manifest_media_type
+        };
         client
             .push_manifest_raw(
                 &target.oci,
                 manifest_bytes.clone(),
-                content_type.parse().map_err(|_| Error::Internal("bad media type".into()))?,
+                content_type
+                    .parse()
+                    .map_err(|_| Error::Internal("bad media type".into()))?,
             )
             .await
             .map_err(|e| registry_error(&target, "pushing", e))?;
         let tag = target.tag().unwrap_or("latest");
-        say(tx, "", format!("{tag}: digest: {} size: {}", record.manifest_digest, manifest_bytes.len()), 0, 0);
+        say(
+            tx,
+            "",
+            format!(
+                "{tag}: digest: {} size: {}",
+                record.manifest_digest,
+                manifest_bytes.len()
+            ),
+            0,
+            0,
+        );
         self.emit("push", &record.id, &target.key());
-        Ok(PushOutcome { reference: target.key(), digest: record.manifest_digest, size: manifest_bytes.len() as u64 })
+        Ok(PushOutcome {
+            reference: target.key(),
+            digest: record.manifest_digest,
+            size: manifest_bytes.len() as u64,
+        })
     }
 
     async fn push_blob(
@@ -85,13 +136,27 @@ impl ImageService {
     ) -> Result<()> {
         let id = short_id(digest);
         say(tx, &id, "Preparing", 0, size);
-        if client.blob_exists(&target.oci, digest).await.map_err(|e| registry_error(target, "pushing", e))? {
+        if client
+            .blob_exists(&target.oci, digest)
+            .await
+            .map_err(|e| registry_error(target, "pushing", e))?
+        {
             say(tx, &id, "Layer already exists", size, size);
             return Ok(());
         }
         for source in mount_sources {
-            if client.mount_blob(&target.oci, &source.oci, digest).await.is_ok() {
-                say(tx, &id, format!("Mounted from {}", familiar(&source.name())), size, size);
+            if client
+                .mount_blob(&target.oci, &source.oci, digest)
+                .await
+                .is_ok()
+            {
+                say(
+                    tx,
+                    &id,
+                    format!("Mounted from {}", familiar(&source.name())),
+                    size,
+                    size,
+                );
                 return Ok(());
             }
         }
@@ -117,7 +182,9 @@ impl ImageService {
 }
 
 /// Reads a file as a stream of 1 MiB chunks.
-fn tokio_util_stream(file: tokio::fs::File) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+fn tokio_util_stream(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     futures::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 1 << 20];

@@ -28,12 +28,16 @@ impl ImageRef {
         if input.len() > 512 || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("it has spaces or is too long"));
         }
-        let oci: Reference = input.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
+        let oci: Reference = input
+            .parse()
+            .map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
         if let Some(d) = oci.digest() {
             crate::digest::hex_of(d)?;
         }
         if !oci.repository().split('/').all(valid_path_component) {
-            return Err(bad("repository names are lowercase letters, digits and . _ - separators"));
+            return Err(bad(
+                "repository names are lowercase letters, digits and . _ - separators",
+            ));
         }
         Ok(ImageRef { oci })
     }
@@ -74,7 +78,11 @@ impl ImageRef {
 
     /// The same repository pinned at a digest.
     pub fn with_digest(&self, digest: &str) -> Reference {
-        Reference::with_digest(self.oci.registry().to_string(), self.oci.repository().to_string(), digest.to_string())
+        Reference::with_digest(
+            self.oci.registry().to_string(),
+            self.oci.repository().to_string(),
+            digest.to_string(),
+        )
     }
 }
 
@@ -131,9 +139,22 @@ mod tests {
 
     #[test]
     fn refuses_malformed_references_with_a_sentence() {
-        for bad in ["", "UPPER", "UPPER/case", "a b", "x@sha256:zz", "a::b", "-x", "a/b..c", "a/_b"] {
+        for bad in [
+            "",
+            "UPPER",
+            "UPPER/case",
+            "a b",
+            "x@sha256:zz",
+            "a::b",
+            "-x",
+            "a/b..c",
+            "a/_b",
+        ] {
             let e = ImageRef::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("reference") || e.contains("digest"), "{bad}: {e}");
+            assert!(
+                e.contains("reference") || e.contains("digest"),
+                "{bad}: {e}"
+            );
         }
     }
 }

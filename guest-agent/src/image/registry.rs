@@ -43,7 +43,13 @@ pub struct RegistryOptions {
 
 /// True for registries on this machine's loopback.
 fn is_loopback(registry: &str) -> bool {
-    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| if p.parse::<u16>().is_ok() { h } else { registry });
+    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| {
+        if p.parse::<u16>().is_ok() {
+            h
+        } else {
+            registry
+        }
+    });
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
@@ -51,9 +57,17 @@ impl RegistryOptions {
     /// A client for one registry.
     pub fn client(&self, image: &ImageRef) -> Client {
         let registry = image.oci.resolve_registry().to_string();
-        let plain = is_loopback(&registry) || self.insecure.iter().any(|r| r == &registry || r == image.registry());
+        let plain = is_loopback(&registry)
+            || self
+                .insecure
+                .iter()
+                .any(|r| r == &registry || r == image.registry());
         Client::new(ClientConfig {
-            protocol: if plain { ClientProtocol::HttpsExcept(vec![registry]) } else { ClientProtocol::Https },
+            protocol: if plain {
+                ClientProtocol::HttpsExcept(vec![registry])
+            } else {
+                ClientProtocol::Https
+            },
             platform_resolver: None,
             connect_timeout: Some(std::time::Duration::from_secs(15)),
             ..Default::default()
@@ -110,34 +124,33 @@ pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_is_plain_by_default() {
-        assert!(is_loopback("localhost:5000"));
-        assert!(is_loopback("127.0.0.1:5000"));
-        assert!(is_loopback("[::1]:5000"));
-        assert!(!is_loopback("registry.example.com"));
-        assert!(!is_loopback("10.0.0.1:5000"));
-    }
-}
-
 /// Checks credentials against a registry the way `docker login` does:
 /// `GET /v2/`, then basic auth or the bearer realm's token endpoint.
-pub async fn check_login(options: &RegistryOptions, server: &str, creds: &Credentials) -> crate::error::Result<()> {
+pub async fn check_login(
+    options: &RegistryOptions,
+    server: &str,
+    creds: &Credentials,
+) -> crate::error::Result<()> {
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .trim_end_matches("/v1")
         .to_string();
-    let host = if host.is_empty() || host == "docker.io" { "index.docker.io".to_string() } else { host };
+    let host = if host.is_empty() || host == "docker.io" {
+        "index.docker.io".to_string()
+    } else {
+        host
+    };
     let plain = is_loopback(&host) || options.insecure.contains(&host);
     let base = format!("{}://{host}/v2/", if plain { "http" } else { "https" });
-    let unreachable = |e: reqwest::Error| Error::Unavailable(format!("cannot reach the registry {host}: {e}"));
-    let refused = || Error::Unauthenticated(format!("login to {host} failed: the registry refused that user name and password"));
+    let unreachable =
+        |e: reqwest::Error| Error::Unavailable(format!("cannot reach the registry {host}: {e}"));
+    let refused = || {
+        Error::Unauthenticated(format!(
+            "login to {host} failed: the registry refused that user name and password"
+        ))
+    };
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .build()
@@ -154,22 +167,54 @@ pub async fn check_login(options: &RegistryOptions, server: &str, creds: &Creden
         .to_string();
     if challenge.to_ascii_lowercase().starts_with("bearer") {
         let param = |name: &str| {
-            challenge
-                .split(|c| c == ',' || c == ' ')
-                .find_map(|p| p.strip_prefix(&format!("{name}=\"")).map(|v| v.trim_end_matches('"').to_string()))
+            challenge.split([',', ' ']).find_map(|p| {
+                p.strip_prefix(&format!("{name}=\""))
+                    .map(|v| v.trim_end_matches('"').to_string())
+            })
         };
-        let realm = param("realm").ok_or_else(|| Error::Unavailable(format!("{host} sent a bearer challenge without a realm")))?;
-        let mut req = http.get(&realm).query(&[("account", creds.username.as_str())]);
+        let realm = param("realm").ok_or_else(|| {
+            Error::Unavailable(format!("{host} sent a bearer challenge without a realm"))
+        })?;
+        let mut req = http
+            .get(&realm)
+            .query(&[("account", creds.username.as_str())]);
         if let Some(service) = param("service") {
             req = req.query(&[("service", service.as_str())]);
         }
-        let resp = req.basic_auth(&creds.username, Some(&creds.password)).send().await.map_err(unreachable)?;
-        return if resp.status().is_success() { Ok(()) } else { Err(refused()) };
+        let resp = req
+            .basic_auth(&creds.username, Some(&creds.password))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        return if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(refused())
+        };
     }
-    let resp = http.get(&base).basic_auth(&creds.username, Some(&creds.password)).send().await.map_err(unreachable)?;
+    let resp = http
+        .get(&base)
+        .basic_auth(&creds.username, Some(&creds.password))
+        .send()
+        .await
+        .map_err(unreachable)?;
     if resp.status().is_success() {
         Ok(())
     } else {
         Err(refused())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_plain_by_default() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example.com"));
+        assert!(!is_loopback("10.0.0.1:5000"));
     }
 }

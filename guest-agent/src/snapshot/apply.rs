@@ -73,7 +73,13 @@ struct Applier<'a> {
 impl Applier<'_> {
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> io::Result<()> {
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let comps = clean_components(&entry.path()?);
@@ -93,13 +99,20 @@ impl Applier<'_> {
         }
         if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "a whiteout must name one file"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a whiteout must name one file",
+                ));
             }
             let mut target = parent.to_vec();
             target.push(OsStr::from_bytes(hidden).to_os_string());
             self.invalidate(&target);
             let dir = self.writable_dir(parent)?;
-            let path = self.view.upper.join(&dir.rel).join(OsStr::from_bytes(hidden));
+            let path = self
+                .view
+                .upper
+                .join(&dir.rel)
+                .join(OsStr::from_bytes(hidden));
             remove_any(&path)?;
             return make_whiteout(&path);
         }
@@ -142,9 +155,9 @@ impl Applier<'_> {
                 self.set_metadata(&dest, entry, false)
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()?
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a symlink without a target"))?;
+                let target = entry.link_name()?.ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "a symlink without a target")
+                })?;
                 remove_any(&dest)?;
                 std::os::unix::fs::symlink(&target, &dest)?;
                 let h = entry.header();
@@ -153,9 +166,9 @@ impl Applier<'_> {
                 filetime::set_symlink_file_times(&dest, mtime, mtime)
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()?
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a hardlink without a target"))?;
+                let target = entry.link_name()?.ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "a hardlink without a target")
+                })?;
                 let source = self.hardlink_source(&clean_components(&target))?;
                 if source == dest {
                     return Ok(());
@@ -171,7 +184,8 @@ impl Applier<'_> {
                     _ => (SFlag::S_IFIFO, 0),
                 };
                 remove_any(&dest)?;
-                mknod(&dest, flag, Mode::from_bits_truncate(0o600), dev).map_err(io::Error::from)?;
+                mknod(&dest, flag, Mode::from_bits_truncate(0o600), dev)
+                    .map_err(io::Error::from)?;
                 self.set_metadata(&dest, entry, false)
             }
             // Sockets and unknown kinds are not part of an image.
@@ -199,7 +213,10 @@ impl Applier<'_> {
         if !dir.in_upper {
             self.copy_up_dirs(&dir.rel)?;
         }
-        let dir = Dir { in_upper: true, ..dir };
+        let dir = Dir {
+            in_upper: true,
+            ..dir
+        };
         self.cache = Some((parent.to_vec(), dir.clone()));
         Ok(dir)
     }
@@ -212,7 +229,11 @@ impl Applier<'_> {
         for name in rel.iter() {
             let next = match self.view.lookup(&dir, name)? {
                 Entry::Dir(d) => d,
-                _ => Dir { rel: dir.rel.join(name), in_upper: false, lowers: vec![] },
+                _ => Dir {
+                    rel: dir.rel.join(name),
+                    in_upper: false,
+                    lowers: vec![],
+                },
             };
             let path = self.view.upper.join(&next.rel);
             match fs::symlink_metadata(&path) {
@@ -233,13 +254,19 @@ impl Applier<'_> {
                     if let Some(&i) = next.lowers.first() {
                         let meta = fs::symlink_metadata(self.view.lowers[i].join(&next.rel))?;
                         std::os::unix::fs::lchown(&path, Some(meta.uid()), Some(meta.gid()))?;
-                        fs::set_permissions(&path, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+                        fs::set_permissions(
+                            &path,
+                            fs::Permissions::from_mode(meta.mode() & 0o7777),
+                        )?;
                         let mtime = FileTime::from_last_modification_time(&meta);
                         filetime::set_symlink_file_times(&path, mtime, mtime)?;
                     }
                 }
             }
-            dir = Dir { in_upper: true, ..next };
+            dir = Dir {
+                in_upper: true,
+                ..next
+            };
         }
         Ok(())
     }
@@ -247,7 +274,12 @@ impl Applier<'_> {
     /// Finds the file a hardlink points at, inside the image. A target that
     /// only a lower layer holds is first copied up, as overlayfs would.
     fn hardlink_source(&mut self, target: &[OsString]) -> io::Result<PathBuf> {
-        let missing = || io::Error::new(io::ErrorKind::NotFound, "the hardlink's target is not in the image");
+        let missing = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the hardlink's target is not in the image",
+            )
+        };
         let (name, parent) = target.split_last().ok_or_else(missing)?;
         let dir = self.view.resolve_dir(parent)?;
         let upper_path = self.view.upper.join(&dir.rel).join(name);
@@ -267,7 +299,12 @@ impl Applier<'_> {
 
     /// Sets owner, mode, xattrs and (for non-directories) mtime from the
     /// entry's header. Directory mtimes are set at the end.
-    fn set_metadata<R: Read>(&mut self, path: &Path, entry: &mut tar::Entry<R>, is_dir: bool) -> io::Result<()> {
+    fn set_metadata<R: Read>(
+        &mut self,
+        path: &Path,
+        entry: &mut tar::Entry<R>,
+        is_dir: bool,
+    ) -> io::Result<()> {
         let h = entry.header();
         let (uid, gid, mode) = (h.uid()? as u32, h.gid()? as u32, h.mode()? & 0o7777);
         let mtime = FileTime::from_unix_time(h.mtime()? as i64, 0);
@@ -312,9 +349,15 @@ fn remove_any(path: &Path) -> io::Result<()> {
 fn copy_file_up(src: &Path, dest: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(src)?;
     if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "a hardlink may only point at a file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a hardlink may only point at a file",
+        ));
     }
-    let mut from = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(src)?;
+    let mut from = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src)?;
     let mut to = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -38,8 +38,11 @@ impl Snapshots {
     /// Opens (creating) the snapshot directory and removes what a crash left
     /// half-built.
     pub fn open(dir: PathBuf) -> Result<Self> {
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        for entry in fs::read_dir(&dir).map_err(|e| Error::io("cannot read the snapshot directory", e))? {
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        for entry in
+            fs::read_dir(&dir).map_err(|e| Error::io("cannot read the snapshot directory", e))?
+        {
             let entry = entry.map_err(|e| Error::io("cannot read the snapshot directory", e))?;
             if entry.file_name().to_string_lossy().contains(".partial") {
                 let _ = fs::remove_dir_all(entry.path());
@@ -67,9 +70,18 @@ impl Snapshots {
     pub fn begin(&self, chain_id: &str) -> Result<PartialSnapshot> {
         let final_path = self.path(chain_id)?;
         let seq = PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{}.partial-{}-{seq}", digest::hex_of(chain_id)?, std::process::id()));
-        fs::create_dir_all(path.join("fs")).map_err(|e| Error::io("cannot create a snapshot", e))?;
-        Ok(PartialSnapshot { path, final_path, committed: false })
+        let path = self.dir.join(format!(
+            "{}.partial-{}-{seq}",
+            digest::hex_of(chain_id)?,
+            std::process::id()
+        ));
+        fs::create_dir_all(path.join("fs"))
+            .map_err(|e| Error::io("cannot create a snapshot", e))?;
+        Ok(PartialSnapshot {
+            path,
+            final_path,
+            committed: false,
+        })
     }
 
     /// Removes a snapshot and returns the bytes it held.
@@ -78,9 +90,13 @@ impl Snapshots {
         let path = self.path(chain_id)?;
         // Rename first so a crash mid-removal leaves a `.partial` leftover
         // that the next start clears, never a half-deleted snapshot.
-        let doomed = self.dir.join(format!("{}.partial-rm", digest::hex_of(chain_id)?));
+        let doomed = self
+            .dir
+            .join(format!("{}.partial-rm", digest::hex_of(chain_id)?));
         match fs::rename(&path, &doomed) {
-            Ok(()) => fs::remove_dir_all(&doomed).map_err(|e| Error::io("cannot remove a snapshot", e))?,
+            Ok(()) => {
+                fs::remove_dir_all(&doomed).map_err(|e| Error::io("cannot remove a snapshot", e))?
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(Error::io("cannot remove a snapshot", e)),
         }
@@ -90,8 +106,12 @@ impl Snapshots {
     /// The chain ids of every complete snapshot.
     pub fn list(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(|e| Error::io("cannot read the snapshot directory", e))? {
-            let name = entry.map_err(|e| Error::io("cannot read the snapshot directory", e))?.file_name();
+        for entry in fs::read_dir(&self.dir)
+            .map_err(|e| Error::io("cannot read the snapshot directory", e))?
+        {
+            let name = entry
+                .map_err(|e| Error::io("cannot read the snapshot directory", e))?
+                .file_name();
             let name = name.to_string_lossy();
             if name.len() == 64 && !name.contains('.') {
                 out.push(format!("sha256:{name}"));
@@ -118,7 +138,8 @@ impl PartialSnapshot {
     /// Records what the layer held and moves the snapshot into place.
     pub fn commit(mut self, info: SnapshotInfo) -> Result<()> {
         let text = serde_json::to_vec(&info).expect("plain struct");
-        fs::write(self.path.join("info.json"), text).map_err(|e| Error::io("cannot record a snapshot", e))?;
+        fs::write(self.path.join("info.json"), text)
+            .map_err(|e| Error::io("cannot record a snapshot", e))?;
         match fs::rename(&self.path, &self.final_path) {
             Ok(()) => {}
             // Another pull finished the same snapshot first: keep theirs.
@@ -139,4 +160,3 @@ impl Drop for PartialSnapshot {
         }
     }
 }
-

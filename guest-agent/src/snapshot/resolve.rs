@@ -78,7 +78,11 @@ pub struct MergedView<'a> {
 impl MergedView<'_> {
     /// The image root.
     pub fn root(&self) -> Dir {
-        Dir { rel: PathBuf::new(), in_upper: true, lowers: (0..self.lowers.len()).collect() }
+        Dir {
+            rel: PathBuf::new(),
+            in_upper: true,
+            lowers: (0..self.lowers.len()).collect(),
+        }
     }
 
     /// Looks up one name inside a directory of the merged view.
@@ -91,12 +95,21 @@ impl MergedView<'_> {
                 Ok(meta) if is_whiteout(&meta) => return Ok(Entry::Missing),
                 Ok(meta) if meta.is_dir() => {
                     search_lowers = !is_opaque(&self.upper.join(&rel));
-                    found_dir = Some(Dir { rel: rel.clone(), in_upper: true, lowers: vec![] });
+                    found_dir = Some(Dir {
+                        rel: rel.clone(),
+                        in_upper: true,
+                        lowers: vec![],
+                    });
                 }
                 Ok(meta) if meta.file_type().is_symlink() => {
                     return Ok(Entry::Symlink(std::fs::read_link(self.upper.join(&rel))?))
                 }
-                Ok(_) => return Ok(Entry::Other { in_upper: true, lower: None }),
+                Ok(_) => {
+                    return Ok(Entry::Other {
+                        in_upper: true,
+                        lower: None,
+                    })
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -131,7 +144,10 @@ impl MergedView<'_> {
                 if meta.file_type().is_symlink() {
                     return Ok(Entry::Symlink(std::fs::read_link(&path)?));
                 }
-                return Ok(Entry::Other { in_upper: false, lower: Some(i) });
+                return Ok(Entry::Other {
+                    in_upper: false,
+                    lower: Some(i),
+                });
             }
         }
         Ok(found_dir.map_or(Entry::Missing, Entry::Dir))
@@ -159,7 +175,11 @@ impl MergedView<'_> {
                 Entry::Dir(d) => stack.push(d),
                 Entry::Missing => {
                     let rel = cur.rel.join(&name);
-                    stack.push(Dir { rel, in_upper: false, lowers: vec![] });
+                    stack.push(Dir {
+                        rel,
+                        in_upper: false,
+                        lowers: vec![],
+                    });
                 }
                 Entry::Symlink(target) => {
                     links += 1;

@@ -58,7 +58,10 @@ impl Metadata {
     /// Opens (creating, or repairing after a crash) the database file.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path).map_err(|e| {
-            Error::Internal(format!("cannot open the metadata database {}: {e}", path.display()))
+            Error::Internal(format!(
+                "cannot open the metadata database {}: {e}",
+                path.display()
+            ))
         })?;
         let txn = db.begin_write()?;
         txn.open_table(IMAGES)?;
@@ -112,7 +115,10 @@ impl Metadata {
         let mut by_id: std::collections::HashMap<String, Vec<String>> = Default::default();
         for row in tags.iter()? {
             let (k, v) = row?;
-            by_id.entry(v.value().to_string()).or_default().push(k.value().to_string());
+            by_id
+                .entry(v.value().to_string())
+                .or_default()
+                .push(k.value().to_string());
         }
         let mut out = Vec::new();
         for row in images.iter()? {
@@ -172,5 +178,6 @@ impl Metadata {
 }
 
 fn decode(bytes: &[u8]) -> Result<ImageRecord> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Internal(format!("an image record is unreadable: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Internal(format!("an image record is unreadable: {e}")))
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Berth's main job end to end, offline: build, start the agent, start a
+# local registry holding a small busybox image made on the spot, then pull
+# it with `berth` and show it. Leaves nothing running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked -p berth-agent -p berth-cli
+bin=$PWD/target/release
+work=$(mktemp -d /tmp/berth-demo.XXXXXX)
+cleanup() {
+  [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true
+  [[ -n "${registry_pid:-}" ]] && kill "$registry_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 5123)
+cat >"$work/registry.yml" <<EOC
+version: 0.1
+storage: { filesystem: { rootdirectory: $work/registry } }
+http: { addr: "127.0.0.1:$port" }
+EOC
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+
+echo "== building a busybox image (umoci) and pushing it to the local registry (skopeo)"
+umoci init --layout "$work/layout" >/dev/null
+umoci new --image "$work/layout:latest" >/dev/null
+umoci unpack --image "$work/layout:latest" "$work/bundle" >/dev/null
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+for applet in sh ls cat echo env; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
+umoci repack --image "$work/layout:latest" "$work/bundle" >/dev/null
+umoci config --image "$work/layout:latest" --config.cmd /bin/sh --config.env PATH=/bin >/dev/null
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+skopeo copy -q "oci:$work/layout:latest" "docker://127.0.0.1:$port/demo/busybox:latest" --dest-tls-verify=false
+
+echo "== starting berth-agent"
+"$bin/berth-agent" --root "$work/root" --listen "unix://$work/berth.sock" 2>"$work/agent.log" &
+agent_pid=$!
+export BERTH_HOST="unix://$work/berth.sock"
+for _ in $(seq 100); do [[ -S "$work/berth.sock" ]] && break; sleep 0.05; done
+
+echo "== berth pull 127.0.0.1:$port/demo/busybox"
+"$bin/berth" pull "127.0.0.1:$port/demo/busybox"
+echo "== berth images"
+"$bin/berth" images
+echo "== berth image inspect (config)"
+"$bin/berth" image inspect "127.0.0.1:$port/demo/busybox" | grep -A4 '"Cmd"'
+echo "== berth save | berth rmi | berth load"
+"$bin/berth" save -o "$work/busybox.tar" "127.0.0.1:$port/demo/busybox"
+"$bin/berth" rmi "127.0.0.1:$port/demo/busybox"
+"$bin/berth" load -i "$work/busybox.tar"
+"$bin/berth" system df
+echo "== done: Berth pulled, stored, listed, saved and loaded an image"

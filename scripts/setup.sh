@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Berth's build, demo and tests need on Debian 12, from
+# Debian's packages and crates.io only. Safe to run again.
+set -euo pipefail
+
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing: install Rust (rustup) first" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
