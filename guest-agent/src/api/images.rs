@@ -394,6 +394,10 @@ impl Images for ImagesApi {
                 .await
                 .map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
         }
+        // tokio's File finishes its last write in the background: wait for it.
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
         drop(file);
         Ok(Response::new(progress_stream(
             move |tx| Box::pin(async move { images.load(spool, &tx).await }),
