@@ -39,7 +39,10 @@ trap cleanup EXIT
 mkdir -p "$cache"
 if [[ ! -f "$cache/debian.tar" ]]; then
   echo "bench: making a debootstrap image (once)"
-  mirror=$(grep -rhoE 'https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 || true)
+  # The mirror apt already uses (deb822 "URIs:" or one-line "deb URL" form).
+  mirror=$( (grep -rhE '^URIs:' /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}'; \
+             grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}') | grep -v security | head -n1 || true)
+  rm -rf "$cache/rootfs"
   debootstrap --variant=minbase bookworm "$cache/rootfs" ${mirror:+"$mirror"} >/dev/null
   tar -C "$cache/rootfs" --numeric-owner -cf "$cache/debian.tar" .
   rm -rf "$cache/rootfs"

@@ -18,7 +18,8 @@ pub enum Auth {
     None,
     /// HTTP basic auth (htpasswd, bcrypt).
     Basic,
-    /// Bearer tokens from our token endpoint, which wants basic credentials.
+    /// Bearer tokens from our token endpoint, which wants basic credentials
+    /// except for pulls of `public/*`.
     Token,
 }
 
@@ -130,7 +131,8 @@ impl Drop for Registry {
     }
 }
 
-/// A token endpoint that grants a token to USER:PASS and refuses others.
+/// A token endpoint that grants a token to USER:PASS, an anonymous pull
+/// token for `public/*` repositories, and refuses the rest.
 fn spawn_token_endpoint() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -146,6 +148,13 @@ fn answer_token_request(stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut authorized = false;
     let mut line = String::new();
+    // Like Docker Hub: anyone gets a pull token for public repositories.
+    if reader.read_line(&mut line).unwrap_or(0) > 0 {
+        let scope_public = line.contains("scope=repository%3Apublic%2F")
+            || line.contains("scope=repository:public/");
+        authorized = scope_public && line.contains("pull") && !line.contains("push");
+    }
+    line.clear();
     while reader.read_line(&mut line).unwrap_or(0) > 0 {
         if line == "\r\n" {
             break;

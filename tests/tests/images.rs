@@ -293,6 +293,18 @@ fn basic_auth_and_bearer_tokens_need_login() {
         assert!(agent
             .ok(&["logout", &reg.addr])
             .contains("Removing login credentials"));
+        if auth == Auth::Token {
+            // Anonymous bearer tokens, as Docker Hub gives for public images.
+            let creds = Registry::skopeo_creds(auth);
+            let public = publish(
+                &reg,
+                "public/busybox:1",
+                &[busybox_layer()],
+                Compression::Gzip,
+                &creds,
+            );
+            agent.ok(&["pull", &public]);
+        }
     }
 }
 

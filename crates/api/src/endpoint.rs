@@ -158,7 +158,7 @@ fn read_pem(path: &PathBuf) -> Result<Vec<u8>, EndpointError> {
 impl Endpoint {
     /// Opens a gRPC channel to the agent at this endpoint.
     pub async fn connect(&self, tls: &ClientTls) -> Result<Channel, EndpointError> {
-        let unreachable = |e: &dyn fmt::Display| EndpointError::Unreachable {
+        let unreachable = |e: &(dyn std::error::Error + 'static)| EndpointError::Unreachable {
             endpoint: self.to_string(),
             reason: describe(e),
         };
@@ -260,9 +260,18 @@ pub async fn hybrid_vsock_connect(
     Ok(stream)
 }
 
-/// Flattens an error and its sources into one line.
-fn describe(e: &dyn fmt::Display) -> String {
-    e.to_string()
+/// Flattens an error and its sources into one line, skipping repeats.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
