@@ -40,7 +40,7 @@ mkdir -p "$cache"
 if [[ ! -f "$cache/debian.tar" ]]; then
   echo "bench: making a debootstrap image (once)"
   # The mirror apt already uses (deb822 "URIs:" or one-line "deb URL" form).
-  mirror=$( (grep -rhE '^URIs:' /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}'; \
+  mirror=$( (cat /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -E '^URIs:' | awk '{print $2}'; \
              grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}') | grep -v security | head -n1 || true)
   rm -rf "$cache/rootfs"
   debootstrap --variant=minbase bookworm "$cache/rootfs" ${mirror:+"$mirror"} >/dev/null

@@ -371,3 +371,121 @@ fn copy_file_up(src: &Path, dest: &Path) -> io::Result<()> {
     let mtime = FileTime::from_last_modification_time(&meta);
     filetime::set_symlink_file_times(dest, mtime, mtime)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar whose names are written raw (so `..` and absolute names survive),
+    /// owned by the current user so the test needs no privileges.
+    fn layer(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw() as u64,
+            nix::unistd::getgid().as_raw() as u64,
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(if *kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn apply(dir: &Path, name: &str, tar: &[u8], lowers: &[&str]) -> io::Result<PathBuf> {
+        let upper = dir.join(name);
+        fs::create_dir_all(&upper).unwrap();
+        let lowers: Vec<PathBuf> = lowers.iter().map(|l| dir.join(l)).collect();
+        apply_layer(tar, &upper, &lowers).map(|_| upper)
+    }
+
+    use EntryType::{Directory as D, Regular as F, Symlink as L};
+
+    #[test]
+    fn names_that_climb_or_are_absolute_land_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let abs = format!("{}/abs", outside.display());
+        let tar = layer(&[
+            ("../../../../escape", F, "", b"1"),
+            (abs.as_str(), F, "", b"2"),
+            ("link", L, outside.to_str().unwrap(), b""),
+            ("link/through", F, "", b"3"),
+        ]);
+        let upper = apply(tmp.path(), "l0", &tar, &[]).unwrap();
+        assert_eq!(fs::read(upper.join("escape")).unwrap(), b"1");
+        assert_eq!(
+            fs::read(upper.join(abs.trim_start_matches('/'))).unwrap(),
+            b"2"
+        );
+        assert_eq!(
+            fs::read(
+                upper
+                    .join(outside.strip_prefix("/").unwrap())
+                    .join("through")
+            )
+            .unwrap(),
+            b"3"
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn a_later_layer_writes_through_a_lower_symlink_as_the_image_means() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = layer(&[
+            ("run/", D, "", b""),
+            ("var/", D, "", b""),
+            ("var/run", L, "/run", b""),
+        ]);
+        apply(tmp.path(), "l0", &lower, &[]).unwrap();
+        let upper = apply(
+            tmp.path(),
+            "l1",
+            &layer(&[("var/run/app.pid", F, "", b"42")]),
+            &["l0"],
+        )
+        .unwrap();
+        assert_eq!(fs::read(upper.join("run/app.pid")).unwrap(), b"42");
+        assert!(
+            !upper.join("var/run").exists(),
+            "the lower symlink is kept, not replaced"
+        );
+        // An explicit directory entry replaces the symlink, as containerd does.
+        let upper2 = apply(
+            tmp.path(),
+            "l2",
+            &layer(&[("var/run/", D, "", b""), ("var/run/x", F, "", b"x")]),
+            &["l0"],
+        )
+        .unwrap();
+        assert!(fs::symlink_metadata(upper2.join("var/run"))
+            .unwrap()
+            .is_dir());
+        assert_eq!(fs::read(upper2.join("var/run/x")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn symlink_loops_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = layer(&[("a", L, "b", b""), ("b", L, "a", b""), ("a/x", F, "", b"x")]);
+        let err = apply(tmp.path(), "l0", &tar, &[]).unwrap_err().to_string();
+        assert!(err.contains("too many levels of symbolic links"), "{err}");
+    }
+}
