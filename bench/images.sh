@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Image benchmarks, side by side with Debian's peers; prints medians and ratios.
 #
-#   1. Pull and store a debootstrap image (~120 MB unpacked, one gzip layer) from a
-#      local registry: berth pull vs podman pull vs skopeo copy + umoci unpack.
+#   1. Pull and store a debootstrap image (~200 MB unpacked, one gzip layer) from a
+#      local registry: berth pull vs podman pull vs skopeo copy + umoci unpack, every
+#      store on the same dedicated filesystem.
 #   2. A whole `berth images` process.
 #   3. RPC round trips over the Unix socket (p50, p99).
 #
@@ -30,10 +31,23 @@ cleanup() {
   [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true
   [[ -n "${registry_pid:-}" ]] && kill "$registry_pid" 2>/dev/null || true
   wait 2>/dev/null || true
-  umount -R "$work/podman" 2>/dev/null || true
+  if [[ -n "${stores:-}" ]]; then
+    umount -R "$stores/podman" 2>/dev/null || true
+    umount "$stores" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Every tool's store goes on one dedicated ext4 (loop-mounted, no `discard`):
+# on a disk mounted with online discard, each delete slows the next run's file
+# creation (plain `zcat | tar -x` drifts from 1.7 s to 4.8 s over three runs
+# here), which would make the order of runs, not the tools, decide the result.
+stores=$work/stores
+mkdir -p "$stores"
+truncate -s 8G "$work/stores.img"
+mkfs.ext4 -q -F "$work/stores.img"
+mount -o loop "$work/stores.img" "$stores"
 
 # The image: a minimal Debian root as one gzip layer.
 mkdir -p "$cache"
@@ -66,7 +80,7 @@ for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.
 skopeo copy -q "oci:$work/layout:deb" "docker://$reg/bench/debian:1" --dest-tls-verify=false
 image=$reg/bench/debian:1
 
-"$bin/berth-agent" --root "$work/berth" --listen "unix://$work/berth.sock" --log-level warn 2>"$work/agent.log" &
+"$bin/berth-agent" --root "$stores/berth" --listen "unix://$work/berth.sock" --log-level warn 2>"$work/agent.log" &
 agent_pid=$!
 export BERTH_HOST=unix://$work/berth.sock
 for _ in $(seq 100); do [[ -S "$work/berth.sock" ]] && break; sleep 0.05; done
@@ -79,13 +93,13 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 EOC
 export CONTAINERS_CONF=$work/containers.conf
-podman=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay)
+podman=(podman --root "$stores/podman" --runroot "$work/podman-run" --storage-driver overlay)
 
 hf() { hyperfine --style basic --export-json "$work/$1.json" "${@:2}" >/dev/null 2>&1 || hyperfine --style basic --export-json "$work/$1.json" "${@:2}"; }
 hf berth --runs "$runs" --prepare "$bin/berth image prune -a -f" "$bin/berth pull -q $image"
 hf podman --runs "$runs" --prepare "${podman[*]} rmi -a -f" "${podman[*]} pull -q --tls-verify=false docker://$image"
-hf skopeo --runs "$runs" --prepare "rm -rf $work/oci $work/bundle" \
-  "skopeo copy -q --src-tls-verify=false docker://$image oci:$work/oci:deb && umoci unpack --image $work/oci:deb $work/bundle"
+hf skopeo --runs "$runs" --prepare "rm -rf $stores/oci $stores/bundle" \
+  "skopeo copy -q --src-tls-verify=false docker://$image oci:$stores/oci:deb && umoci unpack --image $stores/oci:deb $stores/bundle"
 "$bin/berth" pull -q "$image" >/dev/null
 hf images --runs 100 -N --warmup 10 "$bin/berth images"
 "$bin/rpc-latency" "unix://$work/berth.sock" 20000 >"$work/rpc.txt"

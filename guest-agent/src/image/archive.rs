@@ -25,7 +25,6 @@ use super::reference::{familiar, ImageRef};
 use super::{ImageService, Progress, ProgressTx};
 use crate::digest;
 use crate::error::{Error, Result};
-use crate::store::{ImageRecord, LayerRecord};
 
 /// The images a save will write, with the names to record for each.
 pub struct SavePlan {
@@ -396,29 +395,7 @@ impl ImageService {
         }
         let manifest_digest = digest::of_bytes(manifest_bytes);
         self.content.write(&manifest_digest, manifest_bytes)?;
-        let record = ImageRecord {
-            id: m.config.digest.clone(),
-            manifest_digest,
-            manifest_media_type: m
-                .media_type
-                .clone()
-                .unwrap_or_else(|| manifest::OCI_MANIFEST.into()),
-            layers: m
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(i, l)| LayerRecord {
-                    digest: l.digest.clone(),
-                    media_type: l.media_type.clone(),
-                    size: l.size,
-                    diff_id: diff_ids[i].clone(),
-                    chain_id: chain[i].clone(),
-                })
-                .collect(),
-            repo_digests: vec![],
-            size,
-            stored_at: super::pull::now(),
-        };
+        let record = super::pull::image_record(&m, &manifest_digest, &diff_ids, size, vec![]);
         self.meta.put_image(&record, names)?;
         Ok(record.id)
     }

@@ -110,6 +110,16 @@ impl ImageService {
     }
 }
 
+/// Sends one progress message (dropped when nobody is listening).
+pub(crate) fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
+    let _ = tx.send(Progress {
+        id: id.to_string(),
+        status: status.into(),
+        current,
+        total,
+    });
+}
+
 /// The short id Docker shows for a digest: 12 hex digits.
 pub fn short_id(digest: &str) -> String {
     digest

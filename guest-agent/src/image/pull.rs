@@ -12,7 +12,7 @@ use super::layers::BlobSource;
 use super::manifest::{self, Document, ImageConfig, Manifest, Platform};
 use super::reference::{familiar, ImageRef};
 use super::registry::{registry_error, Credentials};
-use super::{short_id, ImageService, Progress, ProgressTx};
+use super::{say, short_id, ImageService, ProgressTx};
 use crate::digest;
 use crate::error::{Error, Result};
 use crate::store::{ImageRecord, LayerRecord};
@@ -32,15 +32,6 @@ pub struct PullOutcome {
 
 /// Largest manifest or config Berth accepts (Docker's limit is 4 MiB).
 const MAX_DOCUMENT: u64 = 8 << 20;
-
-fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
-    let _ = tx.send(Progress {
-        id: id.to_string(),
-        status: status.into(),
-        current,
-        total,
-    });
-}
 
 impl ImageService {
     /// Pulls `reference` for `platform` (the agent's own when None).
@@ -70,10 +61,6 @@ impl ImageService {
 
         let (bytes, manifest_digest, manifest) =
             self.resolve_manifest(&client, &image, &auth, &want).await?;
-        let media_type = manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
 
         if let Some(done) = self.already_have(&image, &manifest_digest)? {
             say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
@@ -141,26 +128,8 @@ impl ImageService {
             }
         }
         self.content.write(&manifest_digest, &bytes)?;
-        let record = ImageRecord {
-            id: manifest.config.digest.clone(),
-            manifest_digest: manifest_digest.clone(),
-            manifest_media_type: media_type,
-            layers: manifest
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(i, l)| LayerRecord {
-                    digest: l.digest.clone(),
-                    media_type: l.media_type.clone(),
-                    size: l.size,
-                    diff_id: diff_ids[i].clone(),
-                    chain_id: chain[i].clone(),
-                })
-                .collect(),
-            repo_digests: vec![format!("{}@{manifest_digest}", image.name())],
-            size,
-            stored_at: now(),
-        };
+        let repo_digests = vec![format!("{}@{manifest_digest}", image.name())];
+        let record = image_record(&manifest, &manifest_digest, &diff_ids, size, repo_digests);
         let tags: Vec<String> = if image.digest().is_none() {
             vec![image.key()]
         } else {
@@ -338,4 +307,38 @@ pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The record of an image whose blobs and snapshots are all stored.
+pub(crate) fn image_record(
+    manifest: &Manifest,
+    manifest_digest: &str,
+    diff_ids: &[String],
+    size: u64,
+    repo_digests: Vec<String>,
+) -> ImageRecord {
+    let chain = digest::chain_ids(diff_ids);
+    ImageRecord {
+        id: manifest.config.digest.clone(),
+        manifest_digest: manifest_digest.to_string(),
+        manifest_media_type: manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string()),
+        layers: manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerRecord {
+                digest: l.digest.clone(),
+                media_type: l.media_type.clone(),
+                size: l.size,
+                diff_id: diff_ids[i].clone(),
+                chain_id: chain[i].clone(),
+            })
+            .collect(),
+        repo_digests,
+        size,
+        stored_at: now(),
+    }
 }

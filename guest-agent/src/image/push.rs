@@ -12,7 +12,7 @@ use oci_client::RegistryOperation;
 use super::manifest::{self, Document};
 use super::reference::{familiar, ImageRef};
 use super::registry::{registry_error, Credentials};
-use super::{short_id, ImageService, Progress, ProgressTx};
+use super::{say, short_id, ImageService, ProgressTx};
 use crate::error::{Error, Result};
 
 /// What a push did.
@@ -24,15 +24,6 @@ pub struct PushOutcome {
     pub digest: String,
     /// The manifest's size.
     pub size: u64,
-}
-
-fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current: u64, total: u64) {
-    let _ = tx.send(Progress {
-        id: id.into(),
-        status: status.into(),
-        current,
-        total,
-    });
 }
 
 impl ImageService {
