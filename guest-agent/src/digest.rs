@@ -62,31 +62,6 @@ impl Hasher {
     }
 }
 
-/// A reader that hashes what passes through it.
-pub struct HashingReader<R> {
-    inner: R,
-    /// The running hash of what was read.
-    pub hasher: Hasher,
-}
-
-impl<R> HashingReader<R> {
-    /// Wraps a reader.
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Hasher::default(),
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,14 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use futures::{FutureExt, StreamExt};
 use oci_client::{Client, Reference};
 
 use super::download::Download;
 use super::{short_id, ImageService};
-use crate::digest::HashingReader;
+use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::snapshot::apply::apply_layer;
 use crate::snapshot::SnapshotInfo;
@@ -144,15 +144,36 @@ impl ImageService {
             ),
         };
         let applied = tokio::task::spawn_blocking(move || -> io::Result<(SnapshotInfo, String)> {
-            let mut hashing = HashingReader::new(decompress(reader)?);
-            let stats = apply_layer(&mut hashing, &upper, &lowers)?;
-            io::copy(&mut hashing, &mut io::sink())?;
+            // Two threads: one inflates and hashes, this one applies the tar.
+            let (chunks, inflated) = inflate_in_background(reader);
+            let mut input = ChunkReader {
+                rx: chunks,
+                chunk: Vec::new(),
+                pos: 0,
+            };
+            let stats = apply_layer(&mut input, &upper, &lowers);
+            let drained = stats
+                .as_ref()
+                .ok()
+                .map(|_| io::copy(&mut input, &mut io::sink()));
+            drop(input);
+            let diff_id = inflated
+                .join()
+                .map_err(|_| io::Error::other("the decompressor crashed"))?;
+            // A broken compressed stream also cuts the tar short: report the cause.
+            let applier_stopped = |e: &io::Error| e.to_string() == APPLIER_STOPPED;
+            let diff_id = match diff_id {
+                Err(e) if !applier_stopped(&e) => return Err(e),
+                other => other,
+            };
+            let stats = stats?;
+            drained.transpose()?;
             Ok((
                 SnapshotInfo {
                     entries: stats.entries,
                     bytes: stats.bytes,
                 },
-                hashing.hasher.finish(),
+                diff_id?,
             ))
         })
         .await
@@ -202,4 +223,72 @@ async fn fetch_into(
         dl.advance(writer.written());
     }
     Ok(())
+}
+
+/// What the decompressor says when the applier stopped reading first.
+const APPLIER_STOPPED: &str = "the layer applier stopped";
+
+/// Size of the pieces the decompressor hands to the tar applier.
+const CHUNK: usize = 256 * 1024;
+
+/// Starts a thread that decompresses `reader`, hashes what comes out (the
+/// layer's diff id) and sends it on in chunks; the thread's result is the
+/// diff id, or why decompression failed.
+fn inflate_in_background(
+    reader: Box<dyn Read + Send>,
+) -> (
+    mpsc::Receiver<Vec<u8>>,
+    std::thread::JoinHandle<io::Result<String>>,
+) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+    let handle = std::thread::spawn(move || -> io::Result<String> {
+        let mut source = decompress(reader)?;
+        let mut hasher = Hasher::default();
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match source.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            if filled == 0 {
+                return Ok(hasher.finish());
+            }
+            buf.truncate(filled);
+            hasher.update(&buf);
+            if tx.send(buf).is_err() {
+                // The applier stopped (it failed); its error is the one to report.
+                return Err(io::Error::other(APPLIER_STOPPED));
+            }
+        }
+    });
+    (rx, handle)
+}
+
+/// Reads the chunks [`inflate_in_background`] sends.
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    self.chunk = next;
+                    self.pos = 0;
+                }
+                // The sender is gone: end of data (its result says if it failed).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
