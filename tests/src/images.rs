@@ -20,6 +20,10 @@ pub enum E<'a> {
     Symlink(&'a str, &'a str),
     /// A hardlink and its target.
     Hardlink(&'a str, &'a str),
+    /// A character device with major and minor numbers.
+    Char(&'a str, u32, u32),
+    /// A fifo.
+    Fifo(&'a str),
 }
 
 /// Builds a tar from entries, writing names as raw bytes.
@@ -40,6 +44,12 @@ pub fn tar_of(entries: &[E]) -> Vec<u8> {
             E::File(n, m, u, g, d) => (n, tar::EntryType::Regular, *m, *u, *g, d, ""),
             E::Symlink(n, t) => (n, tar::EntryType::Symlink, 0o777, 0, 0, b"", t),
             E::Hardlink(n, t) => (n, tar::EntryType::Link, 0o644, 0, 0, b"", t),
+            E::Char(n, major, minor) => {
+                h.set_device_major(*major).unwrap();
+                h.set_device_minor(*minor).unwrap();
+                (n, tar::EntryType::Char, 0o666, 0, 0, b"", "")
+            }
+            E::Fifo(n) => (n, tar::EntryType::Fifo, 0o640, 0, 0, b"", ""),
         };
         let old = h.as_old_mut();
         old.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -251,7 +261,7 @@ pub fn describe_tree(root: &Path) -> Vec<String> {
             } else if ft.is_file() {
                 format!("file:{}", &sha(&std::fs::read(&p).unwrap())[7..19])
             } else {
-                format!("special:{:o}", m.mode() & 0o170000)
+                format!("special:{:o}:{:x}", m.mode() & 0o170000, m.rdev())
             };
             out.push(format!(
                 "{rel} {what} {:o} {}:{}",

@@ -104,6 +104,9 @@ fn layers_unpack_exactly_as_umoci_does() {
         E::Dir("/usr/", 0o755, 0, 0),
         E::Dir("/usr/bin/", 0o755, 0, 0),
         E::Symlink("/bin", "usr/bin"),
+        E::Dir("/dev/", 0o755, 0, 0),
+        E::Char("/dev/null", 1, 3),
+        E::Fifo("/dev/pipe"),
     ]);
     let top = tar_of(&[
         E::File("etc/.wh.gone", 0o644, 0, 0, b""),
@@ -523,10 +526,14 @@ fn save_rmi_load_round_trip_and_push_keep_the_digest() {
         after[0]["Descriptor"]["digest"]
     );
 
+    // Pulling again records where the image came from, so a push to
+    // another repository of the same registry mounts its blobs.
+    assert!(agent.ok(&["pull", &name]).contains("Image is up to date"));
     let target = format!("{}/copied/app:v2", reg.addr);
     agent.ok(&["tag", &name, &target]);
     let pushed = agent.ok(&["push", &target]);
     assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    assert!(pushed.contains("Mounted from"), "{pushed}");
     assert_eq!(
         remote_digest(&target),
         before[0]["Descriptor"]["digest"].as_str().unwrap()
