@@ -734,3 +734,86 @@ fn bad_input_gets_one_clear_sentence() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("is berth-agent running"));
 }
+
+/// A tar of (name, content or symlink target) written raw.
+fn archive_of(entries: &[(&str, Result<&[u8], &str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        let data: &[u8] = match body {
+            Ok(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                data
+            }
+            Err(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                b""
+            }
+        };
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn older_docker_save_archives_with_linked_layers_load() {
+    if !need_root() {
+        return;
+    }
+    use sha2::Digest;
+    let sha = |d: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(d)));
+    let layer = busybox_layer();
+    let extra = tar_of(&[E::File("extra", 0o644, 0, 0, b"x")]);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha(&layer), sha(&extra), sha(&layer)]},
+    }))
+    .unwrap();
+    let manifest = |layers: &[&str]| {
+        serde_json::to_vec(&serde_json::json!([{"Config": "cfg.json", "RepoTags": ["legacy/app:1"], "Layers": layers}])).unwrap()
+    };
+    let agent = Agent::start();
+    let good = agent.dir.path().join("legacy.tar");
+    std::fs::write(
+        &good,
+        archive_of(&[
+            ("aaa/layer.tar", Ok(&layer)),
+            ("bbb/layer.tar", Ok(&extra)),
+            ("ccc/layer.tar", Err("../aaa/layer.tar")),
+            ("cfg.json", Ok(&config)),
+            (
+                "manifest.json",
+                Ok(&manifest(&[
+                    "aaa/layer.tar",
+                    "bbb/layer.tar",
+                    "ccc/layer.tar",
+                ])),
+            ),
+        ]),
+    )
+    .unwrap();
+    let out = agent.ok(&["load", "-i", good.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: legacy/app:1"), "{out}");
+
+    // A link that leaves the archive is never followed.
+    let secret = agent.dir.path().join("secret");
+    std::fs::write(&secret, b"do not read").unwrap();
+    let up = format!("../../../../../../..{}", secret.display());
+    let evil = agent.dir.path().join("evil.tar");
+    std::fs::write(
+        &evil,
+        archive_of(&[
+            ("aaa/layer.tar", Err(up.as_str())),
+            ("cfg.json", Ok(&config)),
+            ("manifest.json", Ok(&manifest(&["aaa/layer.tar"]))),
+        ]),
+    )
+    .unwrap();
+    let err = agent.fails(&["load", "-i", evil.to_str().unwrap()]);
+    assert!(err.contains("lacks aaa/layer.tar"), "{err}");
+}

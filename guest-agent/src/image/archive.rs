@@ -440,35 +440,81 @@ fn safe_join(dir: &Path, name: &str) -> Option<PathBuf> {
     Some(dir.join(rel))
 }
 
-/// Takes the archive's regular files with plain names into `dir`; links,
-/// devices and names that climb out are skipped.
+/// Takes the archive's regular files with plain names into `dir`. A
+/// symlink between two files of the archive (older `docker save` links a
+/// repeated `layer.tar` to the first) becomes a copy of its target; other
+/// links, devices and names that climb out are skipped.
 fn extract_plain_files(archive: &Path, dir: &Path) -> Result<()> {
     let bad =
         |e: io::Error| Error::InvalidArgument(format!("the archive is not a readable tar: {e}"));
-    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create a spool directory", e))?;
+    let spool = |e: io::Error| Error::io("cannot spool the archive", e);
+    fs::create_dir_all(dir).map_err(spool)?;
     let mut tar = tar::Archive::new(
         File::open(archive).map_err(|e| Error::io("cannot open the spooled archive", e))?,
     );
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
         let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
         let Some(dest) = safe_join(dir, &name) else {
             continue;
         };
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => {}
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(bad)?
+                    .map(|t| t.to_string_lossy().into_owned());
+                let parent = Path::new(&name).parent().unwrap_or(Path::new(""));
+                let resolved = target.and_then(|t| inside_archive(&parent.join(t)));
+                if let Some(source) = resolved.and_then(|r| safe_join(dir, &r)) {
+                    links.push((dest, source));
+                }
+                continue;
+            }
+            _ => continue,
+        }
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| Error::io("cannot create a spool directory", e))?;
+            fs::create_dir_all(parent).map_err(spool)?;
         }
         if fs::symlink_metadata(&dest).is_ok() {
             continue;
         }
-        let mut out = File::create(&dest).map_err(|e| Error::io("cannot spool the archive", e))?;
+        let mut out = File::create(&dest).map_err(spool)?;
         io::copy(&mut entry, &mut out).map_err(bad)?;
     }
+    for (dest, source) in links {
+        if fs::symlink_metadata(&dest).is_err()
+            && fs::symlink_metadata(&source).is_ok_and(|m| m.is_file())
+        {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(spool)?;
+            }
+            fs::hard_link(&source, &dest)
+                .or_else(|_| fs::copy(&source, &dest).map(drop))
+                .map_err(spool)?;
+        }
+    }
     Ok(())
+}
+
+/// Normalises a path inside the archive (`a/../b` is `b`); None when it
+/// climbs out or is absolute.
+fn inside_archive(path: &Path) -> Option<String> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    let joined: PathBuf = parts.iter().collect();
+    Some(joined.to_string_lossy().into_owned())
 }
 
 fn read_small(path: &Path) -> Result<Vec<u8>> {
