@@ -70,6 +70,8 @@ impl RegistryOptions {
             },
             platform_resolver: None,
             connect_timeout: Some(std::time::Duration::from_secs(15)),
+            // A registry that stops sending mid-blob fails the pull instead of hanging it.
+            read_timeout: Some(std::time::Duration::from_secs(120)),
             ..Default::default()
         })
     }
