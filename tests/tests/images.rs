@@ -817,3 +817,82 @@ fn older_docker_save_archives_with_linked_layers_load() {
     let err = agent.fails(&["load", "-i", evil.to_str().unwrap()]);
     assert!(err.contains("lacks aaa/layer.tar"), "{err}");
 }
+
+#[test]
+fn umoci_built_images_without_media_types_pull() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("{}/layout", dir.path().display());
+    let bundle = dir.path().join("bundle");
+    let umoci = |args: &[&str]| {
+        let out = Command::new("umoci").args(args).output().expect("umoci");
+        assert!(
+            out.status.success(),
+            "umoci {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    umoci(&["init", "--layout", &layout]);
+    umoci(&["new", "--image", &format!("{layout}:t")]);
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{layout}:t"),
+        bundle.to_str().unwrap(),
+    ]);
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", bundle.join("rootfs/bin/busybox")).unwrap();
+    umoci(&[
+        "repack",
+        "--image",
+        &format!("{layout}:t"),
+        bundle.to_str().unwrap(),
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{layout}:t"),
+        "--config.cmd",
+        "/bin/busybox",
+        "--config.user",
+        "1000:1000",
+        "--config.workingdir",
+        "/srv",
+        "--config.volume",
+        "/data",
+    ]);
+    // umoci's manifests carry no mediaType field, and its layer names start with "/".
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{layout}/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{layout}/blobs/sha256/{digest}")).unwrap())
+            .unwrap();
+    assert!(
+        manifest.get("mediaType").is_none(),
+        "umoci changed: {manifest}"
+    );
+
+    let reg = Registry::start(Auth::None);
+    let name = format!("{}/umoci/busybox:t", reg.addr);
+    berth_tests::images::push_with_skopeo(&format!("oci:{layout}:t"), &name, &[]);
+    let agent = Agent::start();
+    agent.ok(&["pull", &name]);
+    let i: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["image", "inspect", &name])).unwrap();
+    assert_eq!(i[0]["Config"]["User"], "1000:1000");
+    assert_eq!(i[0]["Config"]["WorkingDir"], "/srv");
+    assert!(i[0]["Config"]["Volumes"].get("/data").is_some());
+    let found = Command::new("find")
+        .arg(agent.root().join("snapshots"))
+        .args(["-path", "*/fs/bin/busybox"])
+        .output()
+        .unwrap();
+    assert!(!found.stdout.is_empty(), "busybox landed in the snapshot");
+}
