@@ -54,9 +54,14 @@ pub fn apply_layer<R: Read>(reader: R, upper: &Path, lowers: &[PathBuf]) -> io::
             .apply(&mut entry)
             .map_err(|e| io::Error::new(e.kind(), format!("entry '{}': {e}", name.display())))?;
     }
-    // Directory times last: writing into a directory changes its mtime.
+    // Directory times last: writing into a directory changes its mtime. A
+    // later entry may have replaced the directory or one of its parents
+    // (even with a symlink), so only paths that are still real directories
+    // all the way down from `upper` are touched.
     for (path, mtime) in applier.dir_times.iter().rev() {
-        filetime::set_symlink_file_times(path, *mtime, *mtime)?;
+        if is_real_dir_below(upper, path) {
+            filetime::set_symlink_file_times(path, *mtime, *mtime)?;
+        }
     }
     Ok(applier.stats)
 }
@@ -335,6 +340,23 @@ fn dev_of(h: &tar::Header) -> io::Result<u64> {
     Ok(makedev(major.into(), minor.into()))
 }
 
+/// True when every component of `path` below `root` is a directory, not a
+/// symlink or anything else.
+fn is_real_dir_below(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut cur = root.to_path_buf();
+    for part in rel.iter() {
+        cur.push(part);
+        match fs::symlink_metadata(&cur) {
+            Ok(meta) if meta.is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Removes whatever is at `path` (never following a symlink there).
 fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
@@ -479,6 +501,28 @@ mod tests {
             .unwrap()
             .is_dir());
         assert_eq!(fs::read(upper2.join("var/run/x")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn directory_times_never_follow_a_symlink_that_replaced_a_parent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("y")).unwrap();
+        let old = FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_times(outside.join("y"), old, old).unwrap();
+        let tar = layer(&[
+            ("x/", D, "", b""),
+            ("x/y/", D, "", b""),
+            ("x", L, outside.to_str().unwrap(), b""),
+        ]);
+        let upper = apply(tmp.path(), "l0", &tar, &[]).unwrap();
+        assert!(fs::symlink_metadata(upper.join("x"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let after =
+            FileTime::from_last_modification_time(&fs::metadata(outside.join("y")).unwrap());
+        assert_eq!(after, old, "the host directory's mtime must not change");
     }
 
     #[test]
