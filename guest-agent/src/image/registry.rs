@@ -3,7 +3,7 @@
 //! registry failures turned into sentences a user can act on.
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 
@@ -92,9 +92,10 @@ pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> 
         }
         OciDistributionError::RegistryError { envelope, .. } => {
             let text = envelope.errors.iter().map(|e| format!("{:?}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ");
-            if text.contains("MANIFEST_UNKNOWN") || text.contains("NAME_UNKNOWN") || text.contains("ManifestUnknown") || text.contains("NameUnknown") {
+            let any = |f: fn(&OciErrorCode) -> bool| envelope.errors.iter().any(|e| f(&e.code));
+            if any(|c| matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown)) {
                 Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
-            } else if text.contains("UNAUTHORIZED") || text.contains("DENIED") || text.contains("Unauthorized") || text.contains("Denied") {
+            } else if any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
                 Error::Unauthenticated(format!(
                     "{what} {name} was refused by the registry ({text}); run `berth login {}` with an account that has access",
                     image.registry()
