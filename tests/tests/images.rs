@@ -56,6 +56,8 @@ fn pull_by_tag_and_digest_then_list_inspect_and_repull_as_a_no_op() {
         images.contains(&format!("{}/tools/busybox", reg.addr)) && images.contains("1.0"),
         "{images}"
     );
+    let err = agent.fails(&["pull", &format!("{}/tools/missing:1.0", reg.addr)]);
+    assert!(err.contains("was not found in its registry"), "{err}");
     let again = agent.ok(&["pull", &name]);
     assert!(again.contains("Image is up to date"), "{again}");
     assert!(!again.contains("Downloading"), "{again}");
