@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::layers::BlobSource;
+use super::layers::{BlobSource, Compression};
 use super::manage::ImageEntry;
 use super::manifest::{self, Descriptor, Document, Index, Manifest, Platform};
 use super::reference::{familiar, ImageRef};
@@ -278,13 +278,12 @@ impl ImageService {
                 let n = File::open(self.content.path(&d.digest)?)
                     .and_then(|mut f| f.read(&mut head))
                     .unwrap_or(0);
-                d.media_type = if n >= 2 && head.starts_with(&[0x1f, 0x8b]) {
-                    "application/vnd.docker.image.rootfs.diff.tar.gzip".into()
-                } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-                    "application/vnd.oci.image.layer.v1.tar+zstd".into()
-                } else {
-                    "application/vnd.docker.image.rootfs.diff.tar".into()
-                };
+                d.media_type = match Compression::sniff(&head[..n]) {
+                    Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+                    Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+                }
+                .into();
                 layers.push(d);
             }
             let manifest = Manifest {
