@@ -3,6 +3,7 @@
 //! `hybrid-vsock://`).
 
 pub mod endpoint;
+pub mod names;
 
 /// The generated `berth.v1` messages, clients and servers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -9,6 +9,8 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 
+use berth_api::names::{familiar, short_id};
+
 use crate::progress::Display;
 use crate::{auth, format, status_error, Conn};
 
@@ -229,19 +231,6 @@ pub async fn push(conn: &Conn, a: PushArgs) -> Result<()> {
     bail!("the Berth agent ended the push without finishing it")
 }
 
-fn familiar(full: &str) -> String {
-    let short = full.strip_prefix("docker.io/").unwrap_or(full);
-    if full.starts_with("docker.io/") {
-        short.strip_prefix("library/").unwrap_or(short).to_string()
-    } else {
-        short.to_string()
-    }
-}
-
-fn short(id: &str) -> String {
-    id.trim_start_matches("sha256:").chars().take(12).collect()
-}
-
 /// Runs `berth images`.
 pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
     let mut filters = std::collections::HashMap::<String, pb::StringList>::new();
@@ -277,7 +266,7 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
         if a.no_trunc {
             i.id.clone()
         } else {
-            short(&i.id)
+            short_id(&i.id)
         }
     };
     if a.quiet {
@@ -428,7 +417,7 @@ pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
                     if e.id.is_empty() {
                         "<missing>".into()
                     } else {
-                        short(&e.id)
+                        short_id(&e.id)
                     },
                     e.created
                         .as_ref()

@@ -231,7 +231,7 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
             .map(|i| {
                 vec![
                     i.repo_tags.first().cloned().unwrap_or("<none>".into()),
-                    i.id.trim_start_matches("sha256:")[..12].to_string(),
+                    berth_api::names::short_id(&i.id),
                     format::size(i.size),
                     format::size(i.shared_size),
                     format::size(i.unique_size),

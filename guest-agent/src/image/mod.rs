@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::{broadcast, mpsc, RwLock};
 
+pub use berth_api::names::short_id;
+
 use crate::error::Result;
 use crate::snapshot::Snapshots;
 use crate::store::Metadata;
@@ -118,13 +120,4 @@ pub(crate) fn say(tx: &ProgressTx, id: &str, status: impl Into<String>, current:
         current,
         total,
     });
-}
-
-/// The short id Docker shows for a digest: 12 hex digits.
-pub fn short_id(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
 }

@@ -3,6 +3,7 @@
 //! "docker.io/library/alpine:latest"). Parsing is oci-spec's (through
 //! oci-client); this module adds Docker's familiar names and clear errors.
 
+pub use berth_api::names::familiar;
 use oci_client::Reference;
 
 use crate::error::{Error, Result};
@@ -110,17 +111,6 @@ fn valid_path_component(c: &str) -> bool {
         }
     }
     true
-}
-
-/// Docker's short form of a full reference: "docker.io/library/alpine:latest"
-/// is "alpine:latest", "docker.io/me/app:v1" is "me/app:v1".
-pub fn familiar(full: &str) -> String {
-    let short = full.strip_prefix("docker.io/").unwrap_or(full);
-    if full.starts_with("docker.io/") {
-        short.strip_prefix("library/").unwrap_or(short).to_string()
-    } else {
-        short.to_string()
-    }
 }
 
 #[cfg(test)]
