@@ -77,7 +77,8 @@ pub enum Compression {
     None,
 }
 
-fn sha(data: &[u8]) -> String {
+/// The `sha256:<hex>` digest of bytes.
+pub fn sha(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
@@ -241,8 +242,8 @@ pub fn remote_digest(reference: &str) -> String {
     sha(&out.stdout)
 }
 
-/// A compact description of a tree: type, mode, owner, link target and a
-/// content hash per path, for comparing two unpacks.
+/// A description of a tree: type, mode, owner, link target and a content
+/// hash per path, for comparing two unpacks or seeing that nothing changed.
 pub fn describe_tree(root: &Path) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let mut out = vec![];
@@ -259,7 +260,7 @@ pub fn describe_tree(root: &Path) -> Vec<String> {
             } else if ft.is_symlink() {
                 format!("link->{}", std::fs::read_link(&p).unwrap().display())
             } else if ft.is_file() {
-                format!("file:{}", &sha(&std::fs::read(&p).unwrap())[7..19])
+                format!("file:{}", &sha(&std::fs::read(&p).unwrap())[7..])
             } else {
                 format!("special:{:o}:{:x}", m.mode() & 0o170000, m.rdev())
             };

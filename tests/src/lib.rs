@@ -188,36 +188,3 @@ impl Drop for Agent {
         }
     }
 }
-
-/// Every path under `dir` (relative), for "nothing outside changed" checks.
-pub fn tree_listing(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            let content = if meta.is_file() {
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-                    std::fs::read(&p).unwrap(),
-                ))
-            } else {
-                String::new()
-            };
-            out.push(format!(
-                "{} {:o} {}",
-                p.strip_prefix(base).unwrap().display(),
-                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
-                content
-            ));
-            if meta.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}

@@ -3,10 +3,10 @@
 use std::process::Command;
 
 use berth_tests::images::{
-    busybox_layer, describe_tree, remote_digest, tar_of, Compression, Layout, E,
+    busybox_layer, describe_tree, remote_digest, sha, tar_of, Compression, Layout, E,
 };
 use berth_tests::registry::{Auth, Registry, PASS, USER};
-use berth_tests::{need_root, tree_listing, Agent};
+use berth_tests::{need_root, Agent};
 
 /// Pushes a one-image layout to `reg` as `name:tag`; returns "addr/name:tag".
 fn publish(
@@ -449,7 +449,7 @@ fn hostile_layers_never_touch_anything_outside_the_store() {
     ];
     let reg = Registry::start(Auth::None);
     let agent = Agent::start();
-    let before = tree_listing(canary.path());
+    let before = describe_tree(canary.path());
     for (name, layers) in &cases {
         let r = publish(
             &reg,
@@ -470,7 +470,7 @@ fn hostile_layers_never_touch_anything_outside_the_store() {
             assert!(err.contains("cannot be unpacked"), "{name}: {err}");
         }
         assert_eq!(
-            tree_listing(canary.path()),
+            describe_tree(canary.path()),
             before,
             "{name} changed something outside the store"
         );
@@ -767,8 +767,6 @@ fn older_docker_save_archives_with_linked_layers_load() {
     if !need_root() {
         return;
     }
-    use sha2::Digest;
-    let sha = |d: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(d)));
     let layer = busybox_layer();
     let extra = tar_of(&[E::File("extra", 0o644, 0, 0, b"x")]);
     let config = serde_json::to_vec(&serde_json::json!({
