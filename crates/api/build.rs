@@ -13,9 +13,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]
     .map(|name| format!("proto/berth/v1/{name}.proto"));
     let descriptors = protox::compile(&files, ["proto"])?;
-    tonic_prost_build::configure()
-        .emit_rerun_if_changed(false)
-        .compile_fds(descriptors)?;
+    let mut config = tonic_prost_build::configure().emit_rerun_if_changed(false);
+    // The engine keeps a container's creation request as its stored config.
+    for message in [
+        "CreateContainerRequest",
+        "Ulimit",
+        "Resources",
+        "RestartPolicy",
+        "PortBinding",
+        "Mount",
+    ] {
+        config = config.type_attribute(
+            format!(".berth.v1.{message}"),
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        );
+    }
+    config.compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -5,9 +5,12 @@
 //! engine calls; `server` puts the API on its listeners.
 
 pub mod api;
+pub mod cgroups;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod image;
+pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod store;

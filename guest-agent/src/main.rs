@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use berth_agent::api::{routes, Agent};
 use berth_agent::image::registry::RegistryOptions;
 use berth_agent::image::ImageService;
+use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
 use berth_api::Endpoint;
 use clap::Parser;
@@ -39,6 +40,16 @@ struct Args {
 }
 
 fn main() {
+    // Re-executions of the agent for one container: these must stay
+    // single-threaded until the container or exec process exists.
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("__monitor") if argv.len() == 3 => std::process::exit(
+            berth_agent::runtime::monitor::main(std::path::Path::new(&argv[2])),
+        ),
+        Some("__exec") => std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..])),
+        _ => {}
+    }
     let args = Args::parse();
     if let Err(e) = run(args) {
         eprintln!("berth-agent: {e:#}");
@@ -49,8 +60,12 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .context("--log-level takes error, warn, info, debug or trace")?,
+            // libcontainer and libcgroups narrate every container at info.
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{},libcgroups=error,libcontainer=error",
+                args.log_level
+            ))
+            .context("--log-level takes error, warn, info, debug or trace")?,
         )
         .with_writer(std::io::stderr)
         .init();
@@ -78,8 +93,10 @@ fn run(args: Args) -> Result<()> {
             let _ = std::fs::write(args.root.join("agent-id"), &id);
             id
         });
+        let containers = Containers::open(&args.root, images.clone()).await?;
         let agent = Arc::new(Agent {
             images,
+            containers,
             id: id.trim().to_string(),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use berth_agent::api::{routes, Agent};
 use berth_agent::image::registry::RegistryOptions;
 use berth_agent::image::ImageService;
+use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
 use berth_api::endpoint::ClientTls;
 use berth_api::v1::{
-    containers_client::ContainersClient, system_client::SystemClient, ListContainersRequest,
-    PingRequest,
+    system_client::SystemClient, volumes_client::VolumesClient, ListVolumesRequest, PingRequest,
 };
 use berth_api::Endpoint;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,8 +21,10 @@ use tokio::sync::watch;
 
 fn agent(root: &Path) -> Arc<Agent> {
     let images = ImageService::open(root, RegistryOptions::default()).unwrap();
+    let containers = futures::executor::block_on(Containers::open(root, images.clone())).unwrap();
     Arc::new(Agent {
         images,
+        containers,
         id: "test".into(),
     })
 }
@@ -70,13 +72,13 @@ async fn unbuilt_services_answer_unimplemented_with_a_sentence() {
         .ping(PingRequest {})
         .await
         .unwrap();
-    let err = ContainersClient::new(channel)
-        .list(ListContainersRequest::default())
+    let err = VolumesClient::new(channel)
+        .list(ListVolumesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(
-        err.message().contains("/berth.v1.Containers/List") && err.message().contains("not built"),
+        err.message().contains("/berth.v1.Volumes/List") && err.message().contains("not built"),
         "{}",
         err.message()
     );

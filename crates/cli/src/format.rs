@@ -79,6 +79,63 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Bytes in binary units, as `docker stats` shows memory ("1.5MiB").
+pub fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.4}")
+        .chars()
+        .take(if v >= 1000.0 { 4 } else { 5 })
+        .collect::<String>()
+        .trim_end_matches('.')
+        .to_string()
+        + units[i]
+}
+
+/// Fills a Go-style template ("{{.State.Status}}", "{{json .Config}}",
+/// "table {{.ID}}\t{{.Names}}") from a JSON document. Only field paths
+/// and `json` are understood: what Docker users write most.
+pub fn template(template: &str, doc: &serde_json::Value) -> String {
+    let template = template.strip_prefix("table ").unwrap_or(template);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let expr = rest[start + 2..start + end].trim();
+        let (as_json, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let mut v = doc;
+        for key in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|k| !k.is_empty())
+        {
+            v = v.get(key).unwrap_or(&serde_json::Value::Null);
+        }
+        let text = match v {
+            _ if as_json => v.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "<no value>".into(),
+            other => other.to_string(),
+        };
+        out.push_str(&text);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out.replace("\\t", "\t").replace("\\n", "\n")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -375,6 +375,46 @@ fn detail_json(d: &pb::ImageDetail) -> serde_json::Value {
     })
 }
 
+/// One image as `inspect` JSON.
+pub async fn inspect_json(conn: &Conn, reference: &str) -> Result<serde_json::Value> {
+    let d = client(conn)
+        .await?
+        .inspect(pb::InspectImageRequest {
+            reference: reference.to_string(),
+        })
+        .await
+        .map_err(status_error)?;
+    Ok(detail_json(&d.into_inner()))
+}
+
+/// Pulls an image for `run`/`create`, with Docker's status lines on stderr.
+pub async fn pull_quietly(conn: &Conn, reference: &str, platform: &str) -> Result<()> {
+    let auth = auth::lookup(&auth::registry_of(reference));
+    let req = pb::PullRequest {
+        reference: reference.to_string(),
+        platform: platform.to_string(),
+        auth,
+        all_tags: false,
+    };
+    let mut stream = client(conn)
+        .await?
+        .pull(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    while let Some(msg) = stream.next().await {
+        let msg = msg.map_err(status_error)?;
+        if let Some(done) = msg.done {
+            eprintln!(
+                "Status: Downloaded newer image for {}",
+                familiar(&done.reference)
+            );
+            return Ok(());
+        }
+    }
+    bail!("the Berth agent ended the pull without finishing it")
+}
+
 /// Runs `berth image inspect`.
 pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
     if let Some(f) = a.format.as_deref().filter(|f| *f != "json") {

@@ -2,9 +2,12 @@
 //! codes, over Berth's gRPC API.
 
 mod auth;
+mod containers;
 mod format;
 mod images;
+mod observe;
 mod progress;
+mod session;
 mod system;
 
 use anyhow::Result;
@@ -67,6 +70,68 @@ enum Command {
     /// Manage Berth itself.
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Create and run a new container from an image.
+    Run(containers::RunArgs),
+    /// Create a new container.
+    Create(containers::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(containers::StartArgs),
+    /// Stop one or more running containers.
+    Stop(containers::StopArgs),
+    /// Restart one or more containers.
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers.
+    Kill(containers::KillArgs),
+    /// Pause all processes within one or more containers.
+    Pause(containers::IdsArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(containers::IdsArgs),
+    /// Remove one or more containers.
+    Rm(containers::RmArgs),
+    /// Rename a container.
+    Rename(containers::RenameArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(containers::IdsArgs),
+    /// Return low-level information on containers or images.
+    Inspect(containers::InspectArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Display the running processes of a container.
+    Top(containers::TopArgs),
+    /// Fetch the logs of a container.
+    Logs(observe::LogsArgs),
+    /// Display a live stream of container resource usage.
+    Stats(observe::StatsArgs),
+    /// Get real-time events from the agent.
+    Events(observe::EventsArgs),
+    /// Run a command in a running container.
+    Exec(session::ExecArgs),
+    /// Attach to a running container's input and output.
+    Attach(session::AttachArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(containers::ContainerCommand),
+}
+
+/// Ends the CLI with an exit code: the container's or command's own, or
+/// 125 when the agent refused a `run`/`create` (Docker's codes).
+#[derive(Debug)]
+pub struct Exit(pub i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+impl Exit {
+    /// An agent error during `run`/`create`: printed, then exit 125.
+    pub fn daemon(e: anyhow::Error) -> anyhow::Error {
+        eprintln!("Error: {e:#}");
+        Exit(125).into()
+    }
 }
 
 /// Connection settings, used by commands when they need the agent.
@@ -121,10 +186,42 @@ fn main() {
             Command::Version(a) => system::version(&conn, a).await,
             Command::Info(a) => system::info(&conn, a).await,
             Command::System(c) => system::system(&conn, c).await,
+            Command::Run(a) => containers::run(&conn, a).await,
+            Command::Create(a) => containers::create(&conn, a).await,
+            Command::Start(a) => containers::start(&conn, a).await,
+            Command::Stop(a) => containers::stop(&conn, a).await,
+            Command::Restart(a) => containers::restart(&conn, a).await,
+            Command::Kill(a) => containers::kill(&conn, a).await,
+            Command::Pause(a) => containers::pause(&conn, a, true).await,
+            Command::Unpause(a) => containers::pause(&conn, a, false).await,
+            Command::Rm(a) => containers::rm(&conn, a).await,
+            Command::Rename(a) => containers::rename(&conn, a).await,
+            Command::Wait(a) => containers::wait(&conn, a).await,
+            Command::Inspect(a) => containers::inspect(&conn, a, true).await,
+            Command::Ps(a) => containers::ps(&conn, a).await,
+            Command::Top(a) => containers::top(&conn, a).await,
+            Command::Logs(a) => observe::logs(&conn, a).await,
+            Command::Stats(a) => observe::stats(&conn, a).await,
+            Command::Events(a) => observe::events(&conn, a).await,
+            Command::Exec(a) => session::exec(&conn, a).await,
+            Command::Attach(a) => session::attach_cmd(&conn, a).await,
+            Command::Container(c) => containers::container(&conn, c).await,
         }
     });
     if let Err(e) = result {
+        if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+            std::process::exit(*code);
+        }
         eprintln!("Error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -2,22 +2,27 @@
 //! engine calls and engine errors into statuses. Calls of services not
 //! built yet answer UNIMPLEMENTED with a sentence naming what is missing.
 
+pub mod containers;
 pub mod images;
 pub mod status;
 pub mod system;
 
 use std::sync::Arc;
 
+use berth_api::v1::containers_server::ContainersServer;
 use berth_api::v1::images_server::ImagesServer;
 use berth_api::v1::system_server::SystemServer;
 use tonic::service::Routes;
 
 use crate::image::ImageService;
+use crate::runtime::Containers;
 
 /// Everything the services need.
 pub struct Agent {
     /// The image engine.
     pub images: Arc<ImageService>,
+    /// The container engine.
+    pub containers: Arc<Containers>,
     /// A random id for this agent's store.
     pub id: String,
 }
@@ -27,6 +32,9 @@ pub fn routes(agent: Arc<Agent>) -> Routes {
     let mut builder = Routes::builder();
     builder
         .add_service(SystemServer::new(system::SystemApi(agent.clone())))
+        .add_service(ContainersServer::new(containers::ContainersApi(
+            agent.clone(),
+        )))
         .add_service(
             ImagesServer::new(images::ImagesApi(agent))
                 .max_decoding_message_size(64 << 20)

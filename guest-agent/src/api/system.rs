@@ -171,26 +171,36 @@ impl System for SystemApi {
         request: Request<pb::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
         let filters = request.into_inner().filters;
-        let wanted = |key: &str, value: &str| {
-            filters
-                .get(key)
-                .is_none_or(|l| l.values.iter().any(|v| v == value))
-        };
         let mut rx = self.0.images.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
-        let type_ok = wanted("type", "image");
         tokio::spawn(async move {
+            let wanted = |key: &str, value: &str| {
+                filters
+                    .get(key)
+                    .is_none_or(|l| l.values.iter().any(|v| v == value))
+            };
             while let Ok(ev) = rx.recv().await {
-                if !type_ok || !wanted_action(&filters, &ev.action) {
+                let matches_container = |key: &str| {
+                    ev.kind != "container"
+                        || filters.get(key).is_none_or(|l| {
+                            l.values.iter().any(|v| {
+                                ev.id.starts_with(v.as_str())
+                                    || ev.attributes.get("name") == Some(v)
+                            })
+                        })
+                };
+                if !wanted("type", ev.kind)
+                    || !wanted_action(&filters, &ev.action)
+                    || !matches_container("container")
+                {
                     continue;
                 }
-                let now = std::time::SystemTime::now();
                 let event = pb::Event {
-                    r#type: "image".into(),
+                    r#type: ev.kind.into(),
                     action: ev.action,
                     id: ev.id,
-                    attributes: [("name".to_string(), ev.name)].into_iter().collect(),
-                    time: Some(prost_types::Timestamp::from(now)),
+                    attributes: ev.attributes.into_iter().collect(),
+                    time: Some(prost_types::Timestamp::from(ev.time)),
                 };
                 if tx.send(Ok(event)).await.is_err() {
                     break;

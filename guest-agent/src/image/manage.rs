@@ -112,6 +112,14 @@ impl ImageService {
             .ok()
             .filter(|r| entry.tags.contains(&r.key()));
         let mut out = Vec::new();
+        if let Some(container) = self.user_of(&id) {
+            if by_name.is_none() || entry.tags.len() <= 1 {
+                return Err(Error::FailedPrecondition(format!(
+                    "unable to delete {input}: container {} uses the image; remove the container first (berth rm)",
+                    &container[..12.min(container.len())]
+                )));
+            }
+        }
         if let Some(name) = by_name {
             self.meta.remove_tag(&name.key())?;
             out.push(Removed::Untagged(familiar(&name.key())));
@@ -150,7 +158,7 @@ impl ImageService {
         let _guard = self.gc_lock.write().await;
         let mut out = Vec::new();
         for entry in self.list()? {
-            if all || entry.tags.is_empty() {
+            if (all || entry.tags.is_empty()) && self.user_of(&entry.record.id).is_none() {
                 for name in self.meta.remove_image(&entry.record.id)? {
                     out.push(Removed::Untagged(familiar(&name)));
                 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, Shared};
-use tokio::sync::{broadcast, mpsc, RwLock};
+use tokio::sync::{mpsc, RwLock};
 
 pub use berth_api::names::short_id;
 
@@ -47,17 +47,6 @@ pub struct Progress {
 /// Where progress goes; a closed receiver just means nobody is watching.
 pub type ProgressTx = mpsc::UnboundedSender<Progress>;
 
-/// Something that happened to an image, for the Events stream.
-#[derive(Debug, Clone)]
-pub struct ImageEvent {
-    /// "pull", "push", "tag", "untag", "delete", "load", "save".
-    pub action: String,
-    /// The image id or reference.
-    pub id: String,
-    /// The reference involved, when there is one.
-    pub name: String,
-}
-
 type SharedUnpack = Shared<BoxFuture<'static, Result<()>>>;
 
 /// The image engine.
@@ -77,7 +66,10 @@ pub struct ImageService {
     /// so garbage collection never takes what a pull is still assembling.
     gc_lock: RwLock<()>,
     /// Image events for subscribers.
-    pub events: broadcast::Sender<ImageEvent>,
+    pub events: crate::events::Events,
+    /// Which containers use which image (image id → container ids), so
+    /// images in use are never removed.
+    pub users: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl ImageService {
@@ -94,8 +86,35 @@ impl ImageService {
             downloads: Mutex::new(HashMap::new()),
             unpacks: Mutex::new(HashMap::new()),
             gc_lock: RwLock::new(()),
-            events: broadcast::channel(256).0,
+            events: crate::events::Events::default(),
+            users: Default::default(),
         }))
+    }
+
+    /// Records that container `container` uses image `image`.
+    pub fn hold(&self, image: &str, container: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let list = users.entry(image.to_string()).or_default();
+        if !list.iter().any(|c| c == container) {
+            list.push(container.to_string());
+        }
+    }
+
+    /// Forgets that container `container` uses image `image`.
+    pub fn release(&self, image: &str, container: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = users.get_mut(image) {
+            list.retain(|c| c != container);
+            if list.is_empty() {
+                users.remove(image);
+            }
+        }
+    }
+
+    /// A container that uses image `image`, if any.
+    pub fn user_of(&self, image: &str) -> Option<String> {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.get(image).and_then(|l| l.first().cloned())
     }
 
     /// The store's root directory.
@@ -104,11 +123,7 @@ impl ImageService {
     }
 
     fn emit(&self, action: &str, id: &str, name: &str) {
-        let _ = self.events.send(ImageEvent {
-            action: action.into(),
-            id: id.into(),
-            name: name.into(),
-        });
+        self.events.emit("image", action, id, &[("name", name)]);
     }
 }
 

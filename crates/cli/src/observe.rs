@@ -1,0 +1,305 @@
+//! Watching containers: `logs`, `stats` and `events`.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use berth_api::v1::{self as pb, system_client::SystemClient};
+use clap::Args;
+use futures::StreamExt;
+
+use crate::{containers::client, format, status_error, Conn};
+
+/// `berth logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short = 'f', long = "follow")]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for all).
+    #[arg(short = 'n', long = "tail", default_value = "all")]
+    pub tail: String,
+    /// Show timestamps.
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+    /// Show logs since a timestamp (RFC 3339) or a relative time (e.g. 42m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339) or a relative time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The container.
+    pub container: String,
+}
+
+/// Parses an RFC 3339 time, a Unix time, or a duration ago ("10s", "5m", "2h").
+pub fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
+    let t = text.trim();
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(prost_types::Timestamp {
+            seconds: d.timestamp(),
+            nanos: d.timestamp_subsec_nanos() as i32,
+        });
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return Ok(prost_types::Timestamp {
+            seconds: secs.trunc() as i64,
+            nanos: (secs.fract() * 1e9) as i32,
+        });
+    }
+    let (num, unit) = t.split_at(
+        t.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len()),
+    );
+    let n: f64 = num.parse().with_context(|| format!("invalid time {text:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix time, or a duration such as 10m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => anyhow::bail!("invalid time {text:?}: durations end in s, m or h"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64()
+        - secs;
+    Ok(prost_types::Timestamp {
+        seconds: now.trunc() as i64,
+        nanos: (now.fract() * 1e9) as i32,
+    })
+}
+
+fn rfc3339(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_default()
+}
+
+/// Runs `berth logs`.
+pub async fn logs(conn: &Conn, a: LogsArgs) -> Result<()> {
+    let tail = if a.tail == "all" {
+        -1
+    } else {
+        a.tail
+            .parse::<i64>()
+            .with_context(|| format!("invalid --tail {:?}: give a number or all", a.tail))?
+    };
+    let req = pb::LogsRequest {
+        id: a.container,
+        follow: a.follow,
+        tail,
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+        timestamps: a.timestamps,
+        stdout: true,
+        stderr: true,
+    };
+    let mut stream = client(conn)
+        .await?
+        .logs(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    while let Some(entry) = stream.next().await {
+        let e = entry.map_err(status_error)?;
+        let mut data = Vec::new();
+        if a.timestamps {
+            data.extend_from_slice(format!("{} ", rfc3339(&e.time)).as_bytes());
+        }
+        data.extend_from_slice(&e.data);
+        if e.stream == "stderr" {
+            let mut err = std::io::stderr().lock();
+            err.write_all(&data)?;
+            err.flush()?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&data)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `berth stats`.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Format: table (default) or json.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Containers (default: every running one).
+    pub containers: Vec<String>,
+}
+
+/// Runs `berth stats`.
+pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
+    let mut ids = a.containers.clone();
+    if ids.is_empty() {
+        let list = client(conn)
+            .await?
+            .list(pb::ListContainersRequest::default())
+            .await
+            .map_err(status_error)?;
+        ids = list
+            .into_inner()
+            .containers
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<pb::StatsSample>>(16);
+    for id in &ids {
+        let mut c = client(conn).await?;
+        let tx = tx.clone();
+        let req = pb::StatsRequest {
+            id: id.clone(),
+            stream: !a.no_stream,
+        };
+        let mut stream = c.stats(req).await.map_err(status_error)?.into_inner();
+        tokio::spawn(async move {
+            while let Some(s) = stream.next().await {
+                if tx.send(s.map_err(status_error)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut latest: HashMap<String, pb::StatsSample> = HashMap::new();
+    let tty = nix::unistd::isatty(1).unwrap_or(false);
+    let json = a.format.as_deref() == Some("json");
+    while let Some(s) = rx.recv().await {
+        let s = s?;
+        latest.insert(s.id.clone(), s);
+        if !a.no_stream || latest.len() == ids.len() {
+            let mut rows: Vec<&pb::StatsSample> = latest.values().collect();
+            rows.sort_by(|x, y| x.name.cmp(&y.name));
+            if json {
+                for s in rows {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ID": &s.id[..12], "Name": s.name, "CPUPerc": format!("{:.2}%", s.cpu_percent),
+                            "MemUsage": format!("{} / {}", format::binary_size(s.memory_usage), format::binary_size(s.memory_limit)),
+                            "MemPerc": format!("{:.2}%", percent(s.memory_usage, s.memory_limit)), "PIDs": s.pids.to_string(),
+                            "BlockIO": format!("{} / {}", format::size(s.block_read), format::size(s.block_write)),
+                        })
+                    );
+                }
+            } else {
+                if tty && !a.no_stream {
+                    print!("\x1b[2J\x1b[H");
+                }
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.id[..12].to_string(),
+                            s.name.clone(),
+                            format!("{:.2}%", s.cpu_percent),
+                            format!(
+                                "{} / {}",
+                                format::binary_size(s.memory_usage),
+                                format::binary_size(s.memory_limit)
+                            ),
+                            format!("{:.2}%", percent(s.memory_usage, s.memory_limit)),
+                            format!(
+                                "{} / {}",
+                                format::size(s.block_read),
+                                format::size(s.block_write)
+                            ),
+                            s.pids.to_string(),
+                        ]
+                    })
+                    .collect();
+                format::table(
+                    &[
+                        "CONTAINER ID",
+                        "NAME",
+                        "CPU %",
+                        "MEM USAGE / LIMIT",
+                        "MEM %",
+                        "BLOCK I/O",
+                        "PIDS",
+                    ],
+                    &cells,
+                );
+            }
+            if a.no_stream {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percent(used: u64, limit: u64) -> f64 {
+    if limit == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / limit as f64
+    }
+}
+
+/// `berth events`.
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided (type=, event=, container=).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format: json, or the default one line per event.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Runs `berth events`.
+pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
+    let mut filters: HashMap<String, pb::StringList> = HashMap::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("the filter '{f}' is not KEY=VALUE (e.g. type=container)"))?;
+        filters
+            .entry(k.to_string())
+            .or_default()
+            .values
+            .push(v.to_string());
+    }
+    let req = pb::EventsRequest {
+        filters,
+        ..Default::default()
+    };
+    let mut stream = SystemClient::new(conn.channel().await?)
+        .events(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    while let Some(ev) = stream.next().await {
+        let ev = ev.map_err(status_error)?;
+        let mut attrs: Vec<(String, String)> = ev.attributes.clone().into_iter().collect();
+        attrs.sort();
+        if a.format.as_deref() == Some("json") {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "Type": ev.r#type, "Action": ev.action, "Actor": {"ID": ev.id, "Attributes": ev.attributes},
+                    "time": ev.time.as_ref().map_or(0, |t| t.seconds), "timeNano": ev.time.as_ref().map_or(0, |t| t.seconds as i128 * 1_000_000_000 + t.nanos as i128),
+                })
+            );
+        } else {
+            let attrs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{} {} {} {} ({})",
+                rfc3339(&ev.time),
+                ev.r#type,
+                ev.action,
+                ev.id,
+                attrs.join(", ")
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! Interactive sessions: `run` (attached), `start -a`, `attach` and
+//! `exec`. Input goes up the gRPC stream, output comes down to this
+//! terminal; with a TTY the local terminal is put in raw mode and its
+//! size follows SIGWINCH; without one, Ctrl-C and other signals are
+//! passed to the container as Docker's `--sig-proxy` does.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+
+use anyhow::{bail, Result};
+use berth_api::v1::{self as pb, attach_input, attach_output, exec_input, exec_output};
+use clap::Args;
+use futures::StreamExt;
+use nix::sys::termios::{self, SetArg, Termios};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{containers::client, status_error, Conn, Exit};
+
+/// What to attach to and how.
+pub struct AttachPlan {
+    /// The container.
+    pub id: String,
+    /// Start it once attached (`run`, `start -a`).
+    pub start: bool,
+    /// Send our stdin.
+    pub stdin: bool,
+    /// The container has a TTY.
+    pub tty: bool,
+    /// Pass our signals to the container.
+    pub sig_proxy: bool,
+}
+
+/// Puts the local terminal in raw mode until dropped.
+struct RawMode(Option<Termios>);
+
+impl RawMode {
+    fn enter(tty: bool) -> RawMode {
+        let stdin = std::io::stdin();
+        if !tty || !nix::unistd::isatty(0).unwrap_or(false) {
+            return RawMode(None);
+        }
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// This terminal's size, if stdout or stdin is one.
+fn terminal_size() -> Option<pb::TerminalSize> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    for fd in [0, 1] {
+        // SAFETY: TIOCGWINSZ writes one winsize.
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            return Some(pb::TerminalSize {
+                rows: ws.ws_row as u32,
+                cols: ws.ws_col as u32,
+            });
+        }
+    }
+    None
+}
+
+/// Events that become input messages.
+enum Up {
+    Data(Vec<u8>),
+    Eof,
+    Resize(pb::TerminalSize),
+}
+
+/// Reads stdin and watches the window size and signals; sends `Up`s.
+fn pump_input(stdin: bool, tty: bool, tx: mpsc::Sender<Up>) {
+    if stdin {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut input = tokio::io::stdin();
+            let mut buf = vec![0u8; 16 << 10];
+            loop {
+                match input.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Up::Eof).await;
+                        break;
+                    }
+                    Ok(n) => {
+                        if tx.send(Up::Data(buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    if tty {
+        tokio::spawn(async move {
+            if let Some(s) = terminal_size() {
+                let _ = tx.send(Up::Resize(s)).await;
+            }
+            let Ok(mut winch) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+            else {
+                return;
+            };
+            while winch.recv().await.is_some() {
+                if let Some(s) = terminal_size() {
+                    if tx.send(Up::Resize(s)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Passes SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 to the container.
+fn proxy_signals(conn: &Conn, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::interrupt(), "INT"),
+        (SignalKind::terminate(), "TERM"),
+        (SignalKind::hangup(), "HUP"),
+        (SignalKind::quit(), "QUIT"),
+        (SignalKind::user_defined1(), "USR1"),
+        (SignalKind::user_defined2(), "USR2"),
+    ];
+    for (kind, name) in kinds {
+        let Ok(mut sig) = signal(kind) else { continue };
+        let endpoint = Conn {
+            endpoint: conn.endpoint.clone(),
+            tls: conn.tls.clone(),
+        };
+        let id = id.clone();
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                if let Ok(mut c) = client(&endpoint).await {
+                    let _ = c
+                        .kill(pb::KillContainerRequest {
+                            id: id.clone(),
+                            signal: name.into(),
+                        })
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+fn write_out(stderr: bool, data: &[u8]) {
+    if stderr {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(data);
+        let _ = e.flush();
+    } else {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(data);
+        let _ = o.flush();
+    }
+}
+
+/// Attaches (and maybe starts); returns the container's exit code.
+pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
+    let (up_tx, mut up_rx) = mpsc::channel::<Up>(16);
+    let (msg_tx, msg_rx) = mpsc::channel::<pb::AttachInput>(16);
+    msg_tx
+        .send(pb::AttachInput {
+            input: Some(attach_input::Input::Start(pb::AttachStart {
+                id: plan.id.clone(),
+                stdin: plan.stdin,
+                stdout: true,
+                stderr: true,
+                detach_keys: String::new(),
+                start: plan.start,
+            })),
+        })
+        .await?;
+    let mut stream = client(conn)
+        .await?
+        .attach(ReceiverStream::new(msg_rx))
+        .await
+        .map_err(|s| Exit::daemon(status_error(s)))?
+        .into_inner();
+    let _raw = RawMode::enter(plan.tty);
+    pump_input(plan.stdin, plan.tty, up_tx);
+    if plan.sig_proxy {
+        proxy_signals(conn, plan.id.clone());
+    }
+    tokio::spawn(async move {
+        while let Some(up) = up_rx.recv().await {
+            let input = match up {
+                Up::Data(d) => attach_input::Input::Stdin(d),
+                Up::Eof => attach_input::Input::CloseStdin(true),
+                Up::Resize(s) => attach_input::Input::Resize(s),
+            };
+            if msg_tx
+                .send(pb::AttachInput { input: Some(input) })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Keep the request stream open: closing it would end the attach.
+        std::future::pending::<()>().await;
+    });
+    while let Some(msg) = stream.next().await {
+        match msg.map_err(status_error)?.output {
+            Some(attach_output::Output::Stdout(d)) => write_out(false, &d),
+            Some(attach_output::Output::Stderr(d)) => write_out(true, &d),
+            Some(attach_output::Output::ExitCode(code)) => return Ok(code),
+            None => {}
+        }
+    }
+    // The stream ended without an exit code: ask for it.
+    let r = client(conn)
+        .await?
+        .wait(pb::WaitContainerRequest {
+            id: plan.id,
+            condition: "not-running".into(),
+        })
+        .await;
+    Ok(r.map(|r| r.into_inner().exit_code).unwrap_or(0))
+}
+
+/// `berth attach`.
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN.
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// The container.
+    pub container: String,
+}
+
+/// Runs `berth attach`.
+pub async fn attach_cmd(conn: &Conn, a: AttachArgs) -> Result<()> {
+    let r = crate::containers::inspect_one(conn, &a.container).await?;
+    let config = r.config.clone().unwrap_or_default();
+    let code = attach(
+        conn,
+        AttachPlan {
+            id: r.id,
+            start: false,
+            stdin: !a.no_stdin && config.open_stdin,
+            tty: config.tty,
+            sig_proxy: a.sig_proxy && !config.tty,
+        },
+    )
+    .await?;
+    if code != 0 {
+        return Err(Exit(code).into());
+    }
+    Ok(())
+}
+
+/// `berth exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: name|uid[:group|gid]).
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    pub privileged: bool,
+    /// The container.
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs `berth exec`; exits with the command's status.
+pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
+    let (msg_tx, msg_rx) = mpsc::channel::<pb::ExecInput>(16);
+    msg_tx
+        .send(pb::ExecInput {
+            input: Some(exec_input::Input::Start(pb::ExecStart {
+                container_id: a.container.clone(),
+                cmd: a.command.clone(),
+                env: a.env.clone(),
+                working_dir: a.workdir.clone().unwrap_or_default(),
+                user: a.user.clone().unwrap_or_default(),
+                tty: a.tty,
+                attach_stdin: a.interactive,
+                detach: a.detach,
+                privileged: a.privileged,
+                size: if a.tty { terminal_size() } else { None },
+            })),
+        })
+        .await?;
+    let mut stream = client(conn)
+        .await?
+        .exec(ReceiverStream::new(msg_rx))
+        .await
+        .map_err(|s| Exit::daemon(status_error(s)))?
+        .into_inner();
+    if a.detach {
+        return Ok(());
+    }
+    let _raw = RawMode::enter(a.tty);
+    let (up_tx, mut up_rx) = mpsc::channel::<Up>(16);
+    pump_input(a.interactive, a.tty, up_tx);
+    tokio::spawn(async move {
+        while let Some(up) = up_rx.recv().await {
+            let input = match up {
+                Up::Data(d) => exec_input::Input::Stdin(d),
+                Up::Eof => exec_input::Input::CloseStdin(true),
+                Up::Resize(s) => exec_input::Input::Resize(s),
+            };
+            if msg_tx
+                .send(pb::ExecInput { input: Some(input) })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+    while let Some(msg) = stream.next().await {
+        match msg.map_err(status_error)?.output {
+            Some(exec_output::Output::Stdout(d)) => write_out(false, &d),
+            Some(exec_output::Output::Stderr(d)) => write_out(true, &d),
+            Some(exec_output::Output::ExitCode(code)) => {
+                drop(_raw);
+                if code != 0 {
+                    return Err(Exit(code).into());
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    bail!("the Berth agent ended the exec without an exit code")
+}

@@ -1,0 +1,122 @@
+//! Container cgroups on v1 (and hybrid) and v2 hosts: where a container's
+//! cgroup lives, its resource use, its OOM-kill count, freezing, and
+//! removal. youki's `libcgroups` does the controller work (it is what
+//! `libcontainer` applies limits with); this module only names Berth's
+//! parent (`/berth/<id>`) and reads the few files `libcgroups` does not
+//! expose (the OOM-kill counter).
+
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{
+    create_cgroup_manager, get_cgroup_setup, AnyCgroupManager, CgroupConfig, CgroupManager,
+    CgroupSetup, FreezerState,
+};
+pub use libcgroups::stats::Stats;
+
+use crate::error::{Error, Result};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The parent of every container's cgroup.
+pub const PARENT: &str = "berth";
+
+/// The OCI `cgroupsPath` of a container.
+pub fn path_of(id: &str) -> String {
+    format!("/{PARENT}/{id}")
+}
+
+/// True when the host uses the unified (v2) hierarchy only.
+pub fn is_v2() -> bool {
+    matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified))
+}
+
+/// "1" or "2", for `info`.
+pub fn version() -> &'static str {
+    if is_v2() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+/// A handle on one container's cgroup.
+pub struct Cgroup {
+    id: String,
+}
+
+impl Cgroup {
+    /// The cgroup of container `id` (which may not exist).
+    pub fn of(id: &str) -> Self {
+        Cgroup { id: id.to_string() }
+    }
+
+    fn manager(&self) -> Result<AnyCgroupManager> {
+        create_cgroup_manager(CgroupConfig {
+            cgroup_path: PathBuf::from(path_of(&self.id)),
+            systemd_cgroup: false,
+            container_name: self.id.clone(),
+        })
+        .map_err(|e| Error::Internal(format!("the cgroup of {} cannot be opened: {e}", self.id)))
+    }
+
+    /// How many times the kernel's OOM killer killed a process here.
+    pub fn oom_kills(&self) -> u64 {
+        let file = if is_v2() {
+            Path::new(ROOT)
+                .join(PARENT)
+                .join(&self.id)
+                .join("memory.events")
+        } else {
+            Path::new(ROOT)
+                .join("memory")
+                .join(PARENT)
+                .join(&self.id)
+                .join("memory.oom_control")
+        };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("oom_kill "))
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .next()
+            .unwrap_or(0)
+    }
+
+    /// Resource use now.
+    pub fn stats(&self) -> Result<Stats> {
+        self.manager()?
+            .stats()
+            .map_err(|e| Error::Internal(format!("reading the cgroup of {} failed: {e}", self.id)))
+    }
+
+    /// Every process in the cgroup, as host pids.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        Ok(self
+            .manager()?
+            .get_all_pids()
+            .map_err(|e| {
+                Error::Internal(format!("listing the processes of {} failed: {e}", self.id))
+            })?
+            .into_iter()
+            .map(|p| p.as_raw())
+            .collect())
+    }
+
+    /// Freezes (pause) or thaws (unpause) every process.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let state = if frozen {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        };
+        self.manager()?
+            .freeze(state)
+            .map_err(|e| Error::Internal(format!("the freezer of {} failed: {e}", self.id)))
+    }
+
+    /// Removes the cgroup (every controller) if it is still there.
+    pub fn remove(&self) {
+        if let Ok(m) = self.manager() {
+            let _ = m.remove();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `create`: a container's record, directories, managed `/etc` files and
+//! OCI bundle, from an image and the user's flags.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use berth_api::v1::CreateContainerRequest;
+use chrono::Utc;
+
+use super::record::{Record, State};
+use super::{protocol, spec, Containers};
+use crate::error::{Error, Result};
+use crate::image::manifest::{parse_config, RunConfig};
+
+impl Containers {
+    /// Creates a container; returns its id and any warnings.
+    pub fn create(&self, mut config: CreateContainerRequest) -> Result<(String, Vec<String>)> {
+        if !config.ports.is_empty() || config.publish_all {
+            return Err(Error::Unimplemented(
+                "publishing ports (-p, -P) is not built into this agent yet".into(),
+            ));
+        }
+        if !config.mounts.is_empty() {
+            return Err(Error::Unimplemented(
+                "volumes and bind mounts (-v, --mount) are not built into this agent yet".into(),
+            ));
+        }
+        if !["", "none", "host"].contains(&config.network.as_str()) {
+            return Err(Error::Unimplemented(format!(
+                "--network {} is not built into this agent yet: use none (the default here) or host",
+                config.network
+            )));
+        }
+        let name = self.claim_name(&config.name)?;
+        let image = self.images.find(&config.image)?;
+        let run = self.image_config(&image.record.id)?;
+        let id = self.new_id();
+        let dir = self.dir_of(&id);
+        let made = (|| -> Result<Record> {
+            let bundle = dir.join("bundle");
+            for d in [bundle.join("rootfs"), dir.join("upper"), dir.join("work")] {
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+            }
+            let layers = self.layer_dirs(&image.record)?;
+            if config.stop_signal.is_empty() {
+                config.stop_signal = run.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
+            }
+            if config.stop_timeout <= 0 {
+                config.stop_timeout = 10;
+            }
+            let built = spec::build(&spec::SpecInput {
+                id: &id,
+                config: &config,
+                image: &run,
+                layers: &layers,
+                rootfs: &bundle.join("rootfs"),
+                etc_dir: &dir,
+            })?;
+            write_etc_files(&dir, &built.hostname, &config)?;
+            std::fs::write(
+                bundle.join("config.json"),
+                serde_json::to_vec_pretty(&built.spec)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            )
+            .map_err(|e| Error::io("writing the container's bundle", e))?;
+            Ok(Record {
+                id: id.clone(),
+                name: name.clone(),
+                created: Utc::now(),
+                image: config.image.clone(),
+                image_id: image.record.id.clone(),
+                path: built.path,
+                args: built.args,
+                hostname: built.hostname,
+                config: config.clone(),
+                restart_count: 0,
+                state: State {
+                    status: "created".into(),
+                    ..Default::default()
+                },
+            })
+        })();
+        let record = match made {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        protocol::write_json_atomic(&dir.join("container.json"), &record)
+            .map_err(|e| Error::io("saving the container's record", e))?;
+        self.images.hold(&record.image_id, &id);
+        self.insert(record.clone());
+        self.emit("create", &record, &[]);
+        Ok((id, Vec::new()))
+    }
+
+    /// The image's run config.
+    pub(super) fn image_config(&self, image_id: &str) -> Result<RunConfig> {
+        let bytes = self.images.content.read(image_id)?;
+        Ok(parse_config(&bytes)?.config.unwrap_or_default())
+    }
+
+    /// The image's layer directories, top first.
+    pub(super) fn layer_dirs(&self, image: &crate::store::ImageRecord) -> Result<Vec<PathBuf>> {
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.images.snapshots.fs_path(&l.chain_id))
+            .collect()
+    }
+
+    /// Checks a requested name, or makes one up as Docker does.
+    fn claim_name(&self, wanted: &str) -> Result<String> {
+        let wanted = wanted.strip_prefix('/').unwrap_or(wanted);
+        if wanted.is_empty() {
+            let taken: Vec<String> = self.all().iter().map(|e| e.record().name).collect();
+            return Ok(generated_name(|n| taken.iter().any(|t| t == n)));
+        }
+        valid_name(wanted)?;
+        if let Some(other) = self
+            .all()
+            .iter()
+            .map(|e| e.record())
+            .find(|r| r.name == wanted)
+        {
+            return Err(Error::AlreadyExists(format!(
+                "the container name \"/{wanted}\" is already in use by container {}; remove or rename that container, or choose another name",
+                other.id
+            )));
+        }
+        Ok(wanted.to_string())
+    }
+
+    /// A fresh 64-hex id whose 12-character prefix is unique.
+    fn new_id(&self) -> String {
+        loop {
+            let mut seed = [0u8; 32];
+            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+                let _ = f.read_exact(&mut seed);
+            }
+            let id = crate::digest::of_bytes(&seed)[7..].to_string();
+            let prefix = &id[..12];
+            if !self.table().keys().any(|k| k.starts_with(prefix)) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if name.len() < 2 || !first_ok || !rest_ok {
+        return Err(Error::InvalidArgument(format!(
+            "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An "adjective_noun" name no container has.
+fn generated_name(taken: impl Fn(&str) -> bool) -> String {
+    const LEFT: &[&str] = &[
+        "brave", "calm", "eager", "fond", "keen", "lucid", "merry", "nimble", "quiet", "sharp",
+        "swift", "tidy", "vivid", "warm", "wise", "zen",
+    ];
+    const RIGHT: &[&str] = &[
+        "anchor", "bollard", "buoy", "cleat", "dock", "ferry", "harbor", "hull", "jetty", "keel",
+        "mooring", "pier", "quay", "rudder", "tug", "wharf",
+    ];
+    let mut seed = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut seed);
+    }
+    let mut n = u64::from_le_bytes(seed);
+    loop {
+        let name = format!(
+            "{}_{}",
+            LEFT[(n % 16) as usize],
+            RIGHT[((n / 16) % 16) as usize]
+        );
+        if !taken(&name) {
+            return name;
+        }
+        let suffixed = format!("{name}{}", n % 1000);
+        if !taken(&suffixed) {
+            return suffixed;
+        }
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+}
+
+/// Writes the `hosts`, `hostname` and `resolv.conf` Berth manages.
+fn write_etc_files(
+    dir: &std::path::Path,
+    hostname: &str,
+    config: &CreateContainerRequest,
+) -> Result<()> {
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for extra in &config.extra_hosts {
+        let (name, ip) = extra.split_once(':').ok_or_else(|| {
+            Error::InvalidArgument(format!("invalid --add-host {extra:?}: use name:address"))
+        })?;
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = resolv_conf(&host_resolv, &config.dns);
+    let w = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| Error::io(format!("writing {name}"), e))
+    };
+    w("hosts", &hosts)?;
+    w("hostname", &format!("{hostname}\n"))?;
+    w("resolv.conf", &resolv)
+}
+
+/// The container's resolv.conf: the host's without loopback name servers
+/// (they would point into the container itself), or the `--dns` ones.
+pub fn resolv_conf(host: &str, dns: &[String]) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let is_server = line.trim_start().starts_with("nameserver");
+        if is_server {
+            let addr = line.split_whitespace().nth(1).unwrap_or("");
+            if !dns.is_empty() || addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+        servers += 1;
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        assert!(valid_name("web-1.a_b").is_ok());
+        for bad in ["", "a", "-x", "a/b", "a b", "ünï"] {
+            assert!(valid_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_name_servers_are_dropped() {
+        let r = resolv_conf(
+            "search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n",
+            &[],
+        );
+        assert_eq!(r, "search lan\nnameserver 10.0.0.1\n");
+        assert!(resolv_conf("nameserver 127.0.0.1\n", &[]).contains("8.8.8.8"));
+        assert_eq!(
+            resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()]),
+            "nameserver 1.1.1.1\n"
+        );
+    }
+}

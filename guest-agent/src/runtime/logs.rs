@@ -1,0 +1,230 @@
+//! Container logs in Docker's `json-file` format: one JSON object per line
+//! (`{"log":"…\n","stream":"stdout","time":"…"}`), rotated by size into
+//! `<name>.1`, `<name>.2`, … The monitor writes them; the agent reads
+//! them for `logs`, following new lines through inotify.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The default size at which a log file is rotated.
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
+/// The default number of files kept (the live one included).
+pub const DEFAULT_MAX_FILES: u32 = 3;
+/// The longest line kept in memory before it is written as a partial line.
+const MAX_LINE: usize = 16 << 10;
+
+/// One log line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Line {
+    /// The text, with its newline when it had one.
+    pub log: String,
+    /// "stdout" or "stderr".
+    pub stream: String,
+    /// When it was written.
+    pub time: DateTime<Utc>,
+}
+
+/// Appends lines to a container's log, rotating by size.
+pub struct Writer {
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    max_size: u64,
+    max_files: u32,
+    partial: [Vec<u8>; 2],
+}
+
+impl Writer {
+    /// Opens (appends to) the log at `path`.
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<Writer> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size: max_size.max(4096),
+            max_files: max_files.max(1),
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Adds output of `stream` (0 stdout, 1 stderr), cut into lines.
+    pub fn write(&mut self, stream: usize, mut data: &[u8]) -> std::io::Result<()> {
+        while let Some(nl) = data.iter().position(|b| *b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial[stream]);
+            line.extend_from_slice(&data[..=nl]);
+            self.emit(stream, &line)?;
+            data = &data[nl + 1..];
+        }
+        self.partial[stream].extend_from_slice(data);
+        if self.partial[stream].len() >= MAX_LINE {
+            let line = std::mem::take(&mut self.partial[stream]);
+            self.emit(stream, &line)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out whatever partial lines are held (at the end of a run).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        for stream in 0..2 {
+            if !self.partial[stream].is_empty() {
+                let line = std::mem::take(&mut self.partial[stream]);
+                self.emit(stream, &line)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, stream: usize, bytes: &[u8]) -> std::io::Result<()> {
+        let line = Line {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: if stream == 0 { "stdout" } else { "stderr" }.into(),
+            time: Utc::now(),
+        };
+        let mut json = serde_json::to_vec(&LineOut::from(&line)).map_err(std::io::Error::other)?;
+        json.push(b'\n');
+        if self.size > 0 && self.size + json.len() as u64 > self.max_size {
+            self.rotate()?;
+        }
+        self.file.write_all(&json)?;
+        self.size += json.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if self.max_files > 1 {
+            for n in (1..self.max_files - 1).rev() {
+                let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+            }
+            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        } else {
+            std::fs::remove_file(&self.path)?;
+        }
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// The serialized form, with Docker's RFC 3339 nanosecond times.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    log: &'a str,
+    stream: &'a str,
+    time: String,
+}
+
+impl<'a> From<&'a Line> for LineOut<'a> {
+    fn from(l: &'a Line) -> Self {
+        LineOut {
+            log: &l.log,
+            stream: &l.stream,
+            time: l.time.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        }
+    }
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Every log file of a container, oldest first.
+pub fn files(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = (1..100)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
+    out.reverse();
+    out.push(path.to_path_buf());
+    out
+}
+
+/// Parses the lines of one file (a torn last line is skipped).
+pub fn parse(reader: impl BufRead) -> Vec<Line> {
+    reader
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect()
+}
+
+/// Every line a container logged, oldest first.
+pub fn read_all(path: &Path) -> Vec<Line> {
+    let mut out = Vec::new();
+    for f in files(path) {
+        if let Ok(file) = std::fs::File::open(&f) {
+            out.extend(parse(std::io::BufReader::new(file)));
+        }
+    }
+    out
+}
+
+/// Every log file of a container, for removal.
+pub fn remove(path: &Path) {
+    for f in files(path) {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_and_rotation_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = Writer::open(&path, 4096, 3).unwrap();
+        w.write(0, b"hel").unwrap();
+        w.write(1, b"oops\n").unwrap();
+        w.write(0, b"lo\nworld").unwrap();
+        w.flush().unwrap();
+        let lines = read_all(&path);
+        let text: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| (l.stream.as_str(), l.log.as_str()))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                ("stderr", "oops\n"),
+                ("stdout", "hello\n"),
+                ("stdout", "world")
+            ]
+        );
+        for i in 0..1000 {
+            w.write(0, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let files = files(&path);
+        assert_eq!(files.len(), 3, "{files:?}");
+        let all = read_all(&path);
+        assert_eq!(all.last().unwrap().log, "line 999\n");
+        assert!(all.len() < 1000, "old lines were rotated away");
+        let mut prev = None;
+        for l in &all {
+            if let Some(n) = l
+                .log
+                .strip_prefix("line ")
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                assert!(
+                    prev.is_none_or(|p| p + 1 == n),
+                    "lines are in order without gaps"
+                );
+                prev = Some(n);
+            }
+        }
+    }
+}

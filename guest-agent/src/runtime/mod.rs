@@ -1,0 +1,198 @@
+//! Containers: create, run, stop and observe them.
+//!
+//! The runtime is youki's `libcontainer` rather than one of our own: it
+//! already does namespaces, pivot_root, masked paths, capabilities,
+//! seccomp (through libseccomp), rlimits and cgroups v1 and v2 the way
+//! runc does, and it is a library (no runc binary to install or exec per
+//! call). Its one hazard — it clones inside the calling process, unsafe in
+//! a multi-threaded tokio process — is met by creating every container
+//! and exec process from a single-threaded re-exec of the agent (see
+//! [`monitor`] and [`exec`]).
+//!
+//! Layout under the agent's root: `containers/<id>/` holds the record
+//! (`container.json`), the OCI bundle (`bundle/config.json`, `rootfs`
+//! mount point), the writable layer (`upper`, `work`), the managed
+//! `hosts`/`hostname`/`resolv.conf`, the log and the monitor's
+//! `run.json`; `rt/` is libcontainer's state; `m/<id12>` are monitor
+//! sockets (short, for the socket address limit).
+
+mod create;
+pub mod exec;
+pub mod fdio;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
+mod observe;
+pub mod protocol;
+pub mod record;
+pub mod seccomp;
+pub mod spec;
+pub mod user;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+pub use observe::{ContainerSummary, LogOptions, Sample, TopTable};
+pub use record::{Record, State};
+
+use crate::error::{Error, Result};
+use crate::events::Events;
+use crate::image::ImageService;
+
+/// One container in memory.
+pub struct Entry {
+    record: Mutex<Record>,
+    /// Bumped on every state change, for `wait`, `logs -f` and stop.
+    changed: watch::Sender<u64>,
+    /// Serializes lifecycle operations on this container.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl Entry {
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The container engine.
+pub struct Containers {
+    dir: PathBuf,
+    state_root: PathBuf,
+    sockets: PathBuf,
+    images: Arc<ImageService>,
+    events: Events,
+    table: Mutex<BTreeMap<String, Arc<Entry>>>,
+}
+
+impl Containers {
+    /// Opens the containers under `root`, finds running ones again, and
+    /// applies restart policies to those that stopped while the agent was
+    /// away.
+    pub async fn open(root: &Path, images: Arc<ImageService>) -> Result<Arc<Containers>> {
+        let me = Arc::new(Containers {
+            dir: root.join("containers"),
+            state_root: root.join("rt"),
+            sockets: root.join("m"),
+            events: images.events.clone(),
+            images,
+            table: Mutex::new(BTreeMap::new()),
+        });
+        for d in [&me.dir, &me.state_root, &me.sockets] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
+        let mut found = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&me.dir) {
+            for ent in rd.flatten() {
+                let path = ent.path().join("container.json");
+                match protocol::read_json::<Record>(&path) {
+                    Ok(record) => found.push(record),
+                    Err(_) if !path.exists() => {
+                        // A create that never finished.
+                        let _ = std::fs::remove_dir_all(ent.path());
+                    }
+                    Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
+                }
+            }
+        }
+        for record in found {
+            me.images.hold(&record.image_id, &record.id);
+            me.insert(record);
+        }
+        me.recover().await;
+        Ok(me)
+    }
+
+    fn insert(&self, record: Record) -> Arc<Entry> {
+        let id = record.id.clone();
+        let entry = Arc::new(Entry {
+            record: Mutex::new(record),
+            changed: watch::channel(0).0,
+            busy: tokio::sync::Mutex::new(()),
+        });
+        self.table().insert(id, entry.clone());
+        entry
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Finds a container by full id, unique id prefix, or name.
+    pub fn find(&self, input: &str) -> Result<Arc<Entry>> {
+        let table = self.table();
+        let name = input.strip_prefix('/').unwrap_or(input);
+        if let Some(e) = table.get(input) {
+            return Ok(e.clone());
+        }
+        if let Some(e) = table.values().find(|e| e.record().name == name) {
+            return Ok(e.clone());
+        }
+        let hits: Vec<&Arc<Entry>> = if input.is_empty() {
+            Vec::new()
+        } else {
+            table
+                .iter()
+                .filter(|(id, _)| id.starts_with(input))
+                .map(|(_, e)| e)
+                .collect()
+        };
+        match hits.len() {
+            1 => Ok(hits[0].clone()),
+            0 => Err(Error::NotFound(format!(
+                "no such container: {input}; `berth ps -a` lists them"
+            ))),
+            _ => Err(Error::InvalidArgument(format!(
+                "{input} matches several containers: give more of the id"
+            ))),
+        }
+    }
+
+    /// Every container.
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.table().values().cloned().collect()
+    }
+
+    /// The directory of container `id`.
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn socket_of(&self, id: &str) -> PathBuf {
+        self.sockets.join(&id[..12])
+    }
+
+    /// The container's json-file log.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join(format!("{id}-json.log"))
+    }
+
+    /// Changes a record, saves it, and wakes whoever waits on it.
+    fn update(&self, entry: &Entry, change: impl FnOnce(&mut Record)) -> Result<Record> {
+        let record = {
+            let mut r = entry.record.lock().unwrap_or_else(|e| e.into_inner());
+            change(&mut r);
+            r.clone()
+        };
+        protocol::write_json_atomic(&self.dir_of(&record.id).join("container.json"), &record)
+            .map_err(|e| Error::io("saving the container's record", e))?;
+        entry.changed.send_modify(|v| *v += 1);
+        Ok(record)
+    }
+
+    fn emit(&self, action: &str, record: &Record, extra: &[(&str, &str)]) {
+        let mut attrs = vec![
+            ("name", record.name.as_str()),
+            ("image", record.image.as_str()),
+        ];
+        attrs.extend_from_slice(extra);
+        self.events.emit("container", action, &record.id, &attrs);
+    }
+}

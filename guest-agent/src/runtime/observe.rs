@@ -1,0 +1,420 @@
+//! Looking at containers: `ps`, `inspect`, `top`, `stats` and `logs`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use super::logs::{self, Line};
+use super::record::{human_status, Record};
+use super::Containers;
+use crate::error::{Error, Result};
+
+/// One row of `ps`.
+#[derive(Debug, Clone)]
+pub struct ContainerSummary {
+    /// The record.
+    pub record: Record,
+    /// Docker's human status ("Up 3 seconds").
+    pub status: String,
+}
+
+/// What `logs` should send.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep sending new lines until the container stops.
+    pub follow: bool,
+    /// Lines from the end (None: all).
+    pub tail: Option<usize>,
+    /// Only lines at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Only lines before.
+    pub until: Option<DateTime<Utc>>,
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+}
+
+/// `top`'s table.
+#[derive(Debug, Clone)]
+pub struct TopTable {
+    /// Column titles.
+    pub titles: Vec<String>,
+    /// One row per process.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One `stats` sample.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Total CPU time used, in nanoseconds.
+    pub cpu_total_ns: u64,
+    /// Memory in use (without the page cache).
+    pub memory_usage: u64,
+    /// The memory limit (the host's memory when unlimited).
+    pub memory_limit: u64,
+    /// Processes.
+    pub pids: u64,
+    /// Bytes read from block devices.
+    pub block_read: u64,
+    /// Bytes written to block devices.
+    pub block_write: u64,
+}
+
+fn matches_filters(r: &Record, filters: &HashMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            "status" => r.state.status == *v,
+            "name" => r.name.contains(v.trim_start_matches('/')),
+            "id" => r.id.starts_with(v.as_str()),
+            "ancestor" => {
+                r.image == *v
+                    || r.image_id == *v
+                    || r.image_id[7..].starts_with(v.trim_start_matches("sha256:"))
+            }
+            "label" => match v.split_once('=') {
+                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
+                None => r.config.labels.contains_key(v),
+            },
+            "exited" => r.state.status == "exited" && r.state.exit_code.to_string() == *v,
+            _ => false,
+        })
+    })
+}
+
+impl Containers {
+    /// Containers for `ps`, newest first: running ones, or all.
+    pub fn list(
+        &self,
+        all: bool,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>> {
+        for key in filters.keys() {
+            if !["status", "name", "id", "ancestor", "label", "exited"].contains(&key.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid filter {key:?}: use status, name, id, ancestor, label or exited"
+                )));
+            }
+        }
+        let now = Utc::now();
+        let mut out: Vec<ContainerSummary> = self
+            .all()
+            .iter()
+            .map(|e| e.record())
+            .filter(|r| all || r.state.is_running() || filters.contains_key("status"))
+            .filter(|r| matches_filters(r, filters))
+            .map(|r| ContainerSummary {
+                status: human_status(&r.state, now),
+                record: r,
+            })
+            .collect();
+        out.sort_by_key(|s| std::cmp::Reverse(s.record.created));
+        Ok(out)
+    }
+
+    /// The container as Docker's `inspect` JSON.
+    pub fn inspect_json(&self, r: &Record) -> serde_json::Value {
+        let time = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+        };
+        let c = &r.config;
+        let res = c.resources.unwrap_or_default();
+        let policy = c.restart_policy.clone().unwrap_or_default();
+        json!({
+            "Id": r.id,
+            "Created": r.created.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": r.state.status,
+                "Running": r.state.is_running(),
+                "Paused": r.state.status == "paused",
+                "Restarting": r.state.status == "restarting",
+                "OOMKilled": r.state.oom_killed,
+                "Dead": r.state.status == "dead",
+                "Pid": r.state.pid,
+                "ExitCode": r.state.exit_code,
+                "Error": r.state.error,
+                "StartedAt": time(r.state.started_at),
+                "FinishedAt": time(r.state.finished_at),
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": self.dir_of(&r.id).join("resolv.conf"),
+            "HostnamePath": self.dir_of(&r.id).join("hostname"),
+            "HostsPath": self.dir_of(&r.id).join("hosts"),
+            "LogPath": self.log_path(&r.id),
+            "Name": format!("/{}", r.name),
+            "RestartCount": r.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "HostConfig": {
+                "AutoRemove": c.auto_remove,
+                "Privileged": c.privileged,
+                "ReadonlyRootfs": c.read_only,
+                "CapAdd": c.cap_add,
+                "CapDrop": c.cap_drop,
+                "Init": c.init,
+                "Memory": res.memory_bytes,
+                "MemorySwap": res.memory_swap_bytes,
+                "NanoCpus": res.nano_cpus,
+                "CpuShares": res.cpu_shares,
+                "PidsLimit": if res.pids_limit > 0 { json!(res.pids_limit) } else { json!(null) },
+                "Ulimits": c.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+                "RestartPolicy": { "Name": if policy.name.is_empty() { "no".to_string() } else { policy.name }, "MaximumRetryCount": policy.maximum_retry_count },
+                "NetworkMode": if c.network.is_empty() { "none".to_string() } else { c.network.clone() },
+                "Dns": c.dns,
+                "ExtraHosts": c.extra_hosts,
+                "LogConfig": { "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } },
+                "CgroupParent": "/berth",
+            },
+            "GraphDriver": {
+                "Name": "overlay2",
+                "Data": {
+                    "UpperDir": self.dir_of(&r.id).join("upper"),
+                    "WorkDir": self.dir_of(&r.id).join("work"),
+                    "MergedDir": self.dir_of(&r.id).join("bundle").join("rootfs"),
+                },
+            },
+            "Mounts": [],
+            "Config": {
+                "Hostname": r.hostname,
+                "User": c.user,
+                "Tty": c.tty,
+                "OpenStdin": c.open_stdin,
+                "StdinOnce": c.open_stdin,
+                "Env": c.env,
+                "Cmd": c.cmd,
+                "Image": r.image,
+                "WorkingDir": c.working_dir,
+                "Entrypoint": if c.entrypoint_set { json!(c.entrypoint) } else { json!(null) },
+                "Labels": c.labels,
+                "StopSignal": c.stop_signal,
+                "StopTimeout": c.stop_timeout,
+            },
+            "NetworkSettings": { "Networks": {}, "Ports": {} },
+        })
+    }
+
+    /// Processes in the container, as `ps` on the host shows them (`-ef`
+    /// unless other `ps` options are given).
+    pub async fn top(&self, input: &str, ps_args: &[String]) -> Result<TopTable> {
+        let entry = self.find(input)?;
+        let r = entry.record();
+        if !r.state.is_running() {
+            return Err(Error::FailedPrecondition(format!(
+                "container {} is not running",
+                r.id
+            )));
+        }
+        let pids = crate::cgroups::Cgroup::of(&r.id).pids()?;
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| Error::FailedPrecondition(format!("`ps` cannot run on the host: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::InvalidArgument(format!(
+                "ps {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let titles: Vec<String> = header.split_whitespace().map(String::from).collect();
+        let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| {
+            Error::InvalidArgument("the ps options must include the PID column".into())
+        })?;
+        let mut rows = Vec::new();
+        for line in lines {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < titles.len() {
+                continue;
+            }
+            if fields[pid_col]
+                .parse::<i32>()
+                .is_ok_and(|p| pids.contains(&p))
+            {
+                let mut row: Vec<String> = fields[..titles.len() - 1]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                row.push(fields[titles.len() - 1..].join(" "));
+                rows.push(row);
+            }
+        }
+        Ok(TopTable { titles, rows })
+    }
+
+    /// One resource sample of a running container.
+    pub fn sample(&self, id: &str) -> Result<Sample> {
+        let stats = crate::cgroups::Cgroup::of(id).stats()?;
+        let cache = stats
+            .memory
+            .stats
+            .get("inactive_file")
+            .or(stats.memory.stats.get("total_inactive_file"))
+            .copied()
+            .unwrap_or(0);
+        let host_memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024;
+        let limit = stats.memory.memory.limit;
+        let (mut read, mut write) = (0, 0);
+        for d in &stats.blkio.service_bytes {
+            match d.op_type.as_deref().map(|s| s.to_ascii_lowercase()) {
+                Some(ref op) if op == "read" => read += d.value,
+                Some(ref op) if op == "write" => write += d.value,
+                _ => {}
+            }
+        }
+        Ok(Sample {
+            cpu_total_ns: stats.cpu.usage.usage_total,
+            memory_usage: stats.memory.memory.usage.saturating_sub(cache),
+            memory_limit: if limit == 0 || limit > host_memory {
+                host_memory
+            } else {
+                limit
+            },
+            pids: stats.pids.current,
+            block_read: read,
+            block_write: write,
+        })
+    }
+
+    /// Log lines for `logs`: what is stored, filtered, then (with
+    /// `follow`) new lines until the container stops.
+    pub fn logs(&self, input: &str, opts: LogOptions) -> Result<tokio::sync::mpsc::Receiver<Line>> {
+        let entry = self.find(input)?;
+        let r = entry.record();
+        let path = self.log_path(&r.id);
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let keep = move |l: &Line, opts: &LogOptions| {
+            (l.stream == "stdout" && opts.stdout || l.stream == "stderr" && opts.stderr)
+                && opts.since.is_none_or(|s| l.time >= s)
+                && opts.until.is_none_or(|u| l.time < u)
+        };
+        let mut changed = entry.changed.subscribe();
+        let entry = entry.clone();
+        tokio::spawn(async move {
+            let mut lines: Vec<Line> = logs::read_all(&path)
+                .into_iter()
+                .filter(|l| keep(l, &opts))
+                .collect();
+            if let Some(n) = opts.tail {
+                let skip = lines.len().saturating_sub(n);
+                lines.drain(..skip);
+            }
+            let mut last = lines.last().map(|l| l.time);
+            let mut seen_at_last = lines
+                .iter()
+                .rev()
+                .take_while(|l| Some(l.time) == last)
+                .count();
+            for l in lines {
+                if tx.send(l).await.is_err() {
+                    return;
+                }
+            }
+            if !opts.follow {
+                return;
+            }
+            let Ok(notify) = LogNotify::new(&path) else {
+                return;
+            };
+            loop {
+                let running = entry.record().state.is_running()
+                    || entry.record().state.status == "restarting";
+                // New lines: everything after the last one sent.
+                let fresh: Vec<Line> = logs::read_all(&path)
+                    .into_iter()
+                    .filter(|l| last.is_none_or(|t| l.time >= t))
+                    .collect();
+                let mut skip = seen_at_last;
+                for l in fresh {
+                    if Some(l.time) == last && skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    if Some(l.time) == last {
+                        seen_at_last += 1;
+                    } else {
+                        last = Some(l.time);
+                        seen_at_last = 1;
+                    }
+                    if keep(&l, &opts) && tx.send(l).await.is_err() {
+                        return;
+                    }
+                }
+                if !running {
+                    return;
+                }
+                tokio::select! {
+                    _ = notify.wait() => {}
+                    _ = changed.changed() => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Wakes when a container's log directory changes (inotify, no polling).
+struct LogNotify {
+    fd: super::fdio::Fd,
+}
+
+impl LogNotify {
+    fn new(path: &std::path::Path) -> Result<LogNotify> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let fail = || Error::Internal(format!("inotify: {}", std::io::Error::last_os_error()));
+        // SAFETY: inotify_init1 returns a new descriptor or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return Err(fail());
+        }
+        // SAFETY: the descriptor was just created and is ours alone.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| fail())?;
+        // SAFETY: a valid inotify descriptor and a NUL-terminated path.
+        if unsafe {
+            libc::inotify_add_watch(
+                raw,
+                c.as_ptr(),
+                libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO,
+            )
+        } < 0
+        {
+            return Err(fail());
+        }
+        let fd =
+            super::fdio::Fd::new(owned).map_err(|e| Error::Internal(format!("inotify: {e}")))?;
+        Ok(LogNotify { fd })
+    }
+
+    async fn wait(&self) {
+        let mut buf = [0u8; 4096];
+        let _ = self.fd.read(&mut buf).await;
+        // Drain whatever else is queued, then give writers a moment to
+        // finish the line they are on.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

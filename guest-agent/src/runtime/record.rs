@@ -1,0 +1,100 @@
+//! A container's stored record: its creation request, what it runs, and
+//! its state, kept as `container.json` in its directory and replaced
+//! atomically on every change.
+
+use berth_api::v1::CreateContainerRequest;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the engine knows of one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// 64 hex characters.
+    pub id: String,
+    /// Its unique name (without Docker's leading slash).
+    pub name: String,
+    /// When it was created.
+    pub created: DateTime<Utc>,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's id (sha256:…).
+    pub image_id: String,
+    /// The creation request.
+    pub config: CreateContainerRequest,
+    /// The executable it runs.
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its hostname.
+    pub hostname: String,
+    /// How many times a restart policy restarted it.
+    pub restart_count: u32,
+    /// Where it is in its life.
+    pub state: State,
+}
+
+/// A container's state, as `inspect` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct State {
+    /// "created", "running", "paused", "restarting", "exited", "dead".
+    pub status: String,
+    /// The main process's host pid while running.
+    pub pid: i32,
+    /// The monitor's pid while running.
+    pub monitor_pid: i32,
+    /// The last exit code.
+    pub exit_code: i32,
+    /// True when the last run ended by the OOM killer.
+    pub oom_killed: bool,
+    /// Why the last start failed.
+    pub error: String,
+    /// When it last started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it last stopped.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// True after `stop`/`kill` by the user (for `unless-stopped`).
+    pub stopped_by_user: bool,
+}
+
+impl State {
+    /// True while the process exists (running or paused).
+    pub fn is_running(&self) -> bool {
+        matches!(self.status.as_str(), "running" | "paused")
+    }
+}
+
+/// Docker's human status: "Up 5 minutes", "Exited (0) 2 seconds ago".
+pub fn human_status(state: &State, now: DateTime<Utc>) -> String {
+    let ago = |t: Option<DateTime<Utc>>| human_duration(now - t.unwrap_or(now));
+    match state.status.as_str() {
+        "running" => format!("Up {}", ago(state.started_at)),
+        "paused" => format!("Up {} (Paused)", ago(state.started_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            state.exit_code,
+            ago(state.finished_at)
+        ),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            state.exit_code,
+            ago(state.finished_at)
+        ),
+        "created" => "Created".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Docker's coarse durations ("Less than a second", "3 minutes").
+pub fn human_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 172_800 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
