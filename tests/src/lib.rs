@@ -3,6 +3,7 @@
 //! own), images built offline as OCI layouts and pushed with skopeo, and
 //! the real `berth-agent` and `berth` binaries.
 
+pub mod containers;
 pub mod images;
 pub mod registry;
 
@@ -172,6 +173,14 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // Containers outlive their agent by design: remove what a test left.
+        if self.child.is_some() && self.root().join("containers").exists() {
+            if let Ok(out) = self.berth_cmd(&["ps", "-aq", "--no-trunc"]).output() {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = self.berth_cmd(&["rm", "-f", id]).output();
+                }
+            }
+        }
         if let Some(c) = &self.child {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }

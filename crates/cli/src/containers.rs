@@ -342,6 +342,16 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
         },
     )
     .await?;
+    if a.create.rm {
+        // Docker's `run --rm` returns once the container is gone.
+        let req = pb::WaitContainerRequest {
+            id,
+            condition: "removed".into(),
+        };
+        if let Ok(mut c) = client(conn).await {
+            let _ = c.wait(req).await;
+        }
+    }
     if code != 0 {
         return Err(Exit(code).into());
     }

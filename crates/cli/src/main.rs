@@ -127,10 +127,21 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 impl Exit {
-    /// An agent error during `run`/`create`: printed, then exit 125.
+    /// An agent error during `run`/`create`/`exec`: printed, then 127
+    /// when the command was not found, 126 when it could not be run, and
+    /// 125 for everything else.
     pub fn daemon(e: anyhow::Error) -> anyhow::Error {
-        eprintln!("Error: {e:#}");
-        Exit(125).into()
+        let text = format!("{e:#}");
+        eprintln!("Error: {text}");
+        let lower = text.to_lowercase();
+        let code = if lower.contains("not found") || lower.contains("no such file") {
+            127
+        } else if lower.contains("permission denied") {
+            126
+        } else {
+            125
+        };
+        Exit(code).into()
     }
 }
 
@@ -208,6 +219,9 @@ fn main() {
             Command::Container(c) => containers::container(&conn, c).await,
         }
     });
+    // A read of stdin may still be blocked on its thread (attach, exec):
+    // do not wait for it.
+    runtime.shutdown_background();
     if let Err(e) = result {
         if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
             std::process::exit(*code);

@@ -321,7 +321,12 @@ pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
         .await?
         .exec(ReceiverStream::new(msg_rx))
         .await
-        .map_err(|s| Exit::daemon(status_error(s)))?
+        .map_err(|s| match s.code() {
+            // Docker's codes for a command that cannot run; other refusals
+            // (no such container, paused) are plain errors.
+            tonic::Code::InvalidArgument => Exit::daemon(status_error(s)),
+            _ => status_error(s),
+        })?
         .into_inner();
     if a.detach {
         return Ok(());

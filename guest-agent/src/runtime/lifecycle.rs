@@ -62,8 +62,15 @@ impl Containers {
         attach: Option<AttachWanted>,
     ) -> Result<Option<UnixStream>> {
         let entry = self.find(input)?;
-        let _busy = entry.busy.lock().await;
-        self.start_locked(&entry, attach).await
+        let result = {
+            let _busy = entry.busy.lock().await;
+            self.start_locked(&entry, attach).await
+        };
+        // A `run --rm` that never ran leaves nothing behind either.
+        if result.is_err() && entry.record().config.auto_remove {
+            let _ = self.remove(&entry.record().id, true).await;
+        }
+        result
     }
 
     async fn start_locked(
@@ -478,8 +485,11 @@ impl Containers {
         {
             return Ok(first.state.exit_code);
         }
-        let mut removed = false;
+        let mut removed = !self.table().contains_key(&first.id);
         loop {
+            if removed {
+                return Ok(entry.record().state.exit_code);
+            }
             if rx.changed().await.is_err() {
                 removed = true;
             }

@@ -183,8 +183,35 @@ pub fn cap_name(name: &str) -> Result<String> {
     }
 }
 
-/// The capability set after `--privileged`, `--cap-add` and `--cap-drop`.
+/// The capability set after `--privileged`, `--cap-add` and `--cap-drop`,
+/// limited to what the agent itself may hand out (its bounding set: on
+/// some hosts even root lacks e.g. CAP_SYS_RESOURCE).
 pub fn capabilities(config: &CreateContainerRequest) -> Result<Vec<String>> {
+    let bounding = host_bounding_set();
+    Ok(requested_capabilities(config)?
+        .into_iter()
+        .filter(|c| {
+            ALL_CAPS
+                .iter()
+                .position(|k| k == c)
+                .is_some_and(|bit| bounding & (1u64 << bit) != 0)
+        })
+        .collect())
+}
+
+/// The agent's capability bounding set (all bits when unknown).
+fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+fn requested_capabilities(config: &CreateContainerRequest) -> Result<Vec<String>> {
     if config.privileged {
         return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
     }

@@ -1,0 +1,731 @@
+//! Containers end to end: the real agent and CLI, real containers as
+//! root, from a busybox image the harness builds.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::containers::{cgroup_dirs, cgroup_file, load_busybox, mounts_under, PtySession};
+use berth_tests::{need_root, Agent};
+
+fn setup() -> Option<(Agent, &'static str)> {
+    if !need_root() {
+        return None;
+    }
+    let agent = Agent::start();
+    let image = load_busybox(&agent);
+    Some((agent, image))
+}
+
+fn inspect(agent: &Agent, id: &str, template: &str) -> String {
+    agent
+        .ok(&["inspect", "-f", template, id])
+        .trim()
+        .to_string()
+}
+
+/// Runs `berth ARGS`; returns (exit code, stdout, stderr).
+fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
+    let out = agent.berth(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn isolation_is_what_docker_gives() {
+    let Some((agent, bb)) = setup() else { return };
+    let script = r#"
+        echo "pid1=$(tr '\0' ' ' < /proc/1/cmdline)"
+        echo "procs=$(ls -d /proc/[0-9]* | wc -l)"
+        echo "hostname=$(hostname)"
+        mount -t tmpfs none /mnt 2>/dev/null && echo mount=yes || echo mount=no
+        cat /proc/kcore > /dev/null 2>&1 && echo kcore=yes || echo kcore=no
+        echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo procsys=yes || echo procsys=no
+        unshare -n true 2>/dev/null && echo unshare=yes || echo unshare=no
+        insmod /nonexistent.ko 2>/dev/null && echo insmod=yes || echo insmod=no
+        grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t' | tr ':' '='
+        echo "mounts=$(grep -c ' / ' /proc/self/mountinfo)"
+    "#;
+    let out = agent.ok(&["run", "--rm", "--hostname", "box1", bb, "sh", "-c", script]);
+    let has = |line: &str| {
+        assert!(
+            out.lines().any(|l| l.trim() == line),
+            "missing {line:?} in:\n{out}"
+        )
+    };
+    assert!(
+        out.starts_with("pid1=sh -c"),
+        "PID 1 is not the command: {out}"
+    );
+    has("hostname=box1");
+    for denied in [
+        "mount=no",
+        "kcore=no",
+        "procsys=no",
+        "unshare=no",
+        "insmod=no",
+    ] {
+        has(denied);
+    }
+    // Docker's 14 default capabilities, seccomp in filter mode, no_new_privs.
+    has("CapEff=00000000a80425fb");
+    has("Seccomp=2");
+    has("NoNewPrivs=1");
+    let procs: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(procs <= 4, "host processes are visible: {procs}");
+    // --cap-add and --privileged change what the container may do.
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        bb,
+        "sh",
+        "-c",
+        "unshare -u true && echo ok",
+    ]);
+    assert_eq!(out.trim(), "ok");
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        bb,
+        "sh",
+        "-c",
+        "mount -t tmpfs none /tmp && echo ok",
+    ]);
+    assert_eq!(out.trim(), "ok");
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        bb,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert!(out.contains("0000000000000000"), "{out}");
+    // Users resolve from the image's /etc/passwd and /etc/group.
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        bb,
+        "sh",
+        "-c",
+        "id -u; id -G; echo $HOME",
+    ]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["65534", "65534", "50", "/home/nobody"]
+    );
+    // Read-only root, managed /etc files, environment and working directory.
+    let (code, _, _) = run(&agent, &["run", "--rm", "--read-only", bb, "touch", "/x"]);
+    assert_ne!(code, 0, "a read-only root filesystem accepted a write");
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/work/dir",
+        "--add-host",
+        "db:10.1.2.3",
+        bb,
+        "sh",
+        "-c",
+        "echo $A; pwd; grep db /etc/hosts; test -s /etc/resolv.conf && echo resolv",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1", "/work/dir", "10.1.2.3\tdb", "resolv"]
+    );
+}
+
+#[test]
+fn lifecycle_signals_and_exit_codes() {
+    let Some((agent, bb)) = setup() else { return };
+    let (code, out, _) = run(
+        &agent,
+        &[
+            "run",
+            "--name",
+            "three",
+            bb,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (3, "out\n"));
+    assert_eq!(
+        inspect(&agent, "three", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+    assert_eq!(agent.ok(&["wait", "three"]).trim(), "3");
+    let logs = agent.berth(&["logs", "three"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    // create, start, stop with the stop signal, kill -s, restart, rename.
+    let id = agent
+        .ok(&["create", "--name", "svc", "--init", bb, "sleep", "300"])
+        .trim()
+        .to_string();
+    assert_eq!(inspect(&agent, "svc", "{{.State.Status}}"), "created");
+    agent.ok(&["start", "svc"]);
+    assert_eq!(inspect(&agent, &id[..12], "{{.State.Running}}"), "true");
+    let t = Instant::now();
+    agent.ok(&["stop", "svc"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop waited for the timeout: tini forwards SIGTERM"
+    );
+    assert_eq!(inspect(&agent, "svc", "{{.State.ExitCode}}"), "143");
+    agent.ok(&["start", "svc"]);
+    agent.ok(&["kill", "-s", "USR1", "svc"]);
+    assert_eq!(agent.ok(&["wait", "svc"]).trim(), "138");
+    agent.ok(&["restart", "-t", "1", "svc"]);
+    assert_eq!(inspect(&agent, "svc", "{{.State.Status}}"), "running");
+    agent.ok(&["pause", "svc"]);
+    assert_eq!(inspect(&agent, "svc", "{{.State.Status}}"), "paused");
+    assert!(agent.fails(&["exec", "svc", "true"]).contains("paused"));
+    agent.ok(&["unpause", "svc"]);
+    agent.ok(&["rename", "svc", "svc2"]);
+    // A process that ignores SIGTERM is killed after -t.
+    let t = Instant::now();
+    agent.ok(&["run", "-d", "--name", "stubborn", bb, "sleep", "300"]);
+    agent.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(inspect(&agent, "stubborn", "{{.State.ExitCode}}"), "137");
+    // ps: filters, quiet, formats.
+    let running = agent.ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(running.trim(), "svc2");
+    let exited = agent.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(exited.lines().count(), 2, "{exited}");
+    assert_eq!(
+        agent
+            .ok(&["ps", "-aq", "--filter", "ancestor=bb"])
+            .lines()
+            .count(),
+        3
+    );
+    let top = agent.ok(&["top", "svc2"]);
+    assert!(top.contains("sleep 300"), "{top}");
+    // rm: refused while running, forced with -f; nothing left behind.
+    assert!(agent.fails(&["rm", "svc2"]).contains("stop it first"));
+    assert!(agent
+        .fails(&["rmi", "bb"])
+        .contains("remove the container first"));
+    agent.ok(&["rm", "-f", "svc2", "three", "stubborn"]);
+    assert!(agent.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(
+        mounts_under(&agent.root()).is_empty(),
+        "{:?}",
+        mounts_under(&agent.root())
+    );
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+    // run --rm leaves nothing.
+    agent.ok(&["run", "--rm", bb, "true"]);
+    assert!(agent.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+#[test]
+fn limits_oom_fork_bomb_and_cpus() {
+    let Some((agent, bb)) = setup() else { return };
+    // A memory hog dies alone: 137, OOMKilled, and the agent lives on.
+    let (code, _, _) = run(
+        &agent,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "32m",
+            bb,
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(code, 137);
+    assert_eq!(inspect(&agent, "hog", "{{.State.OOMKilled}}"), "true");
+    agent.ok(&["version"]);
+    // A fork bomb stops at --pids-limit; the agent stays responsive.
+    let id = agent
+        .ok(&["run", "-d", "--pids-limit", "20", bb, "sleep", "60"])
+        .trim()
+        .to_string();
+    agent.ok(&[
+        "exec",
+        "-d",
+        &id,
+        "sh",
+        "-c",
+        "for i in $(seq 200); do sleep 60 & done; wait",
+    ]);
+    std::thread::sleep(Duration::from_millis(800));
+    let pids: u32 = cgroup_file(&id, "pids", "pids.current", "pids.current")
+        .parse()
+        .unwrap();
+    assert!(pids <= 20, "{pids} processes under --pids-limit 20");
+    let t = Instant::now();
+    agent.ok(&["ps"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the agent is slow during a fork bomb"
+    );
+    let stats = agent.ok(&["stats", "--no-stream", "--format", "json", &id]);
+    let v: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
+    assert_eq!(v["PIDs"], pids.to_string());
+    agent.ok(&["rm", "-f", &id]);
+    // --cpus and --cpu-shares land in the cgroup.
+    let id = agent
+        .ok(&[
+            "run",
+            "-d",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            bb,
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(cgroup_file(&id, "cpu", "", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us", ""), "50000");
+        assert_eq!(cgroup_file(&id, "cpu", "cpu.shares", ""), "512");
+    }
+    assert_eq!(
+        inspect(&agent, &id, "{{.HostConfig.NanoCpus}}"),
+        "500000000"
+    );
+    agent.ok(&["rm", "-f", &id]);
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn run_it_through_a_real_pty() {
+    let Some((agent, bb)) = setup() else { return };
+    let mut cmd = agent.berth_cmd(&["run", "-it", "--rm", bb, "sh"]);
+    cmd.env("TERM", "xterm");
+    let mut s = PtySession::spawn(cmd);
+    s.read_until("# ", Duration::from_secs(10));
+    s.write("tty; stty size; echo $((6*7))\r");
+    let out = s.read_until("42", Duration::from_secs(10));
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(
+        out.contains("24 80"),
+        "the terminal size came through: {out}"
+    );
+    s.write("exit 5\r");
+    assert_eq!(s.wait(Duration::from_secs(10)), 5);
+    // Ctrl-C reaches the container's foreground process through the pty.
+    let mut s = PtySession::spawn(agent.berth_cmd(&["run", "-it", "--rm", bb, "sh"]));
+    s.read_until("# ", Duration::from_secs(10));
+    s.write("sleep 100; echo interrupted\r");
+    std::thread::sleep(Duration::from_millis(300));
+    s.write("\x03");
+    s.write("echo alive-$((1+1))\r");
+    s.read_until("alive-2", Duration::from_secs(5));
+    s.write("exit 0\r");
+    assert_eq!(s.wait(Duration::from_secs(10)), 0);
+    // exec -it, too.
+    let id = agent
+        .ok(&["run", "-d", bb, "sleep", "60"])
+        .trim()
+        .to_string();
+    let mut s = PtySession::spawn(agent.berth_cmd(&["exec", "-it", &id, "sh"]));
+    s.read_until("# ", Duration::from_secs(10));
+    s.write("tty; exit 4\r");
+    assert_eq!(s.wait(Duration::from_secs(10)), 4);
+}
+
+#[test]
+fn stdin_logs_follow_and_exec() {
+    let Some((agent, bb)) = setup() else { return };
+    // -i: stdin reaches the container and its end closes it.
+    let mut child = agent
+        .berth_cmd(&["run", "-i", "--rm", bb, "sh", "-c", "tr a-z A-Z; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\ndone\n");
+    // logs -f shows lines as they come and ends when the container stops.
+    let id = agent
+        .ok(&[
+            "run",
+            "-d",
+            bb,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done",
+        ])
+        .trim()
+        .to_string();
+    let t = Instant::now();
+    let out = agent.ok(&["logs", "-f", &id]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "logs -f returned before the container ended"
+    );
+    assert_eq!(agent.ok(&["logs", "--tail", "2", &id]), "line 4\nline 5\n");
+    let stamped = agent.ok(&["logs", "-t", "--tail", "1", &id]);
+    assert!(
+        stamped.starts_with("20") && stamped.contains("Z line 5"),
+        "{stamped}"
+    );
+    // exec: environment, working directory, user, exit code, stdin.
+    let id = agent
+        .ok(&["run", "-d", bb, "sleep", "60"])
+        .trim()
+        .to_string();
+    let out = agent.ok(&[
+        "exec",
+        "-e",
+        "X=7",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        &id,
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u)",
+    ]);
+    assert_eq!(out.trim(), "7 /tmp 65534");
+    let (code, _, _) = run(&agent, &["exec", &id, "sh", "-c", "exit 9"]);
+    assert_eq!(code, 9);
+    let (code, _, err) = run(&agent, &["exec", &id, "/no/such/binary"]);
+    assert_eq!(code, 127, "{err}");
+    let mut child = agent
+        .berth_cmd(&["exec", "-i", &id, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through exec\n")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout),
+        "through exec\n"
+    );
+    // The exec joined the container's PID namespace.
+    let out = agent.ok(&["exec", &id, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]);
+    assert_eq!(out.trim(), "sleep 60");
+}
+
+#[test]
+fn containers_survive_a_killed_agent() {
+    let Some((mut agent, bb)) = setup() else {
+        return;
+    };
+    let a = agent
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "one",
+            bb,
+            "sh",
+            "-c",
+            "echo before; sleep 300",
+        ])
+        .trim()
+        .to_string();
+    let b = agent
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "two",
+            bb,
+            "sh",
+            "-c",
+            "sleep 1; echo finished; exit 4",
+        ])
+        .trim()
+        .to_string();
+    let pid: i32 = inspect(&agent, "one", "{{.State.Pid}}").parse().unwrap();
+    agent.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "the container died with its agent"
+    );
+    agent.restart();
+    assert_eq!(inspect(&agent, "one", "{{.State.Status}}"), "running");
+    // b ended while the agent was away: its code and logs were kept.
+    assert_eq!(
+        inspect(&agent, "two", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 4"
+    );
+    assert_eq!(agent.ok(&["logs", "two"]), "finished\n");
+    assert_eq!(agent.ok(&["logs", "one"]), "before\n");
+    agent.ok(&["exec", "one", "true"]);
+    agent.ok(&["stop", "-t", "1", "one"]);
+    assert_eq!(inspect(&agent, "one", "{{.State.ExitCode}}"), "137");
+    agent.ok(&["rm", "one", "two"]);
+    assert!(
+        mounts_under(&agent.root()).is_empty(),
+        "{:?}",
+        mounts_under(&agent.root())
+    );
+    assert!(cgroup_dirs(&a).is_empty() && cgroup_dirs(&b).is_empty());
+    // No zombies: nothing under the agent is defunct.
+    let ps = Command::new("ps")
+        .args(["-eo", "stat,comm"])
+        .output()
+        .unwrap();
+    let zombies: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.starts_with('Z') && l.contains("berth"))
+        .map(String::from)
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
+}
+
+#[test]
+fn restart_policies_are_honoured() {
+    let Some((mut agent, bb)) = setup() else {
+        return;
+    };
+    agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        bb,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        bb,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        bb,
+        "true",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while inspect(&agent, "flaky", "{{.RestartCount}} {{.State.Status}}") != "2 exited" {
+        assert!(
+            Instant::now() < deadline,
+            "on-failure:2 did not stop after two restarts"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        inspect(&agent, "loop", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(inspect(&agent, "fine", "{{.RestartCount}}"), "0");
+    // stop wins over "always" until the agent starts again.
+    agent.ok(&["stop", "-t", "1", "loop"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&agent, "loop", "{{.State.Status}}"), "exited");
+    agent.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inspect(&agent, "loop", "{{.State.Status}}") == "exited" {
+        assert!(
+            Instant::now() < deadline,
+            "always did not start the container with the agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn fifty_containers_at_once() {
+    let Some((agent, bb)) = setup() else { return };
+    let agent = std::sync::Arc::new(agent);
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let agent = agent.clone();
+            std::thread::spawn(move || {
+                agent.ok(&["run", "-d", "--name", &format!("c{i}"), bb, "sleep", "120"])
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(agent.ok(&["ps", "-q"]).lines().count(), 50);
+    let ids: Vec<String> = agent
+        .ok(&["ps", "-q", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    agent.ok(&args);
+    assert!(agent.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(mounts_under(&agent.root()).is_empty());
+    assert!(ids.iter().all(|id| cgroup_dirs(id).is_empty()));
+}
+
+#[test]
+fn two_hundred_parallel_cycles_while_the_agent_serves() {
+    let Some((agent, bb)) = setup() else { return };
+    let agent = std::sync::Arc::new(agent);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let (agent, done) = (agent.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                agent.ok(&["ps", "-q"]);
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        })
+    };
+    let t = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let agent = agent.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let (code, _, err) = run(&agent, &["run", "--rm", bb, "true"]);
+                    assert_eq!(code, 0, "{err}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = pinger.join().unwrap();
+    eprintln!(
+        "200 cycles in {:?}; slowest `ps` meanwhile {worst:?}",
+        t.elapsed()
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "the agent stalled for {worst:?}"
+    );
+    assert!(agent.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(mounts_under(&agent.root()).is_empty());
+}
+
+#[test]
+fn bad_input_gets_one_sentence() {
+    let Some((agent, bb)) = setup() else { return };
+    assert!(agent
+        .fails(&["stop", "nosuch"])
+        .contains("no such container: nosuch"));
+    assert!(agent
+        .fails(&["logs", "nosuch"])
+        .contains("no such container"));
+    for (args, says) in [
+        (
+            vec!["run", "--rm", "-m", "lots", bb, "true"],
+            "invalid size",
+        ),
+        (
+            vec!["run", "--rm", "--restart", "sometimes", bb, "true"],
+            "invalid restart policy",
+        ),
+        (
+            vec!["run", "--rm", "--restart", "always", bb, "true"],
+            "cannot specify both",
+        ),
+    ] {
+        assert!(agent.fails(&args).contains(says), "{args:?}");
+    }
+    for (args, says) in [
+        (
+            vec!["run", "--rm", "--cap-add", "bogus", bb, "true"],
+            "unknown capability",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--ulimit",
+                "nofile=99999999:99999999",
+                bb,
+                "true",
+            ],
+            "hard limit",
+        ),
+        (
+            vec!["run", "--rm", "-u", "ghost", bb, "true"],
+            "unable to find user ghost",
+        ),
+        (
+            vec!["run", "--rm", "--name", "a/b", bb, "true"],
+            "invalid container name",
+        ),
+        (vec!["run", "--rm", "-p", "80:80", bb, "true"], "not built"),
+    ] {
+        let (code, _, err) = run(&agent, &args);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = run(&agent, &["run", "--rm", bb, "/no/such/binary"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        agent.ok(&["ps", "-aq"]).trim().is_empty(),
+        "a failed --rm run left a container"
+    );
+    agent.ok(&["create", "--name", "dup", bb, "true"]);
+    let (code, _, err) = run(&agent, &["create", "--name", "dup", bb, "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(agent.fails(&["kill", "dup"]).contains("is not running"));
+}
