@@ -9,7 +9,10 @@ cargo build --release --locked -p berth-agent -p berth-cli
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 cleanup() {
-  [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true
+  if [[ -n "${agent_pid:-}" ]]; then
+    "$bin/berth" ps -aq --no-trunc 2>/dev/null | xargs -r "$bin/berth" rm -f >/dev/null 2>&1 || true
+    kill "$agent_pid" 2>/dev/null || true
+  fi
   [[ -n "${registry_pid:-}" ]] && kill "$registry_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -31,7 +34,7 @@ umoci new --image "$work/layout:latest" >/dev/null
 umoci unpack --image "$work/layout:latest" "$work/bundle" >/dev/null
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for applet in sh ls cat echo env; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
+for applet in sh ls cat echo env hostname sleep ps id; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
 umoci repack --image "$work/layout:latest" "$work/bundle" >/dev/null
 umoci config --image "$work/layout:latest" --config.cmd /bin/sh --config.env PATH=/bin >/dev/null
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -54,4 +57,18 @@ echo "== berth save | berth rmi | berth load"
 "$bin/berth" rmi "127.0.0.1:$port/demo/busybox"
 "$bin/berth" load -i "$work/busybox.tar"
 "$bin/berth" system df
-echo "== done: Berth pulled, stored, listed, saved and loaded an image"
+img=127.0.0.1:$port/demo/busybox
+echo "== berth run --rm $img sh -c 'echo hello from \$(hostname); id'"
+"$bin/berth" run --rm "$img" sh -c 'echo hello from $(hostname); id'
+echo "== berth run -d --name web -m 64m --pids-limit 50 $img sh -c 'while true; do echo tick; sleep 1; done'"
+"$bin/berth" run -d --name web -m 64m --pids-limit 50 "$img" sh -c 'while true; do echo tick; sleep 1; done'
+"$bin/berth" ps
+echo "== berth exec web ps"
+"$bin/berth" exec web ps
+sleep 1
+echo "== berth logs web"
+"$bin/berth" logs web
+echo "== berth stop web; berth rm web"
+"$bin/berth" stop -t 1 web
+"$bin/berth" rm web
+echo "== done: Berth pulled, stored, saved and loaded an image, and ran containers from it"

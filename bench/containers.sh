@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Container benchmarks, side by side with Debian's peers; prints medians and ratios.
+#
+#   1. `run --rm IMAGE true` as a whole CLI process, to an exited and removed container:
+#      berth vs podman (--network none) vs docker (Debian's docker.io, a private dockerd)
+#      vs raw `runc run` / `crun run` on the same busybox rootfs.
+#   2. The agent's RSS with 0, 10 and 100 running containers, and each container's
+#      monitor process (Berth's per-container overhead), the containers' own processes aside.
+#
+# Usage: bench/containers.sh [RUNS]   (default 20). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-20}
+root=$PWD
+work=$(mktemp -d /tmp/berth-cbench.XXXXXX)
+
+scripts/setup.sh
+need=()
+for p in podman runc crun docker.io hyperfine uidmap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release --locked -p berth-agent -p berth-cli
+bin=$root/target/release
+
+cleanup() {
+  [[ -n "${agent_pid:-}" ]] && { BERTH_HOST=$host "$bin/berth" ps -aq --no-trunc 2>/dev/null | xargs -r env BERTH_HOST=$host "$bin/berth" rm -f >/dev/null 2>&1 || true; kill "$agent_pid" 2>/dev/null || true; }
+  [[ -n "${dockerd_pid:-}" ]] && kill "$dockerd_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  umount -R "$work/docker" 2>/dev/null || true
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# The image: busybox (static) with its applets, as an OCI layout, then as a tar.
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/rootfs/proc" "$work/rootfs/sys" "$work/rootfs/dev"
+cp /bin/busybox "$work/rootfs/bin/"
+for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$work/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
+tar -C "$work/rootfs" --numeric-owner -cf "$work/layer.tar" .
+umoci init --layout "$work/layout" >/dev/null
+umoci new --image "$work/layout:latest" >/dev/null
+umoci raw add-layer --image "$work/layout:latest" "$work/layer.tar" >/dev/null
+umoci config --image "$work/layout:latest" --config.cmd sh --config.env PATH=/bin >/dev/null
+skopeo copy -q "oci:$work/layout:latest" "oci-archive:$work/bb-oci.tar:bb:latest"
+skopeo copy -q "oci:$work/layout:latest" "docker-archive:$work/bb-docker.tar:bb:latest"
+
+# Berth.
+host=unix://$work/berth.sock
+"$bin/berth-agent" --root "$work/berth" --listen "$host" 2>"$work/agent.log" &
+agent_pid=$!
+for _ in $(seq 100); do [[ -S $work/berth.sock ]] && break; sleep 0.02; done
+export BERTH_HOST=$host
+id=$("$bin/berth" load -i "$work/bb-oci.tar" | awk '{print $NF}')
+"$bin/berth" tag "$id" bb >/dev/null
+
+# podman, with this host's limits (root's hard nofile is below podman's default).
+cat >"$work/containers.conf" <<EOC
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+EOC
+export CONTAINERS_CONF=$work/containers.conf
+podman_root=(--root "$work/podman" --runroot "$work/podman-run")
+podman "${podman_root[@]}" load -q -i "$work/bb-docker.tar" >/dev/null
+
+# docker: a private dockerd.
+mkdir -p "$work/docker"
+cat >"$work/daemon.json" <<EOC
+{ "data-root": "$work/docker/data", "exec-root": "$work/docker/exec", "pidfile": "$work/docker/pid",
+  "hosts": ["unix://$work/docker/docker.sock"], "bridge": "none", "iptables": false, "ip-forward": false }
+EOC
+/usr/sbin/dockerd --config-file "$work/daemon.json" >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 200); do [[ -S $work/docker/docker.sock ]] && break; sleep 0.05; done
+docker_cmd=(/usr/bin/docker -H "unix://$work/docker/docker.sock")
+"${docker_cmd[@]}" load -q -i "$work/bb-docker.tar" >/dev/null
+
+# runc and crun on the same rootfs.
+mkdir -p "$work/bundle"
+cp -a "$work/rootfs" "$work/bundle/rootfs"
+(cd "$work/bundle" && runc spec && python3 - <<'EOP'
+import json
+s = json.load(open("config.json"))
+s["process"]["terminal"] = False
+s["process"]["args"] = ["true"]
+s["root"]["readonly"] = False
+json.dump(s, open("config.json", "w"))
+EOP
+)
+# crun refuses hybrid cgroups; in its own mount namespace the cgroup2 mount is masked.
+crun_cmd="unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; cd $work/bundle && crun run bench-crun-\$\$ >/dev/null'"
+
+hyper() { # name, command
+  hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/$1.json" "$2" >/dev/null 2>&1 || \
+    hyperfine --warmup 3 --runs "$runs" --export-json "$work/$1.json" "$2" >/dev/null
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median']*1000)" "$work/$1.json"
+}
+echo "bench: run --rm IMAGE true, median of $runs"
+t_berth=$(hyper berth "$bin/berth run --rm bb true")
+t_podman=$(hyper podman "podman ${podman_root[*]} run --rm --network none bb true")
+t_docker=$(hyper docker "${docker_cmd[*]} run --rm bb true")
+t_runc=$(hyper runc "sh -c 'cd $work/bundle && runc run bench-runc-\$\$ >/dev/null'")
+t_crun=$(hyper crun "$crun_cmd" || echo 0)
+python3 - "$t_berth" "$t_podman" "$t_docker" "$t_runc" "$t_crun" <<'EOP'
+import sys
+b, p, d, r, c = map(float, sys.argv[1:])
+print(f"  berth  {b:8.1f} ms")
+print(f"  podman {p:8.1f} ms   berth is {p/b:4.1f}x faster")
+print(f"  docker {d:8.1f} ms   berth is {d/b:4.1f}x faster")
+print(f"  runc   {r:8.1f} ms   berth/runc = {b/r:4.2f}")
+if c > 0:
+    print(f"  crun   {c:8.1f} ms   berth/crun = {b/c:4.2f}")
+EOP
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+monitors_rss() { local t=0; for p in $(pgrep -f '^berth-monitor __monitor' || true); do t=$((t + $(rss "$p"))); done; echo $t; }
+echo "bench: agent RSS (kB) with running containers"
+r0=$(rss "$agent_pid")
+for i in $(seq 10); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
+r10=$(rss "$agent_pid"); m10=$(monitors_rss)
+for i in $(seq 90); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
+r100=$(rss "$agent_pid"); m100=$(monitors_rss)
+python3 - "$r0" "$r10" "$r100" "$m10" "$m100" <<'EOP'
+import sys
+r0, r10, r100, m10, m100 = map(int, sys.argv[1:])
+print(f"  agent:   0 containers {r0/1024:6.1f} MiB, 10: {r10/1024:6.1f} MiB, 100: {r100/1024:6.1f} MiB"
+      f"  ({(r100-r0)/100:.0f} kB more per container)")
+print(f"  monitors: {m10/10/1024:.2f} MiB each with 10, {m100/100/1024:.2f} MiB each with 100")
+EOP
