@@ -550,20 +550,33 @@ mod tests {
     #[test]
     fn capabilities_follow_add_drop_and_privileged() {
         let mut c = CreateContainerRequest::default();
-        assert_eq!(capabilities(&c).unwrap().len(), DEFAULT_CAPS.len());
+        assert_eq!(
+            requested_capabilities(&c).unwrap().len(),
+            DEFAULT_CAPS.len()
+        );
         c.cap_add = vec!["net_admin".into()];
         c.cap_drop = vec!["CAP_CHOWN".into(), "kill".into()];
-        let caps = capabilities(&c).unwrap();
+        let caps = requested_capabilities(&c).unwrap();
         assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(
             !caps.contains(&"CAP_CHOWN".to_string()) && !caps.contains(&"CAP_KILL".to_string())
         );
         c.cap_drop = vec!["ALL".into()];
-        assert_eq!(capabilities(&c).unwrap(), ["CAP_NET_ADMIN"]);
+        assert_eq!(requested_capabilities(&c).unwrap(), ["CAP_NET_ADMIN"]);
         c.cap_add = vec!["bogus".into()];
         assert!(capabilities(&c).is_err());
+        c.cap_add.clear();
         c.privileged = true;
-        assert_eq!(capabilities(&c).unwrap().len(), ALL_CAPS.len());
+        assert_eq!(requested_capabilities(&c).unwrap().len(), ALL_CAPS.len());
+        // Never more than the agent itself holds.
+        let bounding = host_bounding_set();
+        for cap in capabilities(&c).unwrap() {
+            let bit = ALL_CAPS.iter().position(|k| *k == cap).unwrap();
+            assert!(
+                bounding & (1 << bit) != 0,
+                "{cap} is outside the agent's bounding set"
+            );
+        }
     }
 
     #[test]
