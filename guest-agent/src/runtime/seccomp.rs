@@ -124,9 +124,19 @@ pub fn profile(caps: &[String]) -> Value {
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "architectures": architectures(),
         "syscalls": syscalls
     })
+}
+
+/// The host's architecture and the ones it can also execute, as Docker
+/// lists them per platform (each extra one costs filter build time).
+fn architectures() -> Vec<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "aarch64" => vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        _ => vec!["SCMP_ARCH_NATIVE"],
+    }
 }
 
 #[cfg(test)]
