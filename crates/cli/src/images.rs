@@ -179,19 +179,8 @@ pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
 
 /// Runs `berth pull`.
 pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
-    let auth = auth::lookup(&auth::registry_of(&a.reference));
-    let req = pb::PullRequest {
-        reference: a.reference,
-        platform: a.platform.unwrap_or_default(),
-        auth,
-        all_tags: false,
-    };
-    let mut stream = client(conn)
-        .await?
-        .pull(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let platform = a.platform.unwrap_or_default();
+    let mut stream = pull_stream(conn, &a.reference, &platform).await?;
     let mut display = Display::new(a.quiet);
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(status_error)?;
@@ -387,21 +376,29 @@ pub async fn inspect_json(conn: &Conn, reference: &str) -> Result<serde_json::Va
     Ok(detail_json(&d.into_inner()))
 }
 
-/// Pulls an image for `run`/`create`, with Docker's status lines on stderr.
-pub async fn pull_quietly(conn: &Conn, reference: &str, platform: &str) -> Result<()> {
-    let auth = auth::lookup(&auth::registry_of(reference));
+/// Starts a pull with the stored credentials for the reference's registry.
+async fn pull_stream(
+    conn: &Conn,
+    reference: &str,
+    platform: &str,
+) -> Result<tonic::Streaming<pb::PullProgress>> {
     let req = pb::PullRequest {
         reference: reference.to_string(),
         platform: platform.to_string(),
-        auth,
+        auth: auth::lookup(&auth::registry_of(reference)),
         all_tags: false,
     };
-    let mut stream = client(conn)
+    Ok(client(conn)
         .await?
         .pull(req)
         .await
         .map_err(status_error)?
-        .into_inner();
+        .into_inner())
+}
+
+/// Pulls an image for `run`/`create`, with Docker's status lines on stderr.
+pub async fn pull_quietly(conn: &Conn, reference: &str, platform: &str) -> Result<()> {
+    let mut stream = pull_stream(conn, reference, platform).await?;
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(status_error)?;
         if let Some(done) = msg.done {

@@ -124,6 +124,23 @@ fn pump_input(stdin: bool, tty: bool, tx: mpsc::Sender<Up>) {
     }
 }
 
+/// Sends each `Up` as a request message (built by `wrap`), then keeps
+/// the request stream open: closing it would end the session.
+fn forward_input<M: Send + 'static>(
+    mut up_rx: mpsc::Receiver<Up>,
+    tx: mpsc::Sender<M>,
+    wrap: fn(Up) -> M,
+) {
+    tokio::spawn(async move {
+        while let Some(up) = up_rx.recv().await {
+            if tx.send(wrap(up)).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
 /// Passes SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 to the container.
 fn proxy_signals(conn: &Conn, id: String) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -171,7 +188,7 @@ fn write_out(stderr: bool, data: &[u8]) {
 
 /// Attaches (and maybe starts); returns the container's exit code.
 pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
-    let (up_tx, mut up_rx) = mpsc::channel::<Up>(16);
+    let (up_tx, up_rx) = mpsc::channel::<Up>(16);
     let (msg_tx, msg_rx) = mpsc::channel::<pb::AttachInput>(16);
     msg_tx
         .send(pb::AttachInput {
@@ -196,23 +213,12 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
     if plan.sig_proxy {
         proxy_signals(conn, plan.id.clone());
     }
-    tokio::spawn(async move {
-        while let Some(up) = up_rx.recv().await {
-            let input = match up {
-                Up::Data(d) => attach_input::Input::Stdin(d),
-                Up::Eof => attach_input::Input::CloseStdin(true),
-                Up::Resize(s) => attach_input::Input::Resize(s),
-            };
-            if msg_tx
-                .send(pb::AttachInput { input: Some(input) })
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        // Keep the request stream open: closing it would end the attach.
-        std::future::pending::<()>().await;
+    forward_input(up_rx, msg_tx, |up| pb::AttachInput {
+        input: Some(match up {
+            Up::Data(d) => attach_input::Input::Stdin(d),
+            Up::Eof => attach_input::Input::CloseStdin(true),
+            Up::Resize(s) => attach_input::Input::Resize(s),
+        }),
     });
     while let Some(msg) = stream.next().await {
         match msg.map_err(status_error)?.output {
@@ -332,24 +338,14 @@ pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
         return Ok(());
     }
     let _raw = RawMode::enter(a.tty);
-    let (up_tx, mut up_rx) = mpsc::channel::<Up>(16);
+    let (up_tx, up_rx) = mpsc::channel::<Up>(16);
     pump_input(a.interactive, a.tty, up_tx);
-    tokio::spawn(async move {
-        while let Some(up) = up_rx.recv().await {
-            let input = match up {
-                Up::Data(d) => exec_input::Input::Stdin(d),
-                Up::Eof => exec_input::Input::CloseStdin(true),
-                Up::Resize(s) => exec_input::Input::Resize(s),
-            };
-            if msg_tx
-                .send(pb::ExecInput { input: Some(input) })
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        std::future::pending::<()>().await;
+    forward_input(up_rx, msg_tx, |up| pb::ExecInput {
+        input: Some(match up {
+            Up::Data(d) => exec_input::Input::Stdin(d),
+            Up::Eof => exec_input::Input::CloseStdin(true),
+            Up::Resize(s) => exec_input::Input::Resize(s),
+        }),
     });
     while let Some(msg) = stream.next().await {
         match msg.map_err(status_error)?.output {

@@ -40,8 +40,12 @@ fn filters(f: HashMap<String, pb::StringList>) -> HashMap<String, Vec<String>> {
     f.into_iter().map(|(k, v)| (k, v.values)).collect()
 }
 
-fn action(id: String) -> Response<pb::ContainerActionResponse> {
-    Response::new(pb::ContainerActionResponse { id })
+/// The answer to a verb that acts on one container.
+fn action(
+    done: crate::error::Result<String>,
+) -> Result<Response<pb::ContainerActionResponse>, Status> {
+    let id = done.map_err(to_status)?;
+    Ok(Response::new(pb::ContainerActionResponse { id }))
 }
 
 fn state(r: &Record) -> pb::ContainerState {
@@ -137,8 +141,7 @@ impl ContainersRpc for ContainersApi {
             .start(&id, None)
             .await
             .map_err(to_status)?;
-        let record = self.0.containers.find(&id).map_err(to_status)?.record();
-        Ok(action(record.id))
+        action(self.0.containers.find(&id).map(|e| e.record().id))
     }
 
     async fn stop(
@@ -147,14 +150,12 @@ impl ContainersRpc for ContainersApi {
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
         let timeout = (r.timeout >= 0).then_some(r.timeout);
-        let timeout = if r.timeout == -1 { None } else { timeout };
-        let id = self
-            .0
-            .containers
-            .stop(&r.id, timeout, Some(&r.signal))
-            .await
-            .map_err(to_status)?;
-        Ok(action(id))
+        action(
+            self.0
+                .containers
+                .stop(&r.id, timeout, Some(&r.signal))
+                .await,
+        )
     }
 
     async fn kill(
@@ -162,13 +163,7 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::KillContainerRequest>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
-        Ok(action(
-            self.0
-                .containers
-                .kill(&r.id, &r.signal)
-                .await
-                .map_err(to_status)?,
-        ))
+        action(self.0.containers.kill(&r.id, &r.signal).await)
     }
 
     async fn restart(
@@ -177,39 +172,31 @@ impl ContainersRpc for ContainersApi {
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
         let timeout = (r.timeout >= 0).then_some(r.timeout);
-        Ok(action(
-            self.0
-                .containers
-                .restart(&r.id, timeout)
-                .await
-                .map_err(to_status)?,
-        ))
+        action(self.0.containers.restart(&r.id, timeout).await)
     }
 
     async fn pause(
         &self,
         request: Request<pb::ContainerRef>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
-        Ok(action(
+        action(
             self.0
                 .containers
                 .pause(&request.into_inner().id, true)
-                .await
-                .map_err(to_status)?,
-        ))
+                .await,
+        )
     }
 
     async fn unpause(
         &self,
         request: Request<pb::ContainerRef>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
-        Ok(action(
+        action(
             self.0
                 .containers
                 .pause(&request.into_inner().id, false)
-                .await
-                .map_err(to_status)?,
-        ))
+                .await,
+        )
     }
 
     async fn remove(
@@ -217,13 +204,7 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
-        Ok(action(
-            self.0
-                .containers
-                .remove(&r.id, r.force)
-                .await
-                .map_err(to_status)?,
-        ))
+        action(self.0.containers.remove(&r.id, r.force).await)
     }
 
     async fn rename(
@@ -231,11 +212,7 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::RenameContainerRequest>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
-        self.0
-            .containers
-            .rename(&r.id, &r.new_name)
-            .map_err(to_status)?;
-        Ok(action(r.id))
+        action(self.0.containers.rename(&r.id, &r.new_name).map(|()| r.id))
     }
 
     async fn wait(

@@ -113,8 +113,22 @@ impl Cgroup {
             .map_err(|e| Error::Internal(format!("the freezer of {} failed: {e}", self.id)))
     }
 
+    /// True when a directory of this cgroup exists in any hierarchy (a
+    /// few stats; opening a manager parses the mount table).
+    fn exists(&self) -> bool {
+        let unified = Path::new(ROOT).join(PARENT).join(&self.id);
+        unified.exists()
+            || std::fs::read_dir(ROOT).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| e.path().join(PARENT).join(&self.id).exists())
+            })
+    }
+
     /// Removes the cgroup (every controller) if it is still there.
     pub fn remove(&self) {
+        if !self.exists() {
+            return;
+        }
         if let Ok(m) = self.manager() {
             let _ = m.remove();
         }

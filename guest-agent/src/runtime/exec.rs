@@ -208,31 +208,18 @@ pub fn helper_main(args: &[String]) -> i32 {
             .build()
             .map_err(|e| super::monitor::describe(&e))?;
         let _ = std::fs::remove_file(process);
-        Ok(wait(pid.as_raw()))
+        Ok(super::wait_exit_code(pid.as_raw()))
     })();
     match result {
         Ok(code) => code,
         Err(e) => {
             let _ = std::fs::remove_file(process);
             eprintln!("{e}");
-            if e.contains("executable") || e.contains("No such file") || e.contains("not found") {
+            if super::command_not_found(&e) {
                 127
             } else {
                 126
             }
-        }
-    }
-}
-
-fn wait(pid: i32) -> i32 {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return 255,
         }
     }
 }

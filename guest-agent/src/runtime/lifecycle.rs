@@ -216,7 +216,7 @@ impl Containers {
                     return;
                 }
                 if let Ok(opts) = read_json::<Options>(&dir.join("monitor.json")) {
-                    monitor_cleanup(&opts);
+                    monitor::cleanup(&opts);
                 }
                 protocol::ExitStatus {
                     code: 255,
@@ -435,7 +435,7 @@ impl Containers {
         }
         let dir = self.dir_of(&record.id);
         if let Ok(opts) = read_json::<Options>(&dir.join("monitor.json")) {
-            monitor_cleanup(&opts);
+            monitor::cleanup(&opts);
         }
         let _ = nix::mount::umount2(
             &dir.join("bundle").join("rootfs"),
@@ -485,25 +485,19 @@ impl Containers {
         {
             return Ok(first.state.exit_code);
         }
-        let mut removed = !self.table().contains_key(&first.id);
+        let gone = || !self.table().contains_key(&first.id);
+        if gone() {
+            return Ok(first.state.exit_code);
+        }
         loop {
-            if removed {
-                return Ok(entry.record().state.exit_code);
-            }
-            if rx.changed().await.is_err() {
-                removed = true;
-            }
+            // The sender lives in the entry this call holds: it never closes.
+            let closed = rx.changed().await.is_err();
             let now = entry.record();
-            let gone = !self.table().contains_key(&now.id);
-            match condition {
-                "removed" if gone || removed => return Ok(now.state.exit_code),
-                "removed" => {}
-                _ if now.state.status == "exited" || gone || removed => {
-                    return Ok(now.state.exit_code)
-                }
-                _ => {}
-            }
-            if removed {
+            let done = match condition {
+                "removed" => gone(),
+                _ => gone() || now.state.status == "exited",
+            };
+            if done || closed {
                 return Ok(now.state.exit_code);
             }
         }
@@ -572,10 +566,6 @@ fn monitor_alive(pid: i32) -> bool {
             .unwrap_or(false)
 }
 
-fn monitor_cleanup(opts: &Options) {
-    monitor::cleanup(opts);
-}
-
 /// Starts a monitor for the container in `dir`; returns the container's
 /// pid and the monitor's once the container is created.
 async fn spawn_monitor(dir: &std::path::Path) -> Result<(i32, i32)> {
@@ -633,7 +623,7 @@ fn read_ready(fd: OwnedFd) -> String {
 
 /// Docker's codes: a missing executable is the user's to fix.
 fn start_error(text: String) -> Error {
-    if text.contains("executable") || text.contains("No such file") || text.contains("not found") {
+    if super::command_not_found(&text) {
         Error::InvalidArgument(text)
     } else {
         Error::FailedPrecondition(text)

@@ -42,6 +42,28 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::image::ImageService;
 
+/// Waits for child `pid` and returns its exit code as Docker reports it
+/// (128 + the signal for a killed process, 255 when it cannot be waited
+/// for).
+pub fn wait_exit_code(pid: i32) -> i32 {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+/// True when a runtime error says the command to run does not exist
+/// (Docker answers 127 for it, and the user must fix the command).
+pub fn command_not_found(error: &str) -> bool {
+    error.contains("executable") || error.contains("No such file") || error.contains("not found")
+}
+
 /// One container in memory.
 pub struct Entry {
     record: Mutex<Record>,

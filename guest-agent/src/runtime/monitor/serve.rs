@@ -20,14 +20,15 @@ use crate::runtime::protocol::{self, write_json_atomic, ExitStatus, Reply, Reque
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Shared {
-    prepared: RefCell<Option<libcontainer::container::Container>>,
-    started: RefCell<bool>,
+    /// The container until it is deleted at the end of the run.
+    container: RefCell<Option<libcontainer::container::Container>>,
     state: RefCell<RunState>,
     opts: super::Options,
     output: broadcast::Sender<(u8, Rc<[u8]>)>,
     stdin: RefCell<Option<Rc<Fd>>>,
     master: Option<Rc<Fd>>,
-    started_tx: tokio::sync::watch::Sender<bool>,
+    /// True once the process was started.
+    started: tokio::sync::watch::Sender<bool>,
 }
 
 /// Runs the loop until the container's process has exited; returns the
@@ -60,8 +61,7 @@ async fn serve(p: Prepared) -> i32 {
     let (output, _) = broadcast::channel(4096);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let shared = Rc::new(Shared {
-        prepared: RefCell::new(Some(container)),
-        started: RefCell::new(false),
+        container: RefCell::new(Some(container)),
         state: RefCell::new(RunState {
             monitor_pid: std::process::id() as i32,
             pid,
@@ -71,7 +71,7 @@ async fn serve(p: Prepared) -> i32 {
         output,
         stdin: RefCell::new(stdio.stdin.and_then(|f| Fd::new(f).ok()).map(Rc::new)),
         master: master.clone(),
-        started_tx,
+        started: started_tx,
     });
     let _ = write_json_atomic(&opts.run_state, &*shared.state.borrow());
     let writer = Rc::new(RefCell::new(
@@ -118,14 +118,14 @@ async fn serve(p: Prepared) -> i32 {
     // (the agent died in between) ends the run.
     let started = tokio::time::timeout(START_TIMEOUT, started_rx.wait_for(|s| *s)).await;
     let code = if started.is_err() {
-        if let Some(c) = shared.prepared.borrow_mut().as_mut() {
+        if let Some(c) = shared.container.borrow_mut().as_mut() {
             let _ = c.kill(nix::sys::signal::Signal::SIGKILL, true);
         }
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         255
     } else {
         let _ = exited.await;
-        wait_status(pid)
+        crate::runtime::wait_exit_code(pid)
     };
     // Output ends when the last process holding the pipes or the terminal
     // is gone, which the PID namespace's end guarantees.
@@ -136,7 +136,7 @@ async fn serve(p: Prepared) -> i32 {
         let _ = w.flush();
     }
     let oom_killed = crate::cgroups::Cgroup::of(&opts.id).oom_kills() > 0;
-    if let Some(mut c) = shared.prepared.borrow_mut().take() {
+    if let Some(mut c) = shared.container.borrow_mut().take() {
         let _ = c.delete(true);
     }
     cleanup(&opts);
@@ -159,20 +159,6 @@ async fn serve(p: Prepared) -> i32 {
         let _ = tokio::time::timeout(Duration::from_secs(2), c).await;
     }
     0
-}
-
-/// The exit code of the container's process, as Docker reports it.
-fn wait_status(pid: i32) -> i32 {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return 255,
-        }
-    }
 }
 
 /// Copies one output stream to the log and to attached clients.
@@ -275,7 +261,7 @@ fn start(shared: &Shared) -> Reply {
     if *shared.started.borrow() {
         return Reply::default();
     }
-    let mut guard = shared.prepared.borrow_mut();
+    let mut guard = shared.container.borrow_mut();
     let Some(container) = guard.as_mut() else {
         return Reply {
             error: "the container has already exited".into(),
@@ -286,11 +272,10 @@ fn start(shared: &Shared) -> Reply {
             error: super::describe(&e),
         };
     }
-    *shared.started.borrow_mut() = true;
     let mut state = shared.state.borrow_mut();
     state.started_at = Some(chrono::Utc::now());
     let _ = write_json_atomic(&shared.opts.run_state, &*state);
-    let _ = shared.started_tx.send(true);
+    let _ = shared.started.send(true);
     Reply::default()
 }
 
