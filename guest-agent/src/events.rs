@@ -1,7 +1,8 @@
 //! The engine's event bus: what happens to images and containers, for the
 //! Events stream (`berth events`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
@@ -21,20 +22,29 @@ pub struct Event {
     pub time: SystemTime,
 }
 
-/// A sender of events; a bus with no subscriber drops them.
+/// How many past events are kept for `events --since`, as Docker keeps.
+pub const HISTORY: usize = 256;
+
+/// A sender of events; keeps the last [`HISTORY`] of them.
 #[derive(Debug, Clone)]
-pub struct Events(broadcast::Sender<Event>);
+pub struct Events {
+    live: broadcast::Sender<Event>,
+    past: Arc<Mutex<VecDeque<Event>>>,
+}
 
 impl Default for Events {
     fn default() -> Self {
-        Events(broadcast::channel(1024).0)
+        Events {
+            live: broadcast::channel(1024).0,
+            past: Arc::default(),
+        }
     }
 }
 
 impl Events {
     /// Publishes an event.
     pub fn emit(&self, kind: &'static str, action: &str, id: &str, attributes: &[(&str, &str)]) {
-        let _ = self.0.send(Event {
+        let event = Event {
             kind,
             action: action.into(),
             id: id.into(),
@@ -44,11 +54,25 @@ impl Events {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             time: SystemTime::now(),
-        });
+        };
+        // Recorded and sent under one lock, so a subscriber sees each
+        // event once: in the history it copies or from its receiver.
+        let mut past = self.past.lock().unwrap_or_else(|e| e.into_inner());
+        if past.len() == HISTORY {
+            past.pop_front();
+        }
+        past.push_back(event.clone());
+        let _ = self.live.send(event);
     }
 
-    /// A receiver of every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.0.subscribe()
+    /// The kept events at or after `since` (none without it), and a
+    /// receiver of every event after them.
+    pub fn subscribe(&self, since: Option<SystemTime>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let past = self.past.lock().unwrap_or_else(|e| e.into_inner());
+        let replay = match since {
+            Some(t) => past.iter().filter(|e| e.time >= t).cloned().collect(),
+            None => Vec::new(),
+        };
+        (replay, self.live.subscribe())
     }
 }

@@ -252,6 +252,12 @@ pub struct EventsArgs {
     /// Format: json, or the default one line per event.
     #[arg(long)]
     pub format: Option<String>,
+    /// Show events since a timestamp (RFC 3339, Unix seconds) or a relative time (e.g. 42m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp or relative time.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 /// Runs `berth events`.
@@ -269,7 +275,8 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
     }
     let req = pb::EventsRequest {
         filters,
-        ..Default::default()
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
     };
     let mut stream = SystemClient::new(conn.channel().await?)
         .events(req)

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::status::to_status;
 use super::Agent;
+use crate::events::Event;
 use crate::image::registry::{check_login, Credentials};
 
 /// System over the agent.
@@ -170,40 +171,64 @@ impl System for SystemApi {
         &self,
         request: Request<pb::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        let filters = request.into_inner().filters;
-        let mut rx = self.0.images.events.subscribe();
+        let req = request.into_inner();
+        let time = |t: Option<prost_types::Timestamp>| {
+            t.and_then(|t| std::time::SystemTime::try_from(t).ok())
+        };
+        let (since, until) = (time(req.since), time(req.until));
+        // As Docker: either bound replays the kept events (from the
+        // oldest when only --until is given).
+        let from = since.or(until.map(|_| std::time::UNIX_EPOCH));
+        let (replay, mut rx) = self.0.images.events.subscribe(from);
+        let filters = req.filters;
         let (tx, out) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
-            let wanted = |key: &str, value: &str| {
-                filters
-                    .get(key)
-                    .is_none_or(|l| l.values.iter().any(|v| v == value))
-            };
-            while let Ok(ev) = rx.recv().await {
-                let matches_container = |key: &str| {
-                    ev.kind != "container"
-                        || filters.get(key).is_none_or(|l| {
-                            l.values.iter().any(|v| {
-                                ev.id.starts_with(v.as_str())
-                                    || ev.attributes.get("name") == Some(v)
-                            })
-                        })
-                };
-                if !wanted("type", ev.kind)
-                    || !wanted_action(&filters, &ev.action)
-                    || !matches_container("container")
-                {
-                    continue;
+            let send = |ev: Event| {
+                let tx = tx.clone();
+                let wanted = event_wanted(&filters, &ev);
+                async move {
+                    if !wanted {
+                        return true;
+                    }
+                    let event = pb::Event {
+                        r#type: ev.kind.into(),
+                        action: ev.action,
+                        id: ev.id,
+                        attributes: ev.attributes.into_iter().collect(),
+                        time: Some(prost_types::Timestamp::from(ev.time)),
+                    };
+                    tx.send(Ok(event)).await.is_ok()
                 }
-                let event = pb::Event {
-                    r#type: ev.kind.into(),
-                    action: ev.action,
-                    id: ev.id,
-                    attributes: ev.attributes.into_iter().collect(),
-                    time: Some(prost_types::Timestamp::from(ev.time)),
+            };
+            let after_until = |t: std::time::SystemTime| until.is_some_and(|u| t > u);
+            for ev in replay {
+                if after_until(ev.time) || !send(ev).await {
+                    return;
+                }
+            }
+            let deadline = until.map(|u| {
+                let left = u
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::Instant::now() + left
+            });
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    },
+                    None => rx.recv().await,
                 };
-                if tx.send(Ok(event)).await.is_err() {
-                    break;
+                match next {
+                    Ok(ev) if after_until(ev.time) => return,
+                    Ok(ev) => {
+                        if !send(ev).await {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
                 }
             }
         });
@@ -211,6 +236,24 @@ impl System for SystemApi {
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
     }
+}
+
+/// True when `ev` passes the Docker-style filters (type, event, container).
+fn event_wanted(filters: &std::collections::HashMap<String, pb::StringList>, ev: &Event) -> bool {
+    let wanted = |key: &str, value: &str| {
+        filters
+            .get(key)
+            .is_none_or(|l| l.values.iter().any(|v| v == value))
+    };
+    // As Docker: a container filter leaves out every event not of a
+    // matching container.
+    let container_wanted = filters.get("container").is_none_or(|l| {
+        ev.kind == "container"
+            && l.values
+                .iter()
+                .any(|v| ev.id.starts_with(v.as_str()) || ev.attributes.get("name") == Some(v))
+    });
+    wanted("type", ev.kind) && wanted_action(filters, &ev.action) && container_wanted
 }
 
 fn wanted_action(
