@@ -133,6 +133,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process.
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys", default_value = crate::detach::DEFAULT)]
+    pub detach_keys: String,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -319,6 +322,7 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
 
 /// Runs `berth run`.
 pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
+    let detach_keys = crate::detach::parse(&a.detach_keys)?;
     let id = create_pulling(conn, request(&a.create)?)
         .await
         .map_err(Exit::daemon)?;
@@ -331,7 +335,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let code = session::attach(
+    let ended = session::attach(
         conn,
         session::AttachPlan {
             id: id.clone(),
@@ -339,9 +343,14 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
             stdin: a.create.interactive,
             tty: a.create.tty,
             sig_proxy: a.sig_proxy && !a.create.tty,
+            detach_keys,
         },
     )
     .await?;
+    let session::Ended::Exited(code) = ended else {
+        // Detached: the container runs on, as with -d.
+        return Ok(());
+    };
     if a.create.rm {
         // Docker's `run --rm` returns once the container is gone.
         let req = pb::WaitContainerRequest {
@@ -367,6 +376,9 @@ pub struct StartArgs {
     /// Attach container's STDIN.
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys", default_value = crate::detach::DEFAULT)]
+    pub detach_keys: String,
     /// Containers.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -380,7 +392,7 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
         }
         let r = inspect_one(conn, &a.containers[0]).await?;
         let tty = r.config.as_ref().is_some_and(|c| c.tty);
-        let code = session::attach(
+        let ended = session::attach(
             conn,
             session::AttachPlan {
                 id: r.id,
@@ -388,13 +400,14 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
                 stdin: a.interactive,
                 tty,
                 sig_proxy: !tty,
+                detach_keys: crate::detach::parse(&a.detach_keys)?,
             },
         )
         .await?;
-        if code != 0 {
-            return Err(Exit(code).into());
-        }
-        return Ok(());
+        return match ended {
+            session::Ended::Exited(code) if code != 0 => Err(Exit(code).into()),
+            _ => Ok(()),
+        };
     }
     each(&a.containers, |id| async move {
         client(conn)

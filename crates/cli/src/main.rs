@@ -3,6 +3,7 @@
 
 mod auth;
 mod containers;
+mod detach;
 mod format;
 mod images;
 mod observe;

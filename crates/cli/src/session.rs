@@ -13,7 +13,7 @@ use clap::Args;
 use futures::StreamExt;
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{containers::client, status_error, Conn, Exit};
@@ -30,6 +30,16 @@ pub struct AttachPlan {
     pub tty: bool,
     /// Pass our signals to the container.
     pub sig_proxy: bool,
+    /// The key sequence that detaches (see [`crate::detach`]).
+    pub detach_keys: Vec<u8>,
+}
+
+/// How an attached session ended.
+pub enum Ended {
+    /// The container's process exited with this code.
+    Exited(i32),
+    /// The user typed the detach keys; the container runs on.
+    Detached,
 }
 
 /// Puts the local terminal in raw mode until dropped.
@@ -82,12 +92,22 @@ enum Up {
 }
 
 /// Reads stdin and watches the window size and signals; sends `Up`s.
-fn pump_input(stdin: bool, tty: bool, tx: mpsc::Sender<Up>) {
+/// With `detach`, typing its keys fires its sender instead.
+fn pump_input(
+    stdin: bool,
+    tty: bool,
+    tx: mpsc::Sender<Up>,
+    detach: Option<(Vec<u8>, oneshot::Sender<()>)>,
+) {
     if stdin {
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut input = tokio::io::stdin();
             let mut buf = vec![0u8; 16 << 10];
+            let (mut watcher, mut detached) = match detach {
+                Some((keys, fire)) => (Some(crate::detach::Watcher::new(keys)), Some(fire)),
+                None => (None, None),
+            };
             loop {
                 match input.read(&mut buf).await {
                     Ok(0) | Err(_) => {
@@ -95,7 +115,17 @@ fn pump_input(stdin: bool, tty: bool, tx: mpsc::Sender<Up>) {
                         break;
                     }
                     Ok(n) => {
-                        if tx.send(Up::Data(buf[..n].to_vec())).await.is_err() {
+                        let (data, done) = match watcher.as_mut() {
+                            Some(w) => w.feed(&buf[..n]),
+                            None => (buf[..n].to_vec(), false),
+                        };
+                        if !data.is_empty() && tx.send(Up::Data(data)).await.is_err() {
+                            break;
+                        }
+                        if done {
+                            if let Some(fire) = detached.take() {
+                                let _ = fire.send(());
+                            }
                             break;
                         }
                     }
@@ -186,8 +216,8 @@ fn write_out(stderr: bool, data: &[u8]) {
     }
 }
 
-/// Attaches (and maybe starts); returns the container's exit code.
-pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
+/// Attaches (and maybe starts); returns how the session ended.
+pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<Ended> {
     let (up_tx, up_rx) = mpsc::channel::<Up>(16);
     let (msg_tx, msg_rx) = mpsc::channel::<pb::AttachInput>(16);
     msg_tx
@@ -209,7 +239,21 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
         .map_err(|s| Exit::daemon(status_error(s)))?
         .into_inner();
     let _raw = RawMode::enter(plan.tty);
-    pump_input(plan.stdin, plan.tty, up_tx);
+    let (detach_tx, detach_rx) = oneshot::channel::<()>();
+    // Pending for ever when the input ends without the keys (the sender
+    // is dropped), so it is never polled again once complete.
+    let detached = async move {
+        if detach_rx.await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::pin!(detached);
+    pump_input(
+        plan.stdin,
+        plan.tty,
+        up_tx,
+        Some((plan.detach_keys.clone(), detach_tx)),
+    );
     if plan.sig_proxy {
         proxy_signals(conn, plan.id.clone());
     }
@@ -220,11 +264,16 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
             Up::Resize(s) => attach_input::Input::Resize(s),
         }),
     });
-    while let Some(msg) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            () = &mut detached => return Ok(Ended::Detached),
+        };
+        let Some(msg) = msg else { break };
         match msg.map_err(status_error)?.output {
             Some(attach_output::Output::Stdout(d)) => write_out(false, &d),
             Some(attach_output::Output::Stderr(d)) => write_out(true, &d),
-            Some(attach_output::Output::ExitCode(code)) => return Ok(code),
+            Some(attach_output::Output::ExitCode(code)) => return Ok(Ended::Exited(code)),
             None => {}
         }
     }
@@ -236,7 +285,9 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<i32> {
             condition: "not-running".into(),
         })
         .await;
-    Ok(r.map(|r| r.into_inner().exit_code).unwrap_or(0))
+    Ok(Ended::Exited(
+        r.map(|r| r.into_inner().exit_code).unwrap_or(0),
+    ))
 }
 
 /// `berth attach`.
@@ -248,6 +299,9 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process.
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys", default_value = crate::detach::DEFAULT)]
+    pub detach_keys: String,
     /// The container.
     pub container: String,
 }
@@ -256,7 +310,7 @@ pub struct AttachArgs {
 pub async fn attach_cmd(conn: &Conn, a: AttachArgs) -> Result<()> {
     let r = crate::containers::inspect_one(conn, &a.container).await?;
     let config = r.config.clone().unwrap_or_default();
-    let code = attach(
+    let ended = attach(
         conn,
         AttachPlan {
             id: r.id,
@@ -264,13 +318,16 @@ pub async fn attach_cmd(conn: &Conn, a: AttachArgs) -> Result<()> {
             stdin: !a.no_stdin && config.open_stdin,
             tty: config.tty,
             sig_proxy: a.sig_proxy && !config.tty,
+            detach_keys: crate::detach::parse(&a.detach_keys)?,
         },
     )
     .await?;
-    if code != 0 {
-        return Err(Exit(code).into());
+    match ended {
+        // Docker's attach reports a detach as an error.
+        Ended::Detached => bail!("read escape sequence"),
+        Ended::Exited(0) => Ok(()),
+        Ended::Exited(code) => Err(Exit(code).into()),
     }
-    Ok(())
 }
 
 /// `berth exec`.
@@ -339,7 +396,7 @@ pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
     }
     let _raw = RawMode::enter(a.tty);
     let (up_tx, up_rx) = mpsc::channel::<Up>(16);
-    pump_input(a.interactive, a.tty, up_tx);
+    pump_input(a.interactive, a.tty, up_tx, None);
     forward_input(up_rx, msg_tx, |up| pb::ExecInput {
         input: Some(match up {
             Up::Data(d) => exec_input::Input::Stdin(d),
