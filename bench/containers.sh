@@ -5,7 +5,8 @@
 #      berth vs podman (--network none) vs docker (Debian's docker.io, a private dockerd)
 #      vs raw `runc run` / `crun run` on the same busybox rootfs.
 #   2. The agent's RSS with 0, 10 and 100 running containers, and each container's
-#      monitor process (Berth's per-container overhead), the containers' own processes aside.
+#      monitor process (Berth's per-container overhead: RSS, and PSS, which counts shared
+#      pages once), the containers' own processes aside.
 #
 # Usage: bench/containers.sh [RUNS]   (default 20). Needs root.
 set -euo pipefail
@@ -117,17 +118,20 @@ if c > 0:
 EOP
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-monitors_rss() { local t=0; for p in $(pgrep -f '^berth-monitor __monitor' || true); do t=$((t + $(rss "$p"))); done; echo $t; }
+# PSS shares each page among the processes that map it: what one more monitor really costs.
+pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+monitors() { local t=0; for p in $(pgrep -x berth-monitor || true); do t=$((t + $($1 "$p"))); done; echo $t; }
 echo "bench: agent RSS (kB) with running containers"
 r0=$(rss "$agent_pid")
 for i in $(seq 10); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
-r10=$(rss "$agent_pid"); m10=$(monitors_rss)
+r10=$(rss "$agent_pid"); m10=$(monitors rss); p10=$(monitors pss)
 for i in $(seq 90); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
-r100=$(rss "$agent_pid"); m100=$(monitors_rss)
-python3 - "$r0" "$r10" "$r100" "$m10" "$m100" <<'EOP'
+r100=$(rss "$agent_pid"); m100=$(monitors rss); p100=$(monitors pss)
+python3 - "$r0" "$r10" "$r100" "$m10" "$m100" "$p10" "$p100" <<'EOP'
 import sys
-r0, r10, r100, m10, m100 = map(int, sys.argv[1:])
+r0, r10, r100, m10, m100, p10, p100 = map(int, sys.argv[1:])
 print(f"  agent:   0 containers {r0/1024:6.1f} MiB, 10: {r10/1024:6.1f} MiB, 100: {r100/1024:6.1f} MiB"
       f"  ({(r100-r0)/100:.0f} kB more per container)")
-print(f"  monitors: {m10/10/1024:.2f} MiB each with 10, {m100/100/1024:.2f} MiB each with 100")
+print(f"  monitors RSS: {m10/10/1024:.2f} MiB each with 10, {m100/100/1024:.2f} MiB each with 100")
+print(f"  monitors PSS: {p10/10/1024:.2f} MiB each with 10, {p100/100/1024:.2f} MiB each with 100")
 EOP

@@ -44,8 +44,8 @@ fn main() {
     // single-threaded until the container or exec process exists.
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
-        Some("__monitor") if argv.len() == 3 => std::process::exit(
-            berth_agent::runtime::monitor::main(std::path::Path::new(&argv[2])),
+        Some("__create") if argv.len() == 3 => std::process::exit(
+            berth_agent::runtime::monitor::helper::main(std::path::Path::new(&argv[2])),
         ),
         Some("__exec") => std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..])),
         _ => {}

@@ -18,7 +18,7 @@ use super::Agent;
 use crate::runtime::fdio::Fd;
 use crate::runtime::lifecycle::AttachWanted;
 use crate::runtime::protocol;
-use crate::runtime::{LogOptions, Record};
+use crate::runtime::{Containers, LogOptions, Record};
 
 /// Containers over the agent.
 pub struct ContainersApi(pub Arc<Agent>);
@@ -64,8 +64,11 @@ fn state(r: &Record) -> pb::ContainerState {
     }
 }
 
-/// Relays stdout/stderr frames from a monitor connection, then the exit.
+/// Relays stdout/stderr frames from a monitor connection, then the exit
+/// once the agent has recorded it.
 async fn relay_attach(
+    containers: Arc<Containers>,
+    id: String,
     conn: tokio::net::UnixStream,
     mut input: Streaming<pb::AttachInput>,
     tx: mpsc::Sender<Result<pb::AttachOutput, Status>>,
@@ -99,6 +102,9 @@ async fn relay_attach(
             _ => continue,
         };
         let last = matches!(out, Output::ExitCode(_));
+        if last {
+            containers.exit_recorded(&id).await;
+        }
         if tx
             .send(Ok(pb::AttachOutput { output: Some(out) }))
             .await
@@ -372,6 +378,7 @@ impl ContainersRpc for ContainersApi {
             stderr: start.stderr,
         };
         let c = &self.0.containers;
+        let id = c.find(&start.id).map_err(to_status)?.record().id;
         let conn = if start.start {
             c.start(&start.id, Some(wanted)).await.map_err(to_status)?
         } else {
@@ -386,7 +393,7 @@ impl ContainersRpc for ContainersApi {
         };
         let conn = conn.ok_or_else(|| Status::internal("no attach connection"))?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(relay_attach(conn, input, tx));
+        tokio::spawn(relay_attach(c.clone(), id, conn, input, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -2,8 +2,9 @@
 //! cgroup lives, its resource use, its OOM-kill count, freezing, and
 //! removal. youki's `libcgroups` does the controller work (it is what
 //! `libcontainer` applies limits with); this module only names Berth's
-//! parent (`/berth/<id>`) and reads the few files `libcgroups` does not
-//! expose (the OOM-kill counter).
+//! parent (`/berth/<id>`), reads the few files `libcgroups` does not
+//! expose (the OOM-kill counter), and removes a container's cgroup with
+//! plain file operations (the monitor must not carry libcgroups).
 
 use std::path::{Path, PathBuf};
 
@@ -113,24 +114,55 @@ impl Cgroup {
             .map_err(|e| Error::Internal(format!("the freezer of {} failed: {e}", self.id)))
     }
 
-    /// True when a directory of this cgroup exists in any hierarchy (a
-    /// few stats; opening a manager parses the mount table).
-    fn exists(&self) -> bool {
+    /// This cgroup's directories that exist: one per v1 hierarchy, or
+    /// the one v2 directory.
+    fn dirs(&self) -> Vec<PathBuf> {
         let unified = Path::new(ROOT).join(PARENT).join(&self.id);
-        unified.exists()
-            || std::fs::read_dir(ROOT).is_ok_and(|rd| {
-                rd.flatten()
-                    .any(|e| e.path().join(PARENT).join(&self.id).exists())
-            })
+        if unified.is_dir() {
+            return vec![unified];
+        }
+        let Ok(rd) = std::fs::read_dir(ROOT) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            // cpu and cpuacct are links to cpu,cpuacct: visit it once.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path().join(PARENT).join(&self.id))
+            .filter(|d| d.is_dir())
+            .collect()
     }
 
-    /// Removes the cgroup (every controller) if it is still there.
+    /// Removes the cgroup from every hierarchy, first killing any process
+    /// still in it (a run whose monitor was killed). Plain file work: a
+    /// libcgroups manager parses the mount table once per controller,
+    /// which costs milliseconds at every container's exit.
     pub fn remove(&self) {
-        if !self.exists() {
+        let dirs = self.dirs();
+        if dirs.is_empty() {
             return;
         }
-        if let Ok(m) = self.manager() {
-            let _ = m.remove();
+        for d in &dirs {
+            // A frozen process cannot die.
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        for d in dirs {
+            // Processes leave the cgroup a moment after they die.
+            for _ in 0..200 {
+                match std::fs::remove_dir(&d) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 }

@@ -206,7 +206,7 @@ pub fn helper_main(args: &[String]) -> i32 {
             .with_process(Some(process))
             .with_detach(true)
             .build()
-            .map_err(|e| super::monitor::describe(&e))?;
+            .map_err(|e| super::monitor::helper::describe(&e))?;
         let _ = std::fs::remove_file(process);
         Ok(super::wait_exit_code(pid.as_raw()))
     })();

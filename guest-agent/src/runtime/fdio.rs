@@ -116,3 +116,36 @@ pub fn receive_fd(socket: RawFd) -> io::Result<OwnedFd> {
         "no descriptor was sent on the console socket",
     ))
 }
+
+/// Makes a child see each `(descriptor, number)` pair at that number (3
+/// and up), open across its exec. The descriptors are first copied above
+/// every target number, so one pair can never overwrite another's source.
+/// The returned copies must live until the child is spawned.
+pub fn pass_fds(
+    cmd: &mut std::process::Command,
+    fds: &[(RawFd, RawFd)],
+) -> io::Result<Vec<OwnedFd>> {
+    use std::os::unix::process::CommandExt;
+    let above = fds.iter().map(|(_, n)| *n).max().unwrap_or(2) + 1;
+    let mut copies = Vec::with_capacity(fds.len());
+    let mut pairs = Vec::with_capacity(fds.len());
+    for (fd, target) in fds {
+        let copy = fcntl(*fd, FcntlArg::F_DUPFD_CLOEXEC(above))?;
+        // SAFETY: fcntl just made this descriptor for us alone.
+        copies.push(unsafe { OwnedFd::from_raw_fd(copy) });
+        pairs.push((copy, *target));
+    }
+    // SAFETY: only dup2, which is async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (copy, target) in &pairs {
+                // dup2 leaves the new descriptor without FD_CLOEXEC.
+                if libc::dup2(*copy, *target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(copies)
+}

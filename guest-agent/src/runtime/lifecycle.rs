@@ -4,7 +4,6 @@
 
 use std::io::BufRead;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +107,7 @@ impl Containers {
             log_max_files: logs::DEFAULT_MAX_FILES,
             socket: self.socket_of(&id),
             run_state: dir.join("run.json"),
+            helper: agent_exe()?,
         };
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;
@@ -328,6 +328,16 @@ impl Containers {
         }
         self.emit("stop", &entry.record(), &[]);
         Ok(record.id)
+    }
+
+    /// Waits (at most 10 s) until the agent has recorded that container
+    /// `id` stopped, so a client told of the exit finds it stopped (as
+    /// `docker rm` right after `docker run` does).
+    pub async fn exit_recorded(&self, id: &str) {
+        if let Ok(entry) = self.find(id) {
+            self.wait_stopped(&entry, Some(Duration::from_secs(10)))
+                .await;
+        }
     }
 
     /// Waits until the container is not running; false on timeout.
@@ -561,9 +571,16 @@ fn signal_pid(pid: i32, sig: Signal) {
 /// True when `pid` is a live Berth monitor.
 fn monitor_alive(pid: i32) -> bool {
     pid > 0
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| c.split(|b| *b == 0).any(|a| a == b"__monitor"))
-            .unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == MONITOR)
+}
+
+/// The monitor's binary name; it is installed beside `berth-agent`.
+const MONITOR: &str = "berth-monitor";
+
+/// The running agent's binary (the monitor runs it as the create helper).
+fn agent_exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().map_err(|e| Error::io("finding the agent's own binary", e))
 }
 
 /// Starts a monitor for the container in `dir`; returns the container's
@@ -573,30 +590,21 @@ async fn spawn_monitor(dir: &std::path::Path) -> Result<(i32, i32)> {
         .map_err(|e| Error::Internal(format!("pipe: {e}")))?;
     let log = std::fs::File::create(dir.join("monitor.log"))
         .map_err(|e| Error::io("creating the monitor's log", e))?;
-    let mut cmd = std::process::Command::new("/proc/self/exe");
-    cmd.arg0("berth-monitor")
-        .arg("__monitor")
-        .arg(dir)
+    let exe = agent_exe()?.with_file_name(MONITOR);
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    let raw = ready_w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if raw == 3 {
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = tokio::process::Command::from(cmd)
-        .spawn()
-        .map_err(|e| Error::io("starting the container's monitor", e))?;
-    drop(ready_w);
+    let copies = super::fdio::pass_fds(&mut cmd, &[(ready_w.as_raw_fd(), 3)])
+        .map_err(|e| Error::io("passing the monitor its pipe", e))?;
+    let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
+        Error::Internal(format!(
+            "the container's monitor {} cannot be started ({e}): install berth-monitor beside berth-agent",
+            exe.display()
+        ))
+    })?;
+    drop((copies, ready_w));
     let monitor_pid = child.id().unwrap_or(0) as i32;
     tokio::spawn(async move {
         let _ = child.wait().await;

@@ -129,11 +129,17 @@ pub fn profile(caps: &[String]) -> Value {
     })
 }
 
-/// The host's architecture and the ones it can also execute, as Docker
-/// lists them per platform (each extra one costs filter build time).
+/// The host's architecture and the 32-bit one it can also execute.
+///
+/// Docker also lists x32 on x86_64; Berth leaves it out. Debian's and
+/// Ubuntu's kernels ship the x32 ABI off or not at all, and libseccomp
+/// spends about 9 ms per extra architecture building every container's
+/// filter (measured here: 80 ms -> 69 ms per `run --rm true`). Without it
+/// in the filter, an x32 system call meets the filter's bad-architecture
+/// action and the process is killed: stricter than Docker, never looser.
 fn architectures() -> Vec<&'static str> {
     match std::env::consts::ARCH {
-        "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
         "aarch64" => vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
         _ => vec!["SCMP_ARCH_NATIVE"],
     }

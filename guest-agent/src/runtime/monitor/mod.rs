@@ -1,26 +1,25 @@
-//! A container's monitor: the agent binary re-executed as
-//! `berth-agent __monitor DIR`, one per running container.
+//! A container's monitor: the small `berth-monitor DIR` binary, one per
+//! running container.
 //!
-//! Why a separate process: `libcontainer` clones inside the calling
-//! process, which can deadlock in a multi-threaded tokio process (a
-//! child inherits locks other threads held). The monitor creates the
-//! container while it is still single-threaded, and only then starts a
-//! current-thread runtime. It also outlives the agent: it holds the
-//! container's stdio and writes its logs, waits for the process (it is
-//! its parent), and records the exit status in `run.json`, so the agent
-//! can be restarted or `kill -9`ed and find everything again.
+//! It outlives the agent: it holds the container's stdio and writes its
+//! logs, waits for the process (it is its parent), and records the exit
+//! status in `run.json`, so the agent can be restarted or `kill -9`ed and
+//! find everything again. It mounts the container's root filesystem,
+//! then leaves the container's creation to a short-lived helper (the
+//! agent binary as `berth-agent __create DIR`, see [`helper`]), so that
+//! libcontainer and its dependencies never weigh on the process that
+//! lives as long as the container. As a child subreaper it inherits the
+//! container's init when the helper exits.
 //!
 //! Setup here runs before any runtime; [`serve`] is the event loop.
 
+pub mod helper;
 mod serve;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{write_json_atomic, ExitStatus, RunState};
@@ -60,7 +59,12 @@ pub struct Options {
     pub socket: PathBuf,
     /// Where the run's state goes.
     pub run_state: PathBuf,
+    /// The agent binary, run as the create helper.
+    pub helper: PathBuf,
 }
+
+/// The console socket's name in the container's directory.
+pub const CONSOLE_SOCKET: &str = "console.sock";
 
 /// The container's side of its stdio, and the monitor's side.
 struct Stdio {
@@ -72,10 +76,46 @@ struct Stdio {
     stderr: Option<OwnedFd>,
 }
 
+/// The create helper, from the container's creation until its start.
+struct Helper {
+    pid: nix::unistd::Pid,
+    commands: std::fs::File,
+    report: BufReader<std::fs::File>,
+}
+
+impl Helper {
+    /// The helper's next report line, as JSON (null once it has ended).
+    fn next_report(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        let _ = self.report.read_line(&mut line);
+        serde_json::from_str(&line).unwrap_or_default()
+    }
+
+    /// Has the helper start the container, and waits for it to end, so
+    /// that the container's init is the monitor's child from then on.
+    fn start(mut self) -> Result<(), String> {
+        let asked = writeln!(self.commands, "start");
+        let answer = self.next_report();
+        let _ = crate::runtime::wait_exit_code(self.pid.as_raw());
+        match (asked, answer["started"].as_bool(), answer["error"].as_str()) {
+            (_, Some(true), _) => Ok(()),
+            (_, _, Some(e)) => Err(e.to_string()),
+            (Err(e), _, _) => Err(format!("the create helper cannot be reached: {e}")),
+            _ => Err("the create helper ended before the container started".into()),
+        }
+    }
+
+    /// Lets the helper go without a start: it kills the container.
+    fn abandon(self) {
+        drop(self.commands);
+        let _ = crate::runtime::wait_exit_code(self.pid.as_raw());
+    }
+}
+
 /// Everything set up before the event loop.
 struct Prepared {
     opts: Options,
-    container: Container,
+    helper: Helper,
     pid: i32,
     stdio: Stdio,
     /// The pty master, with a tty.
@@ -86,6 +126,9 @@ struct Prepared {
 /// The monitor process's main; returns its exit code.
 pub fn main(dir: &Path) -> i32 {
     let _ = nix::unistd::setsid();
+    // The container's init becomes ours when the create helper exits.
+    // SAFETY: prctl with an integer argument changes only this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SAFETY: the agent passes the ready pipe's write end as descriptor 3.
     let mut ready = unsafe { std::fs::File::from_raw_fd(3) };
     let opts: Options = match super::protocol::read_json(&dir.join("monitor.json")) {
@@ -99,7 +142,7 @@ pub fn main(dir: &Path) -> i32 {
             return 1;
         }
     };
-    match prepare(opts.clone()) {
+    match prepare(opts.clone(), dir) {
         Ok(prepared) => {
             let _ = writeln!(ready, "{}", serde_json::json!({ "pid": prepared.pid }));
             drop(ready);
@@ -124,18 +167,16 @@ pub fn main(dir: &Path) -> i32 {
     }
 }
 
-/// Removes what a run leaves behind: libcontainer's state and cgroup, the
-/// rootfs mount, the socket.
+/// Removes what a run leaves behind: the cgroup (and any process still
+/// in it), libcontainer's state, the rootfs mount, the socket.
 pub fn cleanup(opts: &Options) {
-    if let Ok(mut c) = Container::load(opts.state_root.join(&opts.id)) {
-        let _ = c.delete(true);
-    }
     crate::cgroups::Cgroup::of(&opts.id).remove();
+    let _ = std::fs::remove_dir_all(opts.state_root.join(&opts.id));
     let _ = nix::mount::umount2(&opts.rootfs, nix::mount::MntFlags::MNT_DETACH);
     let _ = std::fs::remove_file(&opts.socket);
 }
 
-fn prepare(opts: Options) -> Result<Prepared, String> {
+fn prepare(opts: Options, dir: &Path) -> Result<Prepared, String> {
     // A previous run that was killed may have left its state behind.
     cleanup(&opts);
     mount_rootfs(&opts)?;
@@ -147,14 +188,13 @@ fn prepare(opts: Options) -> Result<Prepared, String> {
         )
     })?;
     let mut stdio = open_stdio(&opts)?;
-    let dir = opts.bundle.parent().unwrap_or(Path::new("/")).to_path_buf();
     let console = if opts.tty {
         // Bound by a short relative name: the full path may be longer
         // than a socket address allows.
         let cwd = std::env::current_dir().ok();
-        std::env::set_current_dir(&dir).map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_file("console.sock");
-        let l = std::os::unix::net::UnixListener::bind("console.sock");
+        std::env::set_current_dir(dir).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(CONSOLE_SOCKET);
+        let l = std::os::unix::net::UnixListener::bind(CONSOLE_SOCKET);
         if let Some(cwd) = cwd {
             let _ = std::env::set_current_dir(cwd);
         }
@@ -162,67 +202,99 @@ fn prepare(opts: Options) -> Result<Prepared, String> {
     } else {
         None
     };
-    let mut builder = ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_root_path(&opts.state_root)
-        .map_err(|e| e.to_string())?;
-    if console.is_some() {
-        builder = builder.with_console_socket(Some(dir.join("console.sock")));
-    }
-    if let Some((i, o, e)) = stdio.child.take() {
-        builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
-    }
-    let container = builder
-        .as_init(&opts.bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| describe(&e))?;
-    let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+    let mut helper = spawn_helper(&opts, dir, stdio.child.take())?;
+    let report = helper.next_report();
+    let Some(pid) = report["pid"].as_i64() else {
+        helper.abandon();
+        return Err(match report["error"].as_str() {
+            Some(e) => e.to_string(),
+            None => {
+                let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+                format!("the container's create helper failed: {}", log.trim())
+            }
+        });
+    };
     let master = match console {
         Some(l) => {
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            let conn = loop {
-                match l.accept() {
-                    Ok((c, _)) => break c,
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::WouldBlock
-                            && std::time::Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(2))
-                    }
-                    Err(e) => return Err(format!("the container's terminal never arrived: {e}")),
+            let fd = receive_console(&l);
+            let _ = std::fs::remove_file(dir.join(CONSOLE_SOCKET));
+            match fd {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    helper.abandon();
+                    return Err(e);
                 }
-            };
-            conn.set_nonblocking(false).map_err(|e| e.to_string())?;
-            let fd = super::fdio::receive_fd(conn.as_raw_fd()).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(dir.join("console.sock"));
-            Some(fd)
+            }
         }
         None => None,
     };
     Ok(Prepared {
         opts,
-        container,
-        pid,
+        helper,
+        pid: pid as i32,
         stdio,
         master,
         listener,
     })
 }
 
-/// One sentence from libcontainer's error chain.
-pub(crate) fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
+/// Starts `berth-agent __create DIR` with its pipes and the container's
+/// stdio at the numbers [`helper`] expects.
+fn spawn_helper(
+    opts: &Options,
+    dir: &Path,
+    child_stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
+) -> Result<Helper, String> {
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string());
+    let (report_r, report_w) = pipe()?;
+    let (commands_r, commands_w) = pipe()?;
+    let mut cmd = std::process::Command::new(&opts.helper);
+    cmd.arg("__create")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let mut fds = vec![
+        (report_w.as_raw_fd(), helper::REPORT_FD),
+        (commands_r.as_raw_fd(), helper::COMMAND_FD),
+    ];
+    if let Some((i, o, e)) = &child_stdio {
+        for (n, fd) in [i, o, e].into_iter().enumerate() {
+            fds.push((fd.as_raw_fd(), helper::STDIO_FD + n as i32));
         }
-        source = s.source();
     }
-    format!("the container could not be created: {text}")
+    let copies = super::fdio::pass_fds(&mut cmd, &fds).map_err(|e| e.to_string())?;
+    let child = cmd.spawn().map_err(|e| {
+        format!(
+            "the create helper {} cannot be started: {e}",
+            opts.helper.display()
+        )
+    })?;
+    drop(copies);
+    Ok(Helper {
+        pid: nix::unistd::Pid::from_raw(child.id() as i32),
+        commands: std::fs::File::from(commands_w),
+        report: BufReader::new(std::fs::File::from(report_r)),
+    })
+}
+
+/// Takes the pty master the container's init sends on the console socket.
+fn receive_console(l: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Err(e) => return Err(format!("the container's terminal never arrived: {e}")),
+        }
+    };
+    conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+    super::fdio::receive_fd(conn.as_raw_fd()).map_err(|e| e.to_string())
 }
 
 fn mount_rootfs(opts: &Options) -> Result<(), String> {

@@ -11,7 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::{cleanup, Prepared};
+use super::{cleanup, Helper, Prepared};
 use crate::runtime::fdio::{self, Fd};
 use crate::runtime::logs;
 use crate::runtime::protocol::{self, write_json_atomic, ExitStatus, Reply, Request, RunState};
@@ -20,8 +20,8 @@ use crate::runtime::protocol::{self, write_json_atomic, ExitStatus, Reply, Reque
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Shared {
-    /// The container until it is deleted at the end of the run.
-    container: RefCell<Option<libcontainer::container::Container>>,
+    /// The create helper, until the container starts.
+    helper: RefCell<Option<Helper>>,
     state: RefCell<RunState>,
     opts: super::Options,
     output: broadcast::Sender<(u8, Rc<[u8]>)>,
@@ -51,7 +51,7 @@ pub(super) fn run(p: Prepared) -> i32 {
 async fn serve(p: Prepared) -> i32 {
     let Prepared {
         opts,
-        container,
+        helper,
         pid,
         stdio,
         master,
@@ -61,7 +61,7 @@ async fn serve(p: Prepared) -> i32 {
     let (output, _) = broadcast::channel(4096);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let shared = Rc::new(Shared {
-        container: RefCell::new(Some(container)),
+        helper: RefCell::new(Some(helper)),
         state: RefCell::new(RunState {
             monitor_pid: std::process::id() as i32,
             pid,
@@ -118,8 +118,12 @@ async fn serve(p: Prepared) -> i32 {
     // (the agent died in between) ends the run.
     let started = tokio::time::timeout(START_TIMEOUT, started_rx.wait_for(|s| *s)).await;
     let code = if started.is_err() {
-        if let Some(c) = shared.container.borrow_mut().as_mut() {
-            let _ = c.kill(nix::sys::signal::Signal::SIGKILL, true);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        if let Some(helper) = shared.helper.borrow_mut().take() {
+            helper.abandon();
         }
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         255
@@ -136,9 +140,6 @@ async fn serve(p: Prepared) -> i32 {
         let _ = w.flush();
     }
     let oom_killed = crate::cgroups::Cgroup::of(&opts.id).oom_kills() > 0;
-    if let Some(mut c) = shared.container.borrow_mut().take() {
-        let _ = c.delete(true);
-    }
     cleanup(&opts);
     {
         let mut state = shared.state.borrow_mut();
@@ -211,6 +212,13 @@ async fn client(mut conn: UnixStream, shared: Rc<Shared>) {
             {
                 return;
             }
+            // A client that arrives after the exit was broadcast would
+            // otherwise wait for a frame that never comes.
+            let exited = shared.state.borrow().exit.as_ref().map(|e| e.code);
+            if let Some(code) = exited {
+                let _ = protocol::write_frame(&mut conn, protocol::EXIT, &code.to_be_bytes()).await;
+                return;
+            }
             let (mut read, mut write) = conn.into_split();
             let input = {
                 let shared = shared.clone();
@@ -261,16 +269,20 @@ fn start(shared: &Shared) -> Reply {
     if *shared.started.borrow() {
         return Reply::default();
     }
-    let mut guard = shared.container.borrow_mut();
-    let Some(container) = guard.as_mut() else {
+    let Some(helper) = shared.helper.borrow_mut().take() else {
         return Reply {
             error: "the container has already exited".into(),
         };
     };
-    if let Err(e) = container.start() {
-        return Reply {
-            error: super::describe(&e),
-        };
+    if let Err(error) = helper.start() {
+        // The process waits for a start that will not come: end it, and
+        // let the loop reap it.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shared.state.borrow().pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = shared.started.send(true);
+        return Reply { error };
     }
     let mut state = shared.state.borrow_mut();
     state.started_at = Some(chrono::Utc::now());
