@@ -2,7 +2,8 @@
 # Container benchmarks, side by side with Debian's peers; prints medians and ratios.
 #
 #   1. `run --rm IMAGE true` as a whole CLI process, to an exited and removed container:
-#      berth vs podman (--network none) vs docker (Debian's docker.io, a private dockerd)
+#      berth vs podman, both --network none, vs docker (Debian's docker.io, a private dockerd
+#      without a bridge), so none of them sets up a network,
 #      vs raw `runc run` / `crun run` on the same busybox rootfs.
 #   2. The agent's RSS with 0, 10 and 100 running containers, and each container's
 #      monitor process (Berth's per-container overhead: RSS, and PSS, which counts shared
@@ -101,7 +102,7 @@ hyper() { # name, command
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median']*1000)" "$work/$1.json"
 }
 echo "bench: run --rm IMAGE true, median of $runs"
-t_berth=$(hyper berth "$bin/berth run --rm bb true")
+t_berth=$(hyper berth "$bin/berth run --rm --network none bb true")
 t_podman=$(hyper podman "podman ${podman_root[*]} run --rm --network none bb true")
 t_docker=$(hyper docker "${docker_cmd[*]} run --rm bb true")
 t_runc=$(hyper runc "sh -c 'cd $work/bundle && runc run bench-runc-\$\$ >/dev/null'")
@@ -123,9 +124,9 @@ pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 monitors() { local t=0; for p in $(pgrep -x berth-monitor || true); do t=$((t + $($1 "$p"))); done; echo $t; }
 echo "bench: agent RSS (kB) with running containers"
 r0=$(rss "$agent_pid")
-for i in $(seq 10); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
+for i in $(seq 10); do "$bin/berth" run -d --network none bb sleep 600 >/dev/null; done
 r10=$(rss "$agent_pid"); m10=$(monitors rss); p10=$(monitors pss)
-for i in $(seq 90); do "$bin/berth" run -d bb sleep 600 >/dev/null; done
+for i in $(seq 90); do "$bin/berth" run -d --network none bb sleep 600 >/dev/null; done
 r100=$(rss "$agent_pid"); m100=$(monitors rss); p100=$(monitors pss)
 python3 - "$r0" "$r10" "$r100" "$m10" "$m100" "$p10" "$p100" <<'EOP'
 import sys

@@ -3,7 +3,7 @@
 # Debian's packages and crates.io only. Safe to run again.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

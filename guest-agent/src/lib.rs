@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod server;
 pub mod snapshot;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use berth_agent::api::{routes, Agent};
 use berth_agent::image::registry::RegistryOptions;
 use berth_agent::image::ImageService;
+use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
 use berth_api::Endpoint;
@@ -93,10 +94,12 @@ fn run(args: Args) -> Result<()> {
             let _ = std::fs::write(args.root.join("agent-id"), &id);
             id
         });
-        let containers = Containers::open(&args.root, images.clone()).await?;
+        let networks = Networks::open(&args.root, images.events.clone())?;
+        let containers = Containers::open(&args.root, images.clone(), networks.clone()).await?;
         let agent = Arc::new(Agent {
             images,
             containers,
+            networks,
             id: id.trim().to_string(),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

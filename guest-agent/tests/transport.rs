@@ -9,6 +9,7 @@ use std::sync::Arc;
 use berth_agent::api::{routes, Agent};
 use berth_agent::image::registry::RegistryOptions;
 use berth_agent::image::ImageService;
+use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
 use berth_api::endpoint::ClientTls;
@@ -21,10 +22,14 @@ use tokio::sync::watch;
 
 fn agent(root: &Path) -> Arc<Agent> {
     let images = ImageService::open(root, RegistryOptions::default()).unwrap();
-    let containers = futures::executor::block_on(Containers::open(root, images.clone())).unwrap();
+    let networks = Networks::open(root, images.events.clone()).unwrap();
+    let containers =
+        futures::executor::block_on(Containers::open(root, images.clone(), networks.clone()))
+            .unwrap();
     Arc::new(Agent {
         images,
         containers,
+        networks,
         id: "test".into(),
     })
 }

@@ -45,6 +45,8 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     args: Vec<String>,
+    /// The network namespace it runs in, when it has its own.
+    netns: Option<String>,
 }
 
 impl Agent {
@@ -60,9 +62,74 @@ impl Agent {
             dir,
             child: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            netns: None,
         };
         agent.spawn();
         agent
+    }
+
+    /// Starts an agent in a network namespace of its own (made here, with
+    /// `lo` up), as if on a machine of its own: its bridges, addresses,
+    /// firewall table and published ports are its alone, so tests that
+    /// run containers on networks can run side by side. Restarts stay in
+    /// the same namespace; it is deleted with the agent.
+    pub fn start_in_own_network() -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = format!(
+            "berth-test-{}",
+            dir.path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches('.')
+        );
+        for args in [
+            vec!["netns", "add", &name],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let st = Command::new("ip").args(&args).status().expect("run ip");
+            assert!(st.success(), "ip {args:?} failed");
+        }
+        let mut agent = Agent {
+            dir,
+            child: None,
+            args: Vec::new(),
+            netns: Some(name),
+        };
+        agent.spawn();
+        agent
+    }
+
+    /// The path of the agent's own network namespace, if it has one.
+    pub fn netns_path(&self) -> Option<PathBuf> {
+        self.netns.as_ref().map(|n| Path::new("/run/netns").join(n))
+    }
+
+    /// Runs `f` on a thread inside the agent's network (the host's when it
+    /// has none of its own): what a program on the agent's machine sees.
+    pub fn in_net<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let ns = self.netns_path();
+        std::thread::spawn(move || {
+            if let Some(ns) = ns {
+                enter_netns(&ns);
+            }
+            f()
+        })
+        .join()
+        .expect("the thread in the agent's network panicked")
+    }
+
+    /// Runs a shell script in the agent's network.
+    pub fn sh(&self, script: &str) -> Output {
+        let mut c = match self.netns_path() {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("sh");
+                c
+            }
+            None => Command::new("sh"),
+        };
+        c.arg("-c").arg(script).output().expect("run sh")
     }
 
     /// The agent's store.
@@ -83,7 +150,16 @@ impl Agent {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .unwrap();
-        let child = Command::new(bin("berth-agent"))
+        let mut cmd = match self.netns_path() {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg(bin("berth-agent"));
+                c
+            }
+            None => Command::new(bin("berth-agent")),
+        };
+        let child = cmd
             .arg("--root")
             .arg(self.root())
             .arg("--listen")
@@ -188,12 +264,23 @@ impl Drop for Agent {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
-                    return;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
             let _ = c.kill();
             let _ = c.wait();
         }
+        if let Some(name) = &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
     }
+}
+
+/// Moves the calling thread into the network namespace pinned at `ns`.
+pub fn enter_netns(ns: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(ns).expect("open the network namespace");
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }

@@ -11,7 +11,7 @@ fn setup() -> Option<(Agent, &'static str)> {
     if !need_root() {
         return None;
     }
-    let agent = Agent::start();
+    let agent = Agent::start_in_own_network();
     let image = load_busybox(&agent);
     Some((agent, image))
 }
@@ -144,7 +144,7 @@ fn isolation_is_what_docker_gives() {
         bb,
         "sh",
         "-c",
-        "echo $A; pwd; grep db /etc/hosts; test -s /etc/resolv.conf && echo resolv",
+        "echo $A; pwd; grep -w db /etc/hosts; test -s /etc/resolv.conf && echo resolv",
     ]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -749,7 +749,7 @@ fn bad_input_gets_one_sentence() {
             vec!["run", "--rm", "--name", "a/b", bb, "true"],
             "invalid container name",
         ),
-        (vec!["run", "--rm", "-p", "80:80", bb, "true"], "not built"),
+        (vec!["run", "--rm", "-v", "/x:/y", bb, "true"], "not built"),
     ] {
         let (code, _, err) = run(&agent, &args);
         assert_eq!(code, 125, "{args:?}: {err}");

@@ -110,6 +110,12 @@ pub struct CreateArgs {
     /// Publish a container's port(s) to the host.
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
     /// Bind mount a volume.
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
@@ -280,11 +286,11 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         ports: a
             .publish
             .iter()
-            .map(|p| pb::PortBinding {
-                host_ip: p.clone(),
-                ..Default::default()
-            })
-            .collect(),
+            .map(|p| crate::ports::parse_publish(p))
+            .collect::<Result<Vec<_>>>()?
+            .concat(),
+        publish_all: a.publish_all,
+        network_aliases: a.network_alias.clone(),
         mounts: a
             .volume
             .iter()
@@ -293,19 +299,24 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
                 ..Default::default()
             })
             .collect(),
-        ..Default::default()
     })
 }
 
 /// Creates a container, pulling its image first when it is missing.
 async fn create_pulling(conn: &Conn, req: pb::CreateContainerRequest) -> Result<String> {
     let mut c = client(conn).await?;
+    let created = |r: pb::CreateContainerResponse| {
+        r.warnings.iter().for_each(|w| eprintln!("WARNING: {w}"));
+        r.id
+    };
     match c.create(req.clone()).await {
-        Ok(r) => Ok(r.into_inner().id),
+        Ok(r) => Ok(created(r.into_inner())),
         Err(s) if s.code() == tonic::Code::NotFound && s.message().contains("no such image") => {
             eprintln!("Unable to find image '{}' locally", req.image);
             crate::images::pull_quietly(conn, &req.image, &req.platform).await?;
-            Ok(c.create(req).await.map_err(status_error)?.into_inner().id)
+            Ok(created(
+                c.create(req).await.map_err(status_error)?.into_inner(),
+            ))
         }
         Err(s) => Err(status_error(s)),
     }
@@ -762,7 +773,7 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
                 "RunningFor": format::ago(created),
                 "Status": c.status,
                 "State": c.state,
-                "Ports": "",
+                "Ports": crate::ports::column(&c.ports),
                 "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             })

@@ -6,7 +6,9 @@ mod containers;
 mod detach;
 mod format;
 mod images;
+mod network;
 mod observe;
+mod ports;
 mod progress;
 mod session;
 mod system;
@@ -112,6 +114,11 @@ enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(containers::ContainerCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container.
+    Port(ports::PortArgs),
 }
 
 /// Ends the CLI with an exit code: the container's or command's own, or
@@ -218,6 +225,8 @@ fn main() {
             Command::Exec(a) => session::exec(&conn, a).await,
             Command::Attach(a) => session::attach_cmd(&conn, a).await,
             Command::Container(c) => containers::container(&conn, c).await,
+            Command::Network(c) => network::network(&conn, c).await,
+            Command::Port(a) => ports::port(&conn, a).await,
         }
     });
     // A read of stdin may still be blocked on its thread (attach, exec):

@@ -64,6 +64,16 @@ fn state(r: &Record) -> pb::ContainerState {
     }
 }
 
+/// A published port as the API carries it.
+pub fn port_binding(p: &crate::network::Published) -> pb::PortBinding {
+    pb::PortBinding {
+        host_ip: p.host_ip.clone(),
+        host_port: p.host_port.into(),
+        container_port: p.container_port.into(),
+        protocol: p.protocol.clone(),
+    }
+}
+
 /// Relays stdout/stderr frames from a monitor connection, then the exit
 /// once the agent has recorded it.
 async fn relay_attach(
@@ -294,6 +304,7 @@ impl ContainersRpc for ContainersApi {
                     created: ts(Some(r.created)),
                     state: r.state.status.clone(),
                     status: s.status,
+                    ports: r.state.ports.iter().map(port_binding).collect(),
                     labels: r.config.labels,
                     ..Default::default()
                 }

@@ -4,6 +4,8 @@
 
 pub mod containers;
 pub mod images;
+pub mod networks;
+pub mod ports;
 pub mod status;
 pub mod system;
 
@@ -11,10 +13,13 @@ use std::sync::Arc;
 
 use berth_api::v1::containers_server::ContainersServer;
 use berth_api::v1::images_server::ImagesServer;
+use berth_api::v1::networks_server::NetworksServer;
+use berth_api::v1::ports_server::PortsServer;
 use berth_api::v1::system_server::SystemServer;
 use tonic::service::Routes;
 
 use crate::image::ImageService;
+use crate::network::Networks;
 use crate::runtime::Containers;
 
 /// Everything the services need.
@@ -23,6 +28,8 @@ pub struct Agent {
     pub images: Arc<ImageService>,
     /// The container engine.
     pub containers: Arc<Containers>,
+    /// The network engine.
+    pub networks: Arc<Networks>,
     /// A random id for this agent's store.
     pub id: String,
 }
@@ -35,6 +42,8 @@ pub fn routes(agent: Arc<Agent>) -> Routes {
         .add_service(ContainersServer::new(containers::ContainersApi(
             agent.clone(),
         )))
+        .add_service(NetworksServer::new(networks::NetworksApi(agent.clone())))
+        .add_service(PortsServer::new(ports::PortsApi(agent.clone())))
         .add_service(
             ImagesServer::new(images::ImagesApi(agent))
                 .max_decoding_message_size(64 << 20)

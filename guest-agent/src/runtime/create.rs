@@ -15,22 +15,12 @@ use crate::image::manifest::{parse_config, RunConfig};
 impl Containers {
     /// Creates a container; returns its id and any warnings.
     pub fn create(&self, mut config: CreateContainerRequest) -> Result<(String, Vec<String>)> {
-        if !config.ports.is_empty() || config.publish_all {
-            return Err(Error::Unimplemented(
-                "publishing ports (-p, -P) is not built into this agent yet".into(),
-            ));
-        }
         if !config.mounts.is_empty() {
             return Err(Error::Unimplemented(
                 "volumes and bind mounts (-v, --mount) are not built into this agent yet".into(),
             ));
         }
-        if !["", "none", "host"].contains(&config.network.as_str()) {
-            return Err(Error::Unimplemented(format!(
-                "--network {} is not built into this agent yet: use none (the default here) or host",
-                config.network
-            )));
-        }
+        let (networks, warnings) = self.joins_for(&config)?;
         let name = self.claim_name(&config.name)?;
         let image = self.images.find(&config.image)?;
         let run = self.image_config(&image.record.id)?;
@@ -56,6 +46,7 @@ impl Containers {
                 layers: &layers,
                 rootfs: &bundle.join("rootfs"),
                 etc_dir: &dir,
+                netns: (!networks.is_empty()).then(|| self.networks.ns_path(&id)),
             })?;
             write_etc_files(&dir, &built.hostname, &config)?;
             std::fs::write(
@@ -75,6 +66,7 @@ impl Containers {
                 hostname: built.hostname,
                 config: config.clone(),
                 restart_count: 0,
+                networks: networks.clone(),
                 state: State {
                     status: "created".into(),
                     ..Default::default()
@@ -93,7 +85,7 @@ impl Containers {
         self.images.hold(&record.image_id, &id);
         self.insert(record.clone());
         self.emit("create", &record, &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     /// The image's run config.
@@ -203,15 +195,7 @@ fn write_etc_files(
     hostname: &str,
     config: &CreateContainerRequest,
 ) -> Result<()> {
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for extra in &config.extra_hosts {
-        let (name, ip) = extra.split_once(':').ok_or_else(|| {
-            Error::InvalidArgument(format!("invalid --add-host {extra:?}: use name:address"))
-        })?;
-        hosts.push_str(&format!("{ip}\t{name}\n"));
-    }
+    let hosts = hosts_file(config, None)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = resolv_conf(&host_resolv, &config.dns);
     let w = |name: &str, text: &str| {
@@ -220,6 +204,40 @@ fn write_etc_files(
     w("hosts", &hosts)?;
     w("hostname", &format!("{hostname}\n"))?;
     w("resolv.conf", &resolv)
+}
+
+/// The container's base `/etc/hosts`: localhost and `--add-host`
+/// entries (`host-gateway` is `gateway`, the network's own address).
+pub(super) fn hosts_file(
+    config: &CreateContainerRequest,
+    gateway: Option<std::net::Ipv4Addr>,
+) -> Result<String> {
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for extra in &config.extra_hosts {
+        let (name, ip) = extra
+            .split_once(':')
+            .or_else(|| extra.split_once('='))
+            .filter(|(n, i)| !n.is_empty() && !i.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("invalid --add-host {extra:?}: use name:address"))
+            })?;
+        let ip = match (ip, gateway) {
+            ("host-gateway", Some(gw)) => gw.to_string(),
+            ("host-gateway", None) => continue,
+            (ip, _) => {
+                ip.parse::<std::net::IpAddr>().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "invalid --add-host {extra:?}: {ip} is not an IP address (or host-gateway)"
+                    ))
+                })?;
+                ip.to_string()
+            }
+        };
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    Ok(hosts)
 }
 
 /// The container's resolv.conf: the host's without loopback name servers

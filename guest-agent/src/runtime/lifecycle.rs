@@ -112,6 +112,46 @@ impl Containers {
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;
         let _ = std::fs::remove_file(&opts.run_state);
+        let ports = match self.network_up(&record).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.update(entry, |r| r.state.error = e.to_string())?;
+                return Err(e);
+            }
+        };
+        let started = self.spawn_and_start(entry, &opts, attach).await;
+        let (pid, monitor_pid, conn) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                self.network_down(&id).await;
+                return Err(e);
+            }
+        };
+        let record = self.update(entry, |r| {
+            r.state.status = "running".into();
+            r.state.pid = pid;
+            r.state.monitor_pid = monitor_pid;
+            r.state.started_at = Some(Utc::now());
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.stopped_by_user = false;
+            r.state.ports = ports;
+        })?;
+        self.emit("start", &record, &[]);
+        self.watch(id);
+        Ok(conn)
+    }
+
+    /// Starts the monitor, attaches when asked, and has it start the
+    /// process; returns the process's and the monitor's pids.
+    async fn spawn_and_start(
+        &self,
+        entry: &Entry,
+        opts: &Options,
+        attach: Option<AttachWanted>,
+    ) -> Result<(i32, i32, Option<UnixStream>)> {
+        let id = opts.id.clone();
+        let dir = self.dir_of(&id);
         let (pid, monitor_pid) = match spawn_monitor(&dir).await {
             Ok(v) => v,
             Err(e) => {
@@ -143,18 +183,7 @@ impl Containers {
             self.update(entry, |r| r.state.error = reply.error.clone())?;
             return Err(Error::FailedPrecondition(reply.error));
         }
-        let record = self.update(entry, |r| {
-            r.state.status = "running".into();
-            r.state.pid = pid;
-            r.state.monitor_pid = monitor_pid;
-            r.state.started_at = Some(Utc::now());
-            r.state.error.clear();
-            r.state.oom_killed = false;
-            r.state.stopped_by_user = false;
-        })?;
-        self.emit("start", &record, &[]);
-        self.watch(id);
-        Ok(conn)
+        Ok((pid, monitor_pid, conn))
     }
 
     /// Connects to a running container's monitor for its I/O.
@@ -226,7 +255,9 @@ impl Containers {
                 }
             }
         };
+        self.network_down(id).await;
         let Ok(record) = self.update(&entry, |r| {
+            r.state.ports.clear();
             r.state.status = "exited".into();
             r.state.pid = 0;
             r.state.monitor_pid = 0;
@@ -443,6 +474,7 @@ impl Containers {
                 )));
             }
         }
+        self.network_down(&record.id).await;
         let dir = self.dir_of(&record.id);
         if let Ok(opts) = read_json::<Options>(&dir.join("monitor.json")) {
             monitor::cleanup(&opts);

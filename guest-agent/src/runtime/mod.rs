@@ -22,6 +22,7 @@ pub mod fdio;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+mod networking;
 mod observe;
 pub mod protocol;
 pub mod record;
@@ -35,12 +36,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+pub use create::valid_name;
 pub use observe::{ContainerSummary, LogOptions, Sample, TopTable};
 pub use record::{Record, State};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::image::ImageService;
+use crate::network::Networks;
 
 /// Waits for child `pid` and returns its exit code as Docker reports it
 /// (128 + the signal for a killed process, 255 when it cannot be waited
@@ -89,6 +92,7 @@ pub struct Containers {
     state_root: PathBuf,
     sockets: PathBuf,
     images: Arc<ImageService>,
+    networks: Arc<Networks>,
     events: Events,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
@@ -97,13 +101,18 @@ impl Containers {
     /// Opens the containers under `root`, finds running ones again, and
     /// applies restart policies to those that stopped while the agent was
     /// away.
-    pub async fn open(root: &Path, images: Arc<ImageService>) -> Result<Arc<Containers>> {
+    pub async fn open(
+        root: &Path,
+        images: Arc<ImageService>,
+        networks: Arc<Networks>,
+    ) -> Result<Arc<Containers>> {
         let me = Arc::new(Containers {
             dir: root.join("containers"),
             state_root: root.join("rt"),
             sockets: root.join("m"),
             events: images.events.clone(),
             images,
+            networks,
             table: Mutex::new(BTreeMap::new()),
         });
         for d in [&me.dir, &me.state_root, &me.sockets] {
@@ -129,6 +138,7 @@ impl Containers {
             me.insert(record);
         }
         me.recover().await;
+        me.networks.reconcile(&me.running_members()).await;
         Ok(me)
     }
 

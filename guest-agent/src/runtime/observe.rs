@@ -164,7 +164,9 @@ impl Containers {
                 "PidsLimit": if res.pids_limit > 0 { json!(res.pids_limit) } else { json!(null) },
                 "Ulimits": c.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
                 "RestartPolicy": { "Name": if policy.name.is_empty() { "no".to_string() } else { policy.name }, "MaximumRetryCount": policy.maximum_retry_count },
-                "NetworkMode": if c.network.is_empty() { "none".to_string() } else { c.network.clone() },
+                "NetworkMode": if c.network.is_empty() { "bridge".to_string() } else { c.network.clone() },
+                "PortBindings": super::networking::port_bindings_json(&c.ports),
+                "PublishAllPorts": c.publish_all,
                 "Dns": c.dns,
                 "ExtraHosts": c.extra_hosts,
                 "LogConfig": { "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } },
@@ -194,7 +196,7 @@ impl Containers {
                 "StopSignal": c.stop_signal,
                 "StopTimeout": c.stop_timeout,
             },
-            "NetworkSettings": { "Networks": {}, "Ports": {} },
+            "NetworkSettings": self.network_settings_json(r),
         })
     }
 

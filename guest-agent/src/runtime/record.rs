@@ -29,6 +29,10 @@ pub struct Record {
     pub hostname: String,
     /// How many times a restart policy restarted it.
     pub restart_count: u32,
+    /// The networks it joins when it starts (none for `--network none`
+    /// or `host`).
+    #[serde(default)]
+    pub networks: Vec<crate::network::Join>,
     /// Where it is in its life.
     pub state: State,
 }
@@ -54,6 +58,9 @@ pub struct State {
     pub finished_at: Option<DateTime<Utc>>,
     /// True after `stop`/`kill` by the user (for `unless-stopped`).
     pub stopped_by_user: bool,
+    /// Its published ports while it runs.
+    #[serde(default)]
+    pub ports: Vec<crate::network::Published>,
 }
 
 impl State {

@@ -123,6 +123,9 @@ pub struct SpecInput<'a> {
     /// The directory holding the `hosts`, `hostname` and `resolv.conf`
     /// Berth manages.
     pub etc_dir: &'a Path,
+    /// The pinned network namespace it joins (bridge networks); `None`
+    /// makes a fresh one, or shares the host's with `--network host`.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// A spec and what it runs.
@@ -401,12 +404,17 @@ fn swap_accounting() -> bool {
 
 /// The namespaces: all of Docker's, sharing the host's network with
 /// `--network host`.
-fn namespaces(network: &str) -> Value {
-    let mut list = vec!["pid", "ipc", "uts", "mount", "cgroup"];
-    if network != "host" {
-        list.push("network");
+fn namespaces(network: &str, netns: Option<&Path>) -> Value {
+    let mut list: Vec<Value> = ["pid", "ipc", "uts", "mount", "cgroup"]
+        .into_iter()
+        .map(|t| json!({ "type": t }))
+        .collect();
+    match netns {
+        Some(path) => list.push(json!({ "type": "network", "path": path })),
+        None if network != "host" => list.push(json!({ "type": "network" })),
+        None => {}
     }
-    Value::Array(list.into_iter().map(|t| json!({ "type": t })).collect())
+    Value::Array(list)
 }
 
 /// Builds the spec.
@@ -483,7 +491,7 @@ pub fn build(input: &SpecInput) -> Result<Built> {
     let mut linux = json!({
         "cgroupsPath": crate::cgroups::path_of(input.id),
         "resources": resources(config, config.privileged)?,
-        "namespaces": namespaces(&config.network),
+        "namespaces": namespaces(&config.network, input.netns.as_deref()),
     });
     if !config.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);

@@ -1,0 +1,288 @@
+//! `berth network …`: user-defined networks.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use berth_api::v1::{self as pb, networks_client::NetworksClient};
+use clap::{Args, Subcommand};
+
+use crate::{format, status_error, Conn};
+
+/// `berth network` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Display detailed information on one or more networks.
+    Inspect(NamesArgs),
+    /// Remove one or more networks.
+    #[command(alias = "remove")]
+    Rm(NamesArgs),
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(DisconnectArgs),
+    /// Remove all unused networks.
+    Prune(PruneArgs),
+}
+
+/// `network create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Driver to manage the network.
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Gateway for the subnet.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Restrict external access to the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network (KEY=VALUE).
+    #[arg(long = "label")]
+    pub label: Vec<String>,
+    /// Set driver specific options (KEY=VALUE).
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// The network's name.
+    pub name: String,
+}
+
+/// `network ls`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only display network IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter output (name=, id=, driver=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Do not truncate the output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Format: json, or a Go-style template.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Commands naming networks.
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    /// Networks.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+/// `network connect`.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// Add a network-scoped alias for the container.
+    #[arg(long = "alias")]
+    pub alias: Vec<String>,
+    /// IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+/// `network disconnect`.
+#[derive(Args, Debug)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+/// `network prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+fn pairs(list: &[String]) -> HashMap<String, String> {
+    list.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+async fn client(conn: &Conn) -> Result<NetworksClient<tonic::transport::Channel>> {
+    Ok(NetworksClient::new(conn.channel().await?))
+}
+
+/// Docker's `network inspect` JSON for one network.
+fn inspect_json(n: &pb::Network) -> serde_json::Value {
+    let created = n.created.as_ref().map_or(0, |t| t.seconds);
+    serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Config": n.subnets.iter().map(|s| serde_json::json!({"Subnet": s.subnet, "Gateway": s.gateway})).collect::<Vec<_>>(),
+        },
+        "Internal": n.internal,
+        "Containers": n.containers.iter().map(|c| (c.container_id.clone(), serde_json::json!({
+            "Name": c.name, "MacAddress": c.mac_address, "IPv4Address": c.ipv4_address, "IPv6Address": "",
+        }))).collect::<serde_json::Map<_, _>>(),
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+/// Runs a `berth network` subcommand.
+pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
+    let mut c = client(conn).await?;
+    match cmd {
+        NetworkCommand::Create(a) => {
+            let subnet = a.subnet.clone().unwrap_or_default();
+            let n = c
+                .create(pb::CreateNetworkRequest {
+                    name: a.name,
+                    driver: a.driver,
+                    internal: a.internal,
+                    subnets: if subnet.is_empty() && a.gateway.is_none() {
+                        Vec::new()
+                    } else {
+                        vec![pb::Subnet {
+                            subnet,
+                            gateway: a.gateway.unwrap_or_default(),
+                            ip_range: String::new(),
+                        }]
+                    },
+                    labels: pairs(&a.label),
+                    options: pairs(&a.opt),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", n.id);
+        }
+        NetworkCommand::Ls(a) => {
+            let mut filters: HashMap<String, pb::StringList> = HashMap::new();
+            for f in &a.filter {
+                let (k, v) = f.split_once('=').with_context(|| {
+                    format!("the filter '{f}' is not KEY=VALUE (e.g. name=web)")
+                })?;
+                filters.entry(k.into()).or_default().values.push(v.into());
+            }
+            let list = c
+                .list(pb::ListNetworksRequest { filters })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .networks;
+            let id = |n: &pb::Network| {
+                if a.no_trunc {
+                    n.id.clone()
+                } else {
+                    n.id[..12].to_string()
+                }
+            };
+            if a.quiet {
+                list.iter().for_each(|n| println!("{}", id(n)));
+                return Ok(());
+            }
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|n| serde_json::json!({"ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local", "Internal": n.internal}))
+                .collect();
+            match a.format.as_deref() {
+                Some("json") => rows.iter().for_each(|r| println!("{r}")),
+                Some(t) if !t.starts_with("table") => rows
+                    .iter()
+                    .for_each(|r| println!("{}", format::template(t, r))),
+                _ => {
+                    let cells: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            ["ID", "Name", "Driver", "Scope"]
+                                .iter()
+                                .map(|k| r[*k].as_str().unwrap_or_default().to_string())
+                                .collect()
+                        })
+                        .collect();
+                    format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells);
+                }
+            }
+        }
+        NetworkCommand::Inspect(a) => {
+            let mut out = Vec::new();
+            for name in &a.networks {
+                let n = c
+                    .inspect(pb::NetworkRef { id: name.clone() })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                out.push(inspect_json(&n));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        NetworkCommand::Rm(a) => {
+            let mut failed = None;
+            for name in &a.networks {
+                match c.remove(pb::NetworkRef { id: name.clone() }).await {
+                    Ok(_) => println!("{name}"),
+                    Err(s) => {
+                        eprintln!("Error response from agent: {}", s.message());
+                        failed = Some(s);
+                    }
+                }
+            }
+            if failed.is_some() {
+                return Err(crate::Exit(1).into());
+            }
+        }
+        NetworkCommand::Connect(a) => {
+            c.connect_container(pb::ConnectNetworkRequest {
+                network: a.network,
+                container: a.container,
+                aliases: a.alias,
+                ipv4_address: a.ip.unwrap_or_default(),
+            })
+            .await
+            .map_err(status_error)?;
+        }
+        NetworkCommand::Disconnect(a) => {
+            c.disconnect_container(pb::DisconnectNetworkRequest {
+                network: a.network,
+                container: a.container,
+                force: a.force,
+            })
+            .await
+            .map_err(status_error)?;
+        }
+        NetworkCommand::Prune(_) => {
+            let r = c
+                .prune(pb::PruneNetworksRequest::default())
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if !r.deleted.is_empty() {
+                println!("Deleted Networks:");
+                r.deleted.iter().for_each(|n| println!("{n}"));
+            }
+        }
+    }
+    Ok(())
+}
