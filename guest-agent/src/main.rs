@@ -10,6 +10,7 @@ use berth_agent::image::ImageService;
 use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
+use berth_agent::volume::Volumes;
 use berth_api::Endpoint;
 use clap::Parser;
 
@@ -95,11 +96,19 @@ fn run(args: Args) -> Result<()> {
             id
         });
         let networks = Networks::open(&args.root, images.events.clone())?;
-        let containers = Containers::open(&args.root, images.clone(), networks.clone()).await?;
+        let volumes = Arc::new(Volumes::open(&args.root, images.events.clone())?);
+        let containers = Containers::open(
+            &args.root,
+            images.clone(),
+            networks.clone(),
+            volumes.clone(),
+        )
+        .await?;
         let agent = Arc::new(Agent {
             images,
             containers,
             networks,
+            volumes,
             id: id.trim().to_string(),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -12,30 +12,33 @@ use berth_agent::image::ImageService;
 use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
+use berth_agent::volume::Volumes;
 use berth_api::endpoint::ClientTls;
 use berth_api::v1::{
-    system_client::SystemClient, volumes_client::VolumesClient, ListVolumesRequest, PingRequest,
+    files_client::FilesClient, system_client::SystemClient, PingRequest, SharesRequest,
 };
 use berth_api::Endpoint;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-fn agent(root: &Path) -> Arc<Agent> {
+async fn agent(root: &Path) -> Arc<Agent> {
     let images = ImageService::open(root, RegistryOptions::default()).unwrap();
     let networks = Networks::open(root, images.events.clone()).unwrap();
-    let containers =
-        futures::executor::block_on(Containers::open(root, images.clone(), networks.clone()))
-            .unwrap();
+    let volumes = Arc::new(Volumes::open(root, images.events.clone()).unwrap());
+    let containers = Containers::open(root, images.clone(), networks.clone(), volumes.clone())
+        .await
+        .unwrap();
     Arc::new(Agent {
         images,
         containers,
         networks,
+        volumes,
         id: "test".into(),
     })
 }
 
 /// Starts serving on `endpoints`; returns the stop switch.
-fn start(
+async fn start(
     root: &Path,
     endpoints: Vec<Endpoint>,
     tls: TlsFiles,
@@ -44,7 +47,7 @@ fn start(
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
     let (tx, rx) = watch::channel(false);
-    let routes = routes(agent(root));
+    let routes = routes(agent(root).await);
     let task = tokio::spawn(async move { serve(&endpoints, routes, &tls, rx).await });
     (tx, task)
 }
@@ -67,7 +70,8 @@ async fn unbuilt_services_answer_unimplemented_with_a_sentence() {
         &dir.path().join("root"),
         vec![Endpoint::Unix(sock.clone())],
         TlsFiles::default(),
-    );
+    )
+    .await;
     wait_for_socket(&sock).await;
     let channel = Endpoint::Unix(sock.clone())
         .connect(&ClientTls::default())
@@ -77,13 +81,13 @@ async fn unbuilt_services_answer_unimplemented_with_a_sentence() {
         .ping(PingRequest {})
         .await
         .unwrap();
-    let err = VolumesClient::new(channel)
-        .list(ListVolumesRequest::default())
+    let err = FilesClient::new(channel)
+        .shares(SharesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(
-        err.message().contains("/berth.v1.Volumes/List") && err.message().contains("not built"),
+        err.message().contains("/berth.v1.Files/Shares") && err.message().contains("not built"),
         "{}",
         err.message()
     );
@@ -96,7 +100,7 @@ async fn unbuilt_services_answer_unimplemented_with_a_sentence() {
 async fn plain_tcp_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let ep: Endpoint = "tcp://0.0.0.0:0".parse().unwrap();
-    let (_stop, task) = start(&dir.path().join("root"), vec![ep], TlsFiles::default());
+    let (_stop, task) = start(&dir.path().join("root"), vec![ep], TlsFiles::default()).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(
         err.contains("plain TCP is allowed only on loopback") && err.contains("--tls-cert"),
@@ -206,7 +210,7 @@ async fn tcp_with_mutual_tls_needs_a_client_certificate() {
         key: Some(dir.path().join("server.key")),
         client_ca: Some(dir.path().join("ca.pem")),
     };
-    let (stop, task) = start(&dir.path().join("root"), vec![ep.clone()], tls);
+    let (stop, task) = start(&dir.path().join("root"), vec![ep.clone()], tls).await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     let with_cert = ClientTls {
@@ -276,7 +280,8 @@ async fn hybrid_vsock_clients_do_the_connect_handshake() {
         &dir.path().join("root"),
         vec![Endpoint::Unix(sock.clone())],
         TlsFiles::default(),
-    );
+    )
+    .await;
     wait_for_socket(&sock).await;
     hybrid_vsock_proxy(&dir.path().join("vm.vsock"), sock.clone(), true).await;
     let url = format!(

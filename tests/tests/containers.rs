@@ -749,7 +749,10 @@ fn bad_input_gets_one_sentence() {
             vec!["run", "--rm", "--name", "a/b", bb, "true"],
             "invalid container name",
         ),
-        (vec!["run", "--rm", "-v", "/x:/y", bb, "true"], "not built"),
+        (
+            vec!["run", "--rm", "--network", "container:web", bb, "true"],
+            "not built",
+        ),
     ] {
         let (code, _, err) = run(&agent, &args);
         assert_eq!(code, 125, "{args:?}: {err}");

@@ -215,6 +215,26 @@ fn published_ports_answer_from_the_host() {
         reply.starts_with("HTTP/1.") && reply.contains("hello-port"),
         "{reply}"
     );
+    // The same port through the agent's API (the Ports relay a VM's host
+    // uses to publish it on its own localhost).
+    let mut relay = std::process::Command::new(berth_tests::bin("tcp-throughput"))
+        .args(["relay-cat", &agent.host(), "web", "80"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    relay
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let out = relay.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("hello-port"),
+        "{text}"
+    );
     let ps = agent.ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
     // The host port is taken: a second container cannot have it.

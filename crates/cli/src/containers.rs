@@ -119,6 +119,12 @@ pub struct CreateArgs {
     /// Bind mount a volume.
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container.
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory.
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
@@ -294,11 +300,10 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         mounts: a
             .volume
             .iter()
-            .map(|v| pb::Mount {
-                source: v.clone(),
-                ..Default::default()
-            })
-            .collect(),
+            .map(|v| crate::mounts::parse_volume(v))
+            .chain(a.mount.iter().map(|m| crate::mounts::parse_mount(m)))
+            .chain(a.tmpfs.iter().map(|t| crate::mounts::parse_tmpfs(t)))
+            .collect::<Result<Vec<_>>>()?,
     })
 }
 

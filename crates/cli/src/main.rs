@@ -6,12 +6,14 @@ mod containers;
 mod detach;
 mod format;
 mod images;
+mod mounts;
 mod network;
 mod observe;
 mod ports;
 mod progress;
 mod session;
 mod system;
+mod volume;
 
 use anyhow::Result;
 use berth_api::endpoint::ClientTls;
@@ -119,6 +121,9 @@ enum Command {
     Network(network::NetworkCommand),
     /// List port mappings or a specific mapping for the container.
     Port(ports::PortArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 /// Ends the CLI with an exit code: the container's or command's own, or
@@ -227,6 +232,7 @@ fn main() {
             Command::Container(c) => containers::container(&conn, c).await,
             Command::Network(c) => network::network(&conn, c).await,
             Command::Port(a) => ports::port(&conn, a).await,
+            Command::Volume(c) => volume::volume(&conn, c).await,
         }
     });
     // A read of stdin may still be blocked on its thread (attach, exec):

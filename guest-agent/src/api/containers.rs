@@ -220,7 +220,7 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::ContainerActionResponse>, Status> {
         let r = request.into_inner();
-        action(self.0.containers.remove(&r.id, r.force).await)
+        action(self.0.containers.remove(&r.id, r.force, r.volumes).await)
     }
 
     async fn rename(
@@ -659,7 +659,7 @@ impl ContainersRpc for ContainersApi {
                 continue;
             }
             reclaimed += dir_size(&c.dir_of(&r.id).join("upper"));
-            if c.remove(&r.id, false).await.is_ok() {
+            if c.remove(&r.id, false, false).await.is_ok() {
                 deleted.push(r.id);
             }
         }

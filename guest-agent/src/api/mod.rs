@@ -8,6 +8,7 @@ pub mod networks;
 pub mod ports;
 pub mod status;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -16,11 +17,13 @@ use berth_api::v1::images_server::ImagesServer;
 use berth_api::v1::networks_server::NetworksServer;
 use berth_api::v1::ports_server::PortsServer;
 use berth_api::v1::system_server::SystemServer;
+use berth_api::v1::volumes_server::VolumesServer;
 use tonic::service::Routes;
 
 use crate::image::ImageService;
 use crate::network::Networks;
 use crate::runtime::Containers;
+use crate::volume::Volumes;
 
 /// Everything the services need.
 pub struct Agent {
@@ -30,6 +33,8 @@ pub struct Agent {
     pub containers: Arc<Containers>,
     /// The network engine.
     pub networks: Arc<Networks>,
+    /// The volume engine.
+    pub volumes: Arc<Volumes>,
     /// A random id for this agent's store.
     pub id: String,
 }
@@ -44,6 +49,7 @@ pub fn routes(agent: Arc<Agent>) -> Routes {
         )))
         .add_service(NetworksServer::new(networks::NetworksApi(agent.clone())))
         .add_service(PortsServer::new(ports::PortsApi(agent.clone())))
+        .add_service(VolumesServer::new(volumes::VolumesApi(agent.clone())))
         .add_service(
             ImagesServer::new(images::ImagesApi(agent))
                 .max_decoding_message_size(64 << 20)

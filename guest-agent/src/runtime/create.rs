@@ -15,17 +15,13 @@ use crate::image::manifest::{parse_config, RunConfig};
 impl Containers {
     /// Creates a container; returns its id and any warnings.
     pub fn create(&self, mut config: CreateContainerRequest) -> Result<(String, Vec<String>)> {
-        if !config.mounts.is_empty() {
-            return Err(Error::Unimplemented(
-                "volumes and bind mounts (-v, --mount) are not built into this agent yet".into(),
-            ));
-        }
         let (networks, warnings) = self.joins_for(&config)?;
         let name = self.claim_name(&config.name)?;
         let image = self.images.find(&config.image)?;
         let run = self.image_config(&image.record.id)?;
         let id = self.new_id();
         let dir = self.dir_of(&id);
+        let mut mounts = Vec::new();
         let made = (|| -> Result<Record> {
             let bundle = dir.join("bundle");
             for d in [bundle.join("rootfs"), dir.join("upper"), dir.join("work")] {
@@ -33,6 +29,7 @@ impl Containers {
                     .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
             }
             let layers = self.layer_dirs(&image.record)?;
+            mounts = self.resolve_mounts(&config, &run)?;
             if config.stop_signal.is_empty() {
                 config.stop_signal = run.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
             }
@@ -47,6 +44,7 @@ impl Containers {
                 rootfs: &bundle.join("rootfs"),
                 etc_dir: &dir,
                 netns: (!networks.is_empty()).then(|| self.networks.ns_path(&id)),
+                mounts: &mounts,
             })?;
             write_etc_files(&dir, &built.hostname, &config)?;
             std::fs::write(
@@ -67,6 +65,7 @@ impl Containers {
                 config: config.clone(),
                 restart_count: 0,
                 networks: networks.clone(),
+                mounts: mounts.clone(),
                 state: State {
                     status: "created".into(),
                     ..Default::default()
@@ -77,6 +76,10 @@ impl Containers {
             Ok(r) => r,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                let in_use = self.volumes_in_use();
+                for m in mounts.iter().filter(|m| m.anonymous) {
+                    let _ = self.volumes.remove(&m.name, &in_use);
+                }
                 return Err(e);
             }
         };

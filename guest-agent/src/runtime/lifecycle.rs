@@ -67,7 +67,7 @@ impl Containers {
         };
         // A `run --rm` that never ran leaves nothing behind either.
         if result.is_err() && entry.record().config.auto_remove {
-            let _ = self.remove(&entry.record().id, true).await;
+            let _ = self.remove(&entry.record().id, true, true).await;
         }
         result
     }
@@ -108,6 +108,12 @@ impl Containers {
             socket: self.socket_of(&id),
             run_state: dir.join("run.json"),
             helper: agent_exe()?,
+            copy_up: record
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && m.copy_up)
+                .map(|m| (m.destination.clone(), m.source.clone()))
+                .collect(),
         };
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;
@@ -275,7 +281,7 @@ impl Containers {
         }
         self.emit("die", &record, &[("exitCode", &exit.code.to_string())]);
         if record.config.auto_remove {
-            let _ = self.remove(id, true).await;
+            let _ = self.remove(id, true, true).await;
             return;
         }
         if let Some(delay) = restart_delay(&record) {
@@ -448,8 +454,9 @@ impl Containers {
         Ok(record.id)
     }
 
-    /// Removes a container; a running one only with `force` (SIGKILL).
-    pub async fn remove(&self, input: &str, force: bool) -> Result<String> {
+    /// Removes a container; a running one only with `force` (SIGKILL);
+    /// its anonymous volumes too with `volumes`.
+    pub async fn remove(&self, input: &str, force: bool, volumes: bool) -> Result<String> {
         let entry = self.find(input)?;
         let _busy = entry.busy.lock().await;
         let record = self.update(&entry, |r| r.state.stopped_by_user = true)?;
@@ -486,6 +493,9 @@ impl Containers {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
         self.table().remove(&record.id);
+        if volumes {
+            self.remove_anonymous_volumes(&record);
+        }
         self.images.release(&record.image_id, &record.id);
         entry.changed.send_modify(|v| *v += 1);
         self.emit("destroy", &record, &[]);

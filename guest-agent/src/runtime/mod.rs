@@ -22,6 +22,7 @@ pub mod fdio;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 mod networking;
 mod observe;
 pub mod protocol;
@@ -44,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::image::ImageService;
 use crate::network::Networks;
+use crate::volume::Volumes;
 
 /// Waits for child `pid` and returns its exit code as Docker reports it
 /// (128 + the signal for a killed process, 255 when it cannot be waited
@@ -93,6 +95,7 @@ pub struct Containers {
     sockets: PathBuf,
     images: Arc<ImageService>,
     networks: Arc<Networks>,
+    volumes: Arc<Volumes>,
     events: Events,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
@@ -105,6 +108,7 @@ impl Containers {
         root: &Path,
         images: Arc<ImageService>,
         networks: Arc<Networks>,
+        volumes: Arc<Volumes>,
     ) -> Result<Arc<Containers>> {
         let me = Arc::new(Containers {
             dir: root.join("containers"),
@@ -113,6 +117,7 @@ impl Containers {
             events: images.events.clone(),
             images,
             networks,
+            volumes,
             table: Mutex::new(BTreeMap::new()),
         });
         for d in [&me.dir, &me.state_root, &me.sockets] {

@@ -180,7 +180,7 @@ impl Containers {
                     "MergedDir": self.dir_of(&r.id).join("bundle").join("rootfs"),
                 },
             },
-            "Mounts": [],
+            "Mounts": self.mounts_json(r),
             "Config": {
                 "Hostname": r.hostname,
                 "User": c.user,

@@ -33,6 +33,9 @@ pub struct Record {
     /// or `host`).
     #[serde(default)]
     pub networks: Vec<crate::network::Join>,
+    /// Its binds, volumes and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
     /// Where it is in its life.
     pub state: State,
 }

@@ -126,6 +126,8 @@ pub struct SpecInput<'a> {
     /// The pinned network namespace it joins (bridge networks); `None`
     /// makes a fresh one, or shares the host's with `--network host`.
     pub netns: Option<std::path::PathBuf>,
+    /// The user's binds, volumes and tmpfs mounts.
+    pub mounts: &'a [super::mounts::MountPoint],
 }
 
 /// A spec and what it runs.
@@ -473,6 +475,7 @@ pub fn build(input: &SpecInput) -> Result<Built> {
             "source": input.etc_dir.join(name), "options": options
         }));
     }
+    mounts.extend(super::mounts::spec_mounts(input.mounts));
     if config.init {
         let init = INIT_BINARIES
             .iter()

@@ -61,6 +61,10 @@ pub struct Options {
     pub run_state: PathBuf,
     /// The agent binary, run as the create helper.
     pub helper: PathBuf,
+    /// Volumes to fill from the image when empty: (path in the
+    /// container, the volume's directory).
+    #[serde(default)]
+    pub copy_up: Vec<(String, PathBuf)>,
 }
 
 /// The console socket's name in the container's directory.
@@ -180,6 +184,10 @@ fn prepare(opts: Options, dir: &Path) -> Result<Prepared, String> {
     // A previous run that was killed may have left its state behind.
     cleanup(&opts);
     mount_rootfs(&opts)?;
+    for (path, volume) in &opts.copy_up {
+        crate::volume::copy::fill_volume(&opts.rootfs, path, volume)
+            .map_err(|e| format!("the volume at {path} cannot be filled from the image: {e}"))?;
+    }
     make_cwd(&opts.rootfs, &opts.cwd)?;
     let listener = std::os::unix::net::UnixListener::bind(&opts.socket).map_err(|e| {
         format!(

@@ -1,0 +1,220 @@
+//! `berth volume …`: named volumes.
+
+use anyhow::Result;
+use berth_api::v1::{self as pb, volumes_client::VolumesClient};
+use clap::{Args, Subcommand};
+
+use crate::{format, status_error, Conn, Exit};
+
+/// `berth volume` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create(CreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Display detailed information on one or more volumes.
+    Inspect(NamesArgs),
+    /// Remove one or more volumes.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove unused volumes.
+    Prune(PruneArgs),
+}
+
+/// `volume create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Specify volume driver name.
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume (KEY=VALUE).
+    #[arg(long = "label")]
+    pub label: Vec<String>,
+    /// Set driver specific options (KEY=VALUE).
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// The volume's name (one is made up when absent).
+    pub name: Option<String>,
+}
+
+/// `volume ls`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only display volume names.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter output (name=, dangling=true|false).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format: json, or a Go-style template.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Commands naming volumes.
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    /// Volumes.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of one or more volumes.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Volumes.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused volumes, not just anonymous ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+fn pairs(list: &[String]) -> std::collections::HashMap<String, String> {
+    list.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Docker's `volume inspect` JSON for one volume.
+fn inspect_json(v: &pb::Volume) -> serde_json::Value {
+    let created = v.created.as_ref().map_or(0, |t| t.seconds);
+    serde_json::json!({
+        "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": v.options,
+        "Scope": "local",
+        "UsageData": {"Size": v.size, "RefCount": v.ref_count},
+    })
+}
+
+/// Runs a `berth volume` subcommand.
+pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
+    let mut c = VolumesClient::new(conn.channel().await?);
+    match cmd {
+        VolumeCommand::Create(a) => {
+            let v = c
+                .create(pb::CreateVolumeRequest {
+                    name: a.name.unwrap_or_default(),
+                    driver: a.driver,
+                    labels: pairs(&a.label),
+                    options: pairs(&a.opt),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls(a) => {
+            let mut filters: std::collections::HashMap<String, pb::StringList> = Default::default();
+            for f in &a.filter {
+                let (k, v) = f.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("the filter '{f}' is not KEY=VALUE (e.g. dangling=true)")
+                })?;
+                filters.entry(k.into()).or_default().values.push(v.into());
+            }
+            let list = c
+                .list(pb::ListVolumesRequest { filters })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .volumes;
+            if a.quiet {
+                list.iter().for_each(|v| println!("{}", v.name));
+                return Ok(());
+            }
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": "local"}))
+                .collect();
+            match a.format.as_deref() {
+                Some("json") => rows.iter().for_each(|r| println!("{r}")),
+                Some(t) if !t.starts_with("table") => rows
+                    .iter()
+                    .for_each(|r| println!("{}", format::template(t, r))),
+                _ => {
+                    let cells: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            ["Driver", "Name"]
+                                .iter()
+                                .map(|k| r[*k].as_str().unwrap_or_default().to_string())
+                                .collect()
+                        })
+                        .collect();
+                    format::table(&["DRIVER", "VOLUME NAME"], &cells);
+                }
+            }
+        }
+        VolumeCommand::Inspect(a) => {
+            let mut out = Vec::new();
+            for name in &a.volumes {
+                let v = c
+                    .inspect(pb::VolumeRef { name: name.clone() })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                out.push(inspect_json(&v));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        VolumeCommand::Rm(a) => {
+            let mut failed = false;
+            for name in &a.volumes {
+                let req = pb::RemoveVolumeRequest {
+                    name: name.clone(),
+                    force: a.force,
+                };
+                match c.remove(req).await {
+                    Ok(_) => println!("{name}"),
+                    Err(s) => {
+                        eprintln!("Error response from agent: {}", s.message());
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Err(Exit(1).into());
+            }
+        }
+        VolumeCommand::Prune(a) => {
+            let r = c
+                .prune(pb::PruneVolumesRequest {
+                    all: a.all,
+                    filters: Default::default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if !r.deleted.is_empty() {
+                println!("Deleted Volumes:");
+                r.deleted.iter().for_each(|n| println!("{n}"));
+                println!();
+            }
+            println!(
+                "Total reclaimed space: {}",
+                format::binary_size(r.space_reclaimed)
+            );
+        }
+    }
+    Ok(())
+}
