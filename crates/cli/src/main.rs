@@ -13,6 +13,7 @@ mod ports;
 mod progress;
 mod session;
 mod system;
+mod transfer;
 mod volume;
 
 use anyhow::Result;
@@ -124,6 +125,16 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Create a new image from a container's changes.
+    Commit(transfer::CommitArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(transfer::ExportArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(transfer::ImportArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(transfer::DiffArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(transfer::CpArgs),
 }
 
 /// Ends the CLI with an exit code: the container's or command's own, or
@@ -233,6 +244,11 @@ fn main() {
             Command::Network(c) => network::network(&conn, c).await,
             Command::Port(a) => ports::port(&conn, a).await,
             Command::Volume(c) => volume::volume(&conn, c).await,
+            Command::Commit(a) => transfer::commit(&conn, a).await,
+            Command::Export(a) => transfer::export(&conn, a).await,
+            Command::Import(a) => transfer::import(&conn, a).await,
+            Command::Diff(a) => transfer::diff(&conn, a).await,
+            Command::Cp(a) => transfer::cp(&conn, a).await,
         }
     });
     // A read of stdin may still be blocked on its thread (attach, exec):

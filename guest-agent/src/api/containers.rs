@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status::{not_built, to_status};
+use super::status::to_status;
 use super::Agent;
 use crate::runtime::fdio::Fd;
 use crate::runtime::lifecycle::AttachWanted;
@@ -62,6 +62,41 @@ fn state(r: &Record) -> pb::ContainerState {
         started_at: ts(r.state.started_at),
         finished_at: ts(r.state.finished_at),
     }
+}
+
+/// Streams a spooled file in chunks, removing it after.
+fn stream_file(spool: crate::image::archive::Spool) -> Stream_<pb::DataChunk> {
+    let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = match spool.open_read() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let chunk = pb::DataChunk {
+                        data: buf[..n].to_vec(),
+                    };
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                    break;
+                }
+            }
+        }
+        drop(spool);
+    });
+    Box::pin(ReceiverStream::new(rx))
 }
 
 /// A published port as the API carries it.
@@ -609,41 +644,116 @@ impl ContainersRpc for ContainersApi {
 
     async fn commit(
         &self,
-        _: Request<pb::CommitRequest>,
+        request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        Err(not_built("/berth.v1.Containers/Commit"))
+        let r = request.into_inner();
+        let image_id = self
+            .0
+            .containers
+            .commit(
+                &r.id,
+                &r.reference,
+                &r.author,
+                &r.message,
+                &r.changes,
+                r.pause,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::CommitResponse { image_id }))
     }
 
     type ExportStream = Stream_<pb::DataChunk>;
 
     async fn export(
         &self,
-        _: Request<pb::ContainerRef>,
+        request: Request<pb::ContainerRef>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        Err(not_built("/berth.v1.Containers/Export"))
+        let c = &self.0.containers;
+        let spool = c.scratch_file().map_err(to_status)?;
+        c.export(&request.into_inner().id, spool.path().to_path_buf())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(stream_file(spool)))
     }
 
     async fn diff(
         &self,
-        _: Request<pb::ContainerRef>,
+        request: Request<pb::ContainerRef>,
     ) -> Result<Response<pb::DiffResponse>, Status> {
-        Err(not_built("/berth.v1.Containers/Diff"))
+        let changes = self
+            .0
+            .containers
+            .diff(&request.into_inner().id)
+            .map_err(to_status)?
+            .into_iter()
+            .map(|c| pb::DiffEntry {
+                kind: c.kind.to_string(),
+                path: c.path,
+            })
+            .collect();
+        Ok(Response::new(pb::DiffResponse { changes }))
     }
 
     type CopyFromStream = Stream_<pb::DataChunk>;
 
     async fn copy_from(
         &self,
-        _: Request<pb::CopyFromRequest>,
+        request: Request<pb::CopyFromRequest>,
     ) -> Result<Response<Self::CopyFromStream>, Status> {
-        Err(not_built("/berth.v1.Containers/CopyFrom"))
+        let r = request.into_inner();
+        let c = &self.0.containers;
+        let spool = c.scratch_file().map_err(to_status)?;
+        c.copy_from(&r.id, &r.path, r.follow_link, spool.path().to_path_buf())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(stream_file(spool)))
     }
 
     async fn copy_to(
         &self,
-        _: Request<Streaming<pb::CopyToRequest>>,
+        request: Request<Streaming<pb::CopyToRequest>>,
     ) -> Result<Response<pb::CopyToResponse>, Status> {
-        Err(not_built("/berth.v1.Containers/CopyTo"))
+        use pb::copy_to_request::Part;
+        use tokio::io::AsyncWriteExt;
+        let mut incoming = request.into_inner();
+        let target = match incoming.message().await? {
+            Some(pb::CopyToRequest {
+                part: Some(Part::Target(t)),
+            }) => t,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a copy starts with its target: the container and the directory in it",
+                ))
+            }
+        };
+        let c = &self.0.containers;
+        let spool = c.scratch_file().map_err(to_status)?;
+        let mut file = tokio::fs::File::from_std(
+            spool
+                .reopen()
+                .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?,
+        );
+        while let Some(msg) = incoming.message().await? {
+            if let Some(Part::Data(d)) = msg.part {
+                file.write_all(&d)
+                    .await
+                    .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?;
+            }
+        }
+        file.flush()
+            .await
+            .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?;
+        drop(file);
+        c.copy_to(
+            &target.id,
+            &target.path,
+            target.copy_uid_gid,
+            spool.path().to_path_buf(),
+        )
+        .await
+        .map_err(to_status)?;
+        Ok(Response::new(pb::CopyToResponse {}))
     }
 
     async fn prune(

@@ -438,9 +438,49 @@ impl Images for ImagesApi {
 
     async fn import(
         &self,
-        _: Request<Streaming<pb::ImportImageRequest>>,
+        request: Request<Streaming<pb::ImportImageRequest>>,
     ) -> Result<Response<pb::ImportImageResponse>, Status> {
-        Err(not_built("/berth.v1.Images/Import"))
+        use pb::import_image_request::Part;
+        use tokio::io::AsyncWriteExt;
+        let mut incoming = request.into_inner();
+        let options = match incoming.message().await? {
+            Some(pb::ImportImageRequest {
+                part: Some(Part::Options(o)),
+            }) => o,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "an import starts with its options (the name, changes and message)",
+                ))
+            }
+        };
+        let images = self.0.images.clone();
+        let spool = images.spool_file().map_err(to_status)?;
+        let mut file = tokio::fs::File::from_std(
+            spool
+                .reopen()
+                .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?,
+        );
+        while let Some(msg) = incoming.message().await? {
+            if let Some(Part::Data(d)) = msg.part {
+                file.write_all(&d)
+                    .await
+                    .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?;
+            }
+        }
+        file.flush()
+            .await
+            .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?;
+        drop(file);
+        let image_id = images
+            .import(
+                spool,
+                &options.reference,
+                &options.changes,
+                &options.message,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ImportImageResponse { image_id }))
     }
 }
 

@@ -41,6 +41,16 @@ impl Spool {
     pub fn reopen(&self) -> io::Result<File> {
         File::create(&self.path)
     }
+
+    /// Where the spool file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the spool file for reading.
+    pub fn open_read(&self) -> io::Result<File> {
+        File::open(&self.path)
+    }
 }
 
 impl Drop for Spool {
@@ -353,7 +363,7 @@ impl ImageService {
     }
 
     /// Stores one image from the spool: blobs, snapshots, record, names.
-    async fn store_loaded(
+    pub(super) async fn store_loaded(
         self: &Arc<Self>,
         dir: &Path,
         manifest_bytes: &[u8],

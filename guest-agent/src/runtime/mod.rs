@@ -16,6 +16,8 @@
 //! `run.json`; `rt/` is libcontainer's state; `m/<id12>` are monitor
 //! sockets (short, for the socket address limit).
 
+mod changes;
+pub mod copy;
 mod create;
 pub mod exec;
 pub mod fdio;
@@ -29,6 +31,8 @@ pub mod protocol;
 pub mod record;
 pub mod seccomp;
 pub mod spec;
+pub mod transfer;
+pub mod tree;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -37,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+pub use changes::Change;
 pub use create::valid_name;
 pub use observe::{ContainerSummary, LogOptions, Sample, TopTable};
 pub use record::{Record, State};

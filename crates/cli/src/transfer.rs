@@ -1,0 +1,315 @@
+//! `commit`, `export`, `import`, `diff` and `cp`: a container's files
+//! and state, out and in.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use berth_api::v1::{self as pb, images_client::ImagesClient};
+use clap::Args;
+use futures::StreamExt;
+
+use crate::containers::client;
+use crate::{status_error, Conn};
+
+/// `berth commit`.
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit.
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pause: bool,
+    /// The container.
+    pub container: String,
+    /// The new image's name.
+    pub reference: Option<String>,
+}
+
+/// `berth export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The container.
+    pub container: String,
+}
+
+/// `berth import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Set commit message for imported image.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A tar file (plain, gzip or zstd), or - for standard input.
+    pub file: String,
+    /// The new image's name.
+    pub reference: Option<String>,
+}
+
+/// `berth diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The container.
+    pub container: String,
+}
+
+/// `berth cp`.
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// CONTAINER:SRC_PATH or a local path (- for a tar on stdin).
+    pub src: String,
+    /// CONTAINER:DEST_PATH or a local path (- for a tar on stdout).
+    pub dest: String,
+}
+
+/// Runs `berth commit`.
+pub async fn commit(conn: &Conn, a: CommitArgs) -> Result<()> {
+    let r = client(conn)
+        .await?
+        .commit(pb::CommitRequest {
+            id: a.container,
+            reference: a.reference.unwrap_or_default(),
+            author: a.author.unwrap_or_default(),
+            message: a.message.unwrap_or_default(),
+            changes: a.change,
+            pause: a.pause,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("{}", r.image_id);
+    Ok(())
+}
+
+/// Writes a stream of chunks to `out`.
+async fn drain(mut stream: tonic::Streaming<pb::DataChunk>, out: &mut dyn Write) -> Result<()> {
+    while let Some(chunk) = stream.next().await {
+        out.write_all(&chunk.map_err(status_error)?.data)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs `berth export`.
+pub async fn export(conn: &Conn, a: ExportArgs) -> Result<()> {
+    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!(
+            "refusing to write an archive to the terminal: use -o FILE or redirect standard output"
+        );
+    }
+    let stream = client(conn)
+        .await?
+        .export(pb::ContainerRef { id: a.container })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    match a.output {
+        Some(p) => {
+            let mut f = std::fs::File::create(&p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            drain(stream, &mut f).await
+        }
+        None => drain(stream, &mut std::io::stdout().lock()).await,
+    }
+}
+
+/// Sends `data` in chunks after a first message.
+fn chunks<T: Send + 'static>(
+    first: T,
+    data: Vec<u8>,
+    wrap: fn(Vec<u8>) -> T,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    let pieces: Vec<T> = data.chunks(1 << 20).map(|c| wrap(c.to_vec())).collect();
+    futures::stream::iter(std::iter::once(first).chain(pieces))
+}
+
+/// Runs `berth import`.
+pub async fn import(conn: &Conn, a: ImportArgs) -> Result<()> {
+    if a.file.contains("://") {
+        bail!("importing from a URL is not supported: download the file and give its path");
+    }
+    let mut data = Vec::new();
+    if a.file == "-" {
+        std::io::stdin().read_to_end(&mut data)?;
+    } else {
+        data = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file))?;
+    }
+    use pb::import_image_request::Part;
+    let first = pb::ImportImageRequest {
+        part: Some(Part::Options(pb::ImportOptions {
+            reference: a.reference.unwrap_or_default(),
+            changes: a.change,
+            message: a.message.unwrap_or_default(),
+            platform: a.platform.unwrap_or_default(),
+        })),
+    };
+    let r = ImagesClient::new(conn.channel().await?)
+        .import(chunks(first, data, |d| pb::ImportImageRequest {
+            part: Some(Part::Data(d)),
+        }))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("{}", r.image_id);
+    Ok(())
+}
+
+/// Runs `berth diff`.
+pub async fn diff(conn: &Conn, a: DiffArgs) -> Result<()> {
+    let r = client(conn)
+        .await?
+        .diff(pb::ContainerRef { id: a.container })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    for c in r.changes {
+        println!("{} {}", c.kind, c.path);
+    }
+    Ok(())
+}
+
+/// `CONTAINER:PATH` split, or `None` for a local path.
+fn remote(spec: &str) -> Option<(&str, &str)> {
+    if spec.starts_with('/') || spec.starts_with('.') {
+        return None;
+    }
+    spec.split_once(':').filter(|(c, _)| !c.is_empty())
+}
+
+/// Runs `berth cp`.
+pub async fn cp(conn: &Conn, a: CpArgs) -> Result<()> {
+    match (remote(&a.src), remote(&a.dest)) {
+        (Some((ctr, path)), None) => copy_out(conn, ctr, path, &a.dest, a.follow_link).await,
+        (None, Some((ctr, path))) => {
+            copy_in(conn, &a.src, ctr, path, a.archive, a.follow_link).await
+        }
+        (Some(_), Some(_)) => {
+            bail!("copying between containers is not supported: copy to the host first")
+        }
+        (None, None) => bail!("must specify at least one container source: write CONTAINER:PATH"),
+    }
+}
+
+async fn copy_out(conn: &Conn, ctr: &str, path: &str, dest: &str, follow: bool) -> Result<()> {
+    let stream = client(conn)
+        .await?
+        .copy_from(pb::CopyFromRequest {
+            id: ctr.into(),
+            path: path.into(),
+            follow_link: follow,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if dest == "-" {
+        return drain(stream, &mut std::io::stdout().lock()).await;
+    }
+    let mut data = Vec::new();
+    drain(stream, &mut data).await?;
+    let dest = Path::new(dest);
+    if dest.is_dir() {
+        return tar::Archive::new(&data[..])
+            .unpack(dest)
+            .with_context(|| format!("cannot write into {}", dest.display()));
+    }
+    // The copied item takes the destination's name, as in docker cp.
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "the destination directory {} does not exist",
+            parent.display()
+        );
+    }
+    let scratch = tempdir_in(&parent)?;
+    let result = (|| -> Result<()> {
+        tar::Archive::new(&data[..]).unpack(&scratch)?;
+        let top = std::fs::read_dir(&scratch)?
+            .next()
+            .context("the container sent nothing")??;
+        std::fs::rename(top.path(), dest)
+            .with_context(|| format!("cannot write {}", dest.display()))
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    let p = parent.join(format!(".berth-cp-{}", std::process::id()));
+    std::fs::create_dir(&p).with_context(|| format!("cannot write into {}", parent.display()))?;
+    Ok(p)
+}
+
+async fn copy_in(
+    conn: &Conn,
+    src: &str,
+    ctr: &str,
+    path: &str,
+    keep: bool,
+    follow: bool,
+) -> Result<()> {
+    let data = if src == "-" {
+        let mut d = Vec::new();
+        std::io::stdin().read_to_end(&mut d)?;
+        d
+    } else {
+        let p = Path::new(src);
+        let meta = if follow {
+            std::fs::metadata(p)
+        } else {
+            std::fs::symlink_metadata(p)
+        }
+        .with_context(|| format!("could not find the file {src} on the host"))?;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| ".".into());
+        let mut b = tar::Builder::new(Vec::new());
+        b.follow_symlinks(follow);
+        if meta.is_dir() {
+            b.append_dir_all(&name, p)?;
+        } else {
+            b.append_path_with_name(p, &name)?;
+        }
+        b.into_inner()?
+    };
+    use pb::copy_to_request::Part;
+    let first = pb::CopyToRequest {
+        part: Some(Part::Target(pb::CopyToTarget {
+            id: ctr.into(),
+            path: path.into(),
+            copy_uid_gid: keep,
+        })),
+    };
+    client(conn)
+        .await?
+        .copy_to(chunks(first, data, |d| pb::CopyToRequest {
+            part: Some(Part::Data(d)),
+        }))
+        .await
+        .map_err(status_error)?;
+    Ok(())
+}

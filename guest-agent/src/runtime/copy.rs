@@ -1,0 +1,244 @@
+//! `cp` in both directions, safe against a container's symlinks.
+//!
+//! Every path in the container is resolved with
+//! `openat2(RESOLVE_IN_ROOT)` against the container's root, so a link to
+//! `/` or `../../..` means the container's own root, even if the
+//! container swaps links while the copy runs (CVE-2018-15664). Each
+//! archive entry is written relative to its resolved parent directory with
+//! `O_NOFOLLOW`/`O_EXCL`, and names with `..` are refused.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+
+use super::tree::{self, Node, TarOptions};
+use crate::error::{Error, Result};
+use crate::volume::copy::open_in_root;
+
+/// Writes what the container's `root` has at `path` to `out` as a tar
+/// whose top entry is the path's last name; with `follow` a final symlink
+/// is copied as what it points to.
+pub fn copy_out(root: &Path, path: &str, follow: bool, out: impl Write) -> Result<()> {
+    let missing = |e: io::Error| {
+        Error::NotFound(format!(
+            "could not find the file {path} in the container ({e})"
+        ))
+    };
+    let clean = path.trim_end_matches('/');
+    let (parent, name) = clean.rsplit_once('/').unwrap_or(("", clean));
+    let mut b = tar::Builder::new(out);
+    let opts = TarOptions::default();
+    let io_err = |e: io::Error| Error::io("copying out of the container", e);
+    if name.is_empty() {
+        let dir = open_in_root(root, "/", OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(missing)?;
+        tree::append_tree(&mut b, &dir, "", &opts).map_err(io_err)?;
+        return b.finish().map_err(io_err);
+    }
+    let parent_fd =
+        open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(missing)?;
+    let stat = nix::sys::stat::fstatat(
+        Some(parent_fd.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| missing(e.into()))?;
+    let is_link = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK;
+    if follow && is_link {
+        // The link's target, resolved in the container's root.
+        let target = open_in_root(root, clean, OFlag::O_PATH).map_err(missing)?;
+        let tstat = fstat(target.as_raw_fd()).map_err(|e| io_err(e.into()))?;
+        let kind = SFlag::from_bits_truncate(tstat.st_mode & SFlag::S_IFMT.bits());
+        let flags = if kind == SFlag::S_IFDIR {
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY
+        } else {
+            OFlag::O_RDONLY
+        };
+        let opened = open_in_root(root, clean, flags).map_err(missing)?;
+        return write_opened(&mut b, opened, tstat, name, &opts).map_err(io_err);
+    }
+    let node = Node {
+        parent: &parent_fd,
+        name: OsStr::new(name),
+        path: clean,
+        stat,
+    };
+    tree::append(&mut b, &node, name, &opts).map_err(io_err)?;
+    if node.kind() == SFlag::S_IFDIR {
+        let dir = tree::open_dir(&parent_fd, OsStr::new(name)).map_err(io_err)?;
+        tree::append_tree(&mut b, &dir, name, &opts).map_err(io_err)?;
+    }
+    b.finish().map_err(io_err)
+}
+
+/// Writes an already opened file or directory (a followed link).
+fn write_opened<W: Write>(
+    b: &mut tar::Builder<W>,
+    opened: OwnedFd,
+    stat: nix::sys::stat::FileStat,
+    name: &str,
+    opts: &TarOptions,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(stat.st_mode & 0o7777);
+    h.set_uid(stat.st_uid.into());
+    h.set_gid(stat.st_gid.into());
+    h.set_mtime(stat.st_mtime.max(0) as u64);
+    if SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        b.append_data(&mut h, format!("{name}/"), io::empty())?;
+        tree::append_tree(b, &opened, name, opts)?;
+    } else {
+        let file = std::fs::File::from(opened);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(file.metadata()?.len());
+        b.append_data(&mut h, name, file)?;
+    }
+    b.finish()
+}
+
+/// Extracts the tar `input` into the container's directory `dest` (which
+/// must exist), never writing outside the container's `root`.
+pub fn copy_in(root: &Path, dest: &str, keep_owner: bool, input: impl Read) -> Result<()> {
+    let mut dest = dest.trim_end_matches('/').to_string();
+    // Into an existing directory; otherwise the copied item takes the
+    // destination's name in its parent, as `docker cp` does.
+    let mut rename: Option<String> = None;
+    if open_in_root(root, &dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY).is_err() {
+        let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
+        let (parent, name) = (parent.to_string(), name.to_string());
+        open_in_root(root, &parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| {
+            Error::NotFound(format!(
+                "the destination directory {parent}/ does not exist in the container ({e})"
+            ))
+        })?;
+        rename = Some(name);
+        dest = parent;
+    }
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(|e| {
+        Error::InvalidArgument(format!("the copied data is not a tar archive: {e}"))
+    })?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            Error::InvalidArgument(format!("the copied tar archive is damaged: {e}"))
+        })?;
+        let name = entry.path().map_err(|e| bad_name(&e))?.to_path_buf();
+        let parts: Vec<&OsStr> = name.iter().filter(|c| *c != "." && *c != "/").collect();
+        if parts.iter().any(|c| *c == "..") {
+            return Err(Error::InvalidArgument(format!(
+                "the archive entry {} leaves its directory: entries with .. are refused",
+                name.display()
+            )));
+        }
+        let mut parts = parts;
+        if let (Some(new), Some(first)) = (&rename, parts.first_mut()) {
+            *first = OsStr::new(new.as_str());
+        }
+        let Some((leaf, dirs)) = parts.split_last() else {
+            continue;
+        };
+        // Parents, made as needed, each resolved inside the root.
+        let mut rel = dest.clone();
+        for dir in dirs {
+            let parent = open_in_root(root, &rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(|e| write_err(&rel, e))?;
+            let _ = nix::sys::stat::mkdirat(
+                Some(parent.as_raw_fd()),
+                *dir,
+                Mode::from_bits_truncate(0o755),
+            );
+            rel = format!("{rel}/{}", dir.to_string_lossy());
+        }
+        let parent = open_in_root(root, &rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            .map_err(|e| write_err(&rel, e))?;
+        write_entry(&parent, leaf, &mut entry, keep_owner)
+            .map_err(|e| write_err(&format!("{rel}/{}", leaf.to_string_lossy()), e))?;
+    }
+    Ok(())
+}
+
+fn bad_name(e: &io::Error) -> Error {
+    Error::InvalidArgument(format!("the copied tar archive has a bad name: {e}"))
+}
+
+fn write_err(path: &str, e: io::Error) -> Error {
+    Error::FailedPrecondition(format!("{path} cannot be written in the container: {e}"))
+}
+
+/// Makes one archive entry as `name` in the directory `parent`.
+fn write_entry<R: Read>(
+    parent: &OwnedFd,
+    name: &OsStr,
+    entry: &mut tar::Entry<R>,
+    keep_owner: bool,
+) -> io::Result<()> {
+    let h = entry.header().clone();
+    let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0o644) & 0o7777);
+    let dirfd = Some(parent.as_raw_fd());
+    let kind = h.entry_type();
+    if !kind.is_dir() {
+        // Replace whatever is there (a link is removed, not followed).
+        match nix::unistd::unlinkat(dirfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match kind {
+        tar::EntryType::Directory => match nix::sys::stat::mkdirat(dirfd, name, mode) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        },
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| io::Error::other("a symlink without a target"))?;
+            nix::unistd::symlinkat(target.as_ref(), dirfd, name)?;
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            let kind_bits = match kind {
+                tar::EntryType::Char => SFlag::S_IFCHR,
+                tar::EntryType::Block => SFlag::S_IFBLK,
+                _ => SFlag::S_IFIFO,
+            };
+            let dev = libc::makedev(
+                h.device_major()?.unwrap_or(0),
+                h.device_minor()?.unwrap_or(0),
+            );
+            nix::sys::stat::mknodat(dirfd, name, kind_bits, mode, dev)?;
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            let fd = openat(
+                dirfd,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                mode,
+            )?;
+            // SAFETY: openat returned a new descriptor that we alone own.
+            let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            io::copy(entry, &mut file)?;
+            nix::sys::stat::fchmod(file.as_raw_fd(), mode)?;
+        }
+        // Hard links and metadata entries are not copied in.
+        _ => return Ok(()),
+    }
+    if keep_owner {
+        let (uid, gid) = (h.uid()? as u32, h.gid()? as u32);
+        nix::unistd::fchownat(
+            dirfd,
+            name,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! A container's files out and in, and its state as a new image:
+//! `commit`, `export`, `cp` (see [`super::copy`] for the safe walking).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{copy, tree, Containers};
+use crate::error::{Error, Result};
+use crate::image::compose::apply_changes;
+
+impl Containers {
+    /// `commit`: the container's changes as a new layer over its image,
+    /// with `changes` applied to the config; returns the new image's id.
+    pub async fn commit(
+        self: &Arc<Self>,
+        input: &str,
+        reference: &str,
+        author: &str,
+        message: &str,
+        changes: &[String],
+        pause: bool,
+    ) -> Result<String> {
+        let r = self.find(input)?.record();
+        let image = self.images.find(&r.image_id)?;
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&self.images.content.read(&r.image_id)?)
+                .map_err(|e| Error::Internal(format!("the image's config is unreadable: {e}")))?;
+        // The container's own settings become the image's, as Docker's.
+        let c = &r.config;
+        if !c.cmd.is_empty() {
+            config["config"]["Cmd"] = json!(c.cmd);
+        }
+        if c.entrypoint_set {
+            config["config"]["Entrypoint"] = json!(c.entrypoint);
+        }
+        if !c.env.is_empty() {
+            let envs: Vec<String> = c.env.iter().map(|e| format!("ENV {e}")).collect();
+            apply_changes(&mut config, &envs)?;
+        }
+        apply_changes(&mut config, changes)?;
+        if !author.is_empty() {
+            config["author"] = json!(author);
+        }
+        let frozen = pause && r.state.status == "running";
+        let cgroup = crate::cgroups::Cgroup::of(&r.id);
+        if frozen {
+            cgroup.freeze(true)?;
+        }
+        let me = self.clone();
+        let record = r.clone();
+        let layer = tokio::task::spawn_blocking(move || {
+            me.images.store_layer(|w| me.changes_tar(&record, w))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the commit crashed: {e}")));
+        if frozen {
+            let _ = cgroup.freeze(false);
+        }
+        let history = json!({
+            "created": chrono::Utc::now().to_rfc3339(),
+            "created_by": format!("{} {}", r.path, r.args.join(" ")).trim().to_string(),
+            "author": author,
+            "comment": message,
+        });
+        let name = (!reference.is_empty()).then_some(reference);
+        let id = self
+            .images
+            .store_composed(Some(&image.record), layer??, config, history, name)
+            .await?;
+        self.emit("commit", &r, &[("imageID", &id)]);
+        Ok(id)
+    }
+
+    /// `export`: the container's whole filesystem as a tar in `out`.
+    pub async fn export(&self, input: &str, out: PathBuf) -> Result<()> {
+        let r = self.find(input)?.record();
+        let skip = self.mount_points(&r);
+        self.with_rootfs(input, false, move |root| {
+            let file =
+                std::fs::File::create(&out).map_err(|e| Error::io("spooling the export", e))?;
+            let dir = tree::open_root(root).map_err(|e| Error::io("reading the container", e))?;
+            let opts = tree::TarOptions {
+                skip: skip
+                    .into_iter()
+                    .filter(|p| {
+                        p != "/etc/hosts" && p != "/etc/hostname" && p != "/etc/resolv.conf"
+                    })
+                    .collect(),
+                whiteouts: false,
+            };
+            let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+            tree::append_tree(&mut b, &dir, "", &opts)
+                .and_then(|_| {
+                    b.into_inner()
+                        .and_then(|mut w| std::io::Write::flush(&mut w))
+                })
+                .map_err(|e| Error::io("writing the export", e))
+        })
+        .await
+    }
+
+    /// `cp` out: what the container has at `path`, as a tar in `out`.
+    pub async fn copy_from(
+        &self,
+        input: &str,
+        path: &str,
+        follow: bool,
+        out: PathBuf,
+    ) -> Result<()> {
+        let path = path.to_string();
+        self.with_rootfs(input, false, move |root| {
+            let file =
+                std::fs::File::create(&out).map_err(|e| Error::io("spooling the copy", e))?;
+            copy::copy_out(root, &path, follow, std::io::BufWriter::new(file))
+        })
+        .await
+    }
+
+    /// `cp` in: the tar in `input_tar` extracted into the container's
+    /// directory `dest`.
+    pub async fn copy_to(
+        &self,
+        input: &str,
+        dest: &str,
+        keep_owner: bool,
+        input_tar: PathBuf,
+    ) -> Result<()> {
+        let dest = dest.to_string();
+        self.with_rootfs(input, true, move |root| {
+            let file =
+                std::fs::File::open(&input_tar).map_err(|e| Error::io("reading the copy", e))?;
+            copy::copy_in(root, &dest, keep_owner, std::io::BufReader::new(file))
+        })
+        .await
+    }
+
+    /// A scratch file in the agent's ingest directory for one transfer.
+    pub fn scratch_file(&self) -> Result<crate::image::archive::Spool> {
+        self.images.spool_file()
+    }
+}
