@@ -36,27 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The image: busybox (static) with its applets, as an OCI layout, then as a tar.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/rootfs/proc" "$work/rootfs/sys" "$work/rootfs/dev"
-cp /bin/busybox "$work/rootfs/bin/"
-for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" --numeric-owner -cf "$work/layer.tar" .
-umoci init --layout "$work/layout" >/dev/null
-umoci new --image "$work/layout:latest" >/dev/null
-umoci raw add-layer --image "$work/layout:latest" "$work/layer.tar" >/dev/null
-umoci config --image "$work/layout:latest" --config.cmd sh --config.env PATH=/bin >/dev/null
-skopeo copy -q "oci:$work/layout:latest" "oci-archive:$work/bb-oci.tar:bb:latest"
-skopeo copy -q "oci:$work/layout:latest" "docker-archive:$work/bb-docker.tar:bb:latest"
-
-# Berth.
-host=unix://$work/berth.sock
-"$bin/berth-agent" --root "$work/berth" --listen "$host" 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do [[ -S $work/berth.sock ]] && break; sleep 0.02; done
-export BERTH_HOST=$host
-id=$("$bin/berth" load -i "$work/bb-oci.tar" | awk '{print $NF}')
-"$bin/berth" tag "$id" bb >/dev/null
+# The image (busybox, static), and Berth.
+source bench/lib.sh
+busybox_image "$work"
+start_agent "$bin" "$work"
 
 # podman, with this host's limits (root's hard nofile is below podman's default).
 cat >"$work/containers.conf" <<EOC

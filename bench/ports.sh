@@ -30,25 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A busybox image.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc"
-cp /bin/busybox "$work/rootfs/bin/"
-for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$work/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" --numeric-owner -cf "$work/layer.tar" .
-umoci init --layout "$work/layout" >/dev/null
-umoci new --image "$work/layout:latest" >/dev/null
-umoci raw add-layer --image "$work/layout:latest" "$work/layer.tar" >/dev/null
-umoci config --image "$work/layout:latest" --config.cmd sh --config.env PATH=/bin >/dev/null
-skopeo copy -q "oci:$work/layout:latest" "oci-archive:$work/bb.tar:bb:latest"
-
-host=unix://$work/berth.sock
-"$bin/berth-agent" --root "$work/berth" --listen "$host" 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do [[ -S $work/berth.sock ]] && break; sleep 0.02; done
-export BERTH_HOST=$host
-id=$("$bin/berth" load -i "$work/bb.tar" | awk '{print $NF}')
-"$bin/berth" tag "$id" bb >/dev/null
+source bench/lib.sh
+busybox_image "$work"
+start_agent "$bin" "$work"
 
 "$bin/berth" run -d --name pb -p 127.0.0.1::9000 bb sleep 3600 >/dev/null
 pid=$("$bin/berth" inspect -f '{{.State.Pid}}' pb)

@@ -71,4 +71,23 @@ echo "== berth logs web"
 echo "== berth stop web; berth rm web"
 "$bin/berth" stop -t 1 web
 "$bin/berth" rm web
-echo "== done: Berth pulled, stored, saved and loaded an image, and ran containers from it"
+echo "== a web server on a user network, with a named volume and a published port"
+"$bin/berth" network create demo-net
+"$bin/berth" volume create demo-site
+"$bin/berth" run --rm -v demo-site:/www "$img" sh -c 'echo hello from a volume > /www/index.html'
+"$bin/berth" run -d --name site --network demo-net -v demo-site:/www -p 127.0.0.1::80 "$img" httpd -f -p 80 -h /www
+"$bin/berth" port site
+echo "== another container reaches it by name"
+"$bin/berth" run --rm --network demo-net "$img" sh -c 'for i in 1 2 3 4 5; do wget -q -O - http://site/ && break; sleep 0.2; done'
+echo "== the host reaches it through the published port"
+hport=$("$bin/berth" port site 80 | cut -d: -f2)
+curl -fsS "http://127.0.0.1:$hport/"
+echo "== berth exec site: change it, then berth diff and berth commit"
+"$bin/berth" exec site sh -c 'echo committed > /motd'
+"$bin/berth" diff site
+"$bin/berth" commit -c 'CMD ["cat", "/motd"]' site demo/site:v1
+"$bin/berth" run --rm demo/site:v1
+"$bin/berth" rm -f site
+"$bin/berth" network rm demo-net
+"$bin/berth" volume rm demo-site
+echo "== done: Berth pulled, stored, saved and loaded an image, ran containers from it, networked them, kept data in a volume and committed a change"

@@ -46,6 +46,18 @@ pub fn busybox_rootfs() -> Vec<u8> {
     tar_of(&entries)
 }
 
+/// An agent in a network namespace of its own with the busybox image
+/// loaded, for tests that run containers; `None` when the test must skip
+/// (not root, outside CI).
+pub fn agent_with_busybox() -> Option<(Agent, &'static str)> {
+    if !crate::need_root() {
+        return None;
+    }
+    let agent = Agent::start_in_own_network();
+    let image = load_busybox(&agent);
+    Some((agent, image))
+}
+
 /// Loads the busybox image into `agent` as `bb:latest`; returns its name.
 pub fn load_busybox(agent: &Agent) -> &'static str {
     let mut layout = Layout::new();

@@ -4,17 +4,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::containers::{cgroup_dirs, cgroup_file, load_busybox, mounts_under, PtySession};
-use berth_tests::{need_root, Agent};
-
-fn setup() -> Option<(Agent, &'static str)> {
-    if !need_root() {
-        return None;
-    }
-    let agent = Agent::start_in_own_network();
-    let image = load_busybox(&agent);
-    Some((agent, image))
-}
+use berth_tests::containers::{
+    agent_with_busybox, cgroup_dirs, cgroup_file, mounts_under, PtySession,
+};
+use berth_tests::Agent;
 
 fn inspect(agent: &Agent, id: &str, template: &str) -> String {
     agent
@@ -35,7 +28,9 @@ fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn isolation_is_what_docker_gives() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let script = r#"
         echo "pid1=$(tr '\0' ' ' < /proc/1/cmdline)"
         echo "procs=$(ls -d /proc/[0-9]* | wc -l)"
@@ -154,7 +149,9 @@ fn isolation_is_what_docker_gives() {
 
 #[test]
 fn lifecycle_signals_and_exit_codes() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let (code, out, _) = run(
         &agent,
         &[
@@ -267,7 +264,9 @@ fn lifecycle_signals_and_exit_codes() {
 
 #[test]
 fn limits_oom_fork_bomb_and_cpus() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     // A memory hog dies alone: 137, OOMKilled, and the agent lives on.
     let (code, _, _) = run(
         &agent,
@@ -345,7 +344,9 @@ fn limits_oom_fork_bomb_and_cpus() {
 
 #[test]
 fn run_it_through_a_real_pty() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let mut cmd = agent.berth_cmd(&["run", "-it", "--rm", bb, "sh"]);
     cmd.env("TERM", "xterm");
     let mut s = PtySession::spawn(cmd);
@@ -399,7 +400,9 @@ fn run_it_through_a_real_pty() {
 
 #[test]
 fn stdin_logs_follow_and_exec() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     // -i: stdin reaches the container and its end closes it.
     let mut child = agent
         .berth_cmd(&["run", "-i", "--rm", bb, "sh", "-c", "tr a-z A-Z; echo done"])
@@ -482,7 +485,7 @@ fn stdin_logs_follow_and_exec() {
 
 #[test]
 fn containers_survive_a_killed_agent() {
-    let Some((mut agent, bb)) = setup() else {
+    let Some((mut agent, bb)) = agent_with_busybox() else {
         return;
     };
     let a = agent
@@ -558,7 +561,7 @@ fn containers_survive_a_killed_agent() {
 
 #[test]
 fn restart_policies_are_honoured() {
-    let Some((mut agent, bb)) = setup() else {
+    let Some((mut agent, bb)) = agent_with_busybox() else {
         return;
     };
     agent.ok(&[
@@ -627,7 +630,9 @@ fn restart_policies_are_honoured() {
 
 #[test]
 fn fifty_containers_at_once() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let agent = std::sync::Arc::new(agent);
     let threads: Vec<_> = (0..50)
         .map(|i| {
@@ -656,7 +661,9 @@ fn fifty_containers_at_once() {
 
 #[test]
 fn two_hundred_parallel_cycles_while_the_agent_serves() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let agent = std::sync::Arc::new(agent);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pinger = {
@@ -702,7 +709,9 @@ fn two_hundred_parallel_cycles_while_the_agent_serves() {
 
 #[test]
 fn bad_input_gets_one_sentence() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     assert!(agent
         .fails(&["stop", "nosuch"])
         .contains("no such container: nosuch"));

@@ -5,17 +5,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use berth_tests::containers::load_busybox;
-use berth_tests::{enter_netns, need_root, Agent};
-
-fn setup() -> Option<(Agent, &'static str)> {
-    if !need_root() {
-        return None;
-    }
-    let agent = Agent::start_in_own_network();
-    let image = load_busybox(&agent);
-    Some((agent, image))
-}
+use berth_tests::containers::agent_with_busybox;
+use berth_tests::{enter_netns, Agent};
 
 /// A busybox web server answering `body` on `port`.
 fn web(body: &str, port: u16) -> String {
@@ -75,7 +66,9 @@ fn host_port(agent: &Agent, container: &str, port: &str) -> u16 {
 
 #[test]
 fn containers_on_a_user_network_reach_each_other_by_name() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     agent.ok(&["network", "create", "appnet"]);
     agent.ok(&[
         "run",
@@ -194,7 +187,7 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
 
 #[test]
 fn published_ports_answer_from_the_host() {
-    let Some((mut agent, bb)) = setup() else {
+    let Some((mut agent, bb)) = agent_with_busybox() else {
         return;
     };
     agent.ok(&[
@@ -321,7 +314,9 @@ fn published_ports_answer_from_the_host() {
 
 #[test]
 fn containers_reach_a_server_beyond_the_host() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     // A "remote" machine: a namespace linked to the agent's by a veth,
     // serving HTTP on 192.168.251.2:8080.
     let remote = format!(

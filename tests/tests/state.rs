@@ -5,21 +5,13 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use berth_tests::containers::load_busybox;
-use berth_tests::{need_root, Agent};
-
-fn setup() -> Option<(Agent, &'static str)> {
-    if !need_root() {
-        return None;
-    }
-    let agent = Agent::start_in_own_network();
-    let image = load_busybox(&agent);
-    Some((agent, image))
-}
+use berth_tests::containers::agent_with_busybox;
 
 #[test]
 fn commit_diff_export_and_import_keep_a_containers_changes() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     agent.ok(&[
         "run",
         "--name",
@@ -122,7 +114,9 @@ fn commit_diff_export_and_import_keep_a_containers_changes() {
 
 #[test]
 fn cp_copies_both_ways_and_never_leaves_the_container() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     // Hostile links inside the container: to the root, and climbing out.
     agent.ok(&[
         "run", "-d", "--name", "box", bb, "sh", "-c",

@@ -2,21 +2,13 @@
 //! mounts seen both ways at once, tmpfs, and Docker's rules for missing
 //! sources.
 
-use berth_tests::containers::load_busybox;
-use berth_tests::{need_root, Agent};
-
-fn setup() -> Option<(Agent, &'static str)> {
-    if !need_root() {
-        return None;
-    }
-    let agent = Agent::start_in_own_network();
-    let image = load_busybox(&agent);
-    Some((agent, image))
-}
+use berth_tests::containers::agent_with_busybox;
 
 #[test]
 fn named_volumes_are_filled_from_the_image_and_outlive_containers() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     // First mount: the image's /etc is copied into the empty volume.
     let out = agent.ok(&[
         "run",
@@ -87,7 +79,9 @@ fn named_volumes_are_filled_from_the_image_and_outlive_containers() {
 
 #[test]
 fn bind_mounts_show_edits_both_ways_at_once() {
-    let Some((agent, bb)) = setup() else { return };
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
     let host = agent.dir.path().join("project");
     std::fs::create_dir(&host).unwrap();
     let spec = format!("{}:/app", host.display());

@@ -54,6 +54,54 @@ pub fn ago(seconds: i64) -> String {
     }
 }
 
+/// `KEY=VALUE` flags (labels, options) as a map; a bare key has "".
+pub fn pairs(list: &[String]) -> std::collections::HashMap<String, String> {
+    list.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// `-f KEY=VALUE` flags as the API's filter map.
+pub fn filters(
+    list: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, berth_api::v1::StringList>> {
+    let mut out: std::collections::HashMap<String, berth_api::v1::StringList> = Default::default();
+    for f in list {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("the filter '{f}' is not KEY=VALUE (e.g. name=web)"))?;
+        out.entry(k.into()).or_default().values.push(v.into());
+    }
+    Ok(out)
+}
+
+/// Prints `rows` as `--format` asks: `json` (one object a line), a
+/// template, or a table of `columns` (header, key).
+pub fn print_rows(format: Option<&str>, rows: &[serde_json::Value], columns: &[(&str, &str)]) {
+    match format {
+        Some("json") => rows.iter().for_each(|r| println!("{r}")),
+        Some(t) if !t.starts_with("table") => {
+            rows.iter().for_each(|r| println!("{}", template(t, r)))
+        }
+        _ => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    columns
+                        .iter()
+                        .map(|(_, k)| r[*k].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .collect();
+            let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+            table(&headers, &cells);
+        }
+    }
+}
+
 /// Prints rows as a table with columns three spaces apart.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

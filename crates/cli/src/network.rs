@@ -1,8 +1,6 @@
 //! `berth network …`: user-defined networks.
 
-use std::collections::HashMap;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_api::v1::{self as pb, networks_client::NetworksClient};
 use clap::{Args, Subcommand};
 
@@ -114,15 +112,6 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn pairs(list: &[String]) -> HashMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 async fn client(conn: &Conn) -> Result<NetworksClient<tonic::transport::Channel>> {
     Ok(NetworksClient::new(conn.channel().await?))
 }
@@ -170,8 +159,8 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
                             ip_range: String::new(),
                         }]
                     },
-                    labels: pairs(&a.label),
-                    options: pairs(&a.opt),
+                    labels: format::pairs(&a.label),
+                    options: format::pairs(&a.opt),
                 })
                 .await
                 .map_err(status_error)?
@@ -179,13 +168,7 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
             println!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
-            let mut filters: HashMap<String, pb::StringList> = HashMap::new();
-            for f in &a.filter {
-                let (k, v) = f.split_once('=').with_context(|| {
-                    format!("the filter '{f}' is not KEY=VALUE (e.g. name=web)")
-                })?;
-                filters.entry(k.into()).or_default().values.push(v.into());
-            }
+            let filters = format::filters(&a.filter)?;
             let list = c
                 .list(pb::ListNetworksRequest { filters })
                 .await
@@ -207,24 +190,16 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
                 .iter()
                 .map(|n| serde_json::json!({"ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local", "Internal": n.internal}))
                 .collect();
-            match a.format.as_deref() {
-                Some("json") => rows.iter().for_each(|r| println!("{r}")),
-                Some(t) if !t.starts_with("table") => rows
-                    .iter()
-                    .for_each(|r| println!("{}", format::template(t, r))),
-                _ => {
-                    let cells: Vec<Vec<String>> = rows
-                        .iter()
-                        .map(|r| {
-                            ["ID", "Name", "Driver", "Scope"]
-                                .iter()
-                                .map(|k| r[*k].as_str().unwrap_or_default().to_string())
-                                .collect()
-                        })
-                        .collect();
-                    format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells);
-                }
-            }
+            format::print_rows(
+                a.format.as_deref(),
+                &rows,
+                &[
+                    ("NETWORK ID", "ID"),
+                    ("NAME", "Name"),
+                    ("DRIVER", "Driver"),
+                    ("SCOPE", "Scope"),
+                ],
+            );
         }
         NetworkCommand::Inspect(a) => {
             let mut out = Vec::new();

@@ -83,15 +83,6 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn pairs(list: &[String]) -> std::collections::HashMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 /// Docker's `volume inspect` JSON for one volume.
 fn inspect_json(v: &pb::Volume) -> serde_json::Value {
     let created = v.created.as_ref().map_or(0, |t| t.seconds);
@@ -116,8 +107,8 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
                 .create(pb::CreateVolumeRequest {
                     name: a.name.unwrap_or_default(),
                     driver: a.driver,
-                    labels: pairs(&a.label),
-                    options: pairs(&a.opt),
+                    labels: format::pairs(&a.label),
+                    options: format::pairs(&a.opt),
                 })
                 .await
                 .map_err(status_error)?
@@ -125,13 +116,7 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let mut filters: std::collections::HashMap<String, pb::StringList> = Default::default();
-            for f in &a.filter {
-                let (k, v) = f.split_once('=').ok_or_else(|| {
-                    anyhow::anyhow!("the filter '{f}' is not KEY=VALUE (e.g. dangling=true)")
-                })?;
-                filters.entry(k.into()).or_default().values.push(v.into());
-            }
+            let filters = format::filters(&a.filter)?;
             let list = c
                 .list(pb::ListVolumesRequest { filters })
                 .await
@@ -146,24 +131,11 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
                 .iter()
                 .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": "local"}))
                 .collect();
-            match a.format.as_deref() {
-                Some("json") => rows.iter().for_each(|r| println!("{r}")),
-                Some(t) if !t.starts_with("table") => rows
-                    .iter()
-                    .for_each(|r| println!("{}", format::template(t, r))),
-                _ => {
-                    let cells: Vec<Vec<String>> = rows
-                        .iter()
-                        .map(|r| {
-                            ["Driver", "Name"]
-                                .iter()
-                                .map(|k| r[*k].as_str().unwrap_or_default().to_string())
-                                .collect()
-                        })
-                        .collect();
-                    format::table(&["DRIVER", "VOLUME NAME"], &cells);
-                }
-            }
+            format::print_rows(
+                a.format.as_deref(),
+                &rows,
+                &[("DRIVER", "Driver"), ("VOLUME NAME", "Name")],
+            );
         }
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();

@@ -715,7 +715,6 @@ impl ContainersRpc for ContainersApi {
         request: Request<Streaming<pb::CopyToRequest>>,
     ) -> Result<Response<pb::CopyToResponse>, Status> {
         use pb::copy_to_request::Part;
-        use tokio::io::AsyncWriteExt;
         let mut incoming = request.into_inner();
         let target = match incoming.message().await? {
             Some(pb::CopyToRequest {
@@ -729,22 +728,11 @@ impl ContainersRpc for ContainersApi {
         };
         let c = &self.0.containers;
         let spool = c.scratch_file().map_err(to_status)?;
-        let mut file = tokio::fs::File::from_std(
-            spool
-                .reopen()
-                .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?,
-        );
-        while let Some(msg) = incoming.message().await? {
-            if let Some(Part::Data(d)) = msg.part {
-                file.write_all(&d)
-                    .await
-                    .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?;
-            }
-        }
-        file.flush()
-            .await
-            .map_err(|e| Status::internal(format!("cannot spool the copy: {e}")))?;
-        drop(file);
+        super::spool_stream(&spool, &mut incoming, |m| match m.part {
+            Some(Part::Data(d)) => Some(d),
+            _ => None,
+        })
+        .await?;
         c.copy_to(
             &target.id,
             &target.path,

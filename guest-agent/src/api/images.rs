@@ -382,23 +382,7 @@ impl Images for ImagesApi {
         let mut incoming = request.into_inner();
         let images = self.0.images.clone();
         let spool = images.spool_file().map_err(to_status)?;
-        let mut file = tokio::fs::File::from_std(
-            spool
-                .reopen()
-                .map_err(|e| Status::internal(e.to_string()))?,
-        );
-        while let Some(msg) = incoming.next().await {
-            use tokio::io::AsyncWriteExt;
-            let msg = msg?;
-            file.write_all(&msg.data)
-                .await
-                .map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
-        }
-        // tokio's File finishes its last write in the background: wait for it.
-        tokio::io::AsyncWriteExt::flush(&mut file)
-            .await
-            .map_err(|e| Status::internal(format!("cannot spool the archive: {e}")))?;
-        drop(file);
+        super::spool_stream(&spool, &mut incoming, |m| Some(m.data)).await?;
         Ok(Response::new(progress_stream(
             move |tx| Box::pin(async move { images.load(spool, &tx).await }),
             |p| pb::LoadProgress {
@@ -441,7 +425,6 @@ impl Images for ImagesApi {
         request: Request<Streaming<pb::ImportImageRequest>>,
     ) -> Result<Response<pb::ImportImageResponse>, Status> {
         use pb::import_image_request::Part;
-        use tokio::io::AsyncWriteExt;
         let mut incoming = request.into_inner();
         let options = match incoming.message().await? {
             Some(pb::ImportImageRequest {
@@ -455,22 +438,11 @@ impl Images for ImagesApi {
         };
         let images = self.0.images.clone();
         let spool = images.spool_file().map_err(to_status)?;
-        let mut file = tokio::fs::File::from_std(
-            spool
-                .reopen()
-                .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?,
-        );
-        while let Some(msg) = incoming.message().await? {
-            if let Some(Part::Data(d)) = msg.part {
-                file.write_all(&d)
-                    .await
-                    .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?;
-            }
-        }
-        file.flush()
-            .await
-            .map_err(|e| Status::internal(format!("cannot spool the import: {e}")))?;
-        drop(file);
+        super::spool_stream(&spool, &mut incoming, |m| match m.part {
+            Some(Part::Data(d)) => Some(d),
+            _ => None,
+        })
+        .await?;
         let image_id = images
             .import(
                 spool,

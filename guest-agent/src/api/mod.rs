@@ -10,6 +10,26 @@ pub mod status;
 pub mod system;
 pub mod volumes;
 
+/// Writes the data of each message of `incoming` to `spool` (`data`
+/// picks it out), finishing the file before it returns.
+pub(crate) async fn spool_stream<T>(
+    spool: &crate::image::archive::Spool,
+    incoming: &mut tonic::Streaming<T>,
+    data: impl Fn(T) -> Option<Vec<u8>>,
+) -> Result<(), tonic::Status> {
+    use tokio::io::AsyncWriteExt;
+    let failed =
+        |e: std::io::Error| tonic::Status::internal(format!("cannot spool the upload: {e}"));
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(failed)?);
+    while let Some(msg) = incoming.message().await? {
+        if let Some(d) = data(msg) {
+            file.write_all(&d).await.map_err(failed)?;
+        }
+    }
+    // tokio's File finishes its last write in the background: wait for it.
+    file.flush().await.map_err(failed)
+}
+
 use std::sync::Arc;
 
 use berth_api::v1::containers_server::ContainersServer;
