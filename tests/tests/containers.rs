@@ -95,9 +95,14 @@ fn isolation_is_what_docker_gives() {
         bb,
         "sh",
         "-c",
-        "mount -t tmpfs none /tmp && echo ok",
+        "mount -t tmpfs none /tmp && echo ok && ls /dev/kmsg",
     ]);
-    assert_eq!(out.trim(), "ok");
+    assert_eq!(
+        out, "ok\n/dev/kmsg\n",
+        "--privileged gives the host's devices"
+    );
+    let (code, _, _) = run(&agent, &["run", "--rm", bb, "ls", "/dev/kmsg"]);
+    assert_ne!(code, 0, "an unprivileged container has a host device");
     let out = agent.ok(&[
         "run",
         "--rm",

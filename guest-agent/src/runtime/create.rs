@@ -15,7 +15,14 @@ use crate::image::manifest::{parse_config, RunConfig};
 impl Containers {
     /// Creates a container; returns its id and any warnings.
     pub fn create(&self, mut config: CreateContainerRequest) -> Result<(String, Vec<String>)> {
-        let (networks, warnings) = self.joins_for(&config)?;
+        let (networks, mut warnings) = self.joins_for(&config)?;
+        let swap = config
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.memory_swap_bytes != 0);
+        if swap && !spec::swap_accounting() {
+            warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+        }
         let name = self.claim_name(&config.name)?;
         let image = self.images.find(&config.image)?;
         let run = self.image_config(&image.record.id)?;

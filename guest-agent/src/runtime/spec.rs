@@ -399,9 +399,61 @@ pub fn resources(config: &CreateContainerRequest, privileged: bool) -> Result<Va
 }
 
 /// True when the kernel accounts swap per cgroup (v2, or v1 with memsw).
-fn swap_accounting() -> bool {
+pub fn swap_accounting() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Devices the runtime makes in every container anyway.
+const DEFAULT_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/console",
+];
+
+/// Every character and block device of the host under `dir` (but the
+/// runtime's defaults and `pts`, `shm`, `mqueue`), as `--privileged`
+/// gives them, Docker's way.
+fn host_devices(dir: &Path) -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ft = meta.file_type();
+        let name = e.file_name();
+        if ft.is_dir() && !["pts", "shm", "mqueue"].contains(&name.to_string_lossy().as_ref()) {
+            out.extend(host_devices(&path));
+            continue;
+        }
+        let kind = if ft.is_char_device() {
+            "c"
+        } else if ft.is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        if DEFAULT_DEVICES.contains(&path.to_string_lossy().as_ref()) {
+            continue;
+        }
+        let rdev = meta.rdev();
+        out.push(json!({
+            "path": path, "type": kind,
+            "major": libc::major(rdev), "minor": libc::minor(rdev),
+            "fileMode": meta.mode() & 0o777, "uid": meta.uid(), "gid": meta.gid(),
+        }));
+    }
+    out
 }
 
 /// The namespaces: all of Docker's, sharing the host's network with
@@ -496,7 +548,9 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         "resources": resources(config, config.privileged)?,
         "namespaces": namespaces(&config.network, input.netns.as_deref()),
     });
-    if !config.privileged {
+    if config.privileged {
+        linux["devices"] = json!(host_devices(Path::new("/dev")));
+    } else {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
         linux["seccomp"] = seccomp::profile(&caps);
