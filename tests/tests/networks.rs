@@ -370,5 +370,6 @@ fn containers_reach_a_server_beyond_the_host() {
     // --network none has only its loopback.
     let none = agent.ok(&["run", "--rm", "--network", "none", bb, "ip", "-o", "link"]);
     assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains("LOOPBACK,UP"), "lo is down: {none}");
     assert_eq!(leftovers(&agent), "");
 }

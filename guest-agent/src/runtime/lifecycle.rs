@@ -114,6 +114,7 @@ impl Containers {
                 .filter(|m| m.kind == "volume" && m.copy_up)
                 .map(|m| (m.destination.clone(), m.source.clone()))
                 .collect(),
+            lo_up: record.networks.is_empty() && record.config.network != "host",
         };
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;

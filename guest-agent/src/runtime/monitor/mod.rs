@@ -65,6 +65,10 @@ pub struct Options {
     /// container, the volume's directory).
     #[serde(default)]
     pub copy_up: Vec<(String, PathBuf)>,
+    /// Bring up `lo` in the container's own fresh network namespace
+    /// (`--network none`), as Docker does.
+    #[serde(default)]
+    pub lo_up: bool,
 }
 
 /// The console socket's name in the container's directory.
@@ -222,6 +226,14 @@ fn prepare(opts: Options, dir: &Path) -> Result<Prepared, String> {
             }
         });
     };
+    if opts.lo_up {
+        if let Err(e) = loopback_up(pid as i32) {
+            helper.abandon();
+            return Err(format!(
+                "the container's loopback cannot be brought up: {e}"
+            ));
+        }
+    }
     let master = match console {
         Some(l) => {
             let fd = receive_console(&l);
@@ -283,6 +295,38 @@ fn spawn_helper(
         commands: std::fs::File::from(commands_w),
         report: BufReader::new(std::fs::File::from(report_r)),
     })
+}
+
+/// Brings `lo` up inside the network namespace of process `pid`, from a
+/// short thread (entering a namespace changes only the calling thread).
+fn loopback_up(pid: i32) -> Result<(), String> {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || -> Result<(), String> {
+        use std::os::fd::AsFd;
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns: {e}"))?;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")
+            .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
+            .map_err(|e| e.to_string())?;
+        // SAFETY: ifreq is plain data; the ioctls read and write only it.
+        unsafe {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            let fd = sock.as_raw_fd();
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
+        }
+        Ok(())
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the namespace thread panicked".into()))
 }
 
 /// Takes the pty master the container's init sends on the console socket.
