@@ -34,7 +34,7 @@ umoci new --image "$work/layout:latest" >/dev/null
 umoci unpack --image "$work/layout:latest" "$work/bundle" >/dev/null
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for applet in sh ls cat echo env hostname sleep ps id; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
+for applet in sh ls cat echo env hostname sleep ps id httpd wget mkdir; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
 umoci repack --image "$work/layout:latest" "$work/bundle" >/dev/null
 umoci config --image "$work/layout:latest" --config.cmd /bin/sh --config.env PATH=/bin >/dev/null
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done

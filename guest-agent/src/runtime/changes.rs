@@ -70,6 +70,16 @@ impl Containers {
             Ok(!whiteout)
         })
         .map_err(|e| Error::io("reading the container's changes", e))?;
+        // A directory the runtime made only to hold a mount point (an
+        // image without /etc gets one for /etc/hosts) is no change either.
+        let holds_mount = |dir: &str| skip.iter().any(|m| m.starts_with(&format!("{dir}/")));
+        let paths: Vec<String> = out.iter().map(|c| c.path.clone()).collect();
+        out.retain(|c| {
+            let only_mounts = c.kind == 'A'
+                && holds_mount(&c.path)
+                && !paths.iter().any(|p| p.starts_with(&format!("{}/", c.path)));
+            !only_mounts
+        });
         Ok(out)
     }
 
