@@ -291,11 +291,14 @@ impl Networks {
     /// Takes a stopped container off every network and removes its
     /// namespace, ports and name server.
     pub async fn detach(&self, id: &str) {
-        if let Some(task) = self.dns_tasks().remove(id) {
-            task.abort();
-        }
+        let served = self.dns_tasks().remove(id).map(|t| t.abort()).is_some();
         self.upstreams_map().remove(id);
-        self.ports.release(id);
+        let published = self.ports.release(id);
+        let ns = self.ns_path(id);
+        if !served && !published && !ns.exists() && self.endpoints_of(id).is_empty() {
+            // Never networked (--network none or host): nothing to undo.
+            return;
+        }
         {
             let _busy = self.busy.lock().await;
             for (net, ep) in self.endpoints_of(id) {
@@ -308,12 +311,15 @@ impl Networks {
                 tracing::warn!("{e}");
             }
         }
-        netns::remove(&self.ns_path(id));
+        netns::remove(&ns);
     }
 
     /// Publishes a running container's ports: reserves each host port
     /// (choosing free ones for port 0) and forwards it to `ip`.
     pub fn publish(&self, id: &str, ip: Ipv4Addr, wanted: &[Published]) -> Result<Vec<Published>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
         let got = self.ports.reserve(id, ip, wanted)?;
         if let Err(e) = self.refresh_firewall() {
             self.ports.release(id);

@@ -116,9 +116,9 @@ impl Reservations {
         Ok(got)
     }
 
-    /// Lets container `id`'s ports go.
-    pub fn release(&self, id: &str) {
-        self.table().remove(id);
+    /// Lets container `id`'s ports go; true when it held any.
+    pub fn release(&self, id: &str) -> bool {
+        self.table().remove(id).is_some()
     }
 
     /// Every held port, with its container's id.
