@@ -42,15 +42,11 @@ struct Args {
 }
 
 fn main() {
-    // Re-executions of the agent for one container: these must stay
-    // single-threaded until the container or exec process exists.
+    // The exec helper is the agent re-executed: it must stay
+    // single-threaded until the exec process exists.
     let argv: Vec<String> = std::env::args().collect();
-    match argv.get(1).map(String::as_str) {
-        Some("__create") if argv.len() == 3 => std::process::exit(
-            berth_agent::runtime::monitor::helper::main(std::path::Path::new(&argv[2])),
-        ),
-        Some("__exec") => std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..])),
-        _ => {}
+    if argv.get(1).map(String::as_str) == Some("__exec") {
+        std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..]));
     }
     let args = Args::parse();
     if let Err(e) = run(args) {

@@ -107,7 +107,7 @@ impl Containers {
             log_max_files: logs::DEFAULT_MAX_FILES,
             socket: self.socket_of(&id),
             run_state: dir.join("run.json"),
-            helper: agent_exe()?,
+            helper: agent_exe()?.with_file_name(CREATE_HELPER),
             copy_up: record
                 .mounts
                 .iter()
@@ -620,6 +620,9 @@ fn monitor_alive(pid: i32) -> bool {
 
 /// The monitor's binary name; it is installed beside `berth-agent`.
 const MONITOR: &str = "berth-monitor";
+
+/// The create helper's binary, installed beside `berth-agent`.
+const CREATE_HELPER: &str = "berth-create";
 
 /// The running agent's binary (the monitor runs it as the create helper).
 fn agent_exe() -> Result<std::path::PathBuf> {

@@ -1,4 +1,4 @@
-//! The create helper: `berth-agent __create DIR`, a short-lived child of
+//! The create helper: `berth-create DIR`, a short-lived child of
 //! a container's monitor that creates the container with libcontainer and
 //! starts it when the monitor says so, then exits.
 //!

@@ -6,7 +6,7 @@
 //! status in `run.json`, so the agent can be restarted or `kill -9`ed and
 //! find everything again. It mounts the container's root filesystem,
 //! then leaves the container's creation to a short-lived helper (the
-//! agent binary as `berth-agent __create DIR`, see [`helper`]), so that
+//! small `berth-create DIR`, see [`helper`]), so that
 //! libcontainer and its dependencies never weigh on the process that
 //! lives as long as the container. As a child subreaper it inherits the
 //! container's init when the helper exits.
@@ -59,7 +59,7 @@ pub struct Options {
     pub socket: PathBuf,
     /// Where the run's state goes.
     pub run_state: PathBuf,
-    /// The agent binary, run as the create helper.
+    /// The create helper binary (`berth-create`).
     pub helper: PathBuf,
     /// Volumes to fill from the image when empty: (path in the
     /// container, the volume's directory).
@@ -258,7 +258,7 @@ fn prepare(opts: Options, dir: &Path) -> Result<Prepared, String> {
     })
 }
 
-/// Starts `berth-agent __create DIR` with its pipes and the container's
+/// Starts `berth-create DIR` with its pipes and the container's
 /// stdio at the numbers [`helper`] expects.
 fn spawn_helper(
     opts: &Options,
@@ -269,8 +269,7 @@ fn spawn_helper(
     let (report_r, report_w) = pipe()?;
     let (commands_r, commands_w) = pipe()?;
     let mut cmd = std::process::Command::new(&opts.helper);
-    cmd.arg("__create")
-        .arg(dir)
+    cmd.arg(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
     let mut fds = vec![
