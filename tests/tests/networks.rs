@@ -255,6 +255,11 @@ fn published_ports_answer_from_the_host() {
     ]);
     let port_all = host_port(&agent, "all", "8080");
     assert!(http_get(&agent, port_all).contains("hello-all"));
+    // A container reaches a published port through the host's address
+    // (hairpin NAT back onto the same bridge).
+    let url = format!("http://host.docker.internal:{port_all}/");
+    let hair = agent.ok(&["run", "--rm", bb, "sh", "-c", &fetch(&url)]);
+    assert!(hair.contains("hello-all"), "{hair}");
     // UDP: a socket in the container's network answers through the port.
     agent.ok(&[
         "run",
