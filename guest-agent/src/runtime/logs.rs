@@ -171,6 +171,73 @@ pub fn read_all(path: &Path) -> Vec<Line> {
     out
 }
 
+/// Follows a container's current log file from where it was last read,
+/// across rotations, so `logs -f` reads each byte once.
+pub struct Tail {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    ino: u64,
+    /// A line not yet ended by its newline.
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    /// Every stored line, oldest first, and a tail positioned after them.
+    pub fn open(path: &Path) -> (Vec<Line>, Tail) {
+        let mut tail = Tail {
+            path: path.to_path_buf(),
+            file: None,
+            ino: 0,
+            partial: Vec::new(),
+        };
+        // The current file is opened first, so a rotation meanwhile
+        // cannot hide lines between the older files and it.
+        tail.reopen();
+        let all = files(path);
+        let mut lines = Vec::new();
+        for f in &all[..all.len() - 1] {
+            if let Ok(file) = std::fs::File::open(f) {
+                lines.extend(parse(std::io::BufReader::new(file)));
+            }
+        }
+        lines.extend(tail.read_new());
+        (lines, tail)
+    }
+
+    fn reopen(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        self.file = std::fs::File::open(&self.path).ok();
+        self.ino = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.ino());
+        self.partial.clear();
+    }
+
+    /// The complete lines written since the last call.
+    pub fn read_new(&mut self) -> Vec<Line> {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        loop {
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.read_to_end(&mut self.partial);
+            }
+            if let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') {
+                let done: Vec<u8> = self.partial.drain(..=end).collect();
+                out.extend(parse(&done[..]));
+            }
+            // Rotated: the old file is read to its end; go on in the new one.
+            let now = std::fs::metadata(&self.path).map_or(0, |m| m.ino());
+            if now == self.ino {
+                return out;
+            }
+            self.reopen();
+        }
+    }
+}
+
 /// Every log file of a container, for removal.
 pub fn remove(path: &Path) {
     for f in files(path) {
@@ -181,6 +248,30 @@ pub fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_reads_each_line_once_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = Writer::open(&path, 4096, 3).unwrap();
+        w.write(0, b"first\n").unwrap();
+        w.flush().unwrap();
+        let (old, mut tail) = Tail::open(&path);
+        assert_eq!(old.len(), 1);
+        let mut seen = Vec::new();
+        let pad = "x".repeat(200);
+        for i in 0..60 {
+            w.write(0, format!("line {i} {pad}\n").as_bytes()).unwrap();
+            w.flush().unwrap();
+            if i % 3 == 0 {
+                seen.extend(tail.read_new().into_iter().map(|l| l.log));
+            }
+        }
+        seen.extend(tail.read_new().into_iter().map(|l| l.log));
+        let want: Vec<String> = (0..60).map(|i| format!("line {i} {pad}\n")).collect();
+        assert_eq!(seen, want);
+        assert!(rotated(&path, 1).exists(), "the test did rotate");
+    }
 
     #[test]
     fn lines_are_cut_and_rotation_keeps_the_newest() {

@@ -314,20 +314,12 @@ impl Containers {
         let mut changed = entry.changed.subscribe();
         let entry = entry.clone();
         tokio::spawn(async move {
-            let mut lines: Vec<Line> = logs::read_all(&path)
-                .into_iter()
-                .filter(|l| keep(l, &opts))
-                .collect();
+            let (stored, mut tail) = logs::Tail::open(&path);
+            let mut lines: Vec<Line> = stored.into_iter().filter(|l| keep(l, &opts)).collect();
             if let Some(n) = opts.tail {
                 let skip = lines.len().saturating_sub(n);
                 lines.drain(..skip);
             }
-            let mut last = lines.last().map(|l| l.time);
-            let mut seen_at_last = lines
-                .iter()
-                .rev()
-                .take_while(|l| Some(l.time) == last)
-                .count();
             for l in lines {
                 if tx.send(l).await.is_err() {
                     return;
@@ -342,23 +334,7 @@ impl Containers {
             loop {
                 let running = entry.record().state.is_running()
                     || entry.record().state.status == "restarting";
-                // New lines: everything after the last one sent.
-                let fresh: Vec<Line> = logs::read_all(&path)
-                    .into_iter()
-                    .filter(|l| last.is_none_or(|t| l.time >= t))
-                    .collect();
-                let mut skip = seen_at_last;
-                for l in fresh {
-                    if Some(l.time) == last && skip > 0 {
-                        skip -= 1;
-                        continue;
-                    }
-                    if Some(l.time) == last {
-                        seen_at_last += 1;
-                    } else {
-                        last = Some(l.time);
-                        seen_at_last = 1;
-                    }
+                for l in tail.read_new() {
                     if keep(&l, &opts) && tx.send(l).await.is_err() {
                         return;
                     }
