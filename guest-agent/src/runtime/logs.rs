@@ -160,17 +160,6 @@ pub fn parse(reader: impl BufRead) -> Vec<Line> {
         .collect()
 }
 
-/// Every line a container logged, oldest first.
-pub fn read_all(path: &Path) -> Vec<Line> {
-    let mut out = Vec::new();
-    for f in files(path) {
-        if let Ok(file) = std::fs::File::open(&f) {
-            out.extend(parse(std::io::BufReader::new(file)));
-        }
-    }
-    out
-}
-
 /// Follows a container's current log file from where it was last read,
 /// across rotations, so `logs -f` reads each byte once.
 pub struct Tail {
@@ -248,6 +237,17 @@ pub fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line a container logged, oldest first.
+    fn read_all(path: &Path) -> Vec<Line> {
+        let mut out = Vec::new();
+        for f in files(path) {
+            if let Ok(file) = std::fs::File::open(&f) {
+                out.extend(parse(std::io::BufReader::new(file)));
+            }
+        }
+        out
+    }
 
     #[test]
     fn a_tail_reads_each_line_once_across_rotations() {
