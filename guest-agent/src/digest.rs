@@ -22,6 +22,17 @@ pub fn hex_of(digest: &str) -> Result<&str> {
     }
 }
 
+/// A random 64-hex id (for containers, networks, anonymous volumes),
+/// the hash of 32 bytes from the kernel's random source.
+pub fn random_id() -> String {
+    let mut seed = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut seed);
+    }
+    of_bytes(&seed)[7..].to_string()
+}
+
 /// The digest of a byte string.
 pub fn of_bytes(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))

@@ -145,7 +145,7 @@ impl Store {
                     .map(|s| ipam::gateway_of(&s).to_string())
                     .unwrap_or_default();
                 store.save(NetworkRecord {
-                    id: new_id(),
+                    id: crate::digest::random_id(),
                     name: name.into(),
                     driver: driver.into(),
                     created: Utc::now(),
@@ -220,7 +220,7 @@ impl Store {
             }
             None => ipam::gateway_of(&subnet),
         };
-        let id = new_id();
+        let id = crate::digest::random_id();
         let rec = NetworkRecord {
             bridge: format!("bth-{}", &id[..11]),
             id,
@@ -314,14 +314,4 @@ impl Store {
             let _ = std::fs::remove_file(marker);
         }
     }
-}
-
-/// A random 64-hex id.
-fn new_id() -> String {
-    let mut seed = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut seed);
-    }
-    crate::digest::of_bytes(&seed)[7..].to_string()
 }

@@ -139,11 +139,7 @@ impl Containers {
     /// A fresh 64-hex id whose 12-character prefix is unique.
     fn new_id(&self) -> String {
         loop {
-            let mut seed = [0u8; 32];
-            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-                let _ = f.read_exact(&mut seed);
-            }
-            let id = crate::digest::of_bytes(&seed)[7..].to_string();
+            let id = crate::digest::random_id();
             let prefix = &id[..12];
             if !self.table().keys().any(|k| k.starts_with(prefix)) {
                 return id;

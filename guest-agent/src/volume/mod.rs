@@ -69,7 +69,7 @@ impl Volumes {
         }
         let anonymous = name.is_empty();
         let name = if anonymous {
-            random_name()
+            crate::digest::random_id()
         } else {
             valid_name(name)?;
             name.to_string()
@@ -181,13 +181,4 @@ fn valid_name(name: &str) -> Result<()> {
             "invalid volume name {name:?}: use letters, digits, _ . and -, starting with a letter or digit"
         ))
     })
-}
-
-fn random_name() -> String {
-    let mut seed = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut seed);
-    }
-    crate::digest::of_bytes(&seed)[7..].to_string()
 }
