@@ -601,8 +601,7 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
 
 /// Runs `berth load`.
 pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
-    use tokio::io::AsyncReadExt;
-    let mut input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &a.input {
+    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &a.input {
         Some(p) => Box::new(
             tokio::fs::File::open(p)
                 .await
@@ -615,33 +614,17 @@ pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
             Box::new(tokio::io::stdin())
         }
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::LoadImagesRequest>(4);
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<(), std::io::Error>(());
-            }
-            if tx
-                .send(pb::LoadImagesRequest {
-                    data: buf[..n].to_vec(),
-                    quiet: false,
-                })
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
+    let up = crate::upload::upload(None, input, |data| pb::LoadImagesRequest {
+        data,
+        quiet: false,
     });
     let mut stream = client(conn)
         .await?
-        .load(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .load(up.stream)
         .await
         .map_err(status_error)?
         .into_inner();
-    reader.await?.context("cannot read the archive")?;
+    up.reader.await?.context("cannot read the archive")?;
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(status_error)?;
         if !a.quiet && !msg.status.is_empty() {

@@ -14,6 +14,7 @@ mod progress;
 mod session;
 mod system;
 mod transfer;
+mod upload;
 mod volume;
 
 use anyhow::Result;

@@ -1,7 +1,7 @@
 //! `commit`, `export`, `import`, `diff` and `cp`: a container's files
 //! and state, out and in.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -134,27 +134,12 @@ pub async fn export(conn: &Conn, a: ExportArgs) -> Result<()> {
     }
 }
 
-/// Sends `data` in chunks after a first message.
-fn chunks<T: Send + 'static>(
-    first: T,
-    data: Vec<u8>,
-    wrap: fn(Vec<u8>) -> T,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    let pieces: Vec<T> = data.chunks(1 << 20).map(|c| wrap(c.to_vec())).collect();
-    futures::stream::iter(std::iter::once(first).chain(pieces))
-}
-
 /// Runs `berth import`.
 pub async fn import(conn: &Conn, a: ImportArgs) -> Result<()> {
     if a.file.contains("://") {
         bail!("importing from a URL is not supported: download the file and give its path");
     }
-    let mut data = Vec::new();
-    if a.file == "-" {
-        std::io::stdin().read_to_end(&mut data)?;
-    } else {
-        data = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file))?;
-    }
+    let input = crate::upload::open_input(&a.file).await?;
     use pb::import_image_request::Part;
     let first = pb::ImportImageRequest {
         part: Some(Part::Options(pb::ImportOptions {
@@ -164,14 +149,15 @@ pub async fn import(conn: &Conn, a: ImportArgs) -> Result<()> {
             platform: a.platform.unwrap_or_default(),
         })),
     };
+    let up = crate::upload::upload(Some(first), input, |d| pb::ImportImageRequest {
+        part: Some(Part::Data(d)),
+    });
     let r = ImagesClient::new(conn.channel().await?)
-        .import(chunks(first, data, |d| pb::ImportImageRequest {
-            part: Some(Part::Data(d)),
-        }))
+        .import(up.stream)
         .await
-        .map_err(status_error)?
-        .into_inner();
-    println!("{}", r.image_id);
+        .map_err(status_error);
+    up.reader.await?.context("cannot read the data to import")?;
+    println!("{}", r?.into_inner().image_id);
     Ok(())
 }
 
@@ -271,30 +257,10 @@ async fn copy_in(
     keep: bool,
     follow: bool,
 ) -> Result<()> {
-    let data = if src == "-" {
-        let mut d = Vec::new();
-        std::io::stdin().read_to_end(&mut d)?;
-        d
+    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if src == "-" {
+        Box::new(tokio::io::stdin())
     } else {
-        let p = Path::new(src);
-        let meta = if follow {
-            std::fs::metadata(p)
-        } else {
-            std::fs::symlink_metadata(p)
-        }
-        .with_context(|| format!("could not find the file {src} on the host"))?;
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| ".".into());
-        let mut b = tar::Builder::new(Vec::new());
-        b.follow_symlinks(follow);
-        if meta.is_dir() {
-            b.append_dir_all(&name, p)?;
-        } else {
-            b.append_path_with_name(p, &name)?;
-        }
-        b.into_inner()?
+        Box::new(crate::upload::tar_of(Path::new(src), follow)?)
     };
     use pb::copy_to_request::Part;
     let first = pb::CopyToRequest {
@@ -304,12 +270,15 @@ async fn copy_in(
             copy_uid_gid: keep,
         })),
     };
-    client(conn)
+    let up = crate::upload::upload(Some(first), input, |d| pb::CopyToRequest {
+        part: Some(Part::Data(d)),
+    });
+    let done = client(conn)
         .await?
-        .copy_to(chunks(first, data, |d| pb::CopyToRequest {
-            part: Some(Part::Data(d)),
-        }))
+        .copy_to(up.stream)
         .await
-        .map_err(status_error)?;
+        .map_err(status_error);
+    up.reader.await?.context("cannot read what to copy")?;
+    done?;
     Ok(())
 }
