@@ -436,9 +436,9 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
     .await
 }
 
-/// Runs one action per container, printing each name as Docker does, and
-/// fails (exit 1) if any failed.
-async fn each<F, Fut>(ids: &[String], f: F) -> Result<()>
+/// Runs one action per named thing (containers, networks, volumes),
+/// printing each name as Docker does, and fails (exit 1) if any failed.
+pub async fn each<F, Fut>(ids: &[String], f: F) -> Result<()>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<String>>,

@@ -214,19 +214,16 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         NetworkCommand::Rm(a) => {
-            let mut failed = None;
-            for name in &a.networks {
-                match c.remove(pb::NetworkRef { id: name.clone() }).await {
-                    Ok(_) => println!("{name}"),
-                    Err(s) => {
-                        eprintln!("Error response from agent: {}", s.message());
-                        failed = Some(s);
-                    }
+            crate::containers::each(&a.networks, |name| {
+                let mut c = c.clone();
+                async move {
+                    c.remove(pb::NetworkRef { id: name.clone() })
+                        .await
+                        .map_err(status_error)?;
+                    Ok(name)
                 }
-            }
-            if failed.is_some() {
-                return Err(crate::Exit(1).into());
-            }
+            })
+            .await?;
         }
         NetworkCommand::Connect(a) => {
             c.connect_container(pb::ConnectNetworkRequest {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_api::v1::{self as pb, volumes_client::VolumesClient};
 use clap::{Args, Subcommand};
 
-use crate::{format, status_error, Conn, Exit};
+use crate::{format, status_error, Conn};
 
 /// `berth volume` subcommands.
 #[derive(Subcommand, Debug)]
@@ -150,23 +150,19 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         VolumeCommand::Rm(a) => {
-            let mut failed = false;
-            for name in &a.volumes {
-                let req = pb::RemoveVolumeRequest {
-                    name: name.clone(),
-                    force: a.force,
-                };
-                match c.remove(req).await {
-                    Ok(_) => println!("{name}"),
-                    Err(s) => {
-                        eprintln!("Error response from agent: {}", s.message());
-                        failed = true;
-                    }
+            let force = a.force;
+            crate::containers::each(&a.volumes, |name| {
+                let mut c = c.clone();
+                async move {
+                    let req = pb::RemoveVolumeRequest {
+                        name: name.clone(),
+                        force,
+                    };
+                    c.remove(req).await.map_err(status_error)?;
+                    Ok(name)
                 }
-            }
-            if failed {
-                return Err(Exit(1).into());
-            }
+            })
+            .await?;
         }
         VolumeCommand::Prune(a) => {
             let r = c
