@@ -64,41 +64,6 @@ fn state(r: &Record) -> pb::ContainerState {
     }
 }
 
-/// Streams a spooled file in chunks, removing it after.
-fn stream_file(spool: crate::image::archive::Spool) -> Stream_<pb::DataChunk> {
-    let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = match spool.open_read() {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
-                return;
-            }
-        };
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let chunk = pb::DataChunk {
-                        data: buf[..n].to_vec(),
-                    };
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
-                    break;
-                }
-            }
-        }
-        drop(spool);
-    });
-    Box::pin(ReceiverStream::new(rx))
-}
-
 /// A published port as the API carries it.
 pub fn port_binding(p: &crate::network::Published) -> pb::PortBinding {
     pb::PortBinding {
@@ -669,12 +634,12 @@ impl ContainersRpc for ContainersApi {
         &self,
         request: Request<pb::ContainerRef>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        let c = &self.0.containers;
-        let spool = c.scratch_file().map_err(to_status)?;
-        c.export(&request.into_inner().id, spool.path().to_path_buf())
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(stream_file(spool)))
+        let c = self.0.containers.clone();
+        let id = request.into_inner().id;
+        c.find(&id).map_err(to_status)?;
+        Ok(Response::new(super::stream_written(move |w| async move {
+            c.export(&id, w).await
+        })))
     }
 
     async fn diff(
@@ -702,12 +667,11 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::CopyFromRequest>,
     ) -> Result<Response<Self::CopyFromStream>, Status> {
         let r = request.into_inner();
-        let c = &self.0.containers;
-        let spool = c.scratch_file().map_err(to_status)?;
-        c.copy_from(&r.id, &r.path, r.follow_link, spool.path().to_path_buf())
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(stream_file(spool)))
+        let c = self.0.containers.clone();
+        c.find(&r.id).map_err(to_status)?;
+        Ok(Response::new(super::stream_written(move |w| async move {
+            c.copy_from(&r.id, &r.path, r.follow_link, w).await
+        })))
     }
 
     async fn copy_to(

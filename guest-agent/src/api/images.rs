@@ -359,10 +359,7 @@ impl Images for ImagesApi {
         let plan = images.plan_save(&refs).map_err(to_status)?;
         let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
         tokio::task::spawn_blocking(move || {
-            let mut writer = ChunkWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
+            let mut writer = super::ChunkWriter::new(tx.clone());
             let result = images
                 .write_archive(&plan, &mut writer)
                 .and_then(|()| writer.flush_out());
@@ -453,45 +450,6 @@ impl Images for ImagesApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ImportImageResponse { image_id }))
-    }
-}
-
-const CHUNK: usize = 256 * 1024;
-
-/// A blocking writer that sends what it is given as DataChunk messages.
-struct ChunkWriter {
-    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    fn flush_out(&mut self) -> crate::error::Result<()> {
-        if !self.buf.is_empty() {
-            let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx
-                .blocking_send(Ok(pb::DataChunk { data }))
-                .map_err(|_| {
-                    crate::error::Error::Unavailable(
-                        "the client stopped reading the archive".into(),
-                    )
-                })?;
-        }
-        Ok(())
-    }
-}
-
-impl std::io::Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush_out()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -36,7 +36,7 @@ pub fn copy_out(root: &Path, path: &str, follow: bool, out: impl Write) -> Resul
     if name.is_empty() {
         let dir = open_in_root(root, "/", OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(missing)?;
         tree::append_tree(&mut b, &dir, "", &opts).map_err(io_err)?;
-        return b.finish().map_err(io_err);
+        return finish(b).map_err(io_err);
     }
     let parent_fd =
         open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(missing)?;
@@ -58,7 +58,8 @@ pub fn copy_out(root: &Path, path: &str, follow: bool, out: impl Write) -> Resul
             OFlag::O_RDONLY
         };
         let opened = open_in_root(root, clean, flags).map_err(missing)?;
-        return write_opened(&mut b, opened, tstat, name, &opts).map_err(io_err);
+        write_opened(&mut b, opened, tstat, name, &opts).map_err(io_err)?;
+        return finish(b).map_err(io_err);
     }
     let node = Node {
         parent: &parent_fd,
@@ -71,7 +72,7 @@ pub fn copy_out(root: &Path, path: &str, follow: bool, out: impl Write) -> Resul
         let dir = tree::open_dir(&parent_fd, OsStr::new(name)).map_err(io_err)?;
         tree::append_tree(&mut b, &dir, name, &opts).map_err(io_err)?;
     }
-    b.finish().map_err(io_err)
+    finish(b).map_err(io_err)
 }
 
 /// Writes an already opened file or directory (a followed link).
@@ -98,7 +99,12 @@ fn write_opened<W: Write>(
         h.set_size(file.metadata()?.len());
         b.append_data(&mut h, name, file)?;
     }
-    b.finish()
+    Ok(())
+}
+
+/// Ends the archive and flushes what holds it.
+fn finish<W: Write>(b: tar::Builder<W>) -> io::Result<()> {
+    b.into_inner()?.flush()
 }
 
 /// Extracts the tar `input` into the container's directory `dest` (which

@@ -1,6 +1,7 @@
 //! A container's files out and in, and its state as a new image:
 //! `commit`, `export`, `cp` (see [`super::copy`] for the safe walking).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -73,13 +74,11 @@ impl Containers {
         Ok(id)
     }
 
-    /// `export`: the container's whole filesystem as a tar in `out`.
-    pub async fn export(&self, input: &str, out: PathBuf) -> Result<()> {
+    /// `export`: the container's whole filesystem as a tar to `out`.
+    pub async fn export(&self, input: &str, out: impl Write + Send + 'static) -> Result<()> {
         let r = self.find(input)?.record();
         let skip = self.mount_points(&r);
         self.with_rootfs(input, false, move |root| {
-            let file =
-                std::fs::File::create(&out).map_err(|e| Error::io("spooling the export", e))?;
             let dir = tree::open_root(root).map_err(|e| Error::io("reading the container", e))?;
             let opts = tree::TarOptions {
                 skip: skip
@@ -90,30 +89,25 @@ impl Containers {
                     .collect(),
                 whiteouts: false,
             };
-            let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+            let mut b = tar::Builder::new(std::io::BufWriter::new(out));
             tree::append_tree(&mut b, &dir, "", &opts)
-                .and_then(|_| {
-                    b.into_inner()
-                        .and_then(|mut w| std::io::Write::flush(&mut w))
-                })
+                .and_then(|_| b.into_inner().and_then(|mut w| w.flush()))
                 .map_err(|e| Error::io("writing the export", e))
         })
         .await
     }
 
-    /// `cp` out: what the container has at `path`, as a tar in `out`.
+    /// `cp` out: what the container has at `path`, as a tar to `out`.
     pub async fn copy_from(
         &self,
         input: &str,
         path: &str,
         follow: bool,
-        out: PathBuf,
+        out: impl Write + Send + 'static,
     ) -> Result<()> {
         let path = path.to_string();
         self.with_rootfs(input, false, move |root| {
-            let file =
-                std::fs::File::create(&out).map_err(|e| Error::io("spooling the copy", e))?;
-            copy::copy_out(root, &path, follow, std::io::BufWriter::new(file))
+            copy::copy_out(root, &path, follow, std::io::BufWriter::new(out))
         })
         .await
     }
