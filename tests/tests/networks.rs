@@ -167,6 +167,24 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         "timeout 3 wget -q -O - http://web/; echo rc=$?",
     ]);
     assert!(!gone.contains("rc=0"), "web is still on other: {gone}");
+    // Interface numbers are reused: leave the first network while on a
+    // second, then join a third.
+    agent.ok(&["network", "connect", "other", "web"]);
+    agent.ok(&["network", "disconnect", "appnet", "web"]);
+    agent.ok(&["network", "create", "third"]);
+    agent.ok(&["network", "connect", "third", "web"]);
+    for net in ["other", "third"] {
+        agent.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            bb,
+            "sh",
+            "-c",
+            &fetch("http://web/"),
+        ]);
+    }
     // Bad input: one sentence each.
     let err = agent.fails(&["network", "create", "appnet"]);
     assert!(err.contains("already exists"), "{err}");
@@ -177,7 +195,7 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     let err = agent.fails(&["network", "inspect", "nope"]);
     assert!(err.contains("not found"), "{err}");
     agent.ok(&["rm", "-f", "web"]);
-    agent.ok(&["network", "rm", "appnet", "other"]);
+    agent.ok(&["network", "rm", "appnet", "other", "third"]);
     assert_eq!(leftovers(&agent), "");
     assert_eq!(
         agent.ok(&["network", "ls", "--format", "{{.Name}}"]),

@@ -173,7 +173,16 @@ impl Networks {
 
     /// Joins a running container (namespace made) to one more network.
     pub async fn connect(&self, m: &Member, j: &Join) -> Result<()> {
-        let index = self.endpoints_of(&m.id).len();
+        // The lowest free interface number: after a disconnect, the count
+        // of endpoints would name a veth and an ethN still in use.
+        let used: Vec<String> = self
+            .endpoints_of(&m.id)
+            .into_iter()
+            .map(|(_, e)| e.interface)
+            .collect();
+        let index = (0..)
+            .find(|i| !used.contains(&format!("eth{i}")))
+            .unwrap_or_default();
         self.join(m, j, index).await
     }
 
