@@ -44,6 +44,9 @@ struct Args {
 fn main() {
     // The exec helper is the agent re-executed: it must stay
     // single-threaded until the exec process exists.
+    if berth_agent::init::is_pid1() {
+        berth_agent::init::main();
+    }
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("__exec") {
         std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..]));
@@ -121,6 +124,19 @@ fn run(args: Args) -> Result<()> {
             key: args.tls_key,
             client_ca: args.tls_client_ca,
         };
-        serve(&endpoints, routes(agent), &tls, stop_rx).await
+        // Graceful shutdown waits for open connections; a client that never
+        // closes (a vsock peer gone without a reset) must not hold it up.
+        let mut stopped = stop_rx.clone();
+        let grace = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        tokio::select! {
+            served = serve(&endpoints, routes(agent), &tls, stop_rx) => served,
+            _ = grace => {
+                tracing::warn!("connections still open 3 s after shutdown began; leaving them");
+                Ok(())
+            }
+        }
     })
 }

@@ -14,9 +14,7 @@ use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
 use berth_agent::volume::Volumes;
 use berth_api::endpoint::ClientTls;
-use berth_api::v1::{
-    files_client::FilesClient, system_client::SystemClient, PingRequest, SharesRequest,
-};
+use berth_api::v1::{system_client::SystemClient, PingRequest, PingResponse};
 use berth_api::Endpoint;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
@@ -81,13 +79,20 @@ async fn unbuilt_services_answer_unimplemented_with_a_sentence() {
         .ping(PingRequest {})
         .await
         .unwrap();
-    let err = FilesClient::new(channel)
-        .shares(SharesRequest::default())
+    // A service this agent does not have (a newer client's, say).
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let err = grpc
+        .unary::<PingRequest, PingResponse, _>(
+            tonic::Request::new(PingRequest {}),
+            "/berth.v1.Builds/Build".parse().unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(
-        err.message().contains("/berth.v1.Files/Shares") && err.message().contains("not built"),
+        err.message().contains("/berth.v1.Builds/Build") && err.message().contains("not built"),
         "{}",
         err.message()
     );

@@ -3,6 +3,7 @@
 //! built yet answer UNIMPLEMENTED with a sentence naming what is missing.
 
 pub mod containers;
+pub mod files;
 pub mod images;
 pub mod networks;
 pub mod ports;
@@ -104,6 +105,7 @@ pub(crate) async fn spool_stream<T>(
 use std::sync::Arc;
 
 use berth_api::v1::containers_server::ContainersServer;
+use berth_api::v1::files_server::FilesServer;
 use berth_api::v1::images_server::ImagesServer;
 use berth_api::v1::networks_server::NetworksServer;
 use berth_api::v1::ports_server::PortsServer;
@@ -141,6 +143,7 @@ pub fn routes(agent: Arc<Agent>) -> Routes {
         .add_service(NetworksServer::new(networks::NetworksApi(agent.clone())))
         .add_service(PortsServer::new(ports::PortsApi(agent.clone())))
         .add_service(VolumesServer::new(volumes::VolumesApi(agent.clone())))
+        .add_service(FilesServer::new(files::FilesApi(agent.clone())))
         .add_service(
             ImagesServer::new(images::ImagesApi(agent))
                 .max_decoding_message_size(64 << 20)

@@ -30,7 +30,6 @@ pub fn not_built(path: &str) -> Status {
         "berth.v1.Volumes" => "volumes are not built into this agent yet",
         "berth.v1.Networks" => "networks are not built into this agent yet",
         "berth.v1.Ports" => "the port relay is not built into this agent yet",
-        "berth.v1.Files" => "host file events are not built into this agent yet",
         s if s.starts_with("berth.v1.") => "this call is not built into this agent yet",
         _ => "this is not a Berth API call; check that the client and agent versions match",
     };

@@ -198,6 +198,34 @@ impl Netlink {
         Ok(())
     }
 
+    /// Gives the existing link `name` the address `ip/prefix`, brings it
+    /// up, and with `gateway` makes it the default route (the VM's own NIC).
+    pub async fn address_up(
+        &self,
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let index = self.index(name).await?;
+        self.0
+            .address()
+            .add(index, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+            .map_err(failed("addressing the VM's network interface"))?;
+        self.up(index).await?;
+        if let Some(gw) = gateway {
+            self.0
+                .route()
+                .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
+                .execute()
+                .await
+                .map_err(failed("adding the VM's default route"))?;
+        }
+        Ok(())
+    }
+
     /// Brings the loopback link up.
     pub async fn lo_up(&self) -> Result<()> {
         let lo = self.index("lo").await?;

@@ -153,6 +153,7 @@ impl Containers {
             "HostConfig": {
                 "AutoRemove": c.auto_remove,
                 "Privileged": c.privileged,
+                "PidMode": c.pid_mode,
                 "ReadonlyRootfs": c.read_only,
                 "CapAdd": c.cap_add,
                 "CapDrop": c.cap_drop,

@@ -457,10 +457,11 @@ fn host_devices(dir: &Path) -> Vec<Value> {
 }
 
 /// The namespaces: all of Docker's, sharing the host's network with
-/// `--network host`.
-fn namespaces(network: &str, netns: Option<&Path>) -> Value {
+/// `--network host` and its PIDs with `--pid host`.
+fn namespaces(network: &str, netns: Option<&Path>, pid_host: bool) -> Value {
     let mut list: Vec<Value> = ["pid", "ipc", "uts", "mount", "cgroup"]
         .into_iter()
+        .filter(|t| !(pid_host && *t == "pid"))
         .map(|t| json!({ "type": t }))
         .collect();
     match netns {
@@ -474,6 +475,12 @@ fn namespaces(network: &str, netns: Option<&Path>) -> Value {
 /// Builds the spec.
 pub fn build(input: &SpecInput) -> Result<Built> {
     let config = input.config;
+    if !["", "host"].contains(&config.pid_mode.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "--pid '{}' is not supported: use --pid host, or leave it out for the container's own",
+            config.pid_mode
+        )));
+    }
     let mut argv = command(config, input.image)?;
     let hostname = if config.hostname.is_empty() {
         input.id[..12].to_string()
@@ -546,7 +553,7 @@ pub fn build(input: &SpecInput) -> Result<Built> {
     let mut linux = json!({
         "cgroupsPath": crate::cgroups::path_of(input.id),
         "resources": resources(config, config.privileged)?,
-        "namespaces": namespaces(&config.network, input.netns.as_deref()),
+        "namespaces": namespaces(&config.network, input.netns.as_deref(), config.pid_mode == "host"),
     });
     if config.privileged {
         linux["devices"] = json!(host_devices(Path::new("/dev")));

@@ -1,0 +1,146 @@
+//! The VM's disks, shares and network: the data disk (formatted on first
+//! boot, checked on later ones) mounted at the agent's root, host folders
+//! at their host paths, and the NIC.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+
+use super::config::{Net, Share};
+
+/// ext2/3/4's superblock magic, at byte 1080 of the device.
+const EXT_MAGIC: u16 = 0xEF53;
+
+/// True when `device` holds an ext file system.
+pub fn has_ext_fs(device: &Path) -> Result<bool> {
+    let mut f =
+        std::fs::File::open(device).with_context(|| format!("cannot open {}", device.display()))?;
+    let mut magic = [0u8; 2];
+    f.seek(SeekFrom::Start(1080))?;
+    f.read_exact(&mut magic)?;
+    Ok(u16::from_le_bytes(magic) == EXT_MAGIC)
+}
+
+/// Waits up to `secs` for a device node to appear (virtio probing is
+/// asynchronous).
+pub fn wait_for(device: &Path, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if device.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    device.exists()
+}
+
+/// Formats `device` as ext4 when it holds no file system, checks it
+/// otherwise, and mounts it at `root`.
+pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
+    if !wait_for(device, 10) {
+        bail!("the data disk {} did not appear", device.display());
+    }
+    if has_ext_fs(device)? {
+        // e2fsck -p: exit 0 clean, 1 fixed, 2 fixed and wants a reboot;
+        // anything above means it could not repair alone.
+        let status = Command::new("e2fsck")
+            .arg("-p")
+            .arg(device)
+            .status()
+            .context("cannot run e2fsck")?;
+        if status.code().unwrap_or(8) > 2 {
+            eprintln!(
+                "berth-init: e2fsck could not repair {} alone (status {status}); mounting anyway",
+                device.display()
+            );
+        }
+    } else {
+        eprintln!("berth-init: formatting the data disk {}", device.display());
+        let status = Command::new("mkfs.ext4")
+            .args([
+                "-q",
+                "-F",
+                "-L",
+                "berth-data",
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1",
+            ])
+            .arg(device)
+            .status()
+            .context("cannot run mkfs.ext4")?;
+        if !status.success() {
+            bail!("mkfs.ext4 failed on {}", device.display());
+        }
+    }
+    std::fs::create_dir_all(root)?;
+    mount(
+        Some(device),
+        root,
+        Some("ext4"),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot mount {} on {}", device.display(), root.display()))?;
+    Ok(())
+}
+
+/// Mounts a host folder at its own path.
+pub fn mount_share(share: &Share) -> Result<()> {
+    std::fs::create_dir_all(&share.path)?;
+    let mut flags = MsFlags::MS_NODEV;
+    if share.read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let (fstype, data) = if share.virtiofs {
+        ("virtiofs", String::new())
+    } else {
+        // cache=none: host edits are seen at once.
+        (
+            "9p",
+            "trans=virtio,version=9p2000.L,cache=none,msize=524288".to_string(),
+        )
+    };
+    mount(
+        Some(share.tag.as_str()),
+        &share.path,
+        Some(fstype),
+        flags,
+        Some(data.as_str()),
+    )
+    .with_context(|| {
+        format!(
+            "cannot mount share {} on {}",
+            share.tag,
+            share.path.display()
+        )
+    })
+}
+
+/// Brings `lo` and `eth0` up with the given address and route, and points
+/// `/etc/resolv.conf` at the DNS server.
+pub fn network_up(net: Option<&Net>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let nl = crate::network::links::Netlink::host()?;
+        nl.lo_up().await?;
+        if let Some(net) = net {
+            let mut tries = 0;
+            while nl.find("eth0").await.is_none() && tries < 200 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tries += 1;
+            }
+            nl.address_up("eth0", net.address, net.prefix, Some(net.gateway))
+                .await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    if let Some(dns) = net.and_then(|n| n.dns) {
+        std::fs::write("/etc/resolv.conf", format!("nameserver {dns}\n"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! PID 1's loop: runs the serving agent as a child and restarts it when it
+//! exits (so "the agent restarts" never means "the kernel panics"), reaps
+//! orphans (container monitors are re-parented here; the agent's own
+//! children stay the agent's to wait for, so no exit status is stolen), and
+//! powers the VM off cleanly on SIGTERM, SIGPWR or the ACPI power button.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::mount::{umount2, MntFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::config::Config;
+use super::AGENT_ROOT;
+
+/// The signals PID 1 takes synchronously.
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGPWR,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Runs the agent until a power-off request, then powers off.
+pub fn run(config: &Config) -> ! {
+    let set = handled();
+    let _ = set.thread_block();
+    std::thread::spawn(watch_power_button);
+    let mut agent = start_agent(config);
+    let mut restart_at: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let signal = wait_signal(&set, Duration::from_millis(500));
+        if let Some(sig) = signal {
+            if sig != libc::SIGCHLD {
+                eprintln!("berth-init: power-off requested (signal {sig})");
+                power_off(agent.take());
+            }
+        }
+        // Reap everything that has exited, ours or re-parented.
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    if let (Some(a), Some(pid)) = (&agent, status.pid()) {
+                        if a.id() as i32 == pid.as_raw() {
+                            eprintln!("berth-init: the agent exited ({status:?}); restarting it");
+                            agent = None;
+                            restart_at = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+        if agent.is_none() && restart_at.is_some_and(|t| Instant::now() >= t) {
+            agent = start_agent(config);
+            restart_at = None;
+        }
+        if agent.is_some() && restart_at.is_none() {
+            backoff = Duration::from_millis(100);
+        }
+    }
+}
+
+fn start_agent(config: &Config) -> Option<Child> {
+    let mut cmd = Command::new("/usr/bin/berth-agent");
+    cmd.arg("--listen")
+        .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
+        .arg("--root")
+        .arg(AGENT_ROOT)
+        .stdin(Stdio::null());
+    for r in &config.insecure_registries {
+        cmd.arg("--insecure-registry").arg(r);
+    }
+    match cmd.spawn() {
+        Ok(child) => Some(child),
+        Err(e) => {
+            eprintln!("berth-init: cannot start the agent: {e}");
+            None
+        }
+    }
+}
+
+fn wait_signal(set: &SigSet, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the set and timespec are valid; info may be null.
+    let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// Stops the agent, then every other process, unmounts the disks and
+/// powers off.
+fn power_off(agent: Option<Child>) -> ! {
+    if let Some(a) = agent {
+        let pid = Pid::from_raw(a.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        wait_gone(pid, Duration::from_secs(10));
+    }
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    wait_all_gone(Duration::from_secs(3));
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    wait_all_gone(Duration::from_secs(1));
+    nix::unistd::sync();
+    unmount_below(Path::new(AGENT_ROOT));
+    unmount_below(Path::new("/"));
+    nix::unistd::sync();
+    eprintln!("berth-init: powering off");
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn wait_gone(pid: Pid, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+            _ => return,
+        }
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
+fn wait_all_gone(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Err(_) => return, // ECHILD: nothing left
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Unmounts every mount under `root` (deepest first) that is not a kernel
+/// file system, then `root` itself unless it is `/`.
+fn unmount_below(root: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| Path::new(p).starts_with(root))
+        .filter(|p| {
+            !["/proc", "/sys", "/dev", "/run", "/"]
+                .iter()
+                .any(|k| p == k || (Path::new(p).starts_with(k) && *k != "/"))
+        })
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if umount2(p.as_str(), MntFlags::empty()).is_err() {
+            let _ = umount2(p.as_str(), MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Reads the ACPI power button's input events and turns a press into
+/// SIGPWR for PID 1 (the way a VMM's "power off" reaches the guest).
+fn watch_power_button() {
+    let device = (0..16).find_map(|n| {
+        let name =
+            std::fs::read_to_string(format!("/sys/class/input/event{n}/device/name")).ok()?;
+        name.contains("Power Button")
+            .then(|| format!("/dev/input/event{n}"))
+    });
+    let Some(device) = device else {
+        eprintln!("berth-init: no ACPI power button; power-off works through SIGTERM only");
+        return;
+    };
+    let Ok(mut f) = std::fs::File::open(&device) else {
+        return;
+    };
+    // struct input_event on 64-bit: timeval (16), type u16, code u16, value i32.
+    let mut ev = [0u8; 24];
+    while f.read_exact(&mut ev).is_ok() {
+        let kind = u16::from_ne_bytes([ev[16], ev[17]]);
+        let code = u16::from_ne_bytes([ev[18], ev[19]]);
+        let value = i32::from_ne_bytes([ev[20], ev[21], ev[22], ev[23]]);
+        const EV_KEY: u16 = 1;
+        const KEY_POWER: u16 = 116;
+        if kind == EV_KEY && code == KEY_POWER && value == 1 {
+            let _ = kill(Pid::from_raw(1), Signal::SIGPWR);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! PID 1's one-time setup of the VM: leaving the initramfs's rootfs for a
+//! tmpfs (container runtimes need `pivot_root`, which rootfs refuses), the
+//! kernel file systems and cgroup v2 with its controllers, kernel modules,
+//! and the clock.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, MsFlags};
+
+/// Set in the environment once PID 1 runs from the tmpfs root.
+pub const SWITCHED: &str = "BERTH_INIT_SWITCHED";
+
+/// Copies the initramfs into a tmpfs, moves that onto `/`, and re-executes
+/// `/init` from it. Files are unlinked from rootfs as they are copied, so
+/// memory use stays flat. Returns only on failure.
+pub fn leave_rootfs() -> Result<()> {
+    let new = Path::new("/newroot");
+    std::fs::create_dir_all(new)?;
+    mount(
+        Some("tmpfs"),
+        new,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .context("cannot mount the tmpfs root")?;
+    move_tree(Path::new("/"), new)?;
+    std::env::set_current_dir(new)?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .context("cannot move the tmpfs root onto /")?;
+    nix::unistd::chroot(".").context("cannot chroot into the tmpfs root")?;
+    std::env::set_current_dir("/")?;
+    std::env::set_var(SWITCHED, "1");
+    let init = CString::new("/init").unwrap();
+    let err = nix::unistd::execv(&init, std::slice::from_ref(&init));
+    anyhow::bail!("cannot re-execute /init from the tmpfs root: {err:?}")
+}
+
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        if src == Path::new("/newroot") || src == Path::new("/proc") || src == Path::new("/dev") {
+            if !to.join(entry.file_name()).exists() {
+                std::fs::create_dir(to.join(entry.file_name()))?;
+            }
+            continue;
+        }
+        let dst = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&src)?;
+        if meta.is_dir() {
+            std::fs::create_dir(&dst)?;
+            std::fs::set_permissions(&dst, meta.permissions())?;
+            move_tree(&src, &dst)?;
+            let _ = std::fs::remove_dir(&src);
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            let _ = std::fs::remove_file(&src);
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
+            let _ = std::fs::remove_file(&src);
+        }
+    }
+    Ok(())
+}
+
+/// Mounts proc, sys, dev, devpts, shm, run, tmp and cgroup2, and hands
+/// cgroup v2's controllers down to child groups.
+pub fn mount_kernel_filesystems() -> Result<()> {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mounts: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
+        ("proc", "/proc", "proc", nosuid, None),
+        ("sysfs", "/sys", "sysfs", nosuid, None),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MsFlags::MS_NOSUID,
+            Some("mode=0755"),
+        ),
+        (
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("gid=5,mode=620,ptmxmode=666"),
+        ),
+        (
+            "shm",
+            "/dev/shm",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        ),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        ),
+        (
+            "cgroup2",
+            "/sys/fs/cgroup",
+            "cgroup2",
+            nosuid,
+            Some("nsdelegate"),
+        ),
+    ];
+    for (src, target, fstype, flags, data) in mounts {
+        std::fs::create_dir_all(target)?;
+        mount(Some(*src), *target, Some(*fstype), *flags, *data)
+            .with_context(|| format!("cannot mount {fstype} on {target}"))?;
+    }
+    let _ = std::os::unix::fs::symlink("/proc/self/fd", "/dev/fd");
+    let controllers =
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
+    let enable: Vec<String> = controllers
+        .split_whitespace()
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !enable.is_empty() {
+        std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", enable.join(" "))
+            .context("cannot enable cgroup v2 controllers")?;
+    }
+    Ok(())
+}
+
+/// Loads the modules listed, in order, in `DIR/load-order` with
+/// `finit_module`. A module already loaded (or built in) is fine; any
+/// other failure is logged and the rest still load.
+pub fn load_modules(dir: &Path) -> Vec<String> {
+    let order = std::fs::read_to_string(dir.join("load-order")).unwrap_or_default();
+    let mut failed = Vec::new();
+    for name in order.lines().filter(|l| !l.is_empty()) {
+        let path = dir.join(format!("{name}.ko"));
+        let loaded = std::fs::File::open(&path)
+            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+            .and_then(|f| {
+                nix::kmod::finit_module(
+                    &f,
+                    &CString::default(),
+                    nix::kmod::ModuleInitFlags::empty(),
+                )
+            });
+        match loaded {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => {
+                eprintln!("berth-init: cannot load {name}: {e}");
+                failed.push(name.to_string());
+            }
+        }
+    }
+    failed
+}
+
+/// Sets the clock to the host's launch time when the RTC left it behind.
+pub fn set_clock(host_time: Option<f64>) {
+    let Some(t) = host_time else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    if now + 1.0 < t {
+        let tv = libc::timespec {
+            tv_sec: t as libc::time_t,
+            tv_nsec: ((t.fract()) * 1e9) as libc::c_long,
+        };
+        // SAFETY: clock_settime reads a valid timespec.
+        unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &tv) };
+    }
+}
+
+/// The host name the VM answers to.
+pub fn set_hostname() {
+    let _ = nix::unistd::sethostname("berth");
+}
+
+/// True when `path` is the root of a mount in this namespace.
+pub fn is_mount_point(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = path.as_os_str().as_bytes();
+    mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|p| p.as_bytes() == want)
+}
