@@ -3,7 +3,7 @@
 # Debian's packages and crates.io only. Safe to run again.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +17,12 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing: install Rust (rustup) first" >&2
   exit 1
+fi
+# The VM's vsock on Linux hosts without /dev/vhost-vsock: a vhost-user
+# backend in "hybrid vsock" mode.
+if ! command -v vhost-device-vsock >/dev/null; then
+  echo "setup: installing vhost-device-vsock"
+  cargo install vhost-device-vsock --version 0.3.0 --locked
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"

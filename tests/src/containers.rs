@@ -58,21 +58,27 @@ pub fn agent_with_busybox() -> Option<(Agent, &'static str)> {
     Some((agent, image))
 }
 
-/// Loads the busybox image into `agent` as `bb:latest`; returns its name.
-pub fn load_busybox(agent: &Agent) -> &'static str {
+/// Writes the busybox image, tagged `bb:latest`, as an OCI archive at
+/// `tar` (what `berth load -i` takes).
+pub fn busybox_archive(tar: &Path) {
     let mut layout = Layout::new();
     let (digest, size) = layout.image(&[busybox_rootfs()], Compression::Gzip, host_arch());
     layout.tag("docker.io/library/bb:latest", &digest, size, false);
-    let tar = layout.dir.path().with_extension("tar");
     let status = Command::new("tar")
         .arg("-cf")
-        .arg(&tar)
+        .arg(tar)
         .arg("-C")
         .arg(layout.dir.path())
         .arg(".")
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Loads the busybox image into `agent` as `bb:latest`; returns its name.
+pub fn load_busybox(agent: &Agent) -> &'static str {
+    let tar = agent.dir.path().join("bb.tar");
+    busybox_archive(&tar);
     let out = agent.ok(&["load", "-i", tar.to_str().unwrap()]);
     let _ = std::fs::remove_file(&tar);
     if !agent.ok(&["images", "-q", "bb"]).trim().is_empty() {

@@ -6,6 +6,7 @@
 pub mod containers;
 pub mod images;
 pub mod registry;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -62,6 +62,9 @@ pub struct CreateArgs {
     /// Give extended privileges to this container.
     #[arg(long)]
     pub privileged: bool,
+    /// PID namespace to use: host, or leave out for the container's own.
+    #[arg(long = "pid", default_value = "")]
+    pub pid: String,
     /// Add Linux capabilities.
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
@@ -259,6 +262,7 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         init: a.init,
         read_only: a.read_only,
         privileged: a.privileged,
+        pid_mode: a.pid.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         ulimits,

@@ -15,6 +15,7 @@ mod session;
 mod system;
 mod transfer;
 mod upload;
+mod vm;
 mod volume;
 
 use anyhow::Result;
@@ -126,6 +127,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage Berth's Linux VM (start, stop, status, logs).
+    #[command(subcommand, alias = "machine")]
+    Vm(vm::VmCommand),
     /// Create a new image from a container's changes.
     Commit(transfer::CommitArgs),
     /// Export a container's filesystem as a tar archive.
@@ -245,6 +249,7 @@ fn main() {
             Command::Network(c) => network::network(&conn, c).await,
             Command::Port(a) => ports::port(&conn, a).await,
             Command::Volume(c) => volume::volume(&conn, c).await,
+            Command::Vm(c) => vm::vm(c).await,
             Command::Commit(a) => transfer::commit(&conn, a).await,
             Command::Export(a) => transfer::export(&conn, a).await,
             Command::Import(a) => transfer::import(&conn, a).await,

@@ -1,0 +1,393 @@
+//! The VM supervisor: prepares the VM's state directory, boots the guest
+//! through a backend, waits for the agent, reports progress, checks health,
+//! restarts the VM after a crash, runs the host-side bridges (published
+//! ports, file events) while it is up, and powers it off on request.
+//!
+//! The state directory holds `settings.json`, the data disk, `console.log`
+//! (the guest's console, appended across boots), `run/` (sockets) and
+//! `run.json`, which tells other processes (`berth vm status`) what the
+//! supervisor is doing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use berth_api::endpoint::ClientTls;
+use berth_api::v1::{system_client::SystemClient, PingRequest};
+use berth_api::Endpoint;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::backend::{default_backend, Backend, Instance, LaunchSpec};
+use crate::image::GuestImage;
+use crate::settings::Settings;
+
+/// How long the agent has to answer after the VMM starts.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often a running VM is pinged.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// Failed pings in a row after which a running VM counts as hung.
+pub const HEALTH_FAILURES: u32 = 3;
+
+/// One step of the VM's life, as the supervisor reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum Progress {
+    /// The VMM is starting the guest.
+    Booting {
+        /// 1 for the first boot, more after crashes.
+        attempt: u32,
+    },
+    /// The agent answers.
+    Ready {
+        /// Milliseconds from launching the VMM to the agent's first answer.
+        boot_ms: u64,
+        /// Where the host reaches the agent.
+        endpoint: String,
+    },
+    /// The VM died or hung; it will be restarted.
+    Crashed {
+        /// What was seen.
+        reason: String,
+    },
+    /// A clean power-off is under way.
+    Stopping,
+    /// The VM is off.
+    Stopped,
+    /// The VM cannot be booted.
+    Failed {
+        /// One sentence.
+        error: String,
+    },
+}
+
+/// `run.json`: what the supervisor is doing, for other processes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The supervisor's process id.
+    pub supervisor_pid: u32,
+    /// The VMM's process id.
+    pub vmm_pid: Option<u32>,
+    /// The backend's name.
+    pub backend: String,
+    /// The latest phase (`booting`, `ready`, `crashed`, `stopping`, `stopped`, `failed`).
+    pub phase: String,
+    /// Where the agent is reached.
+    pub endpoint: String,
+    /// The last boot's time to agent-ready, in milliseconds.
+    pub boot_ms: Option<u64>,
+    /// Restarts after crashes since the supervisor started.
+    pub restarts: u32,
+    /// The last error or crash reason.
+    pub message: String,
+}
+
+impl RunState {
+    /// Reads `DIR/run.json`, if any.
+    pub fn load(dir: &Path) -> Option<RunState> {
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).ok()?).ok()
+    }
+
+    fn save(&self, dir: &Path) {
+        let tmp = dir.join("run.json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, dir.join("run.json"));
+        }
+    }
+
+    /// True when the supervisor that wrote this is still alive.
+    pub fn supervisor_alive(&self) -> bool {
+        self.supervisor_pid != 0
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.supervisor_pid as i32), None)
+                .is_ok()
+    }
+}
+
+/// A VM and its state directory.
+pub struct Machine {
+    dir: PathBuf,
+    settings: Settings,
+    backend: Box<dyn Backend>,
+}
+
+impl Machine {
+    /// Opens the VM kept in `dir`, with the platform's default backend.
+    pub fn open(dir: &Path) -> Result<Machine> {
+        Ok(Machine {
+            dir: dir.to_path_buf(),
+            settings: Settings::load(dir)?,
+            backend: default_backend(),
+        })
+    }
+
+    /// The VM's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Checks the image and gives the VM its own data disk the first time.
+    pub fn prepare(&self) -> Result<LaunchSpec> {
+        let image_dir = self.settings.image.clone().context(
+            "no guest image is set: build one with scripts/build-vm-image.sh and pass --image DIR (or set BERTH_VM_IMAGE)",
+        )?;
+        let image = GuestImage::open(&image_dir)?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let spec = LaunchSpec::new(&self.dir, &self.settings, image);
+        if !spec.disk.exists() {
+            let tmp = spec.disk.with_extension("new");
+            match spec.image.manifest.disk.format {
+                crate::image::DiskFormat::Qcow2 => {
+                    std::fs::copy(spec.image.blank_disk(), &tmp)
+                        .context("cannot copy the blank data disk")?;
+                }
+                crate::image::DiskFormat::Raw => {
+                    std::fs::File::create(&tmp)?.set_len(self.settings.disk_size)?;
+                }
+            }
+            std::fs::rename(&tmp, &spec.disk)?;
+        }
+        for s in &spec.shares {
+            if !s.path.is_dir() {
+                bail!("the shared folder {} does not exist", s.path.display());
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Runs the VM until `stop` turns true: boots, reports progress, keeps
+    /// it healthy, restarts it after a crash, and powers it off at the end.
+    pub async fn run(
+        &self,
+        mut stop: watch::Receiver<bool>,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<()> {
+        let spec = match self.prepare() {
+            Ok(s) => s,
+            Err(e) => {
+                let p = Progress::Failed {
+                    error: format!("{e:#}"),
+                };
+                self.report(&p, &mut RunState::default(), progress);
+                return Err(e);
+            }
+        };
+        let mut state = RunState {
+            supervisor_pid: std::process::id(),
+            backend: self.backend.name().to_string(),
+            ..RunState::default()
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.report(&Progress::Booting { attempt }, &mut state, progress);
+            let launched = Instant::now();
+            let mut vm = match self.backend.launch(&spec).await {
+                Ok(vm) => vm,
+                Err(e) => {
+                    self.report(
+                        &Progress::Failed {
+                            error: format!("{e:#}"),
+                        },
+                        &mut state,
+                        progress,
+                    );
+                    return Err(e);
+                }
+            };
+            state.vmm_pid = vm.pid();
+            state.endpoint = vm.endpoint().to_string();
+            let channel = match wait_ready(vm.as_mut(), &mut stop).await {
+                Ok(Some(ch)) => ch,
+                Ok(None) => return self.power_off(vm, &mut state, progress).await,
+                Err(e) => {
+                    vm.kill().await;
+                    let error = format!("{e:#} (see {})", spec.console_log.display());
+                    self.report(
+                        &Progress::Failed {
+                            error: error.clone(),
+                        },
+                        &mut state,
+                        progress,
+                    );
+                    bail!(error);
+                }
+            };
+            let boot_ms = launched.elapsed().as_millis() as u64;
+            state.boot_ms = Some(boot_ms);
+            self.report(
+                &Progress::Ready {
+                    boot_ms,
+                    endpoint: state.endpoint.clone(),
+                },
+                &mut state,
+                progress,
+            );
+            let bridges = self.start_bridges(channel.clone(), &spec);
+            let outcome = watch_health(vm.as_mut(), channel, &mut stop).await;
+            for b in bridges {
+                b.abort();
+            }
+            match outcome {
+                Health::StopAsked => return self.power_off(vm, &mut state, progress).await,
+                Health::Crashed(reason) => {
+                    vm.kill().await;
+                    state.restarts += 1;
+                    self.report(&Progress::Crashed { reason }, &mut state, progress);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    fn start_bridges(&self, channel: Channel, spec: &LaunchSpec) -> Vec<JoinHandle<()>> {
+        // Each bridge starts again when its stream ends (the agent in the
+        // VM restarted, say); they stop with the VM.
+        let ports = tokio::spawn({
+            let ch = channel.clone();
+            async move {
+                loop {
+                    if let Err(e) = crate::ports::relay_published_ports(ch.clone()).await {
+                        tracing::debug!("the port relay restarts: {e:#}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        let folders: Vec<PathBuf> = spec
+            .shares
+            .iter()
+            .filter(|s| !s.read_only)
+            .map(|s| s.path.clone())
+            .collect();
+        let ignore = vec![self.dir.clone()];
+        let files = tokio::spawn(async move {
+            loop {
+                if let Err(e) = crate::files::forward_file_events(
+                    channel.clone(),
+                    folders.clone(),
+                    ignore.clone(),
+                )
+                .await
+                {
+                    tracing::debug!("file events restart: {e:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        vec![ports, files]
+    }
+
+    async fn power_off(
+        &self,
+        mut vm: Box<dyn Instance>,
+        state: &mut RunState,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<()> {
+        self.report(&Progress::Stopping, state, progress);
+        if vm.request_power_off().await.is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while vm.is_running() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        vm.kill().await;
+        state.vmm_pid = None;
+        self.report(&Progress::Stopped, state, progress);
+        Ok(())
+    }
+
+    fn report(&self, p: &Progress, state: &mut RunState, progress: &(dyn Fn(&Progress) + Sync)) {
+        let v = serde_json::to_value(p).unwrap_or_default();
+        state.phase = v["phase"].as_str().unwrap_or_default().to_string();
+        match p {
+            Progress::Crashed { reason } => state.message = reason.clone(),
+            Progress::Failed { error } => state.message = error.clone(),
+            _ => {}
+        }
+        if self.dir.is_dir() {
+            state.save(&self.dir);
+        }
+        progress(p);
+    }
+}
+
+/// Connects to the agent and pings it once.
+pub async fn ping(endpoint: &Endpoint, timeout: Duration) -> Result<Channel> {
+    let attempt = async {
+        let ch = endpoint.connect(&ClientTls::default()).await?;
+        SystemClient::new(ch.clone()).ping(PingRequest {}).await?;
+        Ok::<_, anyhow::Error>(ch)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .context("the agent did not answer in time")?
+}
+
+/// Waits until the agent answers; `None` when a stop was asked first.
+async fn wait_ready(
+    vm: &mut dyn Instance,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Channel>> {
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let endpoint = vm.endpoint();
+    loop {
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        if !vm.is_running() {
+            bail!("the VM exited while booting");
+        }
+        if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
+            return Ok(Some(ch));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the agent did not answer within {} s of boot",
+                BOOT_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+enum Health {
+    StopAsked,
+    Crashed(String),
+}
+
+async fn watch_health(
+    vm: &mut dyn Instance,
+    channel: Channel,
+    stop: &mut watch::Receiver<bool>,
+) -> Health {
+    let mut failures = 0;
+    let mut client = SystemClient::new(channel);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Health::StopAsked,
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+        }
+        if !vm.is_running() {
+            return Health::Crashed("the VM process exited".into());
+        }
+        match tokio::time::timeout(Duration::from_secs(5), client.ping(PingRequest {})).await {
+            Ok(Ok(_)) => failures = 0,
+            _ => {
+                failures += 1;
+                if failures >= HEALTH_FAILURES {
+                    return Health::Crashed(format!(
+                        "the agent did not answer {HEALTH_FAILURES} health checks in a row"
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The QEMU backend (Linux hosts, and macOS and Windows as a fallback):
+//! the uncompressed kernel booted directly, the qcow2 data disk on
+//! virtio-blk, shares over virtio-9p, the agent's vsock through
+//! `vhost-device-vsock` in hybrid mode (the host side is a Unix socket),
+//! QMP for the ACPI power button. KVM, HVF or WHPX when the host has one;
+//! TCG otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use berth_api::Endpoint;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::backend::{Backend, Instance, LaunchSpec};
+use crate::image::Arch;
+use crate::settings::Network;
+
+/// The guest's vsock context id (each VM has its own vsock device).
+const GUEST_CID: u32 = 3;
+
+/// Boots the guest under QEMU.
+#[derive(Debug, Clone, Default)]
+pub struct QemuBackend {
+    /// The QEMU binary; default `qemu-system-<arch>` on PATH or `BERTH_QEMU`.
+    pub qemu: Option<PathBuf>,
+}
+
+/// The accelerator to use: the one asked for, else the host's own.
+pub fn pick_accel(asked: Option<&str>) -> String {
+    if let Some(a) = asked {
+        return a.to_string();
+    }
+    if cfg!(target_os = "macos") {
+        "hvf".into()
+    } else if cfg!(windows) {
+        "whpx".into()
+    } else if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
+        "kvm".into()
+    } else {
+        "tcg".into()
+    }
+}
+
+/// QEMU's arguments for `spec` (without the binary).
+pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
+    let arch = spec.image.manifest.arch;
+    let run = &spec.run_dir;
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+    let machine = match arch {
+        Arch::X86_64 => "q35",
+        Arch::Aarch64 => "virt",
+    };
+    push(&["-machine", machine, "-accel", accel]);
+    push(&["-cpu", if accel == "tcg" { "max" } else { "host" }]);
+    push(&[
+        "-smp",
+        &spec.cpus.to_string(),
+        "-m",
+        &format!("{}M", spec.memory_mib),
+    ]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    push(&["-kernel", &spec.image.kernel().to_string_lossy()]);
+    push(&["-initrd", &spec.image.initramfs().to_string_lossy()]);
+    let console = if arch == Arch::X86_64 {
+        "ttyS0"
+    } else {
+        "ttyAMA0"
+    };
+    push(&["-append", &spec.cmdline(console, false)]);
+    push(&[
+        "-chardev",
+        &format!("file,id=con,path={},append=on", spec.console_log.display()),
+        "-serial",
+        "chardev:con",
+    ]);
+    // vhost-user needs guest memory shared with the backend process.
+    push(&[
+        "-object",
+        &format!(
+            "memory-backend-memfd,id=mem,size={}M,share=on",
+            spec.memory_mib
+        ),
+        "-numa",
+        "node,memdev=mem",
+    ]);
+    push(&[
+        "-chardev",
+        &format!("socket,id=vsock,path={}", run.join("vhost.sock").display()),
+        "-device",
+        "vhost-user-vsock-pci,chardev=vsock",
+    ]);
+    push(&[
+        "-drive",
+        &format!(
+            "file={},if=virtio,format={},cache=writeback,discard=unmap",
+            spec.disk.display(),
+            spec.image.manifest.disk.format
+        ),
+    ]);
+    let security = if nix::unistd::geteuid().is_root() {
+        "passthrough"
+    } else {
+        "mapped-xattr"
+    };
+    for s in &spec.shares {
+        push(&[
+            "-virtfs",
+            &format!(
+                "local,path={},mount_tag={},security_model={security}{}",
+                s.path.display(),
+                s.tag,
+                if s.read_only { ",readonly=on" } else { "" }
+            ),
+        ]);
+    }
+    match &spec.network {
+        Network::None => {}
+        Network::Nat => push(&[
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0,romfile=",
+        ]),
+        Network::Restricted { forwards } => {
+            // One forwarder process per guest connection (slirp's cmd:),
+            // since a tcp: guestfwd is a single connection made at start.
+            let exe = forwarder();
+            let mut n = "user,id=net0,restrict=on".to_string();
+            for p in forwards {
+                n.push_str(&format!(
+                    ",guestfwd=tcp:10.0.2.100:{p}-cmd:{} vm connect-stdio 127.0.0.1:{p}",
+                    exe.display()
+                ));
+            }
+            push(&[
+                "-netdev",
+                &n,
+                "-device",
+                "virtio-net-pci,netdev=net0,romfile=",
+            ]);
+        }
+    }
+    push(&[
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", run.join("qmp.sock").display()),
+    ]);
+    a
+}
+
+#[tonic::async_trait]
+impl Backend for QemuBackend {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Box<dyn Instance>> {
+        let run = &spec.run_dir;
+        std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
+        for f in ["vhost.sock", "vm.vsock", "qmp.sock"] {
+            let _ = std::fs::remove_file(run.join(f));
+        }
+        let vhost_bin = std::env::var_os("BERTH_VHOST_VSOCK")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "vhost-device-vsock".into());
+        let mut vhost = Command::new(&vhost_bin)
+            .arg("--vm")
+            .arg(format!(
+                "guest-cid={GUEST_CID},socket={},uds-path={}",
+                run.join("vhost.sock").display(),
+                run.join("vm.vsock").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(open_log(&spec.console_log)?))
+            .kill_on_drop(true)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {}: install it with cargo install vhost-device-vsock (scripts/setup.sh does)", vhost_bin.display()))?;
+        wait_for_path(&run.join("vhost.sock"), Duration::from_secs(10))
+            .await
+            .context("vhost-device-vsock did not create its socket")?;
+        let qemu = self
+            .qemu
+            .clone()
+            .or_else(|| std::env::var_os("BERTH_QEMU").map(PathBuf::from))
+            .unwrap_or_else(|| {
+                PathBuf::from(match spec.image.manifest.arch {
+                    Arch::X86_64 => "qemu-system-x86_64",
+                    Arch::Aarch64 => "qemu-system-aarch64",
+                })
+            });
+        let accel = pick_accel(spec.accel.as_deref());
+        let child = Command::new(&qemu)
+            .args(qemu_args(spec, &accel))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(open_log(&spec.console_log)?))
+            .kill_on_drop(true)
+            .process_group(0)
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = vhost.kill().await;
+                bail!(
+                    "cannot start {}: {e} (install Debian's qemu-system-x86 package)",
+                    qemu.display()
+                );
+            }
+        };
+        Ok(Box::new(QemuInstance {
+            qemu: child,
+            vhost,
+            run: run.clone(),
+            port: spec.agent_port,
+        }))
+    }
+}
+
+/// The program slirp runs for each guest connection to a forwarded port:
+/// `BERTH_VM_FORWARDER`, else this program (the `berth` CLI), run as
+/// `PROGRAM vm connect-stdio HOST:PORT`.
+pub fn forwarder() -> PathBuf {
+    std::env::var_os("BERTH_VM_FORWARDER")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("berth"))
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+async fn wait_for_path(path: &Path, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !path.exists() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("{} did not appear", path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// A QEMU process and its vsock backend.
+pub struct QemuInstance {
+    qemu: Child,
+    vhost: Child,
+    run: PathBuf,
+    port: u32,
+}
+
+#[tonic::async_trait]
+impl Instance for QemuInstance {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::HybridVsock {
+            path: self.run.join("vm.vsock"),
+            port: self.port,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.qemu.id()
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.qemu.try_wait(), Ok(None))
+    }
+
+    async fn request_power_off(&mut self) -> Result<()> {
+        qmp(&self.run.join("qmp.sock"), "system_powerdown").await
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.qemu.kill().await;
+        let _ = self.vhost.kill().await;
+    }
+}
+
+impl Drop for QemuInstance {
+    fn drop(&mut self) {
+        let _ = self.vhost.start_kill();
+    }
+}
+
+/// Runs one QMP command (after the capabilities handshake).
+pub async fn qmp(socket: &Path, command: &str) -> Result<()> {
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("cannot reach QEMU's monitor at {}", socket.display()))?;
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    lines.next_line().await?; // greeting
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").await?;
+    lines.next_line().await?;
+    w.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
+        .await?;
+    while let Some(line) = lines.next_line().await? {
+        if line.contains("\"return\"") {
+            return Ok(());
+        }
+        if line.contains("\"error\"") {
+            bail!("QEMU refused {command}: {line}");
+        }
+    }
+    bail!("QEMU's monitor closed before answering {command}")
+}

@@ -1,0 +1,339 @@
+//! Berth's Linux VM end to end, under QEMU TCG: the guest image boots with
+//! the agent as PID 1 on vsock; containers run, exec and log; a published
+//! port answers on the host's loopback; a shared host folder is seen at
+//! once and its changes fire inotify watchers in a container; the agent
+//! restarts inside the VM; the VM comes back after `kill -9` of QEMU with
+//! its images and volumes; bulk traffic both ways crosses the transport.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use berth_tests::containers::busybox_archive;
+use berth_tests::vm::{can_boot, Vm};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Waits until `berth logs NAME` holds `want`; returns how long it took.
+fn wait_log(vm: &Vm, name: &str, want: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let logs = vm.ok(&["logs", name]);
+        if logs.contains(want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "'{want}' not in the logs of {name} after {limit:?}:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
+    if !can_boot() {
+        return;
+    }
+    let share = tempfile::tempdir_in("/tmp").unwrap();
+    let share_path = share.path().to_str().unwrap().to_string();
+    let vm = Vm::start(&["--share", &share_path, "--network", "none"]);
+    let version = vm.ok(&["version"]);
+    assert!(version.contains("Kernel:\t6."), "{version}");
+
+    // An image through the vsock transport, then a container.
+    let tar = vm.dir.path().join("bb.tar");
+    busybox_archive(&tar);
+    vm.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(
+        vm.ok(&["run", "--rm", "bb", "echo", "hello from the VM"])
+            .trim(),
+        "hello from the VM"
+    );
+
+    // A published port answers on the host's loopback, relayed by the VM
+    // supervisor through the agent.
+    std::fs::create_dir(share.path().join("www")).unwrap();
+    std::fs::write(
+        share.path().join("www/index.html"),
+        "served from the host folder\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let www = format!("{share_path}/www:/www:ro");
+    let publish = format!("{port}:80");
+    vm.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "-v", &www, "bb", "httpd", "-f", "-p", "80",
+        "-h", "/www",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        if let Some(p) = http_get(port).filter(|p| p.contains("200 OK")) {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published port {port} never answered\n{}",
+            vm.console_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(page.contains("served from the host folder"), "{page}");
+    // A host edit is served at once.
+    std::fs::write(share.path().join("www/index.html"), "edited on the host\n").unwrap();
+    assert!(http_get(port).unwrap().contains("edited on the host"));
+    assert_eq!(
+        vm.ok(&["exec", "web", "cat", "/www/index.html"]),
+        "edited on the host\n"
+    );
+
+    // Bulk traffic both ways at once over the transport: 16 MiB through an
+    // echo server, written and read at the same time.
+    let echo_port = free_port();
+    vm.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "-p",
+        &format!("{echo_port}:7"),
+        "bb",
+        "nc",
+        "-ll",
+        "-p",
+        "7",
+        "-e",
+        "cat",
+    ]);
+    let mut conn = loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", echo_port)) {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let total = 16usize << 20;
+    let mut writer = conn.try_clone().unwrap();
+    let started = Instant::now();
+    let sending = std::thread::spawn(move || {
+        let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+        for _ in 0..total / chunk.len() {
+            writer.write_all(&chunk).unwrap();
+        }
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut echoed = Vec::with_capacity(total);
+    let mut buf = vec![0u8; 1 << 16];
+    while echoed.len() < total {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => echoed.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "the transport stalled after {} of {total} bytes both ways: {e}",
+                echoed.len()
+            ),
+        }
+    }
+    sending.join().unwrap();
+    assert_eq!(echoed.len(), total);
+    assert!(echoed
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == ((i % 65536) % 251) as u8));
+    eprintln!(
+        "16 MiB each way at once through the relay in {:?}",
+        started.elapsed()
+    );
+
+    // Host file events reach an inotify watcher in a container, in order.
+    let tools = share.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let watcher = tools.join("inotify-watch");
+    let built = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&watcher)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/inotify-watch.c"
+        ))
+        .status()
+        .unwrap();
+    assert!(built.success());
+    std::fs::create_dir(share.path().join("watched")).unwrap();
+    let watched = format!("{share_path}/watched:/w");
+    let tool = format!("{}:/inotify-watch:ro", watcher.display());
+    vm.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "watch",
+        "-v",
+        &watched,
+        "-v",
+        &tool,
+        "bb",
+        "/inotify-watch",
+        "/w",
+    ]);
+    wait_log(&vm, "watch", "watching", Duration::from_secs(20));
+    let f = share.path().join("watched/f.txt");
+    std::fs::write(&f, "one\n").unwrap();
+    let create = wait_log(&vm, "watch", "create\tf.txt", Duration::from_secs(10));
+    assert_eq!(vm.ok(&["exec", "watch", "cat", "/w/f.txt"]), "one\n");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&f)
+        .unwrap()
+        .write_all(b"two\n")
+        .unwrap();
+    let modify = wait_log(&vm, "watch", "modify\tf.txt", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&f).unwrap();
+    let delete = wait_log(&vm, "watch", "delete\tf.txt", Duration::from_secs(10));
+    eprintln!("host change → watcher in a container: create {create:?}, modify {modify:?}, delete {delete:?} (including log polling)");
+    let logs = vm.ok(&["logs", "watch"]);
+    let order: Vec<usize> = ["create\tf.txt", "modify\tf.txt", "delete\tf.txt"]
+        .iter()
+        .map(|e| logs.find(e).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "events out of order:\n{logs}"
+    );
+    assert!(
+        !logs.contains(".berth-replay"),
+        "aside names leaked to the watcher:\n{logs}"
+    );
+
+    // A volume, to find again after a crash.
+    vm.ok(&["volume", "create", "keep"]);
+    vm.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+
+    // The agent restarts inside the VM: kill it from a container that sees
+    // the VM's processes. Containers live on.
+    let _ = vm.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--pid",
+        "host",
+        "bb",
+        "sh",
+        "-c",
+        "kill -9 $(pidof berth-agent)",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vm.berth(&["version"]).status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not come back\n{}",
+            vm.console_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        vm.console().contains("the agent exited"),
+        "{}",
+        vm.console_tail()
+    );
+    let running = vm.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(
+        running.contains("web") && running.contains("watch"),
+        "{running}"
+    );
+    assert!(http_get(port)
+        .unwrap_or_default()
+        .contains("edited on the host"));
+
+    // kill -9 of QEMU: the supervisor boots it again, and the data disk
+    // still holds the image and the volume.
+    let before = vm.status();
+    let qemu = before["vmm_pid"].as_u64().expect("qemu pid") as i32;
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let after = loop {
+        let s = vm.status();
+        if s["restarts"].as_u64() == Some(1) && s["phase"] == "ready" && s["agent_answers"] == true
+        {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the VM was not restarted after kill -9: {s}\n{}",
+            vm.console_tail()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_ne!(after["vmm_pid"], before["vmm_pid"]);
+    assert!(vm.ok(&["images", "-q", "bb"]).trim().len() >= 12);
+    assert_eq!(
+        vm.ok(&["run", "--rm", "-v", "keep:/data", "bb", "cat", "/data/f"]),
+        "kept\n"
+    );
+
+    // A clean stop powers the guest off through ACPI.
+    let out = vm.vm(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        vm.console().contains("berth-init: powering off"),
+        "{}",
+        vm.console_tail()
+    );
+    assert_eq!(vm.status()["phase"], "stopped");
+}
+
+#[test]
+fn bad_vm_settings_get_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = berth_tests::bin("berth");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&berth)
+            .arg("vm")
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["start", "--image", "/nonexistent", "--accel", "tcg"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a guest image"), "{err}");
+    let out = run(&["start", "--memory", "10"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too little"));
+    let out = run(&["start", "--accel", "warp"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an accelerator"));
+    let out = run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
+}
