@@ -12,3 +12,7 @@ pub mod machine;
 pub mod ports;
 pub mod qemu;
 pub mod settings;
+#[cfg(target_os = "macos")]
+pub mod vz;
+#[cfg(windows)]
+pub mod wsl;

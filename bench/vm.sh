@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The Linux VM under QEMU TCG (this machine has no usable KVM):
+#
+#   boot     `berth vm start` until the agent answers over vsock, against the floor:
+#            the same kernel, VMM and devices with a busybox /init that only prints
+#            a line on the console (target: berth <= 1.2x the floor)
+#   rpc      System/Ping round trips over the VM's hybrid vsock vs a native agent's
+#            Unix socket (rpc-latency)
+#   share    reading a 256 MiB file in a container from a 9p shared host folder vs
+#            from a volume on the guest's own disk, guest caches dropped (target >= 75%)
+#
+# Usage: bench/vm.sh [BOOTS]   (default 3). Needs root; builds the guest image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+boots=${1:-3}
+root=$PWD
+work=$(mktemp -d /tmp/berth-vmbench.XXXXXX)
+
+scripts/setup.sh
+cargo build --release --locked -p berth-agent -p berth-cli -p berth-bench
+scripts/build-vm-image.sh "$work/image" >/dev/null
+bin=$root/target/release
+export BERTH_VM_ACCEL=tcg
+source bench/lib.sh
+
+cleanup() {
+  for d in "$work"/vm-*; do [[ -d $d ]] && "$bin/berth" vm stop --dir "$d" >/dev/null 2>&1 || true; done
+  [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+now_ms() { date +%s%3N; }
+
+# The floor image: the same files, with the busybox init.
+cp -r "$work/image" "$work/floor"
+"$bin/floor-initramfs" "$work/floor/initramfs.cpio"
+
+echo "== boot to ready, $boots boots each (TCG, 2 vCPUs, 1 GiB) =="
+: >"$work/berth.ms"; : >"$work/floor.ms"
+for i in $(seq "$boots"); do
+  d=$work/vm-b$i
+  "$bin/berth" vm start --dir "$d" --image "$work/image" --memory 1024 --no-shares --network none >/dev/null
+  "$bin/berth" vm status --dir "$d" --format json | sed -n 's/.*"boot_ms": \([0-9]*\).*/\1/p' >>"$work/berth.ms"
+  "$bin/berth" vm stop --dir "$d" >/dev/null
+  # Second boot of the same VM: the data disk is formatted already.
+  "$bin/berth" vm start --dir "$d" >/dev/null
+  "$bin/berth" vm status --dir "$d" --format json | sed -n 's/.*"boot_ms": \([0-9]*\).*/\1/p' >>"$work/berth-warm.ms"
+  "$bin/berth" vm stop --dir "$d" >/dev/null
+
+  f=$work/vm-f$i
+  start=$(now_ms)
+  "$bin/berth" vm start --dir "$f" --image "$work/floor" --memory 1024 --no-shares --network none >/dev/null 2>&1 &
+  until grep -q FLOOR-READY "$f/console.log" 2>/dev/null; do sleep 0.01; done
+  echo $(( $(now_ms) - start )) >>"$work/floor.ms"
+  "$bin/berth" vm stop --dir "$f" >/dev/null 2>&1 || true
+  wait || true
+done
+b=$(median <"$work/berth.ms"); bw=$(median <"$work/berth-warm.ms"); f=$(median <"$work/floor.ms")
+printf 'first boot (formats the disk): %6d ms\n' "$b"
+printf 'later boots:                   %6d ms\n' "$bw"
+printf 'floor (busybox init):          %6d ms\n' "$f"
+awk -v b="$b" -v w="$bw" -v f="$f" 'BEGIN {printf "berth/floor: first %.2fx, later %.2fx (target <= 1.2x)\n", b/f, w/f}'
+
+echo "== RPC round trip =="
+d=$work/vm-share
+mkdir -p "$work/shared"
+"$bin/berth" vm start --dir "$d" --image "$work/image" --memory 1024 --share "$work/shared" --network none >/dev/null
+vmhost=$("$bin/berth" vm status --dir "$d" --format json | sed -n 's/.*"endpoint": "\(.*\)".*/\1/p')
+busybox_image "$work"
+start_agent "$bin" "$work"
+"$bin/rpc-latency" "$host" 2000 | tee "$work/unix.txt"
+"$bin/rpc-latency" "$vmhost" 2000 | tee "$work/vsock.txt"
+u=$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' "$work/unix.txt"); v=$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' "$work/vsock.txt")
+awk -v u="$u" -v v="$v" 'BEGIN {printf "vsock/unix p50: %.1fx\n", v/u}'
+
+echo "== shared folder read in a container vs the guest's disk (256 MiB, dd bs=1M, guest caches dropped) =="
+export BERTH_HOST=$vmhost
+"$bin/berth" load -i "$work/bb-oci.tar" >/dev/null
+id=$("$bin/berth" images -q | head -1); "$bin/berth" tag "$id" bb >/dev/null
+dd if=/dev/urandom of="$work/shared/big" bs=1M count=256 status=none
+"$bin/berth" volume create disk >/dev/null
+"$bin/berth" run --rm -v disk:/v bb dd if=/dev/urandom of=/v/big bs=1M count=256 2>/dev/null
+rate() { sed -n 's/.*copied, [0-9.]* seconds, \([0-9.]*\) \([KMG]\)B\/s.*/\1 \2/p' | awk '{m=$1; if($2=="G")m*=1024; if($2=="K")m/=1024; print m}'; }
+: >"$work/share.r"; : >"$work/disk.r"
+for i in 1 2 3; do
+  "$bin/berth" run --rm --privileged bb sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'
+  "$bin/berth" run --rm -v "$work/shared:/s" bb dd if=/s/big of=/dev/null bs=1M 2>&1 | rate >>"$work/share.r"
+  "$bin/berth" run --rm --privileged bb sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'
+  "$bin/berth" run --rm -v disk:/v bb dd if=/v/big of=/dev/null bs=1M 2>&1 | rate >>"$work/disk.r"
+done
+s=$(median <"$work/share.r"); g=$(median <"$work/disk.r")
+printf 'shared folder (9p): %8.1f MB/s\nguest disk:         %8.1f MB/s\n' "$s" "$g"
+awk -v s="$s" -v g="$g" 'BEGIN {printf "share/disk: %.2f (target >= 0.75)\n", s/g}'
