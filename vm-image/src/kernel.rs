@@ -45,7 +45,11 @@ pub fn fetch(arch: Arch, cache: &Path, deb: Option<&Path>) -> Result<PathBuf> {
         return Ok(deb.to_path_buf());
     }
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
-    let meta = format!("linux-image-{}", arch.debian());
+    let meta = if arch == Arch::host() {
+        format!("linux-image-{}", arch.debian())
+    } else {
+        format!("linux-image-{0}:{0}", arch.debian())
+    };
     let out = Command::new("apt-cache")
         .args(["depends", &meta])
         .output()

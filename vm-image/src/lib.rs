@@ -75,10 +75,14 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Mani
     progress("choosing kernel modules");
     let index = modules::index(&kernel.modules_dir())?;
     let chosen = modules::resolve(&index, modules::WANTED)?;
+    let at_boot: Vec<String> = modules::resolve(&index, modules::AT_BOOT)?
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
 
     progress("writing the initramfs");
     let initramfs = opts.out.join("initramfs.cpio");
-    let tools_added = write_initramfs(&initramfs, opts, &chosen)?;
+    let tools_added = write_initramfs(&initramfs, opts, &chosen, &at_boot)?;
 
     progress("writing the data disk");
     let disk_file = match opts.disk_format {
@@ -143,6 +147,7 @@ fn write_initramfs(
     path: &Path,
     opts: &BuildOptions,
     chosen: &[modules::Module],
+    at_boot: &[String],
 ) -> Result<Vec<String>> {
     let file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -178,21 +183,34 @@ fn write_initramfs(
     cpio.add("etc/group", 0o644, Entry::File(b"root:x:0:\n"))?;
     cpio.add("etc/hostname", 0o644, Entry::File(b"berth\n"))?;
 
+    // Boot modules in `load-order`; the rest, still in dependency order, in
+    // `load-later`.
     let mut order = String::new();
+    let mut later = String::new();
     for m in chosen {
         let bytes = std::fs::read(&m.path)?;
         cpio.add(
             &format!("lib/modules/berth/{}.ko", m.name),
             0o644,
-            Entry::File(&bytes),
+            Entry::File(modules::strip_signature(&bytes)),
         )?;
-        order.push_str(&m.name);
-        order.push('\n');
+        let list = if at_boot.contains(&m.name) {
+            &mut order
+        } else {
+            &mut later
+        };
+        list.push_str(&m.name);
+        list.push('\n');
     }
     cpio.add(
         "lib/modules/berth/load-order",
         0o644,
         Entry::File(order.as_bytes()),
+    )?;
+    cpio.add(
+        "lib/modules/berth/load-later",
+        0o644,
+        Entry::File(later.as_bytes()),
     )?;
 
     let mut added = Vec::new();

@@ -23,8 +23,12 @@ use tonic::transport::Channel;
 /// moment while it replays; nothing under it is forwarded.
 pub const ASIDE_DIR: &str = ".berth-replay";
 
-/// How long events are gathered before they are compared and sent.
+/// How long the folders must be quiet before a batch of events is
+/// compared and sent.
 pub const BATCH: Duration = Duration::from_millis(10);
+
+/// The longest a batch waits for quiet.
+pub const MAX_BATCH: Duration = Duration::from_millis(250);
 
 /// A path's state as last seen or sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +87,20 @@ pub struct Tracker {
     sent: HashMap<PathBuf, Seen>,
 }
 
-fn event(kind: &str, path: &Path, to: Option<&Path>, is_dir: bool) -> pb::FileEvent {
+/// An event about `path`, carrying the state it is about (for a delete,
+/// the state before).
+fn event(kind: &str, path: &Path, to: Option<&Path>, seen: Seen) -> pb::FileEvent {
+    let (size, mtime_ns) = match seen {
+        Seen::File { size, mtime_ns } => (size, mtime_ns as i64),
+        _ => (0, 0),
+    };
     pb::FileEvent {
         kind: kind.into(),
         path: path.display().to_string(),
         to_path: to.map(|t| t.display().to_string()).unwrap_or_default(),
-        is_dir,
+        is_dir: seen == Seen::Dir,
+        size,
+        mtime_ns,
     }
 }
 
@@ -108,7 +120,7 @@ impl Tracker {
                         && was.is_some_and(|w| w != Seen::Absent)
                         && self.sent.get(to).copied().unwrap_or(Seen::Absent) == Seen::Absent
                     {
-                        out.push(event("rename", from, Some(to), t == Seen::Dir));
+                        out.push(event("rename", from, Some(to), t));
                         self.sent.insert(from.clone(), Seen::Absent);
                         self.sent.insert(to.clone(), t);
                         done.push(from.clone());
@@ -139,18 +151,18 @@ impl Tracker {
         match (before, now) {
             (Some(Seen::Absent), Seen::Absent) => None,
             (None, Seen::Absent) => {
-                (hint == HintKind::Remove).then(|| event("delete", path, None, false))
+                (hint == HintKind::Remove).then(|| event("delete", path, None, Seen::Absent))
             }
-            (Some(b), Seen::Absent) => Some(event("delete", path, None, b == Seen::Dir)),
-            (Some(Seen::Absent), n) => Some(event("create", path, None, n == Seen::Dir)),
+            (Some(b), Seen::Absent) => Some(event("delete", path, None, b)),
+            (Some(Seen::Absent), n) => Some(event("create", path, None, n)),
             (None, n) => match hint {
-                HintKind::Create => Some(event("create", path, None, n == Seen::Dir)),
-                HintKind::Modify if n != Seen::Dir => Some(event("modify", path, None, false)),
+                HintKind::Create => Some(event("create", path, None, n)),
+                HintKind::Modify if n != Seen::Dir => Some(event("modify", path, None, n)),
                 _ => None,
             },
             (Some(b), n) if b == n => None,
             (Some(_), Seen::Dir) => None,
-            (Some(_), _) => Some(event("modify", path, None, false)),
+            (Some(_), n) => Some(event("modify", path, None, n)),
         }
     }
 }
@@ -215,10 +227,20 @@ pub async fn forward_file_events(
     });
     let mut tracker = Tracker::default();
     while let Some(first) = raw_rx.recv().await {
+        // A batch ends once the folders have been quiet for BATCH (or after
+        // MAX_BATCH): a file still being written is sent once, as it ends.
         let mut hints = hints_of(&first, &ignore);
-        tokio::time::sleep(BATCH).await;
-        while let Ok(ev) = raw_rx.try_recv() {
-            hints.extend(hints_of(&ev, &ignore));
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(BATCH).await;
+            let mut more = false;
+            while let Ok(ev) = raw_rx.try_recv() {
+                hints.extend(hints_of(&ev, &ignore));
+                more = true;
+            }
+            if !more || started.elapsed() >= MAX_BATCH {
+                break;
+            }
         }
         for ev in tracker.decide(&hints, &Seen::of) {
             if tx.send(ev).await.is_err() {

@@ -27,6 +27,7 @@ impl FilesRpc for FilesApi {
                 path: ev.path.into(),
                 to: (!ev.to_path.is_empty()).then(|| ev.to_path.into()),
                 is_dir: ev.is_dir,
+                seen: (ev.mtime_ns != 0).then_some((ev.size, ev.mtime_ns)),
             };
             if shares::check_inside(&mounted, &event.path).is_err() {
                 // A share mounted since the stream began.

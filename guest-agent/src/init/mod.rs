@@ -13,6 +13,22 @@ use std::path::Path;
 /// Where the agent keeps its state in the VM: the data disk.
 pub const AGENT_ROOT: &str = "/var/lib/berth";
 
+/// Exists while PID 1 is still loading the modules containers need
+/// (overlayfs, bridges, nftables), which it does while the agent starts.
+pub const MODULES_PENDING: &str = "/run/berth-modules-pending";
+
+/// Waits (up to 30 s) until PID 1 has loaded the modules containers need;
+/// returns at once outside the VM.
+pub async fn modules_ready() {
+    let pending = Path::new(MODULES_PENDING);
+    for _ in 0..3000 {
+        if !pending.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// True when this process is PID 1 (the VM's init).
 pub fn is_pid1() -> bool {
     std::process::id() == 1
@@ -25,18 +41,19 @@ pub fn main() -> ! {
             eprintln!("berth-init: staying on rootfs ({e:#}); containers may fail to pivot_root");
         }
     }
-    let started = std::time::Instant::now();
     report(
         "mounting kernel file systems",
         system::mount_kernel_filesystems(),
     );
-    let failed = system::load_modules(Path::new("/lib/modules/berth"));
+    stamp("on the tmpfs root, kernel file systems mounted");
+    let failed = system::load_modules(&Path::new("/lib/modules/berth").join("load-order"));
     if !failed.is_empty() {
         eprintln!(
             "berth-init: modules that did not load: {}",
             failed.join(" ")
         );
     }
+    stamp("modules loaded");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let config = config::Config::parse(&cmdline);
     system::set_clock(config.time);
@@ -50,6 +67,7 @@ pub fn main() -> ! {
         "bringing the network up",
         storage::network_up(config.net.as_ref()),
     );
+    stamp("network up");
     match &config.disk {
         Some(disk) => report(
             "mounting the data disk",
@@ -57,14 +75,34 @@ pub fn main() -> ! {
         ),
         None => eprintln!("berth-init: no data disk; images and containers live in memory"),
     }
+    stamp("data disk mounted");
     for share in &config.shares {
         report("mounting a shared folder", storage::mount_share(share));
     }
-    eprintln!(
-        "berth-init: set up in {} ms; starting the agent",
-        started.elapsed().as_millis()
-    );
+    // The rest of the modules load while the agent starts.
+    let _ = std::fs::write(MODULES_PENDING, "");
+    std::thread::spawn(|| {
+        let failed = system::load_modules(&Path::new("/lib/modules/berth").join("load-later"));
+        if !failed.is_empty() {
+            eprintln!(
+                "berth-init: modules that did not load: {}",
+                failed.join(" ")
+            );
+        }
+        let _ = std::fs::remove_file(MODULES_PENDING);
+        stamp("container modules loaded");
+    });
+    stamp("set up; starting the agent");
     supervise::run(&config)
+}
+
+/// Prints a setup step with the time since the kernel started (the guest's
+/// console shows where boot time goes).
+fn stamp(step: &str) {
+    let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let secs = up.split_whitespace().next().unwrap_or("?");
+    let now = chrono::Utc::now().format("%H:%M:%S%.3f");
+    eprintln!("berth-init: [{secs} s, {now}] {step}");
 }
 
 fn report(what: &str, result: anyhow::Result<()>) {

@@ -24,6 +24,17 @@ pub fn has_ext_fs(device: &Path) -> Result<bool> {
     Ok(u16::from_le_bytes(magic) == EXT_MAGIC)
 }
 
+/// True when the ext file system on `device` was unmounted cleanly and has
+/// no recorded errors (superblock `s_state`), so the boot can skip e2fsck.
+pub fn is_clean(device: &Path) -> Result<bool> {
+    let mut f = std::fs::File::open(device)?;
+    let mut state = [0u8; 2];
+    f.seek(SeekFrom::Start(1024 + 58))?;
+    f.read_exact(&mut state)?;
+    // EXT2_VALID_FS = 1, EXT2_ERROR_FS = 2.
+    Ok(u16::from_le_bytes(state) & 3 == 1)
+}
+
 /// Waits up to `secs` for a device node to appear (virtio probing is
 /// asynchronous).
 pub fn wait_for(device: &Path, secs: u64) -> bool {
@@ -44,18 +55,21 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
         bail!("the data disk {} did not appear", device.display());
     }
     if has_ext_fs(device)? {
-        // e2fsck -p: exit 0 clean, 1 fixed, 2 fixed and wants a reboot;
-        // anything above means it could not repair alone.
-        let status = Command::new("e2fsck")
-            .arg("-p")
-            .arg(device)
-            .status()
-            .context("cannot run e2fsck")?;
-        if status.code().unwrap_or(8) > 2 {
-            eprintln!(
+        // Unmounted cleanly last time: nothing for e2fsck to do.
+        if !is_clean(device)? {
+            // e2fsck -p: exit 0 clean, 1 fixed, 2 fixed and wants a reboot;
+            // anything above means it could not repair alone.
+            let status = Command::new("e2fsck")
+                .arg("-p")
+                .arg(device)
+                .status()
+                .context("cannot run e2fsck")?;
+            if status.code().unwrap_or(8) > 2 {
+                eprintln!(
                 "berth-init: e2fsck could not repair {} alone (status {status}); mounting anyway",
                 device.display()
             );
+            }
         }
     } else {
         eprintln!("berth-init: formatting the data disk {}", device.display());

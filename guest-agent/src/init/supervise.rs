@@ -175,12 +175,22 @@ fn unmount_below(root: &Path) {
 /// Reads the ACPI power button's input events and turns a press into
 /// SIGPWR for PID 1 (the way a VMM's "power off" reaches the guest).
 fn watch_power_button() {
-    let device = (0..16).find_map(|n| {
-        let name =
-            std::fs::read_to_string(format!("/sys/class/input/event{n}/device/name")).ok()?;
-        name.contains("Power Button")
-            .then(|| format!("/dev/input/event{n}"))
-    });
+    // The button's driver loads with the container modules, after the
+    // agent has started: look for it until those are loaded.
+    let find = || {
+        (0..16).find_map(|n| {
+            let name =
+                std::fs::read_to_string(format!("/sys/class/input/event{n}/device/name")).ok()?;
+            name.contains("Power Button")
+                .then(|| format!("/dev/input/event{n}"))
+        })
+    };
+    let mut device = find();
+    while device.is_none() && Path::new(super::MODULES_PENDING).exists() {
+        std::thread::sleep(Duration::from_millis(50));
+        device = find();
+    }
+    let device = device.or_else(find);
     let Some(device) = device else {
         eprintln!("berth-init: no ACPI power button; power-off works through SIGTERM only");
         return;

@@ -179,27 +179,13 @@ impl Netlink {
             .execute()
             .await
             .map_err(failed("naming the container's interface"))?;
-        self.0
-            .address()
-            .add(index, IpAddr::V4(ip), prefix)
-            .execute()
-            .await
-            .map_err(failed("addressing the container's interface"))?;
-        self.up(index).await?;
-        self.lo_up().await?;
-        if let Some(gw) = gateway {
-            self.0
-                .route()
-                .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
-                .execute()
-                .await
-                .map_err(failed("adding the container's default route"))?;
-        }
-        Ok(())
+        self.address_up(name, ip, prefix, gateway).await?;
+        self.lo_up().await
     }
 
     /// Gives the existing link `name` the address `ip/prefix`, brings it
-    /// up, and with `gateway` makes it the default route (the VM's own NIC).
+    /// up, and with `gateway` makes it the default route (a container's
+    /// interface, or the VM's own NIC).
     pub async fn address_up(
         &self,
         name: &str,
@@ -213,7 +199,7 @@ impl Netlink {
             .add(index, IpAddr::V4(ip), prefix)
             .execute()
             .await
-            .map_err(failed("addressing the VM's network interface"))?;
+            .map_err(failed("addressing a network interface"))?;
         self.up(index).await?;
         if let Some(gw) = gateway {
             self.0
@@ -221,7 +207,7 @@ impl Netlink {
                 .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
                 .execute()
                 .await
-                .map_err(failed("adding the VM's default route"))?;
+                .map_err(failed("adding a default route"))?;
         }
         Ok(())
     }

@@ -77,6 +77,8 @@ impl Containers {
         entry: &Arc<Entry>,
         attach: Option<AttachWanted>,
     ) -> Result<Option<UnixStream>> {
+        // In the VM, overlayfs and the network modules may still be loading.
+        self.wait_ready().await;
         let record = entry.record();
         if record.state.is_running() {
             return match attach {

@@ -103,6 +103,9 @@ pub struct Containers {
     volumes: Arc<Volumes>,
     events: Events,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
+    /// True once networks are reconciled with the records; starts wait for
+    /// it (in the VM it waits for PID 1 to load the network modules).
+    ready: watch::Sender<bool>,
 }
 
 impl Containers {
@@ -124,6 +127,7 @@ impl Containers {
             networks,
             volumes,
             table: Mutex::new(BTreeMap::new()),
+            ready: watch::channel(false).0,
         });
         for d in [&me.dir, &me.state_root, &me.sockets] {
             std::fs::create_dir_all(d)
@@ -148,8 +152,23 @@ impl Containers {
             me.insert(record);
         }
         me.recover().await;
-        me.networks.reconcile(&me.running_members()).await;
+        // Serving need not wait for the reconcile: starts do.
+        let reconciling = me.clone();
+        tokio::spawn(async move {
+            crate::init::modules_ready().await;
+            reconciling
+                .networks
+                .reconcile(&reconciling.running_members())
+                .await;
+            reconciling.ready.send_replace(true);
+        });
         Ok(me)
+    }
+
+    /// Waits until the networks are reconciled after the agent started.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     fn insert(&self, record: Record) -> Arc<Entry> {

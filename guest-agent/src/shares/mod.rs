@@ -9,19 +9,25 @@
 //!
 //! | host event | guest replay | watcher sees |
 //! |---|---|---|
-//! | modify | `ftruncate` to the current size, then the old times back | IN_MODIFY (and IN_ATTRIB) |
+//! | modify | the last byte written back as it is, then the old times back | IN_MODIFY (and IN_ATTRIB) |
 //! | create (file) | move aside, hard-link back, unlink the aside name | IN_MOVED_FROM, IN_CREATE |
-//! | create (dir) | move aside, `mkdir`, move the entries back | IN_MOVED_FROM, IN_CREATE, IN_ISDIR |
+//! | create (dir) | nothing (see below) | nothing |
 //! | delete | create the name exclusively, then remove it | IN_CREATE, IN_DELETE |
 //! | rename A→B | rename B→A, then A→B | IN_MOVED_FROM/TO (twice) |
 //! | attrib | `utimensat` with the current times | IN_ATTRIB |
+//!
+//! These touch the host's files, so each is careful not to race the host:
+//! a modify or create is replayed only while the file's size and time are
+//! still what the host sent (a newer change brings its own event), a modify
+//! never truncates, and a new directory is not replayed at all, since
+//! moving a folder a host program is filling could break that program.
 //!
 //! "Aside" is a directory named [`ASIDE_DIR`] at the share's root, so the
 //! watched directory never shows a temporary name; the host ignores
 //! everything under it, and it compares each path's state with what it last
 //! sent, so these replays do not echo back as new host events.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -113,6 +119,22 @@ pub struct Event {
     pub to: Option<PathBuf>,
     /// Whether it is a directory.
     pub is_dir: bool,
+    /// The file's size and modification time (ns) as the host saw them,
+    /// when it sent them.
+    pub seen: Option<(u64, i64)>,
+}
+
+impl Event {
+    /// True when the file still is as the host saw it (or the host did not
+    /// say): a replay of an older state would race a newer host write.
+    fn still_matches(&self, meta: &std::fs::Metadata) -> bool {
+        match self.seen {
+            None => true,
+            Some((size, mtime_ns)) => {
+                meta.len() == size && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == mtime_ns
+            }
+        }
+    }
 }
 
 /// Checks that `path` is inside one of `shares` (and not a share's root,
@@ -150,19 +172,29 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
     let io = |what: &'static str| move |e: std::io::Error| Error::io(what, e);
     match ev.kind {
         Kind::Modify => {
-            let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
-                return Ok(());
-            };
-            if !meta.is_file() {
-                return Ok(());
-            }
-            let f = std::fs::OpenOptions::new()
+            let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .open(&ev.path)
-                .map_err(io("opening a shared file to replay a change"))?;
-            f.set_len(meta.len())
+            else {
+                return Ok(());
+            };
+            let meta = f.metadata().map_err(io("reading a shared file's state"))?;
+            if !meta.is_file() || !ev.still_matches(&meta) || meta.len() == 0 {
+                return Ok(());
+            }
+            // The last byte, written back as it is: the content stays, the
+            // kernel reports IN_MODIFY, and an append racing this keeps
+            // every byte it wrote.
+            let at = meta.len() - 1;
+            let mut byte = [0u8; 1];
+            f.read_exact_at(&mut byte, at)
                 .map_err(io("replaying a change to a shared file"))?;
-            restore_times(&f, &meta);
+            f.write_all_at(&byte, at)
+                .map_err(io("replaying a change to a shared file"))?;
+            if f.metadata().is_ok_and(|m| m.len() == meta.len()) {
+                restore_times(&f, &meta);
+            }
         }
         Kind::Attrib => {
             if let Ok(f) = std::fs::File::open(&ev.path) {
@@ -172,31 +204,35 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
             }
         }
         Kind::Create => {
+            // A new directory is not replayed: moving a folder the host may
+            // be filling this very moment could break the host's program.
             let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
                 return Ok(());
             };
+            if meta.is_dir() || !ev.still_matches(&meta) {
+                return Ok(());
+            }
             let aside = aside_name(shares, &ev.path)
                 .map_err(io("making the replay directory of a share"))?;
             std::fs::rename(&ev.path, &aside).map_err(io("replaying a new shared file"))?;
-            if meta.is_dir() {
-                std::fs::create_dir(&ev.path).map_err(io("replaying a new shared directory"))?;
-                std::fs::set_permissions(&ev.path, meta.permissions())
-                    .map_err(io("replaying a new shared directory"))?;
-                for entry in
-                    std::fs::read_dir(&aside).map_err(io("replaying a new shared directory"))?
-                {
-                    let entry = entry.map_err(io("replaying a new shared directory"))?;
-                    std::fs::rename(entry.path(), ev.path.join(entry.file_name()))
-                        .map_err(io("replaying a new shared directory"))?;
+            match std::fs::hard_link(&aside, &ev.path) {
+                // Linked back, or the host made a new file there meanwhile
+                // (then the one aside is stale): either way it goes.
+                Ok(()) => {
+                    std::fs::remove_file(&aside).map_err(io("replaying a new shared file"))?
                 }
-                std::fs::remove_dir(&aside).map_err(io("replaying a new shared directory"))?;
-            } else {
-                let linked = std::fs::hard_link(&aside, &ev.path);
-                if linked.is_err() {
-                    // File systems without hard links: move it back.
-                    std::fs::rename(&aside, &ev.path).map_err(io("replaying a new shared file"))?;
-                } else {
-                    std::fs::remove_file(&aside).map_err(io("replaying a new shared file"))?;
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&aside);
+                }
+                // No hard links on this file system: move it back unless the
+                // name was taken meanwhile.
+                Err(_) => {
+                    if std::fs::symlink_metadata(&ev.path).is_err() {
+                        std::fs::rename(&aside, &ev.path)
+                            .map_err(io("replaying a new shared file"))?;
+                    } else {
+                        let _ = std::fs::remove_file(&aside);
+                    }
                 }
             }
         }
@@ -208,13 +244,17 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
                 if std::fs::create_dir(&ev.path).is_ok() {
                     let _ = std::fs::remove_dir(&ev.path);
                 }
-            } else if std::fs::OpenOptions::new()
+            } else if let Ok(f) = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&ev.path)
-                .is_ok()
             {
-                let _ = std::fs::remove_file(&ev.path);
+                // Remove the name only while it is still this empty file.
+                let ours = f.metadata().map(|m| m.ino()).ok();
+                let there = std::fs::symlink_metadata(&ev.path).ok();
+                if there.is_some_and(|m| Some(m.ino()) == ours && m.len() == 0) {
+                    let _ = std::fs::remove_file(&ev.path);
+                }
             }
         }
         Kind::Rename => {
@@ -271,6 +311,7 @@ fn restore_times(f: &std::fs::File, meta: &std::fs::Metadata) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn finds_9p_and_virtiofs_mounts() {
@@ -290,6 +331,42 @@ mod tests {
             path: dir.to_path_buf(),
             read_only: false,
         }]
+    }
+
+    #[test]
+    fn a_stale_event_is_not_replayed_and_a_modify_never_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = share(dir.path());
+        let f = dir.path().join("log.txt");
+        std::fs::write(&f, "one\n").unwrap();
+        let seen = std::fs::metadata(&f).unwrap();
+        let seen = Some((seen.len(), seen.mtime() * 1_000_000_000 + seen.mtime_nsec()));
+        // The host appends after sending the event: the replay must leave
+        // the new bytes (and the new time) alone.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&f)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        let before = std::fs::metadata(&f).unwrap();
+        for kind in [Kind::Modify, Kind::Create] {
+            let ev = Event {
+                kind,
+                path: f.clone(),
+                to: None,
+                is_dir: false,
+                seen,
+            };
+            replay(&s, &ev).unwrap();
+        }
+        let after = std::fs::metadata(&f).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "one\ntwo\n");
+        assert_eq!(
+            (before.ino(), before.mtime_nsec()),
+            (after.ino(), after.mtime_nsec())
+        );
     }
 
     #[test]
@@ -318,6 +395,7 @@ mod tests {
             path: path.to_path_buf(),
             to,
             is_dir: false,
+            seen: None,
         };
         replay(&s, &ev(Kind::Modify, &f, None)).unwrap();
         replay(&s, &ev(Kind::Create, &f, None)).unwrap();
@@ -342,9 +420,12 @@ mod tests {
                 path: sub.clone(),
                 to: None,
                 is_dir: true,
+                seen: None,
             },
         )
         .unwrap();
+        let sub_after = std::fs::metadata(&sub).unwrap();
+        assert_eq!(sub_after.ino(), std::fs::metadata(&sub).unwrap().ino());
         assert_eq!(std::fs::read_to_string(sub.join("x")).unwrap(), "x");
         let aside: Vec<_> = std::fs::read_dir(dir.path().join(ASIDE_DIR))
             .unwrap()
