@@ -59,6 +59,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     tracing_subscriber::fmt()
         .with_env_filter(
             // libcontainer and libcgroups narrate every container at info.
@@ -94,6 +95,7 @@ fn run(args: Args) -> Result<()> {
             let _ = std::fs::write(args.root.join("agent-id"), &id);
             id
         });
+        tracing::debug!("images open after {:?}", started.elapsed());
         let networks = Networks::open(&args.root, images.events.clone())?;
         let volumes = Arc::new(Volumes::open(&args.root, images.events.clone())?);
         let containers = Containers::open(
@@ -103,6 +105,7 @@ fn run(args: Args) -> Result<()> {
             volumes.clone(),
         )
         .await?;
+        tracing::debug!("containers open after {:?}", started.elapsed());
         let agent = Arc::new(Agent {
             images,
             containers,

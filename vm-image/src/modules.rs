@@ -38,6 +38,7 @@ pub const WANTED: &[&str] = &[
     "nft_ct",
     "nft_fib_ipv4",
     "button",
+    "gpio_keys",
     "evdev",
 ];
 

@@ -115,6 +115,10 @@ impl LaunchSpec {
                 words.push(format!("berth.insecure=10.0.2.100:{p}"));
             }
         }
+        // BERTH_VM_LOG=debug in the supervisor's environment: a chattier agent.
+        if let Ok(level) = std::env::var("BERTH_VM_LOG") {
+            words.push(format!("berth.log={level}"));
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

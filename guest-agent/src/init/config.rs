@@ -8,6 +8,7 @@
 //! | `berth.net=10.0.2.15/24,10.0.2.2,10.0.2.3` | the VM NIC's address, gateway and DNS server |
 //! | `berth.time=SECONDS` | the host's clock at launch, used when the RTC is behind it |
 //! | `berth.insecure=HOST:PORT` | a registry the agent may reach over plain HTTP |
+//! | `berth.log=debug` | the agent's log level |
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct Config {
     pub time: Option<f64>,
     /// Registries reachable over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The agent's log level, when not the default.
+    pub log_level: Option<String>,
 }
 
 impl Config {
@@ -65,6 +68,7 @@ impl Config {
             net: None,
             time: None,
             insecure_registries: Vec::new(),
+            log_level: None,
         };
         for word in cmdline.split_whitespace() {
             let Some((key, value)) = word.split_once('=') else {
@@ -77,6 +81,7 @@ impl Config {
                 "berth.net" => c.net = parse_net(value),
                 "berth.time" => c.time = value.parse().ok(),
                 "berth.insecure" => c.insecure_registries.push(value.to_string()),
+                "berth.log" => c.log_level = Some(value.to_string()),
                 _ => {}
             }
         }

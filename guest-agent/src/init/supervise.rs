@@ -85,6 +85,9 @@ fn start_agent(config: &Config) -> Option<Child> {
     for r in &config.insecure_registries {
         cmd.arg("--insecure-registry").arg(r);
     }
+    if let Some(level) = &config.log_level {
+        cmd.arg("--log-level").arg(level);
+    }
     match cmd.spawn() {
         Ok(child) => Some(child),
         Err(e) => {
@@ -172,8 +175,9 @@ fn unmount_below(root: &Path) {
     }
 }
 
-/// Reads the ACPI power button's input events and turns a press into
-/// SIGPWR for PID 1 (the way a VMM's "power off" reaches the guest).
+/// Reads the power button's input events (ACPI's, or the GPIO key of
+/// arm64 machines) and turns a press into SIGPWR for PID 1: the way a
+/// VMM's "power off" reaches the guest.
 fn watch_power_button() {
     // The button's driver loads with the container modules, after the
     // agent has started: look for it until those are loaded.
@@ -181,7 +185,9 @@ fn watch_power_button() {
         (0..16).find_map(|n| {
             let name =
                 std::fs::read_to_string(format!("/sys/class/input/event{n}/device/name")).ok()?;
-            name.contains("Power Button")
+            // ACPI's button on x86; QEMU's arm64 `virt` machine has a GPIO
+            // key instead.
+            (name.contains("Power Button") || name.trim() == "gpio-keys")
                 .then(|| format!("/dev/input/event{n}"))
         })
     };
