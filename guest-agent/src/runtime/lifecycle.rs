@@ -220,17 +220,21 @@ impl Containers {
     /// Follows a running container until its process exits.
     fn watch(self: &Arc<Self>, id: String) {
         let me = self.clone();
-        tokio::spawn(async move {
-            if let Ok(mut conn) = me.attach_conn(&id, AttachWanted::default()).await {
-                while let Ok(Some((kind, _))) = protocol::read_frame(&mut conn).await {
-                    if kind == protocol::EXIT {
-                        break;
-                    }
+        tokio::spawn(async move { me.follow(&id).await });
+    }
+
+    /// Follows a container's monitor until its process exits, then records
+    /// how it ended.
+    async fn follow(self: &Arc<Self>, id: &str) {
+        if let Ok(mut conn) = self.attach_conn(id, AttachWanted::default()).await {
+            while let Ok(Some((kind, _))) = protocol::read_frame(&mut conn).await {
+                if kind == protocol::EXIT {
+                    break;
                 }
             }
-            // The monitor writes run.json before it says the process exited.
-            me.finished(&id).await;
-        });
+        }
+        // The monitor writes run.json before it says the process exited.
+        self.finished(id).await;
     }
 
     /// Records how a run ended, then applies `--rm` and restart policies.
@@ -565,7 +569,17 @@ impl Containers {
             let record = entry.record();
             if record.state.is_running() || record.state.status == "restarting" {
                 if monitor_alive(record.state.monitor_pid) {
-                    self.watch(record.id.clone());
+                    // A process that ended while the agent was away is
+                    // recorded before the agent serves again.
+                    let run: RunState =
+                        read_json(&self.dir_of(&record.id).join("run.json")).unwrap_or_default();
+                    let ended = run.exit.is_some()
+                        && tokio::time::timeout(Duration::from_secs(2), self.follow(&record.id))
+                            .await
+                            .is_ok();
+                    if !ended {
+                        self.watch(record.id.clone());
+                    }
                 } else {
                     self.finished(&record.id).await;
                 }
