@@ -18,3 +18,8 @@ pub const API_VERSION: &str = "1.0";
 
 /// The agent's listening address on Linux when nothing else is given.
 pub const DEFAULT_ENDPOINT: &str = "unix:///run/berth/berth.sock";
+
+/// The folder, at each shared folder's root, where the agent puts a file
+/// for a moment while it replays a host event; the host forwards no events
+/// from under it.
+pub const FILE_REPLAY_DIR: &str = ".berth-replay";

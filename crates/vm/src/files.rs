@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 
 /// The directory (at each share's root) where the agent puts a file for a
 /// moment while it replays; nothing under it is forwarded.
-pub const ASIDE_DIR: &str = ".berth-replay";
+pub use berth_api::FILE_REPLAY_DIR as ASIDE_DIR;
 
 /// How long the folders must be quiet before a batch of events is
 /// compared and sent.

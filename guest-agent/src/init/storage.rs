@@ -11,28 +11,32 @@ use nix::mount::{mount, MsFlags};
 
 use super::config::{Net, Share};
 
-/// ext2/3/4's superblock magic, at byte 1080 of the device.
-const EXT_MAGIC: u16 = 0xEF53;
-
-/// True when `device` holds an ext file system.
-pub fn has_ext_fs(device: &Path) -> Result<bool> {
-    let mut f =
-        std::fs::File::open(device).with_context(|| format!("cannot open {}", device.display()))?;
-    let mut magic = [0u8; 2];
-    f.seek(SeekFrom::Start(1080))?;
-    f.read_exact(&mut magic)?;
-    Ok(u16::from_le_bytes(magic) == EXT_MAGIC)
+/// What the data disk holds, read from the ext superblock at byte 1024.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskState {
+    /// No ext file system: a new disk to format.
+    Blank,
+    /// An ext file system unmounted cleanly, with no recorded errors.
+    Clean,
+    /// An ext file system that wants e2fsck.
+    NeedsCheck,
 }
 
-/// True when the ext file system on `device` was unmounted cleanly and has
-/// no recorded errors (superblock `s_state`), so the boot can skip e2fsck.
-pub fn is_clean(device: &Path) -> Result<bool> {
-    let mut f = std::fs::File::open(device)?;
-    let mut state = [0u8; 2];
-    f.seek(SeekFrom::Start(1024 + 58))?;
-    f.read_exact(&mut state)?;
-    // EXT2_VALID_FS = 1, EXT2_ERROR_FS = 2.
-    Ok(u16::from_le_bytes(state) & 3 == 1)
+/// Reads the superblock's magic (offset 56, 0xEF53) and `s_state` (offset
+/// 58: EXT2_VALID_FS = 1, EXT2_ERROR_FS = 2) in one read.
+pub fn disk_state(device: &Path) -> Result<DiskState> {
+    let mut f =
+        std::fs::File::open(device).with_context(|| format!("cannot open {}", device.display()))?;
+    let mut fields = [0u8; 4];
+    f.seek(SeekFrom::Start(1024 + 56))?;
+    f.read_exact(&mut fields)?;
+    let magic = u16::from_le_bytes([fields[0], fields[1]]);
+    let state = u16::from_le_bytes([fields[2], fields[3]]);
+    Ok(match (magic, state & 3) {
+        (0xEF53, 1) => DiskState::Clean,
+        (0xEF53, _) => DiskState::NeedsCheck,
+        _ => DiskState::Blank,
+    })
 }
 
 /// Waits up to `secs` for a device node to appear (virtio probing is
@@ -54,9 +58,10 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
     if !wait_for(device, 10) {
         bail!("the data disk {} did not appear", device.display());
     }
-    if has_ext_fs(device)? {
+    match disk_state(device)? {
         // Unmounted cleanly last time: nothing for e2fsck to do.
-        if !is_clean(device)? {
+        DiskState::Clean => {}
+        DiskState::NeedsCheck => {
             // e2fsck -p: exit 0 clean, 1 fixed, 2 fixed and wants a reboot;
             // anything above means it could not repair alone.
             let status = Command::new("e2fsck")
@@ -66,27 +71,28 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
                 .context("cannot run e2fsck")?;
             if status.code().unwrap_or(8) > 2 {
                 eprintln!(
-                "berth-init: e2fsck could not repair {} alone (status {status}); mounting anyway",
-                device.display()
-            );
+                    "berth-init: e2fsck could not repair {} alone (status {status}); mounting anyway",
+                    device.display()
+                );
             }
         }
-    } else {
-        eprintln!("berth-init: formatting the data disk {}", device.display());
-        let status = Command::new("mkfs.ext4")
-            .args([
-                "-q",
-                "-F",
-                "-L",
-                "berth-data",
-                "-E",
-                "lazy_itable_init=1,lazy_journal_init=1",
-            ])
-            .arg(device)
-            .status()
-            .context("cannot run mkfs.ext4")?;
-        if !status.success() {
-            bail!("mkfs.ext4 failed on {}", device.display());
+        DiskState::Blank => {
+            eprintln!("berth-init: formatting the data disk {}", device.display());
+            let status = Command::new("mkfs.ext4")
+                .args([
+                    "-q",
+                    "-F",
+                    "-L",
+                    "berth-data",
+                    "-E",
+                    "lazy_itable_init=1,lazy_journal_init=1",
+                ])
+                .arg(device)
+                .status()
+                .context("cannot run mkfs.ext4")?;
+            if !status.success() {
+                bail!("mkfs.ext4 failed on {}", device.display());
+            }
         }
     }
     std::fs::create_dir_all(root)?;
@@ -157,4 +163,25 @@ pub fn network_up(net: Option<&Net>) -> Result<()> {
         std::fs::write("/etc/resolv.conf", format!("nameserver {dns}\n"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_magic_and_state_from_one_superblock_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d");
+        let mut sb = vec![0u8; 4096];
+        std::fs::write(&disk, &sb).unwrap();
+        assert_eq!(disk_state(&disk).unwrap(), DiskState::Blank);
+        sb[1080..1082].copy_from_slice(&0xEF53u16.to_le_bytes());
+        sb[1082..1084].copy_from_slice(&1u16.to_le_bytes());
+        std::fs::write(&disk, &sb).unwrap();
+        assert_eq!(disk_state(&disk).unwrap(), DiskState::Clean);
+        sb[1082..1084].copy_from_slice(&3u16.to_le_bytes());
+        std::fs::write(&disk, &sb).unwrap();
+        assert_eq!(disk_state(&disk).unwrap(), DiskState::NeedsCheck);
+    }
 }

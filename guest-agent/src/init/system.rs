@@ -4,7 +4,6 @@
 //! and the clock.
 
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -214,14 +213,4 @@ pub fn set_clock(host_time: Option<f64>) {
 /// The host name the VM answers to.
 pub fn set_hostname() {
     let _ = nix::unistd::sethostname("berth");
-}
-
-/// True when `path` is the root of a mount in this namespace.
-pub fn is_mount_point(path: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = path.as_os_str().as_bytes();
-    mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|p| p.as_bytes() == want)
 }

@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 
 /// The directory, at each share's root, where a replay puts a file for a
 /// moment; the host ignores events under it.
-pub const ASIDE_DIR: &str = ".berth-replay";
+pub use berth_api::FILE_REPLAY_DIR as ASIDE_DIR;
 
 /// A mounted host folder.
 #[derive(Debug, Clone, PartialEq)]
