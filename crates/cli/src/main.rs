@@ -174,17 +174,37 @@ impl Exit {
     }
 }
 
-/// Connection settings, used by commands when they need the agent.
+/// Connection settings, used by commands when they need the agent. Clones
+/// share one connection.
+#[derive(Clone)]
 pub struct Conn {
     endpoint: String,
     tls: ClientTls,
+    channel: std::sync::Arc<tokio::sync::OnceCell<Channel>>,
 }
 
 impl Conn {
-    /// Dials the agent.
+    /// Settings for dialing `endpoint`; nothing is dialed yet.
+    pub fn new(endpoint: String, tls: ClientTls) -> Self {
+        Self {
+            endpoint,
+            tls,
+            channel: Default::default(),
+        }
+    }
+
+    /// The connection to the agent, dialed on first use. Every call after
+    /// that shares it (HTTP/2 carries them side by side), so a command
+    /// making several calls, such as `run`, connects once.
     pub async fn channel(&self) -> Result<Channel> {
-        let ep: Endpoint = self.endpoint.parse()?;
-        Ok(ep.connect(&self.tls).await?)
+        let channel = self
+            .channel
+            .get_or_try_init(|| async {
+                let ep: Endpoint = self.endpoint.parse()?;
+                anyhow::Ok(ep.connect(&self.tls).await?)
+            })
+            .await?;
+        Ok(channel.clone())
     }
 }
 
@@ -199,14 +219,14 @@ pub fn status_error(s: tonic::Status) -> anyhow::Error {
 
 fn main() {
     let cli = Cli::parse();
-    let conn = Conn {
-        endpoint: cli.host,
-        tls: ClientTls {
+    let conn = Conn::new(
+        cli.host,
+        ClientTls {
             ca: cli.tls_ca,
             cert: cli.tls_cert,
             key: cli.tls_key,
         },
-    };
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -184,10 +184,7 @@ fn proxy_signals(conn: &Conn, id: String) {
     ];
     for (kind, name) in kinds {
         let Ok(mut sig) = signal(kind) else { continue };
-        let endpoint = Conn {
-            endpoint: conn.endpoint.clone(),
-            tls: conn.tls.clone(),
-        };
+        let endpoint = conn.clone();
         let id = id.clone();
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
