@@ -97,6 +97,12 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Mounts proc, sys, dev, devpts, shm, run, tmp and cgroup2, and hands
 /// cgroup v2's controllers down to child groups.
+///
+/// cgroup2 is mounted with `favordynmods` where the kernel has it (6.0 and
+/// later): without it, the first move of a process into a cgroup after a
+/// quiet spell waits for an RCU grace period (10 to 30 ms measured on a
+/// 2-vCPU machine), and every container start makes such a move. With it,
+/// forks and exits take a slightly slower path instead.
 pub fn mount_kernel_filesystems() -> Result<()> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let mounts: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
@@ -137,19 +143,31 @@ pub fn mount_kernel_filesystems() -> Result<()> {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some("mode=1777"),
         ),
-        (
-            "cgroup2",
-            "/sys/fs/cgroup",
-            "cgroup2",
-            nosuid,
-            Some("nsdelegate"),
-        ),
     ];
     for (src, target, fstype, flags, data) in mounts {
         std::fs::create_dir_all(target)?;
         mount(Some(*src), *target, Some(*fstype), *flags, *data)
             .with_context(|| format!("cannot mount {fstype} on {target}"))?;
     }
+    let cgroup = "/sys/fs/cgroup";
+    std::fs::create_dir_all(cgroup)?;
+    mount(
+        Some("cgroup2"),
+        cgroup,
+        Some("cgroup2"),
+        nosuid,
+        Some("nsdelegate,favordynmods"),
+    )
+    .or_else(|_| {
+        mount(
+            Some("cgroup2"),
+            cgroup,
+            Some("cgroup2"),
+            nosuid,
+            Some("nsdelegate"),
+        )
+    })
+    .context("cannot mount cgroup2 on /sys/fs/cgroup")?;
     let _ = std::os::unix::fs::symlink("/proc/self/fd", "/dev/fd");
     let controllers =
         std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
