@@ -63,10 +63,17 @@ impl Metadata {
                 path.display()
             ))
         })?;
-        let txn = db.begin_write()?;
-        txn.open_table(IMAGES)?;
-        txn.open_table(TAGS)?;
-        txn.commit()?;
+        // Creating the tables is a commit (disk flushes, slow in a VM):
+        // done only when they are missing, not at every start.
+        let read = db.begin_read()?;
+        let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
+        drop(read);
+        if missing {
+            let txn = db.begin_write()?;
+            txn.open_table(IMAGES)?;
+            txn.open_table(TAGS)?;
+            txn.commit()?;
+        }
         Ok(Metadata { db })
     }
 
