@@ -75,14 +75,24 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Mani
     progress("choosing kernel modules");
     let index = modules::index(&kernel.modules_dir())?;
     let chosen = modules::resolve(&index, modules::WANTED)?;
-    let at_boot: Vec<String> = modules::resolve(&index, modules::AT_BOOT)?
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = |wanted| -> Result<Vec<String>> {
+        Ok(modules::resolve(&index, wanted)?
+            .into_iter()
+            .map(|m| m.name)
+            .collect())
+    };
+    let lists = ModuleLists {
+        at_boot: names(modules::AT_BOOT)?,
+        filesystem: names(modules::FILESYSTEM)?,
+        devices: names(modules::DEVICES)?,
+    };
+    if let Some(both) = lists.filesystem.iter().find(|m| lists.at_boot.contains(m)) {
+        bail!("the module {both} is needed by both boot lists, which load side by side");
+    }
 
     progress("writing the initramfs");
     let initramfs = opts.out.join("initramfs.cpio");
-    let tools_added = write_initramfs(&initramfs, opts, &chosen, &at_boot)?;
+    let tools_added = write_initramfs(&initramfs, opts, &chosen, &lists)?;
 
     progress("writing the data disk");
     let disk_file = match opts.disk_format {
@@ -143,11 +153,18 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Mani
     Ok(manifest)
 }
 
+/// Which chosen modules go in which of PID 1's load lists.
+struct ModuleLists {
+    at_boot: Vec<String>,
+    filesystem: Vec<String>,
+    devices: Vec<String>,
+}
+
 fn write_initramfs(
     path: &Path,
     opts: &BuildOptions,
     chosen: &[modules::Module],
-    at_boot: &[String],
+    lists: &ModuleLists,
 ) -> Result<Vec<String>> {
     let file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -183,9 +200,12 @@ fn write_initramfs(
     cpio.add("etc/group", 0o644, Entry::File(b"root:x:0:\n"))?;
     cpio.add("etc/hostname", 0o644, Entry::File(b"berth\n"))?;
 
-    // Boot modules in `load-order`; the rest, still in dependency order, in
-    // `load-later`.
+    // Boot modules in `load-order` and, side by side, `load-fs`; device
+    // modules (less what boot loads) in `load-devices`; the rest in
+    // `load-later`. Each list is in dependency order.
     let mut order = String::new();
+    let mut filesystem = String::new();
+    let mut devices = String::new();
     let mut later = String::new();
     for m in chosen {
         let bytes = std::fs::read(&m.path)?;
@@ -194,24 +214,30 @@ fn write_initramfs(
             0o644,
             Entry::File(modules::strip_signature(&bytes)),
         )?;
-        let list = if at_boot.contains(&m.name) {
+        let list = if lists.at_boot.contains(&m.name) {
             &mut order
+        } else if lists.filesystem.contains(&m.name) {
+            &mut filesystem
+        } else if lists.devices.contains(&m.name) {
+            &mut devices
         } else {
             &mut later
         };
         list.push_str(&m.name);
         list.push('\n');
     }
-    cpio.add(
-        "lib/modules/berth/load-order",
-        0o644,
-        Entry::File(order.as_bytes()),
-    )?;
-    cpio.add(
-        "lib/modules/berth/load-later",
-        0o644,
-        Entry::File(later.as_bytes()),
-    )?;
+    for (name, list) in [
+        ("load-order", &order),
+        ("load-fs", &filesystem),
+        ("load-devices", &devices),
+        ("load-later", &later),
+    ] {
+        cpio.add(
+            &format!("lib/modules/berth/{name}"),
+            0o644,
+            Entry::File(list.as_bytes()),
+        )?;
+    }
 
     let mut added = Vec::new();
     if opts.arch == Arch::host() {

@@ -13,11 +13,12 @@ use std::path::Path;
 /// Where the agent keeps its state in the VM: the data disk.
 pub const AGENT_ROOT: &str = "/var/lib/berth";
 
-/// Exists while PID 1 is still loading the modules containers need
-/// (overlayfs, bridges, nftables), which it does while the agent starts.
+/// Exists while PID 1 is still bringing up what containers need (the NIC,
+/// shared folders, overlayfs, bridges, nftables), which it does while the
+/// agent starts.
 pub const MODULES_PENDING: &str = "/run/berth-modules-pending";
 
-/// Waits (up to 30 s) until PID 1 has loaded the modules containers need;
+/// Waits (up to 30 s) until PID 1 has brought up what containers need;
 /// returns at once outside the VM.
 pub async fn modules_ready() {
     let pending = Path::new(MODULES_PENDING);
@@ -46,14 +47,12 @@ pub fn main() -> ! {
         system::mount_kernel_filesystems(),
     );
     stamp("on the tmpfs root, kernel file systems mounted");
-    let failed = system::load_modules(&Path::new("/lib/modules/berth").join("load-order"));
-    if !failed.is_empty() {
-        eprintln!(
-            "berth-init: modules that did not load: {}",
-            failed.join(" ")
-        );
-    }
-    stamp("modules loaded");
+    let modules = Path::new("/lib/modules/berth");
+    // The data disk's file system loads beside the transports (2 vCPUs).
+    let filesystem = std::thread::spawn(move || load_modules(&modules.join("load-fs")));
+    load_modules(&modules.join("load-order"));
+    let _ = filesystem.join();
+    stamp("boot modules loaded");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let config = config::Config::parse(&cmdline);
     system::set_clock(config.time);
@@ -63,11 +62,6 @@ pub fn main() -> ! {
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     );
     std::env::set_var("HOME", "/root");
-    report(
-        "bringing the network up",
-        storage::network_up(config.net.as_ref()),
-    );
-    stamp("network up");
     match &config.disk {
         Some(disk) => report(
             "mounting the data disk",
@@ -76,19 +70,22 @@ pub fn main() -> ! {
         None => eprintln!("berth-init: no data disk; images and containers live in memory"),
     }
     stamp("data disk mounted");
-    for share in &config.shares {
-        report("mounting a shared folder", storage::mount_share(share));
-    }
-    // The rest of the modules load while the agent starts.
+    // The NIC, the shares and the modules containers need come up while
+    // the agent starts; the agent waits for them before it creates or
+    // starts a container.
     let _ = std::fs::write(MODULES_PENDING, "");
-    std::thread::spawn(|| {
-        let failed = system::load_modules(&Path::new("/lib/modules/berth").join("load-later"));
-        if !failed.is_empty() {
-            eprintln!(
-                "berth-init: modules that did not load: {}",
-                failed.join(" ")
-            );
+    let devices = config.clone();
+    std::thread::spawn(move || {
+        load_modules(&modules.join("load-devices"));
+        report(
+            "bringing the network up",
+            storage::network_up(devices.net.as_ref()),
+        );
+        for share in &devices.shares {
+            report("mounting a shared folder", storage::mount_share(share));
         }
+        stamp("network up, shares mounted");
+        load_modules(&modules.join("load-later"));
         let _ = std::fs::remove_file(MODULES_PENDING);
         stamp("container modules loaded");
     });
@@ -103,6 +100,17 @@ fn stamp(step: &str) {
     let secs = up.split_whitespace().next().unwrap_or("?");
     let now = chrono::Utc::now().format("%H:%M:%S%.3f");
     eprintln!("berth-init: [{secs} s, {now}] {step}");
+}
+
+/// Loads one of the image's module lists, naming the modules that failed.
+fn load_modules(list: &Path) {
+    let failed = system::load_modules(list);
+    if !failed.is_empty() {
+        eprintln!(
+            "berth-init: modules that did not load: {}",
+            failed.join(" ")
+        );
+    }
 }
 
 fn report(what: &str, result: anyhow::Result<()>) {
