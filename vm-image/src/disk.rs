@@ -1,6 +1,7 @@
-//! The guest's data disk: an empty sparse image the VM formats on its first
-//! boot. qcow2 (written with `qcow2-rs`) for QEMU; raw for
-//! Virtualization.framework, which takes only raw disks.
+//! The guest's disks. The data disk: an empty sparse image the VM formats
+//! on its first boot, qcow2 (written with `qcow2-rs`) for QEMU, raw for
+//! Virtualization.framework, which takes only raw disks. The system disk: a
+//! read-only raw ext4 image made from a folder by `mkfs.ext4 -d`.
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +35,54 @@ pub fn write_raw(path: &Path, size: u64) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.set_len(size)?;
+    Ok(())
+}
+
+/// Writes a raw ext4 image of the folder `from` to `path`, sized to its
+/// contents (no journal: the VM mounts it read-only).
+pub fn write_ext4_from(path: &Path, from: &Path, label: &str) -> Result<()> {
+    let mut bytes = 0u64;
+    let mut files = 0u64;
+    let mut pending = vec![from.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            files += 1;
+            bytes += meta.len().div_ceil(4096) * 4096;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    // Room for ext4's own metadata (inode tables, bitmaps, directories).
+    let size = (bytes + bytes / 8 + files * 4096 + (16 << 20)).div_ceil(1 << 20) << 20;
+    write_raw(path, size)?;
+    let status = std::process::Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-b",
+            "4096",
+            "-m",
+            "0",
+            "-O",
+            "^has_journal",
+            "-L",
+            label,
+        ])
+        .args(["-E", "root_owner=0:0", "-d"])
+        .arg(from)
+        .arg(path)
+        .status()
+        .context("cannot run mkfs.ext4: install e2fsprogs (scripts/setup.sh does)")?;
+    if !status.success() {
+        anyhow::bail!(
+            "mkfs.ext4 could not make {} from {}",
+            path.display(),
+            from.display()
+        );
+    }
     Ok(())
 }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use berth_vm_image::{build, disk, Arch, BuildOptions, DiskFormat};
 use clap::Parser;
 
-/// Builds the guest: kernel, initramfs with the agent as PID 1, data disk.
+/// Builds the guest: kernel, initramfs (stage one of the boot), system disk
+/// with the agent, data disk.
 #[derive(Parser, Debug)]
 #[command(name = "berth-vm-image", version)]
 struct Args {

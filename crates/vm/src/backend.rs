@@ -89,6 +89,7 @@ impl LaunchSpec {
             "rdinit=/init".to_string(),
             format!("berth.port={}", self.agent_port),
             "berth.disk=/dev/vda".to_string(),
+            "berth.system=/dev/vdb".to_string(),
         ];
         for s in &self.shares {
             let mut w = format!(

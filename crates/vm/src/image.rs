@@ -1,6 +1,6 @@
 //! The guest image's manifest: what `berth-vm-image` writes beside the
-//! kernel, initramfs and data disk, and what the VM manager reads to boot
-//! them.
+//! kernel, initramfs, system disk and data disk, and what the VM manager
+//! reads to boot them.
 
 use std::path::{Path, PathBuf};
 
@@ -108,10 +108,13 @@ pub struct DiskInfo {
     pub size: u64,
 }
 
+/// The manifest format this Berth reads (2: with a system disk).
+pub const MANIFEST_FORMAT: u32 = 2;
+
 /// `manifest.json` of an image directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
-    /// The manifest's own format version (1).
+    /// The manifest's own format version ([`MANIFEST_FORMAT`]).
     pub format: u32,
     /// The guest's architecture.
     pub arch: Arch,
@@ -119,8 +122,12 @@ pub struct Manifest {
     pub agent_version: String,
     /// The kernel.
     pub kernel: KernelInfo,
-    /// The initramfs file name (uncompressed newc cpio).
+    /// The initramfs file name (uncompressed newc cpio): stage one of the
+    /// boot and the modules for the disks.
     pub initramfs: String,
+    /// The read-only system disk (raw ext4): the agent and its helpers,
+    /// the other modules, the tools.
+    pub system: String,
     /// The empty data disk.
     pub disk: DiskInfo,
     /// The kernel modules the guest loads, in load order.
@@ -152,9 +159,9 @@ impl GuestImage {
         })?;
         let manifest: Manifest = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a valid guest manifest", path.display()))?;
-        if manifest.format != 1 {
+        if manifest.format != MANIFEST_FORMAT {
             bail!(
-                "{} has manifest format {}; this Berth reads format 1",
+                "{} has manifest format {}; this Berth reads format {MANIFEST_FORMAT}: rebuild it with berth-vm-image",
                 dir.display(),
                 manifest.format
             );
@@ -162,6 +169,7 @@ impl GuestImage {
         for f in [
             &manifest.kernel.file,
             &manifest.initramfs,
+            &manifest.system,
             &manifest.disk.file,
         ] {
             if !dir.join(f).is_file() {
@@ -185,6 +193,11 @@ impl GuestImage {
     /// The initramfs.
     pub fn initramfs(&self) -> PathBuf {
         self.dir.join(&self.manifest.initramfs)
+    }
+
+    /// The read-only system disk, shared by every VM of this image.
+    pub fn system_disk(&self) -> PathBuf {
+        self.dir.join(&self.manifest.system)
     }
 
     /// The empty data disk a new VM copies.

@@ -112,6 +112,14 @@ pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
             spec.image.manifest.disk.format
         ),
     ]);
+    // The system disk comes second: the guest's /dev/vdb.
+    push(&[
+        "-drive",
+        &format!(
+            "file={},if=virtio,format=raw,readonly=on",
+            spec.image.system_disk().display()
+        ),
+    ]);
     let security = if nix::unistd::geteuid().is_root() {
         "passthrough"
     } else {

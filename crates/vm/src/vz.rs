@@ -1,6 +1,7 @@
 //! The macOS backend: Apple's Virtualization.framework through
 //! `objc2-virtualization`. The kernel boots with `VZLinuxBootLoader`
-//! (the uncompressed `Image`), the raw data disk is a virtio block device,
+//! (the uncompressed `Image`), the raw data disk and the read-only system
+//! disk are virtio block devices,
 //! shares are virtiofs (`VZVirtioFileSystemDeviceConfiguration`), the
 //! network is VZ's NAT, the console goes to `console.log`, and the agent
 //! is reached through `VZVirtioSocketDevice`.
@@ -62,25 +63,10 @@ fn configuration(spec: &LaunchSpec) -> Result<Retained<VZVirtualMachineConfigura
         boot.setInitialRamdiskURL(Some(&url(&spec.image.initramfs())));
         config.setBootLoader(Some(&Retained::into_super(boot)));
 
-        let disk = VZDiskImageStorageDeviceAttachment::initWithURL_readOnly_error(
-            VZDiskImageStorageDeviceAttachment::alloc(),
-            &url(&spec.disk),
-            false,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot attach the data disk {}: {}",
-                spec.disk.display(),
-                ns_error(&e)
-            )
-        })?;
-        let block = VZVirtioBlockDeviceConfiguration::initWithAttachment(
-            VZVirtioBlockDeviceConfiguration::alloc(),
-            &Retained::into_super(disk),
-        );
-        config.setStorageDevices(&NSArray::from_retained_slice(&[Retained::into_super(
-            block,
-        )]));
+        // The data disk, then the read-only system disk (/dev/vda, /dev/vdb).
+        let data = block_device(&spec.disk, false, "data disk")?;
+        let system = block_device(&spec.image.system_disk(), true, "system disk")?;
+        config.setStorageDevices(&NSArray::from_retained_slice(&[data, system]));
 
         if !matches!(spec.network, crate::settings::Network::None) {
             let net = VZVirtioNetworkDeviceConfiguration::new();
@@ -331,5 +317,33 @@ impl Instance for VzInstance {
         });
         self.proxy.abort();
         let _ = std::fs::remove_file(&self.sock);
+    }
+}
+
+/// A virtio block device on a raw disk image.
+fn block_device(
+    path: &std::path::Path,
+    read_only: bool,
+    what: &str,
+) -> Result<Retained<VZStorageDeviceConfiguration>> {
+    // SAFETY: plain object construction on the VM's own thread.
+    unsafe {
+        let attachment = VZDiskImageStorageDeviceAttachment::initWithURL_readOnly_error(
+            VZDiskImageStorageDeviceAttachment::alloc(),
+            &url(path),
+            read_only,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot attach the {what} {}: {}",
+                path.display(),
+                ns_error(&e)
+            )
+        })?;
+        let block = VZVirtioBlockDeviceConfiguration::initWithAttachment(
+            VZVirtioBlockDeviceConfiguration::alloc(),
+            &Retained::into_super(attachment),
+        );
+        Ok(Retained::into_super(block))
     }
 }

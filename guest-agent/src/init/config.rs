@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `berth.port=1024` | the vsock port the agent serves on |
 //! | `berth.disk=/dev/vda` | the data disk (formatted on first boot) |
+//! | `berth.system=/dev/vdb` | the read-only system disk (stage one of the boot mounts it) |
 //! | `berth.share=TAG:/abs/path[:ro][:virtiofs]` | a host folder, mounted at the same path (`%20` etc. escape the path) |
 //! | `berth.net=10.0.2.15/24,10.0.2.2,10.0.2.3` | the VM NIC's address, gateway and DNS server |
 //! | `berth.time=SECONDS` | the host's clock at launch, used when the RTC is behind it |
@@ -46,6 +47,8 @@ pub struct Config {
     pub port: u32,
     /// The data disk's device.
     pub disk: Option<PathBuf>,
+    /// The system disk's device.
+    pub system: Option<PathBuf>,
     /// Host folders.
     pub shares: Vec<Share>,
     /// The NIC, when there is one.
@@ -64,6 +67,7 @@ impl Config {
         let mut c = Config {
             port: 1024,
             disk: None,
+            system: None,
             shares: Vec::new(),
             net: None,
             time: None,
@@ -77,6 +81,7 @@ impl Config {
             match key {
                 "berth.port" => c.port = value.parse().unwrap_or(c.port),
                 "berth.disk" => c.disk = Some(PathBuf::from(value)),
+                "berth.system" => c.system = Some(PathBuf::from(value)),
                 "berth.share" => c.shares.extend(parse_share(value)),
                 "berth.net" => c.net = parse_net(value),
                 "berth.time" => c.time = value.parse().ok(),
@@ -143,12 +148,13 @@ mod tests {
     #[test]
     fn reads_the_managers_parameters() {
         let c = Config::parse(
-            "console=ttyS0 berth.port=2000 berth.disk=/dev/vda berth.share=s0:/home/me%20too \
+            "console=ttyS0 berth.port=2000 berth.disk=/dev/vda berth.system=/dev/vdb berth.share=s0:/home/me%20too \
              berth.share=s1:/srv:ro:virtiofs berth.share=bad:relative berth.net=10.0.2.15/24,10.0.2.2,10.0.2.3 \
              berth.time=1700000000.5 berth.insecure=10.0.2.100:5000 quiet",
         );
         assert_eq!(c.port, 2000);
         assert_eq!(c.disk, Some(PathBuf::from("/dev/vda")));
+        assert_eq!(c.system, Some(PathBuf::from("/dev/vdb")));
         assert_eq!(c.shares.len(), 2);
         assert_eq!(c.shares[0].path, PathBuf::from("/home/me too"));
         assert!(c.shares[1].read_only && c.shares[1].virtiofs);

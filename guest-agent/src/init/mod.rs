@@ -1,8 +1,10 @@
-//! The agent as the VM's PID 1 (`/init` in the initramfs that
-//! `berth-vm-image` builds): sets the machine up from the kernel command
-//! line, then supervises the serving agent. PID 1 must never exit, so every
+//! The agent as the VM's PID 1 (executed by stage one of the boot,
+//! [`boot`], from the system disk that `berth-vm-image` builds): sets the
+//! machine up from the kernel command line, then supervises the serving
+//! agent. PID 1 must never exit, so every
 //! setup failure is reported on the console and the rest still runs.
 
+pub mod boot;
 pub mod config;
 pub mod storage;
 pub mod supervise;
@@ -38,9 +40,7 @@ pub fn is_pid1() -> bool {
 /// PID 1's whole life.
 pub fn main() -> ! {
     if std::env::var_os(system::SWITCHED).is_none() {
-        if let Err(e) = system::leave_rootfs() {
-            eprintln!("berth-init: staying on rootfs ({e:#}); containers may fail to pivot_root");
-        }
+        eprintln!("berth-init: the agent runs as PID 1 without stage one (berth-init); the image is too old");
     }
     report(
         "mounting kernel file systems",
@@ -48,11 +48,6 @@ pub fn main() -> ! {
     );
     stamp("on the tmpfs root, kernel file systems mounted");
     let modules = Path::new("/lib/modules/berth");
-    // The data disk's file system loads beside the transports (2 vCPUs).
-    let filesystem = std::thread::spawn(move || load_modules(&modules.join("load-fs")));
-    load_modules(&modules.join("load-order"));
-    let _ = filesystem.join();
-    stamp("boot modules loaded");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let config = config::Config::parse(&cmdline);
     system::set_clock(config.time);
@@ -95,7 +90,7 @@ pub fn main() -> ! {
 
 /// Prints a setup step with the time since the kernel started (the guest's
 /// console shows where boot time goes).
-fn stamp(step: &str) {
+pub(crate) fn stamp(step: &str) {
     let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
     let secs = up.split_whitespace().next().unwrap_or("?");
     let now = chrono::Utc::now().format("%H:%M:%S%.3f");
@@ -103,7 +98,7 @@ fn stamp(step: &str) {
 }
 
 /// Loads one of the image's module lists, naming the modules that failed.
-fn load_modules(list: &Path) {
+pub(crate) fn load_modules(list: &Path) {
     let failed = system::load_modules(list);
     if !failed.is_empty() {
         eprintln!(

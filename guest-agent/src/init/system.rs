@@ -1,7 +1,5 @@
-//! PID 1's one-time setup of the VM: leaving the initramfs's rootfs for a
-//! tmpfs (container runtimes need `pivot_root`, which rootfs refuses), the
-//! kernel file systems and cgroup v2 with its controllers, kernel modules,
-//! and the clock.
+//! PID 1's one-time setup of the VM: the kernel file systems and cgroup v2
+//! with its controllers, kernel modules, and the clock.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -9,91 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
 
-/// Set in the environment once PID 1 runs from the tmpfs root.
+/// Set in the environment once PID 1 runs from the tmpfs root (stage one,
+/// [`super::boot`], built it).
 pub const SWITCHED: &str = "BERTH_INIT_SWITCHED";
-
-/// Folders left on rootfs and bind-mounted into the tmpfs root.
-pub const KEPT_ON_ROOTFS: &[&str] = &["usr/bin", "lib/modules"];
-
-/// Copies the initramfs into a tmpfs, moves that onto `/`, and re-executes
-/// `/init` from it. Files are unlinked from rootfs as they are copied, so
-/// memory use stays flat. The large, read-only parts ([`KEPT_ON_ROOTFS`])
-/// are not copied but bind-mounted read-only from rootfs, which saves the
-/// boot copying some 50 MB under emulation. Returns only on failure.
-pub fn leave_rootfs() -> Result<()> {
-    let new = Path::new("/newroot");
-    std::fs::create_dir_all(new)?;
-    mount(
-        Some("tmpfs"),
-        new,
-        Some("tmpfs"),
-        MsFlags::empty(),
-        Some("mode=0755"),
-    )
-    .context("cannot mount the tmpfs root")?;
-    move_tree(Path::new("/"), new)?;
-    for kept in KEPT_ON_ROOTFS {
-        let (from, to) = (Path::new("/").join(kept), new.join(kept));
-        std::fs::create_dir_all(&to)?;
-        mount(
-            Some(&from),
-            &to,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .with_context(|| format!("cannot bind {} into the tmpfs root", from.display()))?;
-        mount(
-            None::<&str>,
-            &to,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .with_context(|| format!("cannot make {} read-only", to.display()))?;
-    }
-    std::env::set_current_dir(new)?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .context("cannot move the tmpfs root onto /")?;
-    nix::unistd::chroot(".").context("cannot chroot into the tmpfs root")?;
-    std::env::set_current_dir("/")?;
-    std::env::set_var(SWITCHED, "1");
-    let init = CString::new("/init").unwrap();
-    let err = nix::unistd::execv(&init, std::slice::from_ref(&init));
-    anyhow::bail!("cannot re-execute /init from the tmpfs root: {err:?}")
-}
-
-fn move_tree(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let src = entry.path();
-        let kept = KEPT_ON_ROOTFS.iter().any(|k| src == Path::new("/").join(k));
-        if kept {
-            continue;
-        }
-        if src == Path::new("/newroot") || src == Path::new("/proc") || src == Path::new("/dev") {
-            if !to.join(entry.file_name()).exists() {
-                std::fs::create_dir(to.join(entry.file_name()))?;
-            }
-            continue;
-        }
-        let dst = to.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&src)?;
-        if meta.is_dir() {
-            std::fs::create_dir(&dst)?;
-            std::fs::set_permissions(&dst, meta.permissions())?;
-            move_tree(&src, &dst)?;
-            let _ = std::fs::remove_dir(&src);
-        } else if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-            let _ = std::fs::remove_file(&src);
-        } else {
-            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
-            let _ = std::fs::remove_file(&src);
-        }
-    }
-    Ok(())
-}
 
 /// Mounts proc, sys, dev, devpts, shm, run, tmp and cgroup2, and hands
 /// cgroup v2's controllers down to child groups.

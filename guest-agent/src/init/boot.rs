@@ -1,0 +1,146 @@
+//! Stage one of the VM's boot: `berth-init`, the initramfs's `/init`.
+//!
+//! The kernel copies every byte of the initramfs into memory before it runs
+//! `/init` (about 9 ms per MB under emulation, measured against the floor),
+//! so the initramfs holds only this small program and the modules for the
+//! disks. The agent, its helpers, the other modules and the tools live on a
+//! read-only system disk, read on demand.
+//!
+//! Stage one loads the disk modules (the transports and ext4 side by side),
+//! mounts the system disk, builds a tmpfs root (container runtimes need
+//! `pivot_root`, which rootfs refuses) with the system disk's `/usr`, `/lib`
+//! and `/lib64` bound read-only and the rest of it copied, moves that onto
+//! `/`, and executes the agent, which carries on as PID 1 ([`super::main`]).
+
+use std::ffi::CString;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+
+/// Where stage one mounts the system disk (on rootfs, out of sight once
+/// the tmpfs root is in place).
+const SYSTEM: &str = "/system";
+
+/// The system disk's folders bound read-only into the tmpfs root; the rest
+/// of it (`/etc`, empty mount points) is copied.
+const BOUND: &[&str] = &["usr", "lib", "lib64"];
+
+/// The agent, on the system disk.
+const AGENT: &str = "/usr/bin/berth-agent";
+
+/// Stage one's whole life: ends by executing the agent. Without the system
+/// disk nothing can serve, so a failure powers the VM off at once (the host
+/// reports it) instead of leaving it to time out.
+pub fn main() -> ! {
+    let Err(e) = run();
+    eprintln!("berth-init: {e:#}; powering off");
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn run() -> Result<std::convert::Infallible> {
+    for (fstype, target) in [("devtmpfs", "/dev"), ("proc", "/proc")] {
+        std::fs::create_dir_all(target)?;
+        mount(
+            Some(fstype),
+            target,
+            Some(fstype),
+            MsFlags::MS_NOSUID,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot mount {fstype} on {target}"))?;
+    }
+    let modules = Path::new("/lib/modules/berth");
+    let filesystem = std::thread::spawn(move || super::load_modules(&modules.join("load-fs")));
+    super::load_modules(&modules.join("load-order"));
+    let _ = filesystem.join();
+    super::stamp("boot modules loaded");
+
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let device = super::config::Config::parse(&cmdline)
+        .system
+        .unwrap_or_else(|| "/dev/vdb".into());
+    if !super::storage::wait_for(&device, 10) {
+        bail!("the system disk {} did not appear", device.display());
+    }
+    std::fs::create_dir_all(SYSTEM)?;
+    mount(
+        Some(&device),
+        SYSTEM,
+        Some("ext4"),
+        MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot mount the system disk {}", device.display()))?;
+
+    let new = Path::new("/newroot");
+    std::fs::create_dir_all(new)?;
+    mount(
+        Some("tmpfs"),
+        new,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .context("cannot mount the tmpfs root")?;
+    copy_tree(Path::new(SYSTEM), new, true)?;
+    for dir in BOUND {
+        let (from, to) = (Path::new(SYSTEM).join(dir), new.join(dir));
+        if !from.is_dir() {
+            continue;
+        }
+        std::fs::create_dir_all(&to)?;
+        mount(
+            Some(&from),
+            &to,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot bind {} into the tmpfs root", from.display()))?;
+        mount(
+            None::<&str>,
+            &to,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot make {} read-only", to.display()))?;
+    }
+    std::env::set_current_dir(new)?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .context("cannot move the tmpfs root onto /")?;
+    nix::unistd::chroot(".").context("cannot chroot into the tmpfs root")?;
+    std::env::set_current_dir("/")?;
+    std::env::set_var(super::system::SWITCHED, "1");
+    let agent = CString::new(AGENT).expect("no NUL");
+    let err = nix::unistd::execv(&agent, std::slice::from_ref(&agent));
+    bail!("cannot execute {AGENT}: {err:?}")
+}
+
+/// Copies `from` into `to`; at the top (`top`), the [`BOUND`] folders and
+/// `lost+found` are skipped.
+fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if top && (name == "lost+found" || BOUND.iter().any(|b| name == *b)) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        let meta = std::fs::symlink_metadata(&src)?;
+        if meta.is_dir() {
+            std::fs::create_dir_all(&dst)?;
+            std::fs::set_permissions(&dst, meta.permissions())?;
+            copy_tree(&src, &dst, false)?;
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
