@@ -86,7 +86,7 @@ fn run() -> Result<std::convert::Infallible> {
         Some("mode=0755"),
     )
     .context("cannot mount the tmpfs root")?;
-    copy_tree(Path::new(SYSTEM), new, true)?;
+    copy_unbound(Path::new(SYSTEM), new)?;
     for dir in BOUND {
         let (from, to) = (Path::new(SYSTEM).join(dir), new.join(dir));
         if !from.is_dir() {
@@ -121,26 +121,17 @@ fn run() -> Result<std::convert::Infallible> {
     bail!("cannot execute {AGENT}: {err:?}")
 }
 
-/// Copies `from` into `to`; at the top (`top`), the [`BOUND`] folders and
-/// `lost+found` are skipped.
-fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if top && (name == "lost+found" || BOUND.iter().any(|b| name == *b)) {
+/// Copies the system disk's top level into the tmpfs root, less the
+/// [`BOUND`] folders and `lost+found`.
+fn copy_unbound(system: &Path, root: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(system)? {
+        let name = entry?.file_name();
+        if name == "lost+found" || BOUND.iter().any(|b| name == *b) {
             continue;
         }
-        let (src, dst) = (entry.path(), to.join(&name));
-        let meta = std::fs::symlink_metadata(&src)?;
-        if meta.is_dir() {
-            std::fs::create_dir_all(&dst)?;
-            std::fs::set_permissions(&dst, meta.permissions())?;
-            copy_tree(&src, &dst, false)?;
-        } else if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
-        }
+        let from = system.join(&name);
+        crate::volume::copy::copy_entry(&from, &root.join(&name))
+            .with_context(|| format!("cannot copy {}", from.display()))?;
     }
     Ok(())
 }

@@ -54,31 +54,37 @@ pub fn fill_volume(root: &Path, path: &str, volume: &Path) -> std::io::Result<()
 fn copy_children(src: &Path, dst: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
-        let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let meta = std::fs::symlink_metadata(&from)?;
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-        } else if ft.is_dir() {
-            std::fs::create_dir(&to)?;
-            copy_children(&from, &to)?;
-        } else if ft.is_file() {
-            let mut r = std::fs::File::open(&from)?;
-            let mut w = std::fs::File::create(&to)?;
-            std::io::copy(&mut r, &mut w)?;
-        } else {
-            // Devices, fifos and sockets: made again, not read.
-            nix::sys::stat::mknod(
-                &to,
-                nix::sys::stat::SFlag::from_bits_truncate(meta.mode()),
-                nix::sys::stat::Mode::from_bits_truncate(meta.mode()),
-                meta.rdev(),
-            )?;
-        }
-        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-        if !ft.is_symlink() {
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
+        copy_entry(&entry.path(), &dst.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+/// Copies `from` to the new path `to` (a folder with everything in it),
+/// keeping modes, owners and links; never follows a symlink.
+pub fn copy_entry(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)?;
+    } else if ft.is_dir() {
+        std::fs::create_dir(to)?;
+        copy_children(from, to)?;
+    } else if ft.is_file() {
+        let mut r = std::fs::File::open(from)?;
+        let mut w = std::fs::File::create(to)?;
+        std::io::copy(&mut r, &mut w)?;
+    } else {
+        // Devices, fifos and sockets: made again, not read.
+        nix::sys::stat::mknod(
+            to,
+            nix::sys::stat::SFlag::from_bits_truncate(meta.mode()),
+            nix::sys::stat::Mode::from_bits_truncate(meta.mode()),
+            meta.rdev(),
+        )?;
+    }
+    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    if !ft.is_symlink() {
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
     Ok(())
 }
