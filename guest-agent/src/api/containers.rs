@@ -139,13 +139,11 @@ impl ContainersRpc for ContainersApi {
         &self,
         request: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::CreateContainerResponse>, Status> {
-        // In the VM, bind sources in shared folders exist once PID 1 has
-        // mounted them.
-        self.0.containers.wait_ready().await;
         let (id, warnings) = self
             .0
             .containers
             .create(request.into_inner())
+            .await
             .map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse { id, warnings }))
     }

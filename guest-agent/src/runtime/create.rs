@@ -13,8 +13,14 @@ use crate::error::{Error, Result};
 use crate::image::manifest::{parse_config, RunConfig};
 
 impl Containers {
-    /// Creates a container; returns its id and any warnings.
-    pub fn create(&self, mut config: CreateContainerRequest) -> Result<(String, Vec<String>)> {
+    /// Creates a container; returns its id and any warnings. Like a start,
+    /// it first waits until the agent is ready (in the VM, bind sources in
+    /// shared folders exist once PID 1 has mounted them).
+    pub async fn create(
+        &self,
+        mut config: CreateContainerRequest,
+    ) -> Result<(String, Vec<String>)> {
+        self.wait_ready().await;
         let (networks, mut warnings) = self.joins_for(&config)?;
         let swap = config
             .resources
