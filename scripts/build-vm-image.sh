@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Linux guest for Berth's VM into target/vm-image (or $1): the
 # static guest binaries, then berth-vm-image (kernel from Debian's
-# linux-image package, initramfs with the agent as /init, data disk).
+# linux-image package, a small initramfs with stage one of the boot, a
+# read-only system disk with the agent, the data disk).
 #
 #   scripts/build-vm-image.sh [OUT]                 x86_64, qcow2 (QEMU)
 #   BERTH_VM_ARCH=aarch64 scripts/build-vm-image.sh  arm64 (Apple Silicon): needs

@@ -176,6 +176,23 @@ struct ModuleLists {
     devices: Vec<String>,
 }
 
+impl ModuleLists {
+    /// The load list (its file name) a chosen module goes in: `load-order`
+    /// and `load-fs` at boot, then `load-devices`, then `load-later`.
+    fn list_of(&self, name: &str) -> &'static str {
+        let has = |list: &[String]| list.iter().any(|m| m == name);
+        if has(&self.at_boot) {
+            "load-order"
+        } else if has(&self.filesystem) {
+            "load-fs"
+        } else if has(&self.devices) {
+            "load-devices"
+        } else {
+            "load-later"
+        }
+    }
+}
+
 /// Writes the initramfs: stage one of the boot (`berth-init` as `/init`)
 /// and the modules it loads to reach the system disk and the data disk.
 /// The kernel copies every byte of the initramfs into memory before `/init`
@@ -199,23 +216,8 @@ fn write_initramfs(
         0o755,
         &std::fs::read(opts.agent_dir.join(INIT_BINARY))?,
     )?;
-    // `load-order` and, side by side, `load-fs`; each in dependency order.
-    let mut order = String::new();
-    let mut filesystem = String::new();
-    for m in chosen {
-        let list = if lists.at_boot.contains(&m.name) {
-            &mut order
-        } else if lists.filesystem.contains(&m.name) {
-            &mut filesystem
-        } else {
-            continue;
-        };
-        add_module(&mut tree, m)?;
-        list.push_str(&m.name);
-        list.push('\n');
-    }
-    tree.file("lib/modules/berth/load-order", 0o644, order.as_bytes())?;
-    tree.file("lib/modules/berth/load-fs", 0o644, filesystem.as_bytes())?;
+    // `load-order` and, side by side, `load-fs`.
+    add_modules(&mut tree, chosen, lists, &["load-order", "load-fs"])?;
     let mut out = tree.finish()?;
     std::io::Write::flush(&mut out)?;
     Ok(())
@@ -251,22 +253,7 @@ fn write_system(
     tree.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
     tree.file("etc/group", 0o644, b"root:x:0:\n")?;
     tree.file("etc/hostname", 0o644, b"berth\n")?;
-    let mut devices = String::new();
-    let mut later = String::new();
-    for m in chosen {
-        let list = if lists.at_boot.contains(&m.name) || lists.filesystem.contains(&m.name) {
-            continue;
-        } else if lists.devices.contains(&m.name) {
-            &mut devices
-        } else {
-            &mut later
-        };
-        add_module(&mut tree, m)?;
-        list.push_str(&m.name);
-        list.push('\n');
-    }
-    tree.file("lib/modules/berth/load-devices", 0o644, devices.as_bytes())?;
-    tree.file("lib/modules/berth/load-later", 0o644, later.as_bytes())?;
+    add_modules(&mut tree, chosen, lists, &["load-devices", "load-later"])?;
 
     let mut added = Vec::new();
     if opts.arch == Arch::host() {
@@ -296,13 +283,29 @@ fn write_system(
     Ok(added)
 }
 
-fn add_module(tree: &mut dyn Tree, m: &modules::Module) -> Result<()> {
-    let bytes = std::fs::read(&m.path)?;
-    tree.file(
-        &format!("lib/modules/berth/{}.ko", m.name),
-        0o644,
-        modules::strip_signature(&bytes),
-    )
+/// Adds the chosen modules that go in the load lists `names`, and each
+/// list's file (module names in dependency order, the order of `chosen`).
+fn add_modules(
+    tree: &mut dyn Tree,
+    chosen: &[modules::Module],
+    lists: &ModuleLists,
+    names: &[&str],
+) -> Result<()> {
+    for name in names {
+        let mut list = String::new();
+        for m in chosen.iter().filter(|m| lists.list_of(&m.name) == *name) {
+            let bytes = std::fs::read(&m.path)?;
+            tree.file(
+                &format!("lib/modules/berth/{}.ko", m.name),
+                0o644,
+                modules::strip_signature(&bytes),
+            )?;
+            list.push_str(&m.name);
+            list.push('\n');
+        }
+        tree.file(&format!("lib/modules/berth/{name}"), 0o644, list.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
