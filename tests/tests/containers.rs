@@ -463,6 +463,15 @@ fn stdin_logs_follow_and_exec() {
         "echo $X $(pwd) $(id -u)",
     ]);
     assert_eq!(out.trim(), "7 /tmp 65534");
+    // An exec'd process is under the container's seccomp filter too.
+    let out = agent.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -n true 2>/dev/null || echo refused",
+    ]);
+    assert_eq!(out, "Seccomp:2\nrefused\n");
     let (code, _, _) = run(&agent, &["exec", &id, "sh", "-c", "exit 9"]);
     assert_eq!(code, 9);
     let (code, _, err) = run(&agent, &["exec", &id, "/no/such/binary"]);

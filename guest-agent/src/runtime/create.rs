@@ -8,7 +8,7 @@ use berth_api::v1::CreateContainerRequest;
 use chrono::Utc;
 
 use super::record::{Record, State};
-use super::{protocol, spec, Containers};
+use super::{protocol, seccomp, spec, Containers};
 use crate::error::{Error, Result};
 use crate::image::manifest::{parse_config, RunConfig};
 
@@ -66,6 +66,13 @@ impl Containers {
                     .map_err(|e| Error::Internal(e.to_string()))?,
             )
             .map_err(|e| Error::io("writing the container's bundle", e))?;
+            if let Some(profile) = &built.seccomp {
+                std::fs::write(
+                    bundle.join(seccomp::filter::PROFILE_FILE),
+                    profile.to_string(),
+                )
+                .map_err(|e| Error::io("writing the container's seccomp profile", e))?;
+            }
             Ok(Record {
                 id: id.clone(),
                 name: name.clone(),

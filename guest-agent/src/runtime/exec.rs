@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 
 use berth_api::v1::ExecStart;
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 use super::protocol::read_json;
+use super::seccomp::filter::{self, FilteringExecutor};
 use super::{spec, user, Containers};
 use crate::error::{Error, Result};
 
@@ -201,7 +203,14 @@ pub fn helper_main(args: &[String]) -> i32 {
         if console.is_some() {
             builder = builder.with_console_socket(console.as_ref());
         }
+        let state_root = Path::new(state_root);
+        let bundle = Container::load(state_root.join(id))
+            .map_err(|e| super::monitor::helper::describe(&e))?
+            .bundle()
+            .to_path_buf();
+        let filter = filter::for_bundle(&bundle, &filter::cache_dir(state_root))?;
         let pid = builder
+            .with_executor(FilteringExecutor::new(filter))
             .as_tenant()
             .with_process(Some(process))
             .with_detach(true)

@@ -141,6 +141,9 @@ pub struct Built {
     pub args: Vec<String>,
     /// The container's hostname.
     pub hostname: String,
+    /// Its seccomp profile (`linux.seccomp`), kept out of `spec` so that
+    /// Berth installs it precompiled ([`seccomp::filter`]).
+    pub seccomp: Option<Value>,
 }
 
 /// The command a container runs: the entrypoint (the user's or the
@@ -555,12 +558,13 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         "resources": resources(config, config.privileged)?,
         "namespaces": namespaces(&config.network, input.netns.as_deref(), config.pid_mode == "host"),
     });
+    let mut seccomp = None;
     if config.privileged {
         linux["devices"] = json!(host_devices(Path::new("/dev")));
     } else {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
-        linux["seccomp"] = seccomp::profile(&caps);
+        seccomp = Some(seccomp::profile(&caps));
     }
     let spec = json!({
         "ociVersion": "1.0.2",
@@ -586,6 +590,7 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         path,
         args,
         hostname,
+        seccomp,
     })
 }
 

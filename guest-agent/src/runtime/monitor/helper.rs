@@ -27,6 +27,7 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use super::Options;
 use crate::runtime::protocol::read_json;
+use crate::runtime::seccomp::filter::{self, FilteringExecutor};
 
 /// The report pipe's descriptor number.
 pub const REPORT_FD: i32 = 3;
@@ -81,7 +82,9 @@ fn create(opts: &Options, dir: &Path) -> Result<Container, String> {
         let [i, o, e] = [0, 1, 2].map(|n| unsafe { OwnedFd::from_raw_fd(STDIO_FD + n) });
         builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
     }
+    let filter = filter::for_bundle(&opts.bundle, &filter::cache_dir(&opts.state_root))?;
     builder
+        .with_executor(FilteringExecutor::new(filter))
         .as_init(&opts.bundle)
         .with_systemd(false)
         .with_detach(true)

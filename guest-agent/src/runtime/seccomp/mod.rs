@@ -4,7 +4,10 @@
 //! CAP_SYS_ADMIN, `ptrace` family with CAP_SYS_PTRACE, …).
 //!
 //! It follows moby's `profiles/seccomp/default.json`. Names the running
-//! libseccomp does not know are skipped by libcontainer, as runc does.
+//! libseccomp does not know are skipped, as runc does. [`filter`] compiles
+//! it once and installs it in the container.
+
+pub mod filter;
 
 use serde_json::{json, Value};
 
