@@ -117,6 +117,7 @@ impl Containers {
                 .map(|m| (m.destination.clone(), m.source.clone()))
                 .collect(),
             lo_up: record.networks.is_empty() && record.config.network != "host",
+            volatile: record.config.auto_remove,
         };
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;

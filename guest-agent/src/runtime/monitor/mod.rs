@@ -69,6 +69,11 @@ pub struct Options {
     /// (`--network none`), as Docker does.
     #[serde(default)]
     pub lo_up: bool,
+    /// Mount the overlay `volatile` (no sync of the writable layer, not
+    /// even at unmount): for `--rm` containers, whose layer is deleted
+    /// when they stop.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// The console socket's name in the container's directory.
@@ -368,14 +373,27 @@ fn mount_rootfs(opts: &Options) -> Result<(), String> {
         opts.upperdir.display(),
         opts.workdir.display()
     );
-    nix::mount::mount(
-        Some("overlay"),
-        &opts.rootfs,
-        Some("overlay"),
-        nix::mount::MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| format!("the container's root filesystem cannot be mounted (overlay): {e}"))
+    let mount = |data: &str| {
+        nix::mount::mount(
+            Some("overlay"),
+            &opts.rootfs,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data),
+        )
+    };
+    if opts.volatile {
+        // A volatile overlay leaves a marker that refuses the next mount
+        // of the same layer; a disposable layer may be mounted again (a
+        // restart before removal), so the marker goes first.
+        let _ = std::fs::remove_dir_all(opts.workdir.join("work").join("incompat"));
+        // Kernels before 5.10 do not know the option: mount as usual.
+        if mount(&format!("{data},volatile")).is_ok() {
+            return Ok(());
+        }
+    }
+    mount(&data)
+        .map_err(|e| format!("the container's root filesystem cannot be mounted (overlay): {e}"))
 }
 
 /// Creates the working directory inside the container, following the
