@@ -117,7 +117,14 @@ impl Containers {
                 .map(|m| (m.destination.clone(), m.source.clone()))
                 .collect(),
             lo_up: record.networks.is_empty() && record.config.network != "host",
-            volatile: record.config.auto_remove,
+            // Unmounting a layer syncs the file system under it, volumes
+            // included: a container that may have written to a volume
+            // keeps that, so its data is on disk when it stops.
+            volatile: record.config.auto_remove
+                && !record
+                    .mounts
+                    .iter()
+                    .any(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind")),
         };
         protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
             .map_err(|e| Error::io("writing the monitor's options", e))?;

@@ -70,8 +70,8 @@ pub struct Options {
     #[serde(default)]
     pub lo_up: bool,
     /// Mount the overlay `volatile` (no sync of the writable layer, not
-    /// even at unmount): for `--rm` containers, whose layer is deleted
-    /// when they stop.
+    /// even at unmount): for `--rm` containers without writable volumes
+    /// or binds, whose layer is deleted when they stop.
     #[serde(default)]
     pub volatile: bool,
 }
