@@ -80,9 +80,9 @@ impl ImageService {
             .map_err(|e| crate::error::Error::io(format!("cannot create {}", root.display()), e))?;
         Ok(Arc::new(ImageService {
             root: root.to_path_buf(),
+            meta: Metadata::open_in_background(&root.join("metadata.redb")),
             content: ContentStore::open(root)?,
             snapshots: Snapshots::open(root.join("snapshots"))?,
-            meta: Metadata::open(&root.join("metadata.redb"))?,
             registries,
             downloads: Mutex::new(HashMap::new()),
             unpacks: Mutex::new(HashMap::new()),

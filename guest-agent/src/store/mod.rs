@@ -4,6 +4,7 @@
 //! the next open.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -50,37 +51,50 @@ pub struct ImageRecord {
 }
 
 /// The metadata database.
+///
+/// It is opened on a thread of its own while the agent starts: redb marks
+/// a database it opens for writing with a header write and a disk flush,
+/// about 0.1 s through a VM's emulated disk, which nothing needs before
+/// the first image request. Requests wait for the open to finish.
 pub struct Metadata {
-    db: Database,
+    db: Arc<OnceLock<std::result::Result<Database, String>>>,
 }
 
 impl Metadata {
-    /// Opens (creating, or repairing after a crash) the database file.
-    pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| {
-            Error::Internal(format!(
-                "cannot open the metadata database {}: {e}",
-                path.display()
-            ))
-        })?;
-        // Creating the tables is a commit (disk flushes, slow in a VM):
-        // done only when they are missing, not at every start.
-        let read = db.begin_read()?;
-        let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
-        drop(read);
-        if missing {
-            let txn = db.begin_write()?;
-            txn.open_table(IMAGES)?;
-            txn.open_table(TAGS)?;
-            txn.commit()?;
+    /// Starts opening (creating, or repairing after a crash) the database
+    /// file in the background.
+    pub fn open_in_background(path: &Path) -> Self {
+        let me = Metadata { db: Arc::default() };
+        let (cell, path) = (me.db.clone(), path.to_path_buf());
+        let spawned = std::thread::Builder::new()
+            .name("metadata-open".into())
+            .spawn(move || {
+                let opened = open_database(&path);
+                if let Err(e) = &opened {
+                    tracing::error!("{e}");
+                }
+                let _ = cell.set(opened);
+            });
+        if let Err(e) = spawned {
+            let _ = me.db.set(Err(format!(
+                "cannot start opening the metadata database: {e}"
+            )));
         }
-        Ok(Metadata { db })
+        me
+    }
+
+    /// The open database, once it is open.
+    fn db(&self) -> Result<&Database> {
+        self.db
+            .wait()
+            .as_ref()
+            .map_err(|e| Error::Internal(e.clone()))
     }
 
     /// Stores an image and points `tags` at it, in one transaction. A tag
     /// that named another image moves.
     pub fn put_image(&self, record: &ImageRecord, tags: &[String]) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut images = txn.open_table(IMAGES)?;
             let mut merged = record.clone();
@@ -106,7 +120,7 @@ impl Metadata {
 
     /// One image by id.
     pub fn image(&self, id: &str) -> Result<Option<ImageRecord>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let images = txn.open_table(IMAGES)?;
         Ok(match images.get(id)? {
             Some(v) => Some(decode(v.value())?),
@@ -116,7 +130,7 @@ impl Metadata {
 
     /// Every image with its tags.
     pub fn images(&self) -> Result<Vec<(ImageRecord, Vec<String>)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let images = txn.open_table(IMAGES)?;
         let tags = txn.open_table(TAGS)?;
         let mut by_id: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -140,14 +154,14 @@ impl Metadata {
 
     /// The image a full reference names.
     pub fn tag(&self, reference: &str) -> Result<Option<String>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let tags = txn.open_table(TAGS)?;
         Ok(tags.get(reference)?.map(|v| v.value().to_string()))
     }
 
     /// Points a reference at an image.
     pub fn set_tag(&self, reference: &str, id: &str) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(TAGS)?.insert(reference, id)?;
         txn.commit()?;
         Ok(())
@@ -155,7 +169,7 @@ impl Metadata {
 
     /// Removes a reference; true when it existed.
     pub fn remove_tag(&self, reference: &str) -> Result<bool> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let existed = txn.open_table(TAGS)?.remove(reference)?.is_some();
         txn.commit()?;
         Ok(existed)
@@ -163,7 +177,7 @@ impl Metadata {
 
     /// Deletes an image record and every tag that names it.
     pub fn remove_image(&self, id: &str) -> Result<Vec<String>> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let mut removed = Vec::new();
         {
             let mut tags = txn.open_table(TAGS)?;
@@ -187,4 +201,24 @@ impl Metadata {
 fn decode(bytes: &[u8]) -> Result<ImageRecord> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::Internal(format!("an image record is unreadable: {e}")))
+}
+
+/// Opens the database file and creates its tables when they are missing.
+fn open_database(path: &Path) -> std::result::Result<Database, String> {
+    let what = |e: &dyn std::fmt::Display| {
+        format!("cannot open the metadata database {}: {e}", path.display())
+    };
+    let db = Database::create(path).map_err(|e| what(&e))?;
+    // Creating the tables is a commit (disk flushes, slow in a VM):
+    // done only when they are missing, not at every start.
+    let read = db.begin_read().map_err(|e| what(&e))?;
+    let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
+    drop(read);
+    if missing {
+        let txn = db.begin_write().map_err(|e| what(&e))?;
+        txn.open_table(IMAGES).map_err(|e| what(&e))?;
+        txn.open_table(TAGS).map_err(|e| what(&e))?;
+        txn.commit().map_err(|e| what(&e))?;
+    }
+    Ok(db)
 }
