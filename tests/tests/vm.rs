@@ -56,6 +56,35 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
     let version = vm.ok(&["version"]);
     assert!(version.contains("Kernel:\t6."), "{version}");
 
+    // A stop right after the first boot, before the guest's power button
+    // driver has loaded, is still a clean power-off (the files the agent
+    // wrote reach the disk), not the supervisor's kill after 30 s.
+    let asked = Instant::now();
+    let out = vm.vm(&["stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(20)
+            && vm.console().contains("berth-init: powering off"),
+        "the first stop was not a clean power-off after {:?}\n{}",
+        asked.elapsed(),
+        vm.console_tail()
+    );
+    let out = vm.vm(&["start"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !vm.console().contains("skipping"),
+        "records written before the first stop were lost\n{}",
+        vm.console_tail()
+    );
+
     // An image through the vsock transport, then a container.
     let tar = vm.dir.path().join("bb.tar");
     busybox_archive(&tar);

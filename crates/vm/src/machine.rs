@@ -34,6 +34,8 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// Failed pings in a row after which a running VM counts as hung.
 pub const HEALTH_FAILURES: u32 = 3;
+/// How long a power-off request waits before pressing the button again.
+const PRESS_AGAIN: Duration = Duration::from_secs(2);
 
 /// One step of the VM's life, as the supervisor reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,8 +307,16 @@ impl Machine {
     ) -> Result<()> {
         self.report(&Progress::Stopping, state, progress);
         if vm.request_power_off().await.is_ok() {
+            // A press that comes before the guest's button driver has
+            // loaded (it loads in the background after the agent answers)
+            // is lost: press again until the guest goes.
             let deadline = Instant::now() + Duration::from_secs(30);
+            let mut press_again = Instant::now() + PRESS_AGAIN;
             while vm.is_running() && Instant::now() < deadline {
+                if Instant::now() >= press_again {
+                    let _ = vm.request_power_off().await;
+                    press_again = Instant::now() + PRESS_AGAIN;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
