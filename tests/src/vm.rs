@@ -91,6 +91,17 @@ impl Vm {
             .expect("run berth vm")
     }
 
+    /// `berth vm ARGS --dir DIR`, which must succeed.
+    pub fn vm_ok(&self, args: &[&str]) {
+        let out = self.vm(args);
+        assert!(
+            out.status.success(),
+            "berth vm {args:?} failed: {}\nconsole tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.console_tail()
+        );
+    }
+
     /// `berth ARGS` against the VM's agent.
     pub fn berth(&self, args: &[&str]) -> Output {
         Command::new(bin("berth"))

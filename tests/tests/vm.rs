@@ -60,12 +60,7 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
     // driver has loaded, is still a clean power-off (the files the agent
     // wrote reach the disk), not the supervisor's kill after 30 s.
     let asked = Instant::now();
-    let out = vm.vm(&["stop"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vm.vm_ok(&["stop"]);
     assert!(
         asked.elapsed() < Duration::from_secs(20)
             && vm.console().contains("berth-init: powering off"),
@@ -73,12 +68,7 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
         asked.elapsed(),
         vm.console_tail()
     );
-    let out = vm.vm(&["start"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vm.vm_ok(&["start"]);
     assert!(
         !vm.console().contains("skipping"),
         "records written before the first stop were lost\n{}",
@@ -327,12 +317,7 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
     );
 
     // A clean stop powers the guest off through ACPI.
-    let out = vm.vm(&["stop"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vm.vm_ok(&["stop"]);
     assert!(
         vm.console().contains("berth-init: powering off"),
         "{}",
