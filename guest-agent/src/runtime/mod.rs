@@ -2,18 +2,20 @@
 //!
 //! The runtime is youki's `libcontainer` rather than one of our own: it
 //! already does namespaces, pivot_root, masked paths, capabilities,
-//! seccomp (through libseccomp), rlimits and cgroups v1 and v2 the way
-//! runc does, and it is a library (no runc binary to install or exec per
-//! call). Its one hazard — it clones inside the calling process, unsafe in
-//! a multi-threaded tokio process — is met by creating every container
-//! and exec process from a single-threaded re-exec of the agent (see
-//! [`monitor`] and [`exec`]).
+//! rlimits and cgroups v1 and v2 the way runc does, and it is a library
+//! (no runc binary to install or exec per call). Seccomp is Berth's own
+//! step in libcontainer's init ([`seccomp::filter`]: compiled once, not
+//! per container). libcontainer's one hazard — it clones inside the
+//! calling process, unsafe in a multi-threaded tokio process — is met by
+//! creating every container and exec process from a single-threaded
+//! re-exec of the agent (see [`monitor`] and [`exec`]).
 //!
 //! Layout under the agent's root: `containers/<id>/` holds the record
 //! (`container.json`), the OCI bundle (`bundle/config.json`, `rootfs`
 //! mount point), the writable layer (`upper`, `work`), the managed
 //! `hosts`/`hostname`/`resolv.conf`, the log and the monitor's
-//! `run.json`; `rt/` is libcontainer's state; `m/<id12>` are monitor
+//! `run.json`; `rt/` is libcontainer's state; `seccomp/` holds compiled
+//! seccomp programs ([`seccomp::filter`]); `m/<id12>` are monitor
 //! sockets (short, for the socket address limit).
 
 mod changes;
