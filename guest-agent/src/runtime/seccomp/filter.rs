@@ -35,8 +35,9 @@ use sha2::{Digest, Sha256};
 /// The profile's file in a container's bundle, next to `config.json`.
 pub const PROFILE_FILE: &str = "seccomp.json";
 
-/// Changes whenever the same profile would compile differently, so that
-/// programs cached by an older agent are not reused.
+/// Changes whenever Berth would compile the same profile differently, so
+/// that programs cached by an older agent are not reused (the running
+/// libseccomp's version is part of the key too).
 const COMPILER_VERSION: &str = "binary-tree-1";
 
 /// The kernel's limit on a filter's length, in instructions.
@@ -107,6 +108,7 @@ pub fn for_bundle(bundle: &Path, cache: &Path) -> Result<Option<Filter>, String>
     let key = hex::encode(
         Sha256::new()
             .chain_update(COMPILER_VERSION)
+            .chain_update(libseccomp_version())
             .chain_update(std::env::consts::ARCH)
             .chain_update(&text)
             .finalize(),
@@ -124,6 +126,14 @@ pub fn for_bundle(bundle: &Path, cache: &Path) -> Result<Option<Filter>, String>
         program: Arc::new(instructions(&bytes)?),
         flags,
     }))
+}
+
+/// The running libseccomp's version: a newer one may know more system
+/// call names, so its programs are cached apart.
+fn libseccomp_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default()
 }
 
 /// The cache directory for the libcontainer state root `state_root`.
