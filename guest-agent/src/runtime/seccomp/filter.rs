@@ -11,7 +11,8 @@
 //! installs that program as the last step of the container's init, right
 //! before the payload is executed, where libcontainer would have loaded
 //! its own. The program is a binary tree over system call numbers, which
-//! the kernel attaches in a third of the time of the default linear list. The translation from the OCI profile is written here because
+//! the kernel attaches in a third of the time of the default linear list.
+//! The translation from the OCI profile is written here because
 //! libcontainer only offers compile-and-load in one call.
 
 use std::fs::File;
@@ -114,16 +115,23 @@ pub fn for_bundle(bundle: &Path, cache: &Path) -> Result<Option<Filter>, String>
             .finalize(),
     );
     let cached = cache.join(format!("{key}.bpf"));
-    let bytes = match read_program(&cached) {
-        Some(b) => b,
+    // A cache entry without a program's shape is compiled again.
+    let program = match std::fs::read(&cached).ok().and_then(|b| instructions(&b)) {
+        Some(p) => p,
         None => {
-            let b = compile(&profile)?;
-            store(cache, &cached, &b);
-            b
+            let bytes = compile(&profile)?;
+            let program = instructions(&bytes).ok_or_else(|| {
+                format!(
+                    "the container's seccomp profile compiles to {} bytes, not a program the kernel takes",
+                    bytes.len()
+                )
+            })?;
+            store(cache, &cached, &bytes);
+            program
         }
     };
     Ok(Some(Filter {
-        program: Arc::new(instructions(&bytes)?),
+        program: Arc::new(program),
         flags,
     }))
 }
@@ -141,19 +149,6 @@ pub fn cache_dir(state_root: &Path) -> PathBuf {
     state_root.with_file_name("seccomp")
 }
 
-/// A cached program, when it is there and has a program's shape.
-fn read_program(path: &Path) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
-    is_program(&bytes).then_some(bytes)
-}
-
-/// Whether `bytes` are whole instructions, as many as the kernel takes.
-fn is_program(bytes: &[u8]) -> bool {
-    bytes.len().is_multiple_of(INSTRUCTION_BYTES)
-        && (1..=MAX_INSTRUCTIONS).contains(&(bytes.len() / INSTRUCTION_BYTES))
-}
-
 /// Writes a program to the cache atomically; a failure only costs the
 /// next container a compile.
 fn store(cache: &Path, path: &Path, bytes: &[u8]) {
@@ -165,22 +160,24 @@ fn store(cache: &Path, path: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(&tmp);
 }
 
-fn instructions(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
-    if !is_program(bytes) {
-        return Err(format!(
-            "the container's seccomp profile compiles to {} bytes, not a program the kernel takes",
-            bytes.len()
-        ));
+/// `bytes` as instructions, when they are whole instructions, as many as
+/// the kernel takes.
+fn instructions(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    let count = bytes.len() / INSTRUCTION_BYTES;
+    if !bytes.len().is_multiple_of(INSTRUCTION_BYTES) || !(1..=MAX_INSTRUCTIONS).contains(&count) {
+        return None;
     }
-    Ok(bytes
-        .chunks_exact(INSTRUCTION_BYTES)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+    Some(
+        bytes
+            .chunks_exact(INSTRUCTION_BYTES)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect(),
+    )
 }
 
 /// The profile's `flags` as seccomp(2) flags.
