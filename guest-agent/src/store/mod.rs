@@ -205,20 +205,20 @@ fn decode(bytes: &[u8]) -> Result<ImageRecord> {
 
 /// Opens the database file and creates its tables when they are missing.
 fn open_database(path: &Path) -> std::result::Result<Database, String> {
-    let what = |e: &dyn std::fmt::Display| {
-        format!("cannot open the metadata database {}: {e}", path.display())
+    let open = || -> std::result::Result<Database, redb::Error> {
+        let db = Database::create(path)?;
+        // Creating the tables is a commit (disk flushes, slow in a VM):
+        // done only when they are missing, not at every start.
+        let read = db.begin_read()?;
+        let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
+        drop(read);
+        if missing {
+            let txn = db.begin_write()?;
+            txn.open_table(IMAGES)?;
+            txn.open_table(TAGS)?;
+            txn.commit()?;
+        }
+        Ok(db)
     };
-    let db = Database::create(path).map_err(|e| what(&e))?;
-    // Creating the tables is a commit (disk flushes, slow in a VM):
-    // done only when they are missing, not at every start.
-    let read = db.begin_read().map_err(|e| what(&e))?;
-    let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
-    drop(read);
-    if missing {
-        let txn = db.begin_write().map_err(|e| what(&e))?;
-        txn.open_table(IMAGES).map_err(|e| what(&e))?;
-        txn.open_table(TAGS).map_err(|e| what(&e))?;
-        txn.commit().map_err(|e| what(&e))?;
-    }
-    Ok(db)
+    open().map_err(|e| format!("cannot open the metadata database {}: {e}", path.display()))
 }
