@@ -60,6 +60,7 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let started = std::time::Instant::now();
+    keep_the_heap_small();
     tracing_subscriber::fmt()
         .with_env_filter(
             // libcontainer and libcgroups narrate every container at info.
@@ -142,4 +143,21 @@ fn run(args: Args) -> Result<()> {
             }
         }
     })
+}
+
+/// The agent is mostly idle between requests, so memory freed after a burst
+/// (an image load, a hundred starts) should go back to the kernel: one
+/// malloc arena instead of one per thread that ever allocated, and free
+/// memory at the heap's top returned once it passes 128 kB (a fixed
+/// threshold, which glibc otherwise raises to megabytes after the first
+/// large free). Measured with a load and five runs: about 0.8 MB less
+/// resident.
+fn keep_the_heap_small() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters, before any thread
+    // other than this one exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
 }
