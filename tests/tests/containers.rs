@@ -16,6 +16,19 @@ fn inspect(agent: &Agent, id: &str, template: &str) -> String {
         .to_string()
 }
 
+/// `inspect` again every 100 ms until it gives `want` or `limit` passes;
+/// returns the last answer.
+fn inspect_until(agent: &Agent, id: &str, template: &str, want: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = inspect(agent, id, template);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `berth ARGS`; returns (exit code, stdout, stderr).
 fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
     let out = agent.berth(args);
@@ -541,14 +554,13 @@ fn containers_survive_a_killed_agent() {
     // b ended while the agent was away: its code and logs were kept. (Its
     // monitor may still be recording the exit when the agent comes back;
     // the agent then follows it and records the exit a moment later.)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let two = loop {
-        let s = inspect(&agent, "two", "{{.State.Status}} {{.State.ExitCode}}");
-        if s == "exited 4" || Instant::now() > deadline {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let two = inspect_until(
+        &agent,
+        "two",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "exited 4",
+        Duration::from_secs(10),
+    );
     assert_eq!(two, "exited 4");
     assert_eq!(agent.ok(&["logs", "two"]), "finished\n");
     assert_eq!(agent.ok(&["logs", "one"]), "before\n");
@@ -619,14 +631,17 @@ fn restart_policies_are_honoured() {
         bb,
         "true",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while inspect(&agent, "flaky", "{{.RestartCount}} {{.State.Status}}") != "2 exited" {
-        assert!(
-            Instant::now() < deadline,
-            "on-failure:2 did not stop after two restarts"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let flaky = inspect_until(
+        &agent,
+        "flaky",
+        "{{.RestartCount}} {{.State.Status}}",
+        "2 exited",
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        flaky, "2 exited",
+        "on-failure:2 did not stop after two restarts"
+    );
     assert!(
         inspect(&agent, "loop", "{{.RestartCount}}")
             .parse::<u32>()
