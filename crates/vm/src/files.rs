@@ -19,8 +19,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-/// The directory (at each share's root) where the agent puts a file for a
-/// moment while it replays; nothing under it is forwarded.
+/// The directory (at each share's root) where the agent puts a second name
+/// of a file for a moment while it replays; nothing under it is forwarded.
 pub use berth_api::FILE_REPLAY_DIR as ASIDE_DIR;
 
 /// How long the folders must be quiet before a batch of events is
