@@ -102,8 +102,12 @@ impl Containers {
                             m.source
                         )));
                     }
-                    std::fs::create_dir_all(src)
-                        .map_err(|e| Error::io(format!("creating {}", src.display()), e))?;
+                    // A file the host made meanwhile is taken as it is.
+                    if let Err(e) = std::fs::create_dir_all(src) {
+                        if !src.exists() {
+                            return Err(Error::io(format!("creating {}", src.display()), e));
+                        }
+                    }
                 }
                 mp.source = src.to_path_buf();
             }
