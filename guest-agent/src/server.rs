@@ -77,8 +77,8 @@ pub async fn serve(
                 let listener = tokio::net::UnixListener::bind(path)
                     .with_context(|| format!("cannot listen on {ep}"))?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-                if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
-                    let _ = nix::unistd::chown(path, None, Some(group.gid));
+                if let Some(gid) = group_id("berth") {
+                    let _ = nix::unistd::chown(path, None, Some(gid));
                 }
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
                 tokio::spawn(
@@ -166,5 +166,41 @@ impl AsyncWrite for VsockConn {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The id of the local group `name`. A static build (the VM's guest) reads
+/// `/etc/group` itself: glibc's NSS would load the host's shared modules
+/// (libnss_systemd) into a static binary, which crashes it.
+fn group_id(name: &str) -> Option<nix::unistd::Gid> {
+    if cfg!(target_feature = "crt-static") {
+        let groups = std::fs::read_to_string("/etc/group").ok()?;
+        gid_in(&groups, name).map(nix::unistd::Gid::from_raw)
+    } else {
+        nix::unistd::Group::from_name(name).ok()?.map(|g| g.gid)
+    }
+}
+
+/// The id of group `name` in the text of an `/etc/group` file.
+fn gid_in(groups: &str, name: &str) -> Option<u32> {
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::gid_in;
+
+    #[test]
+    fn finds_a_group_id_in_etc_group() {
+        let text = "root:x:0:\nberthx:x:5:\nberth:x:998:alice,bob\nbad:x:nope:\n";
+        assert_eq!(gid_in(text, "berth"), Some(998));
+        assert_eq!(gid_in(text, "bad"), None);
+        assert_eq!(gid_in(text, "missing"), None);
     }
 }
