@@ -105,7 +105,10 @@ pub fn load_modules(list: &Path) -> Vec<String> {
     let dir = list.parent().unwrap_or(Path::new("/"));
     let order = std::fs::read_to_string(list).unwrap_or_default();
     let mut failed = Vec::new();
+    let timed = std::fs::read_to_string("/proc/cmdline")
+        .is_ok_and(|c| c.split_whitespace().any(|w| w == "berth.log=debug"));
     for name in order.lines().filter(|l| !l.is_empty()) {
+        let started = std::time::Instant::now();
         let path = dir.join(format!("{name}.ko"));
         let loaded = std::fs::File::open(&path)
             .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
@@ -116,6 +119,9 @@ pub fn load_modules(list: &Path) -> Vec<String> {
                     nix::kmod::ModuleInitFlags::empty(),
                 )
             });
+        if timed {
+            eprintln!("berth-init: {name} loaded in {:?}", started.elapsed());
+        }
         match loaded {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => {
