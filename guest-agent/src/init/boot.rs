@@ -53,16 +53,18 @@ fn run() -> Result<std::convert::Infallible> {
         )
         .with_context(|| format!("cannot mount {fstype} on {target}"))?;
     }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let config = super::config::Config::parse(&cmdline);
     let modules = Path::new("/lib/modules/berth");
-    let filesystem = std::thread::spawn(move || super::load_modules(&modules.join("load-fs")));
-    super::load_modules(&modules.join("load-order"));
+    let filesystem = {
+        let config = config.clone();
+        std::thread::spawn(move || super::load_modules(&modules.join("load-fs"), &config))
+    };
+    super::load_modules(&modules.join("load-order"), &config);
     let _ = filesystem.join();
     super::stamp("boot modules loaded");
 
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let device = super::config::Config::parse(&cmdline)
-        .system
-        .unwrap_or_else(|| "/dev/vdb".into());
+    let device = config.system.unwrap_or_else(|| "/dev/vdb".into());
     if !super::storage::wait_for(&device, 10) {
         bail!("the system disk {} did not appear", device.display());
     }

@@ -62,6 +62,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether PID 1 prints how long each kernel module took to load
+    /// (`berth.log=debug`).
+    pub fn times_modules(&self) -> bool {
+        self.log_level.as_deref() == Some("debug")
+    }
+
     /// Parses a kernel command line; unknown words are someone else's.
     pub fn parse(cmdline: &str) -> Config {
         let mut c = Config {

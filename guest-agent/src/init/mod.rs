@@ -71,7 +71,7 @@ pub fn main() -> ! {
     let _ = std::fs::write(MODULES_PENDING, "");
     let devices = config.clone();
     std::thread::spawn(move || {
-        load_modules(&modules.join("load-devices"));
+        load_modules(&modules.join("load-devices"), &devices);
         report(
             "bringing the network up",
             storage::network_up(devices.net.as_ref()),
@@ -80,7 +80,7 @@ pub fn main() -> ! {
             report("mounting a shared folder", storage::mount_share(share));
         }
         stamp("network up, shares mounted");
-        load_modules(&modules.join("load-later"));
+        load_modules(&modules.join("load-later"), &devices);
         let _ = std::fs::remove_file(MODULES_PENDING);
         stamp("container modules loaded");
     });
@@ -97,9 +97,10 @@ pub(crate) fn stamp(step: &str) {
     eprintln!("berth-init: [{secs} s, {now}] {step}");
 }
 
-/// Loads one of the image's module lists, naming the modules that failed.
-pub(crate) fn load_modules(list: &Path) {
-    let failed = system::load_modules(list);
+/// Loads one of the image's module lists, naming the modules that failed
+/// (and timing each one when `config` asks for it).
+pub(crate) fn load_modules(list: &Path, config: &config::Config) {
+    let failed = system::load_modules(list, config.times_modules());
     if !failed.is_empty() {
         eprintln!(
             "berth-init: modules that did not load: {}",

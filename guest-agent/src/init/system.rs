@@ -101,12 +101,11 @@ pub fn mount_kernel_filesystems() -> Result<()> {
 /// Loads the modules listed, in order, in the file `list` (names of `.ko`
 /// files beside it) with `finit_module`. A module already loaded (or built
 /// in) is fine; any other failure is logged and the rest still load.
-pub fn load_modules(list: &Path) -> Vec<String> {
+/// `timed` prints each module's load time.
+pub fn load_modules(list: &Path, timed: bool) -> Vec<String> {
     let dir = list.parent().unwrap_or(Path::new("/"));
     let order = std::fs::read_to_string(list).unwrap_or_default();
     let mut failed = Vec::new();
-    let timed = std::fs::read_to_string("/proc/cmdline")
-        .is_ok_and(|c| c.split_whitespace().any(|w| w == "berth.log=debug"));
     for name in order.lines().filter(|l| !l.is_empty()) {
         let started = std::time::Instant::now();
         let path = dir.join(format!("{name}.ko"));
