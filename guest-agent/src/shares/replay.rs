@@ -86,15 +86,13 @@ pub struct Event {
     pub seen: Option<(u64, i64)>,
 }
 
-impl Event {
-    /// True when the file still is as the host saw it (or the host did not
-    /// say): a replay of an older state would race a newer host write.
-    fn still_matches(&self, meta: &std::fs::Metadata) -> bool {
-        match self.seen {
-            None => true,
-            Some((size, mtime_ns)) => {
-                meta.len() == size && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == mtime_ns
-            }
+/// True when the file still is as the host saw it (`seen`, or the host did
+/// not say): a replay of an older state would race a newer host write.
+fn still_matches(seen: Option<(u64, i64)>, meta: &std::fs::Metadata) -> bool {
+    match seen {
+        None => true,
+        Some((size, mtime_ns)) => {
+            meta.len() == size && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == mtime_ns
         }
     }
 }
@@ -112,7 +110,10 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
         check_inside(shares, to)?;
     }
     match ev.kind {
-        Kind::Modify => rewrite_last_byte(&ev.path, ev),
+        Kind::Modify => match open_for_replay(&ev.path)? {
+            Some((f, meta)) => rewrite_last_byte(&f, &meta, ev.seen),
+            None => Ok(()),
+        },
         Kind::Attrib => {
             if let Ok(f) = std::fs::File::open(&ev.path) {
                 if let Ok(meta) = f.metadata() {
@@ -125,10 +126,10 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
             let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
                 return Ok(());
             };
-            if meta.is_dir() || !ev.still_matches(&meta) {
+            if meta.is_dir() || !still_matches(ev.seen, &meta) {
                 return Ok(());
             }
-            announce_new(shares, &ev.path, ev)
+            announce_new(shares, &ev.path, ev.seen)
         }
         Kind::Delete => {
             announce_gone(&ev.path, ev.is_dir);
@@ -152,31 +153,35 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
                 return Ok(());
             }
             announce_gone(&ev.path, false);
-            let moved = Event {
-                kind: Kind::Create,
-                path: to.clone(),
-                to: None,
-                is_dir: false,
-                seen: None,
-            };
-            announce_new(shares, to, &moved)
+            announce_new(shares, to, None)
         }
     }
 }
 
-/// The modify replay: the last byte written back as it is, so the content
-/// stays, the kernel reports IN_MODIFY, and an append racing this keeps
-/// every byte it wrote; then the host's times go back.
-fn rewrite_last_byte(path: &Path, ev: &Event) -> Result<()> {
+/// `path` opened for reading and writing, with its state; `None` when it
+/// is gone (or cannot be opened).
+fn open_for_replay(path: &Path) -> Result<Option<(std::fs::File, std::fs::Metadata)>> {
     let Ok(f) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
     else {
-        return Ok(());
+        return Ok(None);
     };
     let meta = f.metadata().map_err(io("reading a shared file's state"))?;
-    if !meta.is_file() || !ev.still_matches(&meta) || meta.len() == 0 {
+    Ok(Some((f, meta)))
+}
+
+/// The modify replay: the last byte written back as it is, so the content
+/// stays, the kernel reports IN_MODIFY, and an append racing this keeps
+/// every byte it wrote; then the host's times go back. Only for a
+/// non-empty regular file still as the host saw it.
+fn rewrite_last_byte(
+    f: &std::fs::File,
+    meta: &std::fs::Metadata,
+    seen: Option<(u64, i64)>,
+) -> Result<()> {
+    if !meta.is_file() || !still_matches(seen, meta) || meta.len() == 0 {
         return Ok(());
     }
     let at = meta.len() - 1;
@@ -186,7 +191,7 @@ fn rewrite_last_byte(path: &Path, ev: &Event) -> Result<()> {
     f.write_all_at(&byte, at)
         .map_err(io("replaying a change to a shared file"))?;
     if f.metadata().is_ok_and(|m| m.len() == meta.len()) {
-        restore_times(&f, &meta);
+        restore_times(f, meta);
     }
     Ok(())
 }
@@ -194,17 +199,17 @@ fn rewrite_last_byte(path: &Path, ev: &Event) -> Result<()> {
 /// Makes the guest report the file at `path` as new, without the name ever
 /// going missing on the host (see the module doc for why this works on 9p
 /// and not on virtiofs).
-fn announce_new(shares: &[MountedShare], path: &Path, ev: &Event) -> Result<()> {
+fn announce_new(shares: &[MountedShare], path: &Path, seen: Option<(u64, i64)>) -> Result<()> {
     let Some(share) = owner(shares, path) else {
         return Ok(());
     };
     if share.virtiofs {
-        return announce_as_change(path, ev);
+        return announce_as_change(path, seen);
     }
     let aside = aside_name(share).map_err(io("making the replay directory of a share"))?;
     if std::fs::hard_link(path, &aside).is_err() {
         // Gone meanwhile, or a file system without hard links.
-        return announce_as_change(path, ev);
+        return announce_as_change(path, seen);
     }
     let same_file =
         |a: &std::fs::Metadata, b: &std::fs::Metadata| (a.dev(), a.ino()) == (b.dev(), b.ino());
@@ -225,19 +230,21 @@ fn announce_new(shares: &[MountedShare], path: &Path, ev: &Event) -> Result<()> 
 
 /// A new file announced as a change of it: IN_MODIFY, or IN_ATTRIB for an
 /// empty file.
-fn announce_as_change(path: &Path, ev: &Event) -> Result<()> {
-    match std::fs::File::open(path) {
-        Ok(f) => match f.metadata() {
-            Ok(meta) if meta.is_file() && meta.len() > 0 => {
-                drop(f);
-                rewrite_last_byte(path, ev)
-            }
-            Ok(meta) => {
-                restore_times(&f, &meta);
-                Ok(())
-            }
-            Err(_) => Ok(()),
+fn announce_as_change(path: &Path, seen: Option<(u64, i64)>) -> Result<()> {
+    // Read-only first: an empty file the guest may not write can still
+    // have its times set.
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    match f.metadata() {
+        Ok(meta) if meta.is_file() && meta.len() > 0 => match open_for_replay(path)? {
+            Some((f, meta)) => rewrite_last_byte(&f, &meta, seen),
+            None => Ok(()),
         },
+        Ok(meta) => {
+            restore_times(&f, &meta);
+            Ok(())
+        }
         Err(_) => Ok(()),
     }
 }
