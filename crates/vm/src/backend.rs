@@ -158,6 +158,12 @@ pub trait Instance: Send {
     async fn request_power_off(&mut self) -> Result<()>;
     /// Ends the VM at once.
     async fn kill(&mut self);
+    /// True when the guest's console log shows
+    /// [`berth_api::AGENT_SERVING_LINE`] once the agent listens: the host
+    /// then makes no connection before it. QEMU's hybrid vsock needs this.
+    fn announces_serving(&self) -> bool {
+        false
+    }
 }
 
 /// A way of running VMs on this host.

@@ -6,6 +6,7 @@
 //! No GUI dependency: the CLI, the desktop app and tests all use it.
 
 pub mod backend;
+pub mod console;
 pub mod files;
 pub mod image;
 pub mod machine;

@@ -21,15 +21,20 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::backend::{default_backend, Backend, Instance, LaunchSpec};
+use crate::console::ConsoleWatch;
 use crate::image::GuestImage;
 use crate::settings::Settings;
 
 /// How long the agent has to answer after the VMM starts: three times the
 /// slowest boot seen (an arm64 guest under TCG, about 20 s). A boot that
-/// misses it is tried once more before the start fails: the rare boot whose
-/// agent listens but never answers over hybrid vsock (seen twice in some
-/// fifty boots under TCG) then costs a minute instead of failing.
+/// misses it is tried again ([`BOOT_RETRIES`]) before the start fails.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an agent that has announced itself on the console has to
+/// answer. Under TCG it answers within a fraction of a second; the
+/// hybrid-vsock boot that never answers is restarted after this.
+pub const ANSWER_AFTER_SERVING: Duration = Duration::from_secs(15);
+/// How many times a boot that fails is tried again before the start fails.
+const BOOT_RETRIES: u32 = 2;
 /// How often a running VM is pinged.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// Failed pings in a row after which a running VM counts as hung.
@@ -191,11 +196,12 @@ impl Machine {
             ..RunState::default()
         };
         let mut attempt = 0;
-        let mut retried_boot = false;
+        let mut boot_retries = 0;
         loop {
             attempt += 1;
             self.report(&Progress::Booting { attempt }, &mut state, progress);
             let launched = Instant::now();
+            let console = ConsoleWatch::from_end(&spec.console_log);
             let mut vm = match self.backend.launch(&spec).await {
                 Ok(vm) => vm,
                 Err(e) => {
@@ -211,11 +217,12 @@ impl Machine {
             };
             state.vmm_pid = vm.pid();
             state.endpoint = vm.endpoint().to_string();
-            let channel = match wait_ready(vm.as_mut(), &mut stop).await {
+            let ready = wait_ready(vm.as_mut(), console, &mut stop, ANSWER_AFTER_SERVING).await;
+            let channel = match ready {
                 Ok(Some(ch)) => ch,
                 Ok(None) => return self.power_off(vm, &mut state, progress).await,
-                Err(e) if !retried_boot => {
-                    retried_boot = true;
+                Err(e) if boot_retries < BOOT_RETRIES => {
+                    boot_retries += 1;
                     vm.kill().await;
                     let reason = format!("{e:#}");
                     self.report(&Progress::Crashed { reason }, &mut state, progress);
@@ -354,12 +361,21 @@ pub async fn ping(endpoint: &Endpoint, timeout: Duration) -> Result<Channel> {
 }
 
 /// Waits until the agent answers; `None` when a stop was asked first.
+///
+/// Where the backend announces the agent on the console, the first
+/// connection waits for that line; an agent that has announced itself but
+/// does not answer within [`ANSWER_AFTER_SERVING`] fails the boot early
+/// (the rare hybrid-vsock boot that never answers), so the retry comes
+/// within seconds instead of after [`BOOT_TIMEOUT`].
 async fn wait_ready(
     vm: &mut dyn Instance,
+    mut console: ConsoleWatch,
     stop: &mut watch::Receiver<bool>,
+    answer_after_serving: Duration,
 ) -> Result<Option<Channel>> {
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let endpoint = vm.endpoint();
+    let mut serving_since = (!vm.announces_serving()).then(Instant::now);
     loop {
         if *stop.borrow() {
             return Ok(None);
@@ -367,16 +383,39 @@ async fn wait_ready(
         if !vm.is_running() {
             bail!("the VM exited while booting");
         }
-        if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
-            return Ok(Some(ch));
+        if console.saw(berth_api::AGENT_SERVING_LINE) {
+            // A restarted agent announces itself again: its time starts anew.
+            serving_since = Some(Instant::now());
         }
-        if Instant::now() > deadline {
-            bail!(
-                "the agent did not answer within {} s of boot",
-                BOOT_TIMEOUT.as_secs()
-            );
+        match serving_since {
+            None => {
+                if Instant::now() > deadline {
+                    bail!(
+                        "the agent did not start within {} s of boot",
+                        BOOT_TIMEOUT.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(since) => {
+                if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
+                    return Ok(Some(ch));
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "the agent did not answer within {} s of boot",
+                        BOOT_TIMEOUT.as_secs()
+                    );
+                }
+                if vm.announces_serving() && since.elapsed() > answer_after_serving {
+                    bail!(
+                        "the agent in the VM is serving but did not answer over vsock within {} s",
+                        answer_after_serving.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -411,5 +450,94 @@ async fn watch_health(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A VM whose agent announces itself on the console but whose hybrid
+    /// vsock takes connections and never answers (the hang this guards).
+    struct Unanswering {
+        socket: PathBuf,
+    }
+
+    #[tonic::async_trait]
+    impl Instance for Unanswering {
+        fn endpoint(&self) -> Endpoint {
+            Endpoint::HybridVsock {
+                path: self.socket.clone(),
+                port: 1024,
+            }
+        }
+        fn pid(&self) -> Option<u32> {
+            None
+        }
+        fn is_running(&mut self) -> bool {
+            true
+        }
+        async fn request_power_off(&mut self) -> Result<()> {
+            Ok(())
+        }
+        async fn kill(&mut self) {}
+        fn announces_serving(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn connects_only_once_the_agent_serves_and_gives_up_early_when_it_never_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = dir.path().join("console.log");
+        std::fs::write(&console, "an earlier boot\n").unwrap();
+        let socket = dir.path().join("vm.vsock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let watch = ConsoleWatch::from_end(&console);
+        let before_serving = connections.clone();
+        let log = console.clone();
+        let announce = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let seen = before_serving.load(Ordering::SeqCst);
+            let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+            writeln!(f, "{}", berth_api::AGENT_SERVING_LINE).unwrap();
+            seen
+        });
+        let (_tx, mut stop) = watch::channel(false);
+        let mut vm = Unanswering { socket };
+        let started = Instant::now();
+        let err = wait_ready(&mut vm, watch, &mut stop, Duration::from_secs(2))
+            .await
+            .expect_err("an agent that never answers");
+        assert_eq!(
+            announce.await.unwrap(),
+            0,
+            "connected before the agent served"
+        );
+        assert!(
+            connections.load(Ordering::SeqCst) >= 1,
+            "never tried after it served"
+        );
+        assert!(
+            format!("{err:#}").contains("did not answer over vsock"),
+            "{err:#}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "gave up after {took:?}, not soon after the grace"
+        );
     }
 }

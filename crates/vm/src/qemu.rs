@@ -293,6 +293,10 @@ impl Instance for QemuInstance {
         self.qemu.id()
     }
 
+    fn announces_serving(&self) -> bool {
+        true
+    }
+
     fn is_running(&mut self) -> bool {
         matches!(self.qemu.try_wait(), Ok(None))
     }

@@ -81,6 +81,7 @@ fn start_agent(config: &Config) -> Option<Child> {
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
         .arg("--root")
         .arg(AGENT_ROOT)
+        .env(berth_api::ANNOUNCE_SERVING_ENV, "1")
         .stdin(Stdio::null());
     for r in &config.insecure_registries {
         cmd.arg("--insecure-registry").arg(r);
