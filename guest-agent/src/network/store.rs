@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ipam;
 use crate::error::{Error, Result};
-use crate::runtime::protocol::{read_json, write_json_atomic};
+use crate::runtime::protocol::{read_json, write_json_durable};
 
 /// One network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,7 +167,7 @@ impl Store {
     }
 
     fn save(&self, rec: NetworkRecord) -> Result<()> {
-        write_json_atomic(&self.dir.join(format!("{}.json", rec.id)), &rec)
+        write_json_durable(&self.dir.join(format!("{}.json", rec.id)), &rec)
             .map_err(|e| Error::io("saving a network", e))?;
         self.table().insert(rec.id.clone(), rec);
         Ok(())

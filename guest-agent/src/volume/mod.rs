@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
-use crate::runtime::protocol::{read_json, write_json_atomic};
+use crate::runtime::protocol::{read_json, write_json_durable};
 
 /// One volume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ impl Volumes {
         let data = self.data_path(&name);
         std::fs::create_dir_all(&data)
             .map_err(|e| Error::io(format!("creating {}", data.display()), e))?;
-        write_json_atomic(&self.dir.join(&name).join("volume.json"), &rec)
+        write_json_durable(&self.dir.join(&name).join("volume.json"), &rec)
             .map_err(|e| Error::io("saving the volume", e))?;
         self.events
             .emit("volume", "create", &name, &[("driver", "local")]);
