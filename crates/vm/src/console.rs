@@ -25,9 +25,9 @@ impl ConsoleWatch {
     }
 
     /// Reads what was written since the last call; true when one of the new
-    /// lines contains `needle` (a line still being written counts once it
-    /// holds the needle whole).
-    pub fn saw(&mut self, needle: &str) -> bool {
+    /// lines contains one of `needles` (a line still being written counts
+    /// once it holds a needle whole).
+    pub fn saw(&mut self, needles: &[&str]) -> bool {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return false;
         };
@@ -44,14 +44,14 @@ impl ConsoleWatch {
         }
         self.offset += fresh.len() as u64;
         self.partial.extend_from_slice(&fresh);
-        let needle = needle.as_bytes();
+        let holds = |line: &[u8]| needles.iter().any(|n| contains(line, n.as_bytes()));
         let mut found = false;
         let mut rest = &self.partial[..];
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            found |= contains(&rest[..end], needle);
+            found |= holds(&rest[..end]);
             rest = &rest[end + 1..];
         }
-        found |= contains(rest, needle);
+        found |= holds(rest);
         self.partial = rest.to_vec();
         found
     }
@@ -81,12 +81,17 @@ mod tests {
         let log = dir.path().join("console.log");
         append(&log, "old boot\nberth-agent: serving the API\n");
         let mut watch = ConsoleWatch::from_end(&log);
-        assert!(!watch.saw("serving"), "an earlier boot's line counted");
+        assert!(!watch.saw(&["serving"]), "an earlier boot's line counted");
         append(&log, "kernel says hello\nberth-agent: ser");
-        assert!(!watch.saw("serving"), "half a line counted");
+        assert!(!watch.saw(&["serving"]), "half a line counted");
         append(&log, "ving the API\r\n");
-        assert!(watch.saw("serving the API"));
-        assert!(!watch.saw("serving the API"), "one line counted twice");
+        assert!(watch.saw(&["serving the API"]));
+        assert!(!watch.saw(&["serving the API"]), "one line counted twice");
+        append(&log, "an older agent: listening on vsock://\n");
+        assert!(
+            watch.saw(&["serving the API", "listening on vsock"]),
+            "any needle counts"
+        );
     }
 
     #[test]
@@ -94,10 +99,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
         let mut watch = ConsoleWatch::from_end(&log);
-        assert!(!watch.saw("ready"));
+        assert!(!watch.saw(&["ready"]));
         append(&log, "ready\n");
-        assert!(watch.saw("ready"));
+        assert!(watch.saw(&["ready"]));
         std::fs::write(&log, "ok\n").unwrap();
-        assert!(watch.saw("ok"), "a log cut shorter is read again");
+        assert!(watch.saw(&["ok"]), "a log cut shorter is read again");
     }
 }

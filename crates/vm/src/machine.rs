@@ -33,6 +33,10 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// answer. Under TCG it answers within a fraction of a second; the
 /// hybrid-vsock boot that never answers is restarted after this.
 pub const ANSWER_AFTER_SERVING: Duration = Duration::from_secs(15);
+/// What an agent older than [`berth_api::AGENT_SERVING_LINE`] logs (at the
+/// default level) once it listens: an image built before that line still
+/// boots.
+const OLDER_AGENT_LISTENING: &str = "listening on vsock://";
 /// How many times a boot that fails is tried again before the start fails.
 const BOOT_RETRIES: u32 = 2;
 /// How often a running VM is pinged.
@@ -383,7 +387,7 @@ async fn wait_ready(
         if !vm.is_running() {
             bail!("the VM exited while booting");
         }
-        if console.saw(berth_api::AGENT_SERVING_LINE) {
+        if console.saw(&[berth_api::AGENT_SERVING_LINE, OLDER_AGENT_LISTENING]) {
             // A restarted agent announces itself again: its time starts anew.
             serving_since = Some(Instant::now());
         }
@@ -391,7 +395,7 @@ async fn wait_ready(
             None => {
                 if Instant::now() > deadline {
                     bail!(
-                        "the agent did not start within {} s of boot",
+                        "the agent did not start within {} s of boot (an image from an older berth? rebuild it with scripts/build-vm-image.sh)",
                         BOOT_TIMEOUT.as_secs()
                     );
                 }
