@@ -24,9 +24,9 @@ impl ConsoleWatch {
         }
     }
 
-    /// Reads what was written since the last call; true when one of the new
-    /// lines contains one of `needles` (a line still being written counts
-    /// once it holds a needle whole).
+    /// Reads what was written since the last call; true when one of the
+    /// lines it completed contains one of `needles` (a line still being
+    /// written waits for its newline, so no line counts twice).
     pub fn saw(&mut self, needles: &[&str]) -> bool {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return false;
@@ -51,7 +51,6 @@ impl ConsoleWatch {
             found |= holds(&rest[..end]);
             rest = &rest[end + 1..];
         }
-        found |= holds(rest);
         self.partial = rest.to_vec();
         found
     }
@@ -84,7 +83,12 @@ mod tests {
         assert!(!watch.saw(&["serving"]), "an earlier boot's line counted");
         append(&log, "kernel says hello\nberth-agent: ser");
         assert!(!watch.saw(&["serving"]), "half a line counted");
-        append(&log, "ving the API\r\n");
+        append(&log, "ving the API");
+        assert!(
+            !watch.saw(&["serving the API"]),
+            "a line without its end counted"
+        );
+        append(&log, "\r\n");
         assert!(watch.saw(&["serving the API"]));
         assert!(!watch.saw(&["serving the API"]), "one line counted twice");
         append(&log, "an older agent: listening on vsock://\n");

@@ -379,7 +379,8 @@ async fn wait_ready(
 ) -> Result<Option<Channel>> {
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let endpoint = vm.endpoint();
-    let mut serving_since = (!vm.announces_serving()).then(Instant::now);
+    let announces = vm.announces_serving();
+    let mut serving_since = (!announces).then(Instant::now);
     loop {
         if *stop.borrow() {
             return Ok(None);
@@ -391,35 +392,32 @@ async fn wait_ready(
             // A restarted agent announces itself again: its time starts anew.
             serving_since = Some(Instant::now());
         }
-        match serving_since {
-            None => {
-                if Instant::now() > deadline {
-                    bail!(
-                        "the agent did not start within {} s of boot (an image from an older berth? rebuild it with scripts/build-vm-image.sh)",
-                        BOOT_TIMEOUT.as_secs()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Some(since) => {
-                if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
-                    return Ok(Some(ch));
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "the agent did not answer within {} s of boot",
-                        BOOT_TIMEOUT.as_secs()
-                    );
-                }
-                if vm.announces_serving() && since.elapsed() > answer_after_serving {
-                    bail!(
-                        "the agent in the VM is serving but did not answer over vsock within {} s",
-                        answer_after_serving.as_secs()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        if serving_since.is_some() {
+            if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
+                return Ok(Some(ch));
             }
         }
+        if Instant::now() > deadline {
+            match serving_since {
+                None => bail!(
+                    "the agent did not start within {} s of boot (an image from an older berth? rebuild it with scripts/build-vm-image.sh)",
+                    BOOT_TIMEOUT.as_secs()
+                ),
+                Some(_) => bail!(
+                    "the agent did not answer within {} s of boot",
+                    BOOT_TIMEOUT.as_secs()
+                ),
+            }
+        }
+        if announces && serving_since.is_some_and(|t| t.elapsed() > answer_after_serving) {
+            bail!(
+                "the agent in the VM is serving but did not answer over vsock within {} s",
+                answer_after_serving.as_secs()
+            );
+        }
+        // The console is cheap to look at; a failed ping is not.
+        let pause = if serving_since.is_some() { 20 } else { 10 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 
