@@ -29,6 +29,17 @@ fn http_get(port: u16) -> Option<String> {
     Some(out)
 }
 
+/// A connection to the echo server on `port` that has echoed a probe, or
+/// `None` if the server is not answering yet.
+fn echoing_connection(port: u16) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"probe").ok()?;
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).ok()?;
+    (&back == b"probe").then_some(s)
+}
+
 /// Waits until `berth logs NAME` holds `want`; returns how long it took.
 fn wait_log(vm: &Vm, name: &str, want: &str, limit: Duration) -> Duration {
     let start = Instant::now();
@@ -139,10 +150,19 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
         "-e",
         "cat",
     ]);
+    // The host listens as soon as the port is published, before `nc` in
+    // the container may be listening: such an early connection is closed,
+    // as with Docker. Wait until a connection echoes.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut conn = loop {
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", echo_port)) {
+        if let Some(c) = echoing_connection(echo_port) {
             break c;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the echo server on port {echo_port} never echoed\n{}",
+            vm.console_tail()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     conn.set_read_timeout(Some(Duration::from_secs(60)))
@@ -153,9 +173,9 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
     let sending = std::thread::spawn(move || {
         let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
         for _ in 0..total / chunk.len() {
-            writer.write_all(&chunk).unwrap();
+            writer.write_all(&chunk)?;
         }
-        writer.shutdown(std::net::Shutdown::Write).unwrap();
+        writer.shutdown(std::net::Shutdown::Write)
     });
     let mut echoed = Vec::with_capacity(total);
     let mut buf = vec![0u8; 1 << 16];
@@ -169,8 +189,14 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
             ),
         }
     }
-    sending.join().unwrap();
-    assert_eq!(echoed.len(), total);
+    assert_eq!(
+        echoed.len(),
+        total,
+        "the relay closed the connection after echoing {} of {total} bytes\n{}",
+        echoed.len(),
+        vm.console_tail()
+    );
+    sending.join().unwrap().unwrap();
     assert!(echoed
         .iter()
         .enumerate()
