@@ -43,7 +43,8 @@ struct Args {
 
 fn main() {
     // The exec helper is the agent re-executed: it must stay
-    // single-threaded until the exec process exists.
+    // single-threaded until the exec process exists. The agent started as
+    // PID 1 (an image without `berth-init`) becomes the VM's init.
     if berth_agent::init::is_pid1() {
         berth_agent::init::main();
     }
@@ -81,6 +82,8 @@ fn run(args: Args) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // In the VM, PID 1 mounts the data disk while the agent starts.
+    berth_agent::init::storage_ready();
     runtime.block_on(async move {
         let images = ImageService::open(
             &args.root,

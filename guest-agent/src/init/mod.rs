@@ -1,8 +1,10 @@
-//! The agent as the VM's PID 1 (executed by stage one of the boot,
-//! [`boot`], from the system disk that `berth-vm-image` builds): sets the
-//! machine up from the kernel command line, then supervises the serving
-//! agent. PID 1 must never exit, so every
-//! setup failure is reported on the console and the rest still runs.
+//! The VM's PID 1, the agent crate's init mode: stage one of the boot
+//! ([`boot`], the small `berth-init` binary) carries on into [`main`] once
+//! it has switched to the root that `berth-vm-image`'s system disk
+//! provides, and the agent binary does the same when it is itself started
+//! as PID 1. It sets the machine up from the kernel command line, then
+//! supervises the serving agent. PID 1 must never exit, so every setup
+//! failure is reported on the console and the rest still runs.
 
 pub mod boot;
 pub mod config;
@@ -19,6 +21,23 @@ pub const AGENT_ROOT: &str = "/var/lib/berth";
 /// shared folders, overlayfs, bridges, nftables), which it does while the
 /// agent starts.
 pub const MODULES_PENDING: &str = "/run/berth-modules-pending";
+
+/// Exists while PID 1 is still formatting, checking or mounting the data
+/// disk, which it does while the agent starts: the agent's own start (its
+/// runtime, about a quarter of a second under emulation) does not wait for
+/// the disk, only the opening of its stores does.
+pub const STORAGE_PENDING: &str = "/run/berth-storage-pending";
+
+/// Blocks until PID 1 has mounted the data disk (or given up on it);
+/// returns at once outside the VM. No time limit: a first boot formats the
+/// disk and a dirty one is checked, and the agent's stores must not be
+/// opened on the tmpfs beneath the mount point meanwhile.
+pub fn storage_ready() {
+    let pending = Path::new(STORAGE_PENDING);
+    while pending.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
 
 /// Waits (up to 30 s) until PID 1 has brought up what containers need;
 /// returns at once outside the VM.
@@ -39,6 +58,7 @@ pub fn is_pid1() -> bool {
 
 /// PID 1's whole life.
 pub fn main() -> ! {
+    supervise::block_signals();
     if std::env::var_os(system::SWITCHED).is_none() {
         eprintln!("berth-init: the agent runs as PID 1 without stage one (berth-init); the image is too old");
     }
@@ -57,6 +77,12 @@ pub fn main() -> ! {
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     );
     std::env::set_var("HOME", "/root");
+    // The agent starts while the data disk is mounted and the devices come
+    // up; it waits for each before it needs it.
+    let _ = std::fs::write(STORAGE_PENDING, "");
+    let _ = std::fs::write(MODULES_PENDING, "");
+    stamp("set up; starting the agent");
+    let agent = supervise::start_agent(&config);
     match &config.disk {
         Some(disk) => report(
             "mounting the data disk",
@@ -64,11 +90,11 @@ pub fn main() -> ! {
         ),
         None => eprintln!("berth-init: no data disk; images and containers live in memory"),
     }
+    let _ = std::fs::remove_file(STORAGE_PENDING);
     stamp("data disk mounted");
     // The NIC, the shares and the modules containers need come up while
     // the agent starts; the agent waits for them before it creates or
     // starts a container.
-    let _ = std::fs::write(MODULES_PENDING, "");
     let devices = config.clone();
     std::thread::spawn(move || {
         load_modules(&modules.join("load-devices"), &devices);
@@ -84,17 +110,18 @@ pub fn main() -> ! {
         let _ = std::fs::remove_file(MODULES_PENDING);
         stamp("container modules loaded");
     });
-    stamp("set up; starting the agent");
-    supervise::run(&config)
+    supervise::run(&config, agent)
 }
 
 /// Prints a setup step with the time since the kernel started (the guest's
-/// console shows where boot time goes).
+/// console shows where boot time goes). The boot clock is read directly,
+/// so steps before `/proc` is mounted are timed too.
 pub(crate) fn stamp(step: &str) {
-    let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
-    let secs = up.split_whitespace().next().unwrap_or("?");
+    let up = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| format!("{:.3}", t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9))
+        .unwrap_or_else(|_| "?".into());
     let now = chrono::Utc::now().format("%H:%M:%S%.3f");
-    eprintln!("berth-init: [{secs} s, {now}] {step}");
+    eprintln!("berth-init: [{up} s, {now}] {step}");
 }
 
 /// Loads one of the image's module lists, naming the modules that failed

@@ -17,6 +17,14 @@ use nix::unistd::Pid;
 use super::config::Config;
 use super::AGENT_ROOT;
 
+/// Blocks the signals PID 1 takes synchronously, in the calling thread and
+/// every thread it spawns afterwards: PID 1 calls this before it starts
+/// any thread, so no helper thread can receive (and, as init, drop) a
+/// power-off request.
+pub fn block_signals() {
+    let _ = handled().thread_block();
+}
+
 /// The signals PID 1 takes synchronously.
 fn handled() -> SigSet {
     let mut set = SigSet::empty();
@@ -33,12 +41,12 @@ fn handled() -> SigSet {
     set
 }
 
-/// Runs the agent until a power-off request, then powers off.
-pub fn run(config: &Config) -> ! {
+/// Supervises `agent` (started by [`start_agent`]), restarting it when it
+/// exits, until a power-off request; then powers off.
+pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
     let set = handled();
     let _ = set.thread_block();
     std::thread::spawn(watch_power_button);
-    let mut agent = start_agent(config);
     let mut restart_at: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -75,7 +83,9 @@ pub fn run(config: &Config) -> ! {
     }
 }
 
-fn start_agent(config: &Config) -> Option<Child> {
+/// Starts the serving agent (its signal mask is reset by the spawn), or
+/// says on the console why it could not.
+pub fn start_agent(config: &Config) -> Option<Child> {
     let mut cmd = Command::new("/usr/bin/berth-agent");
     cmd.arg("--listen")
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
