@@ -95,6 +95,14 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
             .trim(),
         "hello from the VM"
     );
+    // A container's process starts with no signal blocked: `berth stop`'s
+    // SIGTERM and a terminal's Ctrl-C reach it (PID 1 in the VM blocks the
+    // signals it waits for; nothing below it may inherit that).
+    let status = vm.ok(&["run", "--rm", "bb", "cat", "/proc/self/status"]);
+    assert!(
+        status.contains("SigBlk:\t0000000000000000"),
+        "a container in the VM starts with signals blocked:\n{status}"
+    );
 
     // A published port answers on the host's loopback, relayed by the VM
     // supervisor through the agent.

@@ -5,12 +5,13 @@
 //! powers the VM off cleanly on SIGTERM, SIGPWR or the ACPI power button.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::mount::{umount2, MntFlags};
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -83,10 +84,22 @@ pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
     }
 }
 
-/// Starts the serving agent (its signal mask is reset by the spawn), or
-/// says on the console why it could not.
+/// Starts the serving agent with no signal blocked, or says on the console
+/// why it could not.
 pub fn start_agent(config: &Config) -> Option<Child> {
     let mut cmd = Command::new("/usr/bin/berth-agent");
+    // PID 1 blocks the signals it waits for, and a child inherits the mask
+    // (the spawn does not reset it): the agent would ignore SIGTERM, and
+    // every container, the agent's descendant, would start with SIGINT,
+    // SIGTERM and SIGCHLD blocked.
+    // SAFETY: sigprocmask is async-signal-safe, and nothing else runs
+    // between the fork and the exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        });
+    }
     cmd.arg("--listen")
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
         .arg("--root")
