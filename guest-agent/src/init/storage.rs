@@ -4,7 +4,6 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
@@ -64,7 +63,7 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
         DiskState::NeedsCheck => {
             // e2fsck -p: exit 0 clean, 1 fixed, 2 fixed and wants a reboot;
             // anything above means it could not repair alone.
-            let status = Command::new("e2fsck")
+            let status = super::supervise::child_command("e2fsck")
                 .arg("-p")
                 .arg(device)
                 .status()
@@ -78,7 +77,7 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
         }
         DiskState::Blank => {
             eprintln!("berth-init: formatting the data disk {}", device.display());
-            let status = Command::new("mkfs.ext4")
+            let status = super::supervise::child_command("mkfs.ext4")
                 .args([
                     "-q",
                     "-F",

@@ -26,6 +26,24 @@ pub fn block_signals() {
     let _ = handled().thread_block();
 }
 
+/// A command for a child of PID 1, started with no signal blocked. PID 1
+/// blocks the signals it waits for, and a child inherits the mask (the
+/// spawn does not reset it): the agent would ignore SIGTERM, and every
+/// container, the agent's descendant, would start with SIGINT, SIGTERM and
+/// SIGCHLD blocked.
+pub fn child_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    // SAFETY: sigprocmask is async-signal-safe, and nothing else runs
+    // between the fork and the exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+    cmd
+}
+
 /// The signals PID 1 takes synchronously.
 fn handled() -> SigSet {
     let mut set = SigSet::empty();
@@ -43,10 +61,10 @@ fn handled() -> SigSet {
 }
 
 /// Supervises `agent` (started by [`start_agent`]), restarting it when it
-/// exits, until a power-off request; then powers off.
+/// exits, until a power-off request; then powers off. PID 1 has called
+/// [`block_signals`] first.
 pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
     let set = handled();
-    let _ = set.thread_block();
     std::thread::spawn(watch_power_button);
     let mut restart_at: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
@@ -87,19 +105,7 @@ pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
 /// Starts the serving agent with no signal blocked, or says on the console
 /// why it could not.
 pub fn start_agent(config: &Config) -> Option<Child> {
-    let mut cmd = Command::new("/usr/bin/berth-agent");
-    // PID 1 blocks the signals it waits for, and a child inherits the mask
-    // (the spawn does not reset it): the agent would ignore SIGTERM, and
-    // every container, the agent's descendant, would start with SIGINT,
-    // SIGTERM and SIGCHLD blocked.
-    // SAFETY: sigprocmask is async-signal-safe, and nothing else runs
-    // between the fork and the exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-                .map_err(std::io::Error::from)
-        });
-    }
+    let mut cmd = child_command("/usr/bin/berth-agent");
     cmd.arg("--listen")
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
         .arg("--root")
