@@ -188,6 +188,14 @@ fn lifecycle_signals_and_exit_codes() {
         "exited 3"
     );
     assert_eq!(agent.ok(&["wait", "three"]).trim(), "3");
+    // A container's process starts as under Docker, with every signal at
+    // its default and none blocked, whatever the agent inherited: the
+    // writer of a pipe ends quietly when its reader goes.
+    let defaults = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    let status = agent.ok(&["run", "--rm", bb, "grep", "^Sig[BI]", "/proc/self/status"]);
+    assert_eq!(status, defaults);
+    let (code, out, err) = run(&agent, &["run", "--rm", bb, "sh", "-c", "yes | head -1"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "y\n", ""));
     let logs = agent.berth(&["logs", "three"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
@@ -228,6 +236,8 @@ fn lifecycle_signals_and_exit_codes() {
     assert!(agent.fails(&["exec", "svc", "true"]).contains("paused"));
     agent.ok(&["unpause", "svc"]);
     agent.ok(&["rename", "svc", "svc2"]);
+    let status = agent.ok(&["exec", "svc2", "grep", "^Sig[BI]", "/proc/self/status"]);
+    assert_eq!(status, defaults, "an exec'd process");
     // A process that ignores SIGTERM is killed after -t.
     let t = Instant::now();
     agent.ok(&["run", "-d", "--name", "stubborn", bb, "sleep", "300"]);

@@ -32,6 +32,7 @@ mod observe;
 pub mod protocol;
 pub mod record;
 pub mod seccomp;
+pub mod signals;
 pub mod spec;
 pub mod transfer;
 pub mod tree;

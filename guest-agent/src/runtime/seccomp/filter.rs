@@ -295,8 +295,9 @@ pub fn compile(profile: &Value) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// libcontainer's executor with the container's compiled filter installed
-/// just before the payload is executed.
+/// libcontainer's executor with, just before the payload is executed, the
+/// signal state reset to Docker's ([`crate::runtime::signals`]) and the
+/// container's compiled filter installed.
 #[derive(Clone)]
 pub struct FilteringExecutor {
     filter: Option<Filter>,
@@ -311,6 +312,11 @@ impl FilteringExecutor {
 
 impl Executor for FilteringExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        crate::runtime::signals::reset_to_default().map_err(|e| {
+            ExecutorError::Other(format!(
+                "the signals cannot be reset to their defaults: {e}"
+            ))
+        })?;
         if let Some(filter) = &self.filter {
             filter.install().map_err(|e| {
                 ExecutorError::Other(format!("the seccomp filter cannot be installed: {e}"))
