@@ -298,7 +298,7 @@ fn add_modules(
             tree.file(
                 &format!("lib/modules/berth/{}.ko", m.name),
                 0o644,
-                modules::strip_signature(&bytes),
+                &modules::for_guest(&bytes),
             )?;
             list.push_str(&m.name);
             list.push('\n');

@@ -42,6 +42,63 @@ pub const WANTED: &[&str] = &[
     "evdev",
 ];
 
+/// Sections the guest's kernel spends boot time on for tools Berth's VM
+/// does not run: `.BTF` (the module's types for BPF, checked in full at
+/// every load) and `__mcount_loc` (ftrace's list of call sites, each one
+/// patched at load). Under emulation the two cost the boot about 0.1 s,
+/// most of it in ext4. Without them a module's functions cannot be traced
+/// with ftrace or described by BPF type information; their `__fentry__`
+/// calls stay and return at once, as in a kernel without ftrace.
+const UNUSED_SECTIONS: &[&[u8]] = &[b".BTF", b"__mcount_loc"];
+
+/// A module as the guest loads it: without its signature
+/// ([`strip_signature`]) and [`UNUSED_SECTIONS`] (with the relocations
+/// that fill them). A module that cannot be rewritten safely keeps its
+/// sections.
+pub fn for_guest(ko: &[u8]) -> Vec<u8> {
+    let unsigned = strip_signature(ko);
+    without_unused_sections(unsigned).unwrap_or_else(|| unsigned.to_vec())
+}
+
+fn without_unused_sections(ko: &[u8]) -> Option<Vec<u8>> {
+    use object::build::elf::{Builder, SectionData};
+    let mut elf = Builder::read(ko).ok()?;
+    let unused: Vec<_> = elf
+        .sections
+        .iter()
+        .filter(|s| UNUSED_SECTIONS.contains(&s.name.as_slice()))
+        .map(|s| s.id())
+        .collect();
+    if unused.is_empty() {
+        return None;
+    }
+    for section in elf.sections.iter_mut() {
+        let fills_unused = matches!(section.data, SectionData::Relocation(_))
+            && section.sh_info_section.is_some_and(|s| unused.contains(&s));
+        section.delete |= unused.contains(&section.id()) || fills_unused;
+    }
+    let relocations = |elf: &Builder| -> usize {
+        elf.sections
+            .iter()
+            .filter(|s| !s.delete)
+            .map(|s| match &s.data {
+                SectionData::Relocation(r) => r.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let kept = relocations(&elf);
+    elf.delete_orphans();
+    // A relocation elsewhere that named a symbol in a removed section
+    // would be dropped with it: keep such a module whole.
+    if relocations(&elf) != kept {
+        return None;
+    }
+    let mut out = Vec::new();
+    elf.write(&mut out).ok()?;
+    Some(out)
+}
+
 /// The marker the kernel's sign-file appends after a module's signature.
 const SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
 
@@ -70,9 +127,9 @@ pub fn strip_signature(ko: &[u8]) -> &[u8] {
 /// The modules PID 1 loads before it starts the agent: the transports the
 /// agent serves on and the data disk it keeps its state on. The disk's file
 /// system, [`FILESYSTEM`], loads beside them on a second thread. Everything
-/// else loads while the agent starts, first [`DEVICES`], then the rest
+/// else loads once the agent serves, first [`DEVICES`], then the rest
 /// (overlayfs, bridges, nftables, the power button); the agent waits for
-/// all of it before it creates or runs a container.
+/// all of it before it creates or runs a container or reaches a registry.
 pub const AT_BOOT: &[&str] = &["virtio_pci", "virtio_blk", "vmw_vsock_virtio_transport"];
 
 /// The data disk's file system: the slowest module to load (ext4 takes
@@ -81,7 +138,7 @@ pub const AT_BOOT: &[&str] = &["virtio_pci", "virtio_blk", "vmw_vsock_virtio_tra
 pub const FILESYSTEM: &[&str] = &["crc32c_generic", "ext4"];
 
 /// The modules for the VM's other devices, the NIC and 9p shares: PID 1
-/// loads them while the agent starts, then brings the network up and mounts
+/// loads them once the agent serves, then brings the network up and mounts
 /// the shares.
 pub const DEVICES: &[&str] = &["virtio_net", "9pnet_virtio", "9p"];
 
@@ -205,6 +262,101 @@ mod tests {
         ko.extend_from_slice(SIGNATURE_MAGIC);
         assert_eq!(strip_signature(&ko), &ko[..body_len]);
         assert_eq!(strip_signature(b"unsigned"), b"unsigned");
+    }
+
+    /// A relocatable object shaped like a module: code calling a helper,
+    /// an `__mcount_loc` pointing into the code, and a `.BTF`.
+    fn module_like() -> Vec<u8> {
+        use object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
+        use object::{Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags};
+        use object::{SymbolKind, SymbolScope};
+        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let text = obj.section_id(StandardSection::Text);
+        let init = obj.add_symbol(Symbol {
+            name: b"init_module".to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        obj.add_symbol_data(init, text, &[0xe8, 0, 0, 0, 0, 0xc3], 16);
+        let helper = obj.add_symbol(Symbol {
+            name: b"helper".to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Unknown,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        let call = Relocation {
+            offset: 1,
+            symbol: helper,
+            addend: -4,
+            flags: object::RelocationFlags::Elf {
+                r_type: object::elf::R_X86_64_PLT32,
+            },
+        };
+        obj.add_relocation(text, call).unwrap();
+        let mcount = obj.add_section(vec![], b"__mcount_loc".to_vec(), SectionKind::Data);
+        obj.append_section_data(mcount, &[0; 8], 8);
+        let site = Relocation {
+            offset: 0,
+            symbol: init,
+            addend: 0,
+            flags: object::RelocationFlags::Elf {
+                r_type: object::elf::R_X86_64_64,
+            },
+        };
+        obj.add_relocation(mcount, site).unwrap();
+        let btf = obj.add_section(vec![], b".BTF".to_vec(), SectionKind::Other);
+        obj.append_section_data(btf, &[0x9f, 0xeb, 1, 0], 4);
+        obj.write().unwrap()
+    }
+
+    fn sections(elf: &[u8]) -> Vec<String> {
+        let builder = object::build::elf::Builder::read(elf).unwrap();
+        let names = builder.sections.iter();
+        names.map(|s| s.name.to_string()).collect()
+    }
+
+    #[test]
+    fn the_guest_gets_modules_without_btf_and_mcount_sites() {
+        let ko = module_like();
+        let before = sections(&ko);
+        for s in [
+            ".text",
+            ".rela.text",
+            "__mcount_loc",
+            ".rela__mcount_loc",
+            ".BTF",
+        ] {
+            assert!(before.iter().any(|n| n == s), "{s} in {before:?}");
+        }
+        let stripped = for_guest(&ko);
+        let after = sections(&stripped);
+        assert!(after.iter().any(|n| n == ".text"), "{after:?}");
+        for gone in ["__mcount_loc", ".rela__mcount_loc", ".BTF"] {
+            assert!(!after.iter().any(|n| n == gone), "{gone} in {after:?}");
+        }
+        // The code's own relocation survives: the call still reaches its helper.
+        let rewritten = object::build::elf::Builder::read(&stripped[..]).unwrap();
+        let code_relocations: usize = rewritten
+            .sections
+            .iter()
+            .filter(|s| s.name.as_slice() == b".rela.text")
+            .map(|s| match &s.data {
+                object::build::elf::SectionData::Relocation(r) => r.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(code_relocations, 1);
+        // Not an ELF file: passed through as it came.
+        assert_eq!(for_guest(b"not a module"), b"not a module");
     }
 
     #[test]
