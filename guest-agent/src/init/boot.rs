@@ -77,6 +77,10 @@ fn run() -> Result<std::convert::Infallible> {
         None::<&str>,
     )
     .with_context(|| format!("cannot mount the system disk {}", device.display()))?;
+    // The agent starts from this disk once stage one is done: reading it
+    // in now, beside the root's setup, takes the disk's latency off its
+    // start (about 20 ms under emulation).
+    read_ahead(Path::new(SYSTEM).join("usr/bin/berth-agent"));
 
     let new = Path::new("/newroot");
     std::fs::create_dir_all(new)?;
@@ -134,4 +138,20 @@ fn copy_unbound(system: &Path, root: &Path) -> Result<()> {
             .with_context(|| format!("cannot copy {}", from.display()))?;
     }
     Ok(())
+}
+
+/// Reads `file` into the page cache on a thread of its own.
+fn read_ahead(file: std::path::PathBuf) {
+    let Ok(f) = std::fs::File::open(file) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let len = f.metadata().map(|m| m.len() as i64).unwrap_or(0);
+        let _ = nix::fcntl::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            len,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    });
 }
