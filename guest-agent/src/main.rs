@@ -48,6 +48,7 @@ fn main() {
     if berth_agent::init::is_pid1() {
         berth_agent::init::main();
     }
+    berth_agent::init::take_serving_fd();
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("__exec") {
         std::process::exit(berth_agent::runtime::exec::helper_main(&argv[2..]));

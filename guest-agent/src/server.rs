@@ -124,6 +124,7 @@ pub async fn serve(
         tracing::info!("listening on {ep}");
         tasks.push(task);
     }
+    crate::init::tell_serving();
     if std::env::var_os(berth_api::ANNOUNCE_SERVING_ENV).is_some() {
         // Whatever the log level: the host waits for this line.
         eprintln!("{}", berth_api::AGENT_SERVING_LINE);

@@ -47,6 +47,8 @@ impl ImageService {
             Some(p) => Platform::parse(p)?,
             None => Platform::host(),
         };
+        // In the VM, the NIC comes up once the agent serves.
+        crate::init::modules_ready().await;
         let _guard = self.gc_lock.read().await;
         let client = Arc::new(self.registries.client(&image));
         let auth = creds.to_oci();

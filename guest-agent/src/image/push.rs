@@ -40,6 +40,8 @@ impl ImageService {
                 "cannot push to {reference}: push to a tag, not a digest"
             )));
         }
+        // In the VM, the NIC comes up once the agent serves.
+        crate::init::modules_ready().await;
         let _guard = self.gc_lock.read().await;
         let entry = self.find(reference)?;
         let record = entry.record;

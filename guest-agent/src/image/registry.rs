@@ -134,6 +134,8 @@ pub async fn check_login(
     server: &str,
     creds: &Credentials,
 ) -> crate::error::Result<()> {
+    // In the VM, the NIC comes up once the agent serves.
+    crate::init::modules_ready().await;
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")

@@ -12,15 +12,22 @@ pub mod storage;
 pub mod supervise;
 pub mod system;
 
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Where the agent keeps its state in the VM: the data disk.
 pub const AGENT_ROOT: &str = "/var/lib/berth";
 
-/// Exists while PID 1 is still bringing up what containers need (the NIC,
-/// shared folders, overlayfs, bridges, nftables), which it does while the
-/// agent starts.
+/// Exists while PID 1 is still bringing up what containers and registries
+/// need (the NIC, shared folders, overlayfs, bridges, nftables), which it
+/// does once the agent serves.
 pub const MODULES_PENDING: &str = "/run/berth-modules-pending";
+
+/// Names the descriptor on which the agent PID 1 started tells it that it
+/// serves (one byte, then the descriptor is closed).
+pub const SERVING_FD_ENV: &str = "BERTH_SERVING_FD";
 
 /// Exists while PID 1 is still formatting, checking or mounting the data
 /// disk, which it does while the agent starts: the agent's own start (its
@@ -39,8 +46,8 @@ pub fn storage_ready() {
     }
 }
 
-/// Waits (up to 30 s) until PID 1 has brought up what containers need;
-/// returns at once outside the VM.
+/// Waits (up to 30 s) until PID 1 has brought up what containers and
+/// registries need; returns at once outside the VM.
 pub async fn modules_ready() {
     let pending = Path::new(MODULES_PENDING);
     for _ in 0..3000 {
@@ -48,6 +55,39 @@ pub async fn modules_ready() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The descriptor PID 1 passed as [`SERVING_FD_ENV`], until
+/// [`tell_serving`] uses it.
+static SERVING: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Takes the descriptor PID 1 passed as [`SERVING_FD_ENV`], if any, out of
+/// reach of the agent's children (no container inherits it). The agent
+/// calls it first thing, while it has one thread.
+pub fn take_serving_fd() {
+    let Some(fd) = std::env::var(SERVING_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+    else {
+        return;
+    };
+    std::env::remove_var(SERVING_FD_ENV);
+    let cloexec = nix::fcntl::FdFlag::FD_CLOEXEC;
+    if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(cloexec)).is_ok() {
+        // SAFETY: PID 1 opened this descriptor for the agent alone, and
+        // the fcntl just showed that it is open.
+        *SERVING.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+/// Tells PID 1 that the agent serves, so it brings up the devices (once;
+/// nothing outside the VM).
+pub fn tell_serving() {
+    let fd = SERVING.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(fd) = fd {
+        let _ = std::fs::File::from(fd).write_all(&[1]);
     }
 }
 
@@ -77,12 +117,12 @@ pub fn main() -> ! {
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     );
     std::env::set_var("HOME", "/root");
-    // The agent starts while the data disk is mounted and the devices come
-    // up; it waits for each before it needs it.
+    // The agent starts while the data disk is mounted, and the devices
+    // come up once it serves; it waits for each before it needs it.
     let _ = std::fs::write(STORAGE_PENDING, "");
     let _ = std::fs::write(MODULES_PENDING, "");
     stamp("set up; starting the agent");
-    let agent = supervise::start_agent(&config);
+    let (serving, agent) = supervise::start_first_agent(&config);
     match &config.disk {
         Some(disk) => report(
             "mounting the data disk",
@@ -92,11 +132,13 @@ pub fn main() -> ! {
     }
     let _ = std::fs::remove_file(STORAGE_PENDING);
     stamp("data disk mounted");
-    // The NIC, the shares and the modules containers need come up while
-    // the agent starts; the agent waits for them before it creates or
-    // starts a container.
+    // The NIC, the shares and the modules containers need come up once the
+    // agent serves: under emulation, loading them beside the agent's start
+    // slowed it by about a tenth of a second. The agent waits for them
+    // before it creates or starts a container or reaches a registry.
     let devices = config.clone();
     std::thread::spawn(move || {
+        supervise::wait_serving(serving);
         load_modules(&modules.join("load-devices"), &devices);
         report(
             "bringing the network up",

@@ -5,6 +5,7 @@
 //! powers the VM off cleanly on SIGTERM, SIGPWR or the ACPI power button.
 
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,6 +18,9 @@ use nix::unistd::Pid;
 
 use super::config::Config;
 use super::AGENT_ROOT;
+
+/// The descriptor number the agent sees [`start_first_agent`]'s pipe at.
+const SERVING_FD: i32 = 3;
 
 /// Blocks the signals PID 1 takes synchronously, in the calling thread and
 /// every thread it spawns afterwards: PID 1 calls this before it starts
@@ -60,7 +64,7 @@ fn handled() -> SigSet {
     set
 }
 
-/// Supervises `agent` (started by [`start_agent`]), restarting it when it
+/// Supervises `agent` (started by [`start_first_agent`]), restarting it when it
 /// exits, until a power-off request; then powers off. PID 1 has called
 /// [`block_signals`] first.
 pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
@@ -93,7 +97,7 @@ pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
             }
         }
         if agent.is_none() && restart_at.is_some_and(|t| Instant::now() >= t) {
-            agent = start_agent(config);
+            agent = start_agent(config, None);
             restart_at = None;
         }
         if agent.is_some() && restart_at.is_none() {
@@ -102,9 +106,31 @@ pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
     }
 }
 
+/// Starts the boot's agent like [`start_agent`], with the write end of a
+/// pipe as [`super::SERVING_FD_ENV`]; the read end is for
+/// [`wait_serving`] (none when the pipe could not be made).
+pub fn start_first_agent(config: &Config) -> (Option<OwnedFd>, Option<Child>) {
+    let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return (None, start_agent(config, None));
+    };
+    let agent = start_agent(config, Some(&write));
+    // The agent holds the only write end now: its exit ends the wait.
+    drop(write);
+    (Some(read), agent)
+}
+
+/// Blocks until the agent started by [`start_first_agent`] serves, or has
+/// exited without saying so (whoever waits then goes on regardless).
+pub fn wait_serving(serving: Option<OwnedFd>) {
+    if let Some(fd) = serving {
+        let mut byte = [0u8; 1];
+        let _ = std::fs::File::from(fd).read(&mut byte);
+    }
+}
+
 /// Starts the serving agent with no signal blocked, or says on the console
-/// why it could not.
-pub fn start_agent(config: &Config) -> Option<Child> {
+/// why it could not; `serving` is passed on as [`super::SERVING_FD_ENV`].
+fn start_agent(config: &Config, serving: Option<&OwnedFd>) -> Option<Child> {
     let mut cmd = child_command("/usr/bin/berth-agent");
     cmd.arg("--listen")
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
@@ -117,6 +143,16 @@ pub fn start_agent(config: &Config) -> Option<Child> {
     }
     if let Some(level) = &config.log_level {
         cmd.arg("--log-level").arg(level);
+    }
+    let mut _passed = Vec::new();
+    if let Some(fd) = serving {
+        match crate::runtime::fdio::pass_fds(&mut cmd, &[(fd.as_raw_fd(), SERVING_FD)]) {
+            Ok(copies) => {
+                _passed = copies;
+                cmd.env(super::SERVING_FD_ENV, SERVING_FD.to_string());
+            }
+            Err(e) => eprintln!("berth-init: the agent cannot tell when it serves: {e}"),
+        }
     }
     match cmd.spawn() {
         Ok(child) => Some(child),
