@@ -183,3 +183,30 @@ fn report(what: &str, result: anyhow::Result<()>) {
         eprintln!("berth-init: {what} failed: {e:#}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_agent_tells_pid1_once_and_keeps_the_pipe_from_its_children() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let raw = write.as_raw_fd();
+        std::mem::forget(write); // owned by SERVING from here on
+        std::env::set_var(SERVING_FD_ENV, raw.to_string());
+        take_serving_fd();
+        assert!(
+            std::env::var_os(SERVING_FD_ENV).is_none(),
+            "children would see it"
+        );
+        let flags = nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "children would inherit it");
+        tell_serving();
+        tell_serving();
+        let mut said = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut said).unwrap();
+        assert_eq!(said, [1], "one byte, then the end of the pipe");
+    }
+}
