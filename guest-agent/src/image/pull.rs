@@ -290,8 +290,17 @@ pub(crate) fn check_layers(manifest: &Manifest, config: &ImageConfig) -> Result<
     Ok(diff_ids)
 }
 
-fn spawn_progress(dl: Arc<super::download::Download>, id: String, tx: ProgressTx) {
+/// Reports a download's progress until it is done. The download may have
+/// finished before this subscribes (a small blob, a quick failure): the
+/// current state counts as a change, or the task would wait forever and,
+/// holding `tx`, keep the client's progress stream open.
+fn spawn_progress(
+    dl: Arc<super::download::Download>,
+    id: String,
+    tx: ProgressTx,
+) -> tokio::task::JoinHandle<()> {
     let mut rx = dl.progress.subscribe();
+    rx.mark_changed();
     tokio::spawn(async move {
         while rx.changed().await.is_ok() {
             let (written, done) = *rx.borrow_and_update();
@@ -301,7 +310,7 @@ fn spawn_progress(dl: Arc<super::download::Download>, id: String, tx: ProgressTx
             }
             say(&tx, &id, "Downloading", written, dl.size);
         }
-    });
+    })
 }
 
 /// Seconds since the epoch.
@@ -342,5 +351,32 @@ pub(crate) fn image_record(
         repo_digests,
         size,
         stored_at: now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::download::Download;
+
+    #[tokio::test]
+    async fn progress_ends_for_a_download_that_finished_before_it_was_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(Download::new(
+            dir.path().join("partial"),
+            dir.path().join("final"),
+            10,
+        ));
+        let failed = dl.finish(|| Err(crate::error::Error::Internal("digest mismatch".into())));
+        assert!(failed.is_err());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = spawn_progress(dl, "abc".into(), tx);
+        tokio::time::timeout(std::time::Duration::from_secs(5), watcher)
+            .await
+            .expect("the progress watcher waited for a change that had already come")
+            .unwrap();
+        let last = rx.recv().await.unwrap();
+        assert_eq!(last.status, "Download complete");
+        assert!(rx.recv().await.is_none(), "the stream ends");
     }
 }
