@@ -144,16 +144,19 @@ fn start_agent(config: &Config, serving: Option<&OwnedFd>) -> Option<Child> {
     if let Some(level) = &config.log_level {
         cmd.arg("--log-level").arg(level);
     }
-    let mut _passed = Vec::new();
-    if let Some(fd) = serving {
+    // The copies pass_fds makes must live until the spawn.
+    let _passed = serving.and_then(|fd| {
         match crate::runtime::fdio::pass_fds(&mut cmd, &[(fd.as_raw_fd(), SERVING_FD)]) {
             Ok(copies) => {
-                _passed = copies;
                 cmd.env(super::SERVING_FD_ENV, SERVING_FD.to_string());
+                Some(copies)
             }
-            Err(e) => eprintln!("berth-init: the agent cannot tell when it serves: {e}"),
+            Err(e) => {
+                eprintln!("berth-init: the agent cannot tell when it serves: {e}");
+                None
+            }
         }
-    }
+    });
     match cmd.spawn() {
         Ok(child) => Some(child),
         Err(e) => {
