@@ -42,6 +42,7 @@ pub fn main() -> ! {
 }
 
 fn run() -> Result<std::convert::Infallible> {
+    super::stamp("stage one started");
     for (fstype, target) in [("devtmpfs", "/dev"), ("proc", "/proc")] {
         std::fs::create_dir_all(target)?;
         mount(
