@@ -49,6 +49,21 @@ pub fn pick_accel(asked: Option<&str>) -> String {
     }
 }
 
+/// The `-cpu` model for `accel`: the host's own under a hypervisor, QEMU's
+/// `max` under TCG, on x86 less ERMS and FSRM. With them the guest's kernel
+/// and libc copy and clear memory with `rep movsb` and `rep stosb`, which
+/// TCG runs one byte per step (every page the kernel zeroes, every module
+/// it loads); without them they move eight bytes at a time. Measured with
+/// interleaved boots: later boots about 0.25 s faster, the floor (kernel
+/// and busybox) unchanged within noise.
+fn cpu_model(arch: Arch, accel: &str) -> &'static str {
+    match (accel, arch) {
+        ("tcg", Arch::X86_64) => "max,-erms,-fsrm",
+        ("tcg", Arch::Aarch64) => "max",
+        _ => "host",
+    }
+}
+
 /// QEMU's arguments for `spec` (without the binary).
 pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
     let arch = spec.image.manifest.arch;
@@ -60,7 +75,7 @@ pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
         Arch::Aarch64 => "virt",
     };
     push(&["-machine", machine, "-accel", accel]);
-    push(&["-cpu", if accel == "tcg" { "max" } else { "host" }]);
+    push(&["-cpu", cpu_model(arch, accel)]);
     push(&[
         "-smp",
         &spec.cpus.to_string(),
@@ -338,4 +353,18 @@ pub async fn qmp(socket: &Path, command: &str) -> Result<()> {
         }
     }
     bail!("QEMU's monitor closed before answering {command}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcg_x86_guests_get_a_cpu_without_byte_by_byte_string_copies() {
+        assert_eq!(cpu_model(Arch::X86_64, "tcg"), "max,-erms,-fsrm");
+        assert_eq!(cpu_model(Arch::Aarch64, "tcg"), "max");
+        for accel in ["kvm", "hvf", "whpx"] {
+            assert_eq!(cpu_model(Arch::X86_64, accel), "host");
+        }
+    }
 }
