@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::status::to_status;
 use super::Agent;
+use crate::error::Error;
 use crate::runtime::fdio::Fd;
 use crate::runtime::lifecycle::AttachWanted;
 use crate::runtime::protocol;
@@ -380,9 +381,9 @@ impl ContainersRpc for ContainersApi {
             input: Some(pb::attach_input::Input::Start(start)),
         }) = first
         else {
-            return Err(Status::invalid_argument(
-                "an attach stream must begin with the container to attach to",
-            ));
+            return Err(to_status(Error::InvalidArgument(
+                "an attach stream must begin with the container to attach to".into(),
+            )));
         };
         let wanted = AttachWanted {
             stdin: start.stdin,
@@ -396,14 +397,14 @@ impl ContainersRpc for ContainersApi {
         } else {
             let r = c.find(&start.id).map_err(to_status)?.record();
             if !r.state.is_running() {
-                return Err(Status::failed_precondition(format!(
+                return Err(to_status(Error::FailedPrecondition(format!(
                     "you cannot attach to a stopped container {}: start it first",
                     r.id
-                )));
+                ))));
             }
             Some(c.attach_conn(&r.id, wanted).await.map_err(to_status)?)
         };
-        let conn = conn.ok_or_else(|| Status::internal("no attach connection"))?;
+        let conn = conn.ok_or_else(|| to_status(Error::Internal("no attach connection".into())))?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(relay_attach(c.clone(), id, conn, input, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -423,9 +424,9 @@ impl ContainersRpc for ContainersApi {
             input: Some(Input::Start(start)),
         }) = first
         else {
-            return Err(Status::invalid_argument(
-                "an exec stream must begin with what to run",
-            ));
+            return Err(to_status(Error::InvalidArgument(
+                "an exec stream must begin with what to run".into(),
+            )));
         };
         let mut p = self.0.containers.exec(&start).await.map_err(to_status)?;
         let (tx, rx) = mpsc::channel(64);
@@ -442,7 +443,7 @@ impl ContainersRpc for ContainersApi {
         }
         let master = match p.master.take().map(Fd::new) {
             Some(Ok(m)) => Some(Arc::new(m)),
-            Some(Err(e)) => return Err(Status::internal(format!("exec terminal: {e}"))),
+            Some(Err(e)) => return Err(to_status(Error::Internal(format!("exec terminal: {e}")))),
             None => None,
         };
         if let (Some(m), Some(size)) = (&master, &start.size) {
@@ -568,10 +569,10 @@ impl ContainersRpc for ContainersApi {
         let entry = c.find(&r.id).map_err(to_status)?;
         let record = entry.record();
         if !record.state.is_running() {
-            return Err(Status::failed_precondition(format!(
+            return Err(to_status(Error::FailedPrecondition(format!(
                 "container {} is not running",
                 record.id
-            )));
+            ))));
         }
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -686,9 +687,9 @@ impl ContainersRpc for ContainersApi {
                 part: Some(Part::Target(t)),
             }) => t,
             _ => {
-                return Err(Status::invalid_argument(
-                    "a copy starts with its target: the container and the directory in it",
-                ))
+                return Err(to_status(Error::InvalidArgument(
+                    "a copy starts with its target: the container and the directory in it".into(),
+                )))
             }
         };
         let c = &self.0.containers;

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::status::to_status;
 use super::Agent;
+use crate::error::Error;
 use crate::shares::{self, Event};
 
 /// Files over the agent.
@@ -37,7 +38,7 @@ impl FilesRpc for FilesApi {
                 let mounted = mounted.clone();
                 tokio::task::spawn_blocking(move || shares::replay(&mounted, &event))
                     .await
-                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| to_status(Error::Internal(e.to_string())))?
             };
             match replayed {
                 Ok(()) => applied += 1,

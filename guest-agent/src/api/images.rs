@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::status::{not_built, to_status};
 use super::system::credentials;
 use super::Agent;
+use crate::error::Error;
 use crate::image::manage::{ImageEntry, Removed};
 use crate::image::manifest::{parse_config, ImageConfig};
 use crate::image::reference::familiar;
@@ -428,9 +429,9 @@ impl Images for ImagesApi {
                 part: Some(Part::Options(o)),
             }) => o,
             _ => {
-                return Err(Status::invalid_argument(
-                    "an import starts with its options (the name, changes and message)",
-                ))
+                return Err(to_status(Error::InvalidArgument(
+                    "an import starts with its options (the name, changes and message)".into(),
+                )))
             }
         };
         let images = self.0.images.clone();

@@ -38,9 +38,7 @@ impl ChunkWriter {
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
             self.tx
                 .blocking_send(Ok(berth_api::v1::DataChunk { data }))
-                .map_err(|_| {
-                    crate::error::Error::Unavailable("the client stopped reading".into())
-                })?;
+                .map_err(|_| crate::error::Error::Cancelled("the client stopped reading".into()))?;
         }
         Ok(())
     }
@@ -90,8 +88,11 @@ pub(crate) async fn spool_stream<T>(
     data: impl Fn(T) -> Option<Vec<u8>>,
 ) -> Result<(), tonic::Status> {
     use tokio::io::AsyncWriteExt;
-    let failed =
-        |e: std::io::Error| tonic::Status::internal(format!("cannot spool the upload: {e}"));
+    let failed = |e: std::io::Error| {
+        status::to_status(crate::error::Error::Internal(format!(
+            "cannot spool the upload: {e}"
+        )))
+    };
     let mut file = tokio::fs::File::from_std(spool.reopen().map_err(failed)?);
     while let Some(msg) = incoming.message().await? {
         if let Some(d) = data(msg) {

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::status::to_status;
 use super::Agent;
+use crate::error::Error;
 
 /// Ports over the agent.
 pub struct PortsApi(pub Arc<Agent>);
@@ -53,30 +54,34 @@ impl PortsRpc for PortsApi {
                 input: Some(Input::Target(t)),
             }) => t,
             _ => {
-                return Err(Status::invalid_argument(
-                    "a relay starts with its target: the container and its port",
-                ))
+                return Err(to_status(Error::InvalidArgument(
+                    "a relay starts with its target: the container and its port".into(),
+                )))
             }
         };
         if !["", "tcp"].contains(&target.protocol.as_str()) {
-            return Err(Status::unimplemented(format!(
+            return Err(to_status(Error::Unimplemented(format!(
                 "relaying {} is not built: only tcp ports can be relayed",
                 target.protocol
-            )));
+            ))));
         }
         let port = u16::try_from(target.port)
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| Status::invalid_argument("the relay's port must be from 1 to 65535"))?;
+            .ok_or_else(|| {
+                to_status(Error::InvalidArgument(
+                    "the relay's port must be from 1 to 65535".into(),
+                ))
+            })?;
         let addr = self
             .0
             .containers
             .port_target(&target.container_id, port)
             .map_err(to_status)?;
         let conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
-            Status::unavailable(format!(
+            to_status(Error::Unavailable(format!(
                 "nothing answers on port {port} of the container ({e})"
-            ))
+            )))
         })?;
         let _ = conn.set_nodelay(true);
         let (mut read, mut write) = conn.into_split();

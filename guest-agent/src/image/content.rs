@@ -47,7 +47,7 @@ impl ContentStore {
     pub fn read(&self, digest: &str) -> Result<Vec<u8>> {
         fs::read(self.path(digest)?).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => {
-                Error::NotFound(format!("blob {digest} is not in the store"))
+                Error::not_found(format!("blob {digest} is not in the store"))
             }
             _ => Error::io(format!("cannot read blob {digest}"), e),
         })

@@ -48,7 +48,7 @@ impl ImageService {
     /// name@digest.
     pub fn find(&self, input: &str) -> Result<ImageEntry> {
         let missing = || {
-            Error::NotFound(format!(
+            Error::no_image(format!(
                 "no such image: {input}; `berth images` lists the stored ones"
             ))
         };
@@ -114,7 +114,7 @@ impl ImageService {
         let mut out = Vec::new();
         if let Some(container) = self.user_of(&id) {
             if by_name.is_none() || entry.tags.len() <= 1 {
-                return Err(Error::FailedPrecondition(format!(
+                return Err(Error::Conflict(format!(
                     "unable to delete {input}: container {} uses the image; remove the container first (berth rm)",
                     &container[..12.min(container.len())]
                 )));
@@ -128,7 +128,7 @@ impl ImageService {
                 return Ok((out, 0));
             }
         } else if entry.tags.len() > 1 && !force {
-            return Err(Error::FailedPrecondition(format!(
+            return Err(Error::Conflict(format!(
                 "unable to delete {} (must be forced): the image is referenced by several names ({}); remove them one by one or use -f",
                 super::short_id(&id),
                 entry.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>().join(", ")

@@ -194,7 +194,7 @@ impl Index {
                     .filter(|p| p.os != "unknown")
                     .map(|p| p.to_string())
                     .collect();
-                Error::NotFound(format!(
+                Error::no_image(format!(
                     "this image has no variant for {want}; it has {}: choose one with --platform",
                     have.join(", ")
                 ))

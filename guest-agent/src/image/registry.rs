@@ -88,13 +88,13 @@ pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> 
             ))
         }
         OciDistributionError::ImageManifestNotFoundError(_) => {
-            Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+            Error::no_image(format!("{name} was not found in its registry: check the name and tag"))
         }
         OciDistributionError::RegistryError { envelope, .. } => {
             let text = envelope.errors.iter().map(|e| format!("{:?}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ");
             let any = |f: fn(&OciErrorCode) -> bool| envelope.errors.iter().any(|e| f(&e.code));
             if any(|c| matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown)) {
-                Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+                Error::no_image(format!("{name} was not found in its registry: check the name and tag"))
             } else if any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
                 Error::Unauthenticated(format!(
                     "{what} {name} was refused by the registry ({text}); run `berth login {}` with an account that has access",
@@ -119,7 +119,7 @@ pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> 
                     image.registry()
                 ))
             } else if text.contains("404") {
-                Error::NotFound(format!("{name} was not found in its registry: check the name and tag"))
+                Error::no_image(format!("{name} was not found in its registry: check the name and tag"))
             } else {
                 Error::Unavailable(format!("{what} {name} failed: {text}"))
             }

@@ -37,7 +37,7 @@ pub fn free_subnet(taken: &[Ipv4Net]) -> Result<Ipv4Net> {
         .expect("/24 fits in the pool")
         .find(|s| !taken.iter().any(|t| overlaps(s, t)))
         .ok_or_else(|| {
-            Error::FailedPrecondition(format!(
+            Error::ResourceExhausted(format!(
                 "every /24 of {USER_POOL} is in use: remove unused networks (berth network prune) or give --subnet"
             ))
         })
@@ -59,7 +59,7 @@ pub fn next_free(net: &Ipv4Net, gateway: Ipv4Addr, used: &[Ipv4Addr]) -> Result<
     net.hosts()
         .find(|a| *a != gateway && !used.contains(a))
         .ok_or_else(|| {
-            Error::FailedPrecondition(format!(
+            Error::ResourceExhausted(format!(
                 "no free address is left in {net}: stop some of its containers or use a larger subnet"
             ))
         })

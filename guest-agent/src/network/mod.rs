@@ -125,7 +125,7 @@ impl Networks {
             )));
         }
         if !rec.endpoints.is_empty() {
-            return Err(Error::FailedPrecondition(format!(
+            return Err(Error::Conflict(format!(
                 "network {} has active endpoints: stop or disconnect its containers first",
                 rec.name
             )));

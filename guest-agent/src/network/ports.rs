@@ -92,7 +92,7 @@ impl Reservations {
                 .map_err(|e| Error::io("making a socket for a published port", e))?;
             let addr = SocketAddr::new(IpAddr::V4(w.host_addr()), w.host_port);
             socket.bind(&addr.into()).map_err(|e| {
-                Error::FailedPrecondition(format!(
+                Error::Conflict(format!(
                     "the host port {}:{}/{} cannot be published ({e}): it is already in use; choose another host port",
                     w.host_addr(), w.host_port, w.protocol
                 ))

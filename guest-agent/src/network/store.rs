@@ -260,7 +260,7 @@ impl Store {
             .collect();
         match hits.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(Error::NotFound(format!(
+            [] => Err(Error::no_network(format!(
                 "network {input} not found; `berth network ls` lists them"
             ))),
             _ => Err(Error::InvalidArgument(format!(

@@ -24,7 +24,7 @@ use crate::volume::copy::open_in_root;
 /// is copied as what it points to.
 pub fn copy_out(root: &Path, path: &str, follow: bool, out: impl Write) -> Result<()> {
     let missing = |e: io::Error| {
-        Error::NotFound(format!(
+        Error::not_found(format!(
             "could not find the file {path} in the container ({e})"
         ))
     };
@@ -118,7 +118,7 @@ pub fn copy_in(root: &Path, dest: &str, keep_owner: bool, input: impl Read) -> R
         let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
         let (parent, name) = (parent.to_string(), name.to_string());
         open_in_root(root, &parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| {
-            Error::NotFound(format!(
+            Error::not_found(format!(
                 "the destination directory {parent}/ does not exist in the container ({e})"
             ))
         })?;

@@ -224,10 +224,9 @@ pub fn helper_main(args: &[String]) -> i32 {
         Err(e) => {
             let _ = std::fs::remove_file(process);
             eprintln!("{e}");
-            if super::command_not_found(&e) {
-                127
-            } else {
-                126
+            match super::start_failure(e) {
+                Error::CommandNotFound(_) => 127,
+                _ => 126,
             }
         }
     }

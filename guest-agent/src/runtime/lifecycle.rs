@@ -198,7 +198,7 @@ impl Containers {
             });
         if !reply.error.is_empty() {
             self.update(entry, |r| r.state.error = reply.error.clone())?;
-            return Err(Error::FailedPrecondition(reply.error));
+            return Err(super::start_failure(reply.error));
         }
         Ok((pid, monitor_pid, conn))
     }
@@ -477,7 +477,7 @@ impl Containers {
         let record = self.update(&entry, |r| r.state.stopped_by_user = true)?;
         if record.state.is_running() {
             if !force {
-                return Err(Error::FailedPrecondition(format!(
+                return Err(Error::Conflict(format!(
                     "you cannot remove a running container {}: stop it first, or remove it with -f",
                     record.id
                 )));
@@ -690,20 +690,11 @@ async fn spawn_monitor(dir: &std::path::Path) -> Result<(i32, i32)> {
         let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
         format!("the container's monitor failed: {}", log.trim())
     });
-    Err(start_error(error))
+    Err(super::start_failure(error))
 }
 
 fn read_ready(fd: OwnedFd) -> String {
     let mut line = String::new();
     let _ = std::io::BufReader::new(std::fs::File::from(fd)).read_line(&mut line);
     line
-}
-
-/// Docker's codes: a missing executable is the user's to fix.
-fn start_error(text: String) -> Error {
-    if super::command_not_found(&text) {
-        Error::InvalidArgument(text)
-    } else {
-        Error::FailedPrecondition(text)
-    }
 }

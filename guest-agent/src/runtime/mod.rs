@@ -71,10 +71,29 @@ pub fn wait_exit_code(pid: i32) -> i32 {
     }
 }
 
-/// True when a runtime error says the command to run does not exist
-/// (Docker answers 127 for it, and the user must fix the command).
-pub fn command_not_found(error: &str) -> bool {
-    error.contains("executable") || error.contains("No such file") || error.contains("not found")
+/// The engine error for a container or exec process that failed to start,
+/// from the runtime's report of it: [`Error::CommandNotFound`] when the
+/// command does not exist (Docker's 127), [`Error::CommandCannotRun`] when
+/// it is a directory or not executable (Docker's 126), else
+/// [`Error::FailedPrecondition`]. The runtime (libcontainer, in the
+/// container's init) reports these only as text across a process
+/// boundary, so this is the one place that reads it.
+pub fn start_failure(text: String) -> Error {
+    // libcontainer's validation: "executable 'X' not found in $PATH" and
+    // "executable 'X' at path 'P' does not have correct permissions";
+    // execvp's failure: "error 'ENOENT: …' executing 'X' …" (ENOENT for a
+    // missing interpreter too).
+    let exec_failed =
+        |errno: &[&str]| text.contains("executing") && errno.iter().any(|e| text.contains(e));
+    if text.contains("not found in $PATH") || exec_failed(&["ENOENT", "ENOTDIR"]) {
+        Error::CommandNotFound(text)
+    } else if text.contains("does not have correct permissions")
+        || exec_failed(&["EACCES", "EISDIR", "ENOEXEC", "EPERM"])
+    {
+        Error::CommandCannotRun(text)
+    } else {
+        Error::FailedPrecondition(text)
+    }
 }
 
 /// One container in memory.
@@ -210,7 +229,7 @@ impl Containers {
         };
         match hits.len() {
             1 => Ok(hits[0].clone()),
-            0 => Err(Error::NotFound(format!(
+            0 => Err(Error::no_container(format!(
                 "no such container: {input}; `berth ps -a` lists them"
             ))),
             _ => Err(Error::InvalidArgument(format!(
@@ -258,5 +277,76 @@ impl Containers {
         ];
         attrs.extend_from_slice(extra);
         self.events.emit("container", action, &record.id, &attrs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use libcontainer::workload::default::DefaultExecutor;
+    use libcontainer::workload::Executor;
+    use oci_spec::runtime::{ProcessBuilder, Spec};
+
+    use super::*;
+
+    /// What libcontainer's own check says about `command`, as the create
+    /// helper reports it (its sentence wrapped in ours).
+    fn verdict(command: &str) -> Option<Error> {
+        let mut spec = Spec::default();
+        let process = ProcessBuilder::default()
+            .args(vec![command.to_string()])
+            .env(vec!["PATH=/usr/bin:/bin".to_string()])
+            .build()
+            .expect("a process");
+        spec.set_process(Some(process));
+        DefaultExecutor {}.validate(&spec).err().map(|e| {
+            start_failure(format!(
+                "the container could not be created: init process failed: {e}"
+            ))
+        })
+    }
+
+    #[test]
+    fn a_missing_command_is_command_not_found() {
+        for command in ["/no/such/binary", "no-such-command-anywhere"] {
+            let e = verdict(command).expect("refused");
+            assert!(matches!(e, Error::CommandNotFound(_)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_directory_is_a_command_that_cannot_run() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let e = verdict(dir.path().to_str().expect("utf-8")).expect("refused");
+        assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_file_without_execute_permission_cannot_run() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let file = dir.path().join("script");
+        std::fs::write(&file, "#!/bin/sh\n").expect("written");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = verdict(file.to_str().expect("utf-8")).expect("refused");
+        assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
+    }
+
+    #[test]
+    fn an_existing_command_passes_and_other_failures_stay_preconditions() {
+        assert_eq!(verdict("sh"), None);
+        let e = start_failure("the container could not be created: mount failed: EPERM".into());
+        assert!(matches!(e, Error::FailedPrecondition(_)), "{e:?}");
+    }
+
+    #[test]
+    fn exec_failures_are_read_from_execvp_errno() {
+        let e = start_failure(
+            "error 'ENOENT: No such file or directory' executing '\"/x\"' with args".into(),
+        );
+        assert!(matches!(e, Error::CommandNotFound(_)), "{e:?}");
+        let e =
+            start_failure("error 'EACCES: Permission denied' executing '\"/x\"' with args".into());
+        assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
     }
 }

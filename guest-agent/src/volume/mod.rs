@@ -120,7 +120,7 @@ impl Volumes {
     pub fn remove(&self, name: &str, in_use: &BTreeSet<String>) -> Result<()> {
         let rec = self.find(name)?;
         if in_use.contains(&rec.name) {
-            return Err(Error::FailedPrecondition(format!(
+            return Err(Error::Conflict(format!(
                 "volume {name} is in use: remove the containers that use it first"
             )));
         }
@@ -169,7 +169,7 @@ impl Volumes {
 }
 
 fn not_found(name: &str) -> Error {
-    Error::NotFound(format!(
+    Error::no_volume(format!(
         "no such volume: {name}; `berth volume ls` lists them"
     ))
 }
