@@ -4,6 +4,8 @@
 
 pub mod endpoint;
 pub mod names;
+pub mod reason;
+pub mod serde_time;
 
 /// The generated `berth.v1` messages, clients and servers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -12,6 +14,7 @@ pub mod v1 {
 }
 
 pub use endpoint::{Endpoint, EndpointError};
+pub use reason::Reason;
 
 /// The API version this crate speaks; the agent reports it in `Version`.
 pub const API_VERSION: &str = "1.0";

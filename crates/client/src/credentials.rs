@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
 use base64::Engine as _;
 use berth_api::v1::RegistryAuth;
 use serde_json::{json, Value};
+
+use crate::error::{Error, ErrorKind, Result};
 
 fn home() -> PathBuf {
     std::env::var_os("HOME")
@@ -94,13 +95,16 @@ pub fn store(registry: &str, user: &str, pass: &str) -> Result<PathBuf> {
     let path = config_path();
     let mut cfg = read(&path);
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    cfg.as_object_mut()
-        .context("the config file is not a JSON object")?;
-    let auths = cfg
-        .as_object_mut()
-        .expect("object")
-        .entry("auths")
-        .or_insert_with(|| json!({}));
+    let Some(object) = cfg.as_object_mut() else {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{} is not a JSON object: fix or remove it, then log in again",
+                path.display()
+            ),
+        ));
+    };
+    let auths = object.entry("auths").or_insert_with(|| json!({}));
     auths[server_key(registry)] = json!({ "auth": auth });
     write(&path, &cfg)?;
     Ok(path)
@@ -125,7 +129,8 @@ fn write(path: &PathBuf, cfg: &Value) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
     }
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -133,8 +138,12 @@ fn write(path: &PathBuf, cfg: &Value) -> Result<()> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(serde_json::to_string_pretty(cfg)?.as_bytes())?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        .open(&tmp)
+        .map_err(|e| Error::io(format_args!("cannot write {}", tmp.display()), e))?;
+    let text = serde_json::to_string_pretty(cfg).unwrap_or_default();
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(format_args!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))?;
     Ok(())
 }

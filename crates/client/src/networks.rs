@@ -1,0 +1,66 @@
+//! Networks: create, list, inspect, remove, connect, disconnect, prune.
+
+use berth_api::v1::{self as pb, networks_client::NetworksClient};
+use tonic::transport::Channel;
+
+use crate::error::Result;
+use crate::Client;
+
+impl Client {
+    async fn networks(&self) -> Result<NetworksClient<Channel>> {
+        Ok(NetworksClient::new(self.channel().await?))
+    }
+
+    /// Creates a network.
+    pub async fn create_network(&self, req: pb::CreateNetworkRequest) -> Result<pb::Network> {
+        Ok(self.networks().await?.create(req).await?.into_inner())
+    }
+
+    /// Lists networks.
+    pub async fn list_networks(&self, req: pb::ListNetworksRequest) -> Result<Vec<pb::Network>> {
+        Ok(self
+            .networks()
+            .await?
+            .list(req)
+            .await?
+            .into_inner()
+            .networks)
+    }
+
+    /// One network by name or id.
+    pub async fn inspect_network(&self, id: &str) -> Result<pb::Network> {
+        let req = pb::NetworkRef { id: id.to_string() };
+        Ok(self.networks().await?.inspect(req).await?.into_inner())
+    }
+
+    /// Removes a network.
+    pub async fn remove_network(&self, id: &str) -> Result<()> {
+        let req = pb::NetworkRef { id: id.to_string() };
+        self.networks().await?.remove(req).await?;
+        Ok(())
+    }
+
+    /// Connects a container to a network.
+    pub async fn connect_network(&self, req: pb::ConnectNetworkRequest) -> Result<()> {
+        self.networks().await?.connect_container(req).await?;
+        Ok(())
+    }
+
+    /// Disconnects a container from a network.
+    pub async fn disconnect_network(&self, req: pb::DisconnectNetworkRequest) -> Result<()> {
+        self.networks().await?.disconnect_container(req).await?;
+        Ok(())
+    }
+
+    /// Removes networks no container uses.
+    pub async fn prune_networks(&self) -> Result<Vec<String>> {
+        let req = pb::PruneNetworksRequest::default();
+        Ok(self
+            .networks()
+            .await?
+            .prune(req)
+            .await?
+            .into_inner()
+            .deleted)
+    }
+}
