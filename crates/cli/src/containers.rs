@@ -4,16 +4,12 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use berth_api::v1::{self as pb, containers_client::ContainersClient};
+use berth_client::containers::WaitFor;
+use berth_client::types as pb;
+use berth_client::{ErrorKind, Object};
 use clap::{Args, Subcommand};
-use tonic::transport::Channel;
 
-use crate::{format, session, status_error, Conn, Exit};
-
-/// The Containers client.
-pub async fn client(conn: &Conn) -> Result<ContainersClient<Channel>> {
-    Ok(ContainersClient::new(conn.channel().await?))
-}
+use crate::{format, session, Conn, Exit};
 
 /// Flags shared by `create` and `run` (`-h` is the hostname, as in
 /// Docker, so help is `--help` only).
@@ -313,22 +309,22 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
 
 /// Creates a container, pulling its image first when it is missing.
 async fn create_pulling(conn: &Conn, req: pb::CreateContainerRequest) -> Result<String> {
-    let mut c = client(conn).await?;
-    let created = |r: pb::CreateContainerResponse| {
-        r.warnings.iter().for_each(|w| eprintln!("WARNING: {w}"));
-        r.id
-    };
-    match c.create(req.clone()).await {
-        Ok(r) => Ok(created(r.into_inner())),
-        Err(s) if s.code() == tonic::Code::NotFound && s.message().contains("no such image") => {
-            eprintln!("Unable to find image '{}' locally", req.image);
-            crate::images::pull_quietly(conn, &req.image, &req.platform).await?;
-            Ok(created(
-                c.create(req).await.map_err(status_error)?.into_inner(),
-            ))
-        }
-        Err(s) => Err(status_error(s)),
-    }
+    let image = req.image.clone();
+    let created = conn
+        .create_pulling(req, |p| match p {
+            None => eprintln!("Unable to find image '{image}' locally"),
+            Some(berth_client::images::Progress::Pulled(done)) => eprintln!(
+                "Status: Downloaded newer image for {}",
+                berth_client::names::familiar(&done.reference)
+            ),
+            Some(_) => {}
+        })
+        .await?;
+    created
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("WARNING: {w}"));
+    Ok(created.id)
 }
 
 /// Runs `berth create`.
@@ -347,11 +343,9 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
         .await
         .map_err(Exit::daemon)?;
     if a.detach {
-        client(conn)
-            .await?
-            .start(pb::ContainerRef { id: id.clone() })
+        conn.start_container(&id)
             .await
-            .map_err(|s| Exit::daemon(status_error(s)))?;
+            .map_err(|e| Exit::daemon(e.into()))?;
         println!("{id}");
         return Ok(());
     }
@@ -373,13 +367,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
     };
     if a.create.rm {
         // Docker's `run --rm` returns once the container is gone.
-        let req = pb::WaitContainerRequest {
-            id,
-            condition: "removed".into(),
-        };
-        if let Ok(mut c) = client(conn).await {
-            let _ = c.wait(req).await;
-        }
+        let _ = conn.wait_container(&id, WaitFor::Removed).await;
     }
     if code != 0 {
         return Err(Exit(code).into());
@@ -430,11 +418,7 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
         };
     }
     each(&a.containers, |id| async move {
-        client(conn)
-            .await?
-            .start(pb::ContainerRef { id: id.clone() })
-            .await
-            .map_err(status_error)?;
+        conn.start_container(&id).await?;
         Ok(id)
     })
     .await
@@ -488,12 +472,8 @@ pub async fn stop(conn: &Conn, a: StopArgs) -> Result<()> {
     each(&a.containers, |id| {
         let signal = a.signal.clone().unwrap_or_default();
         async move {
-            let req = pb::StopContainerRequest {
-                id: id.clone(),
-                timeout: if timeout == i32::MIN { -2 } else { timeout },
-                signal,
-            };
-            client(conn).await?.stop(req).await.map_err(status_error)?;
+            let timeout = (timeout != i32::MIN).then_some(timeout);
+            conn.stop_container(&id, timeout, &signal).await?;
             Ok(id)
         }
     })
@@ -502,18 +482,9 @@ pub async fn stop(conn: &Conn, a: StopArgs) -> Result<()> {
 
 /// Runs `berth restart`.
 pub async fn restart(conn: &Conn, a: StopArgs) -> Result<()> {
-    let timeout = a.time.unwrap_or(-2);
+    let timeout = a.time;
     each(&a.containers, |id| async move {
-        let req = pb::StopContainerRequest {
-            id: id.clone(),
-            timeout,
-            signal: String::new(),
-        };
-        client(conn)
-            .await?
-            .restart(req)
-            .await
-            .map_err(status_error)?;
+        conn.restart_container(&id, timeout).await?;
         Ok(id)
     })
     .await
@@ -535,14 +506,7 @@ pub async fn kill(conn: &Conn, a: KillArgs) -> Result<()> {
     each(&a.containers, |id| {
         let signal = a.signal.clone();
         async move {
-            client(conn)
-                .await?
-                .kill(pb::KillContainerRequest {
-                    id: id.clone(),
-                    signal,
-                })
-                .await
-                .map_err(status_error)?;
+            conn.kill_container(&id, &signal).await?;
             Ok(id)
         }
     })
@@ -560,13 +524,7 @@ pub struct IdsArgs {
 /// Runs `berth pause` or `berth unpause`.
 pub async fn pause(conn: &Conn, a: IdsArgs, paused: bool) -> Result<()> {
     each(&a.containers, |id| async move {
-        let mut c = client(conn).await?;
-        let r = pb::ContainerRef { id: id.clone() };
-        if paused {
-            c.pause(r).await.map_err(status_error)?;
-        } else {
-            c.unpause(r).await.map_err(status_error)?;
-        }
+        conn.pause_container(&id, paused).await?;
         Ok(id)
     })
     .await
@@ -589,16 +547,7 @@ pub struct RmArgs {
 /// Runs `berth rm`.
 pub async fn rm(conn: &Conn, a: RmArgs) -> Result<()> {
     each(&a.containers, |id| async move {
-        let req = pb::RemoveContainerRequest {
-            id: id.clone(),
-            force: a.force,
-            volumes: a.volumes,
-        };
-        client(conn)
-            .await?
-            .remove(req)
-            .await
-            .map_err(status_error)?;
+        conn.remove_container(&id, a.force, a.volumes).await?;
         Ok(id)
     })
     .await
@@ -615,44 +564,21 @@ pub struct RenameArgs {
 
 /// Runs `berth rename`.
 pub async fn rename(conn: &Conn, a: RenameArgs) -> Result<()> {
-    let req = pb::RenameContainerRequest {
-        id: a.container,
-        new_name: a.new_name,
-    };
-    client(conn)
-        .await?
-        .rename(req)
-        .await
-        .map_err(status_error)?;
+    conn.rename_container(&a.container, &a.new_name).await?;
     Ok(())
 }
 
 /// Runs `berth wait`: prints each container's exit code.
 pub async fn wait(conn: &Conn, a: IdsArgs) -> Result<()> {
     for id in a.containers {
-        let req = pb::WaitContainerRequest {
-            id,
-            condition: "not-running".into(),
-        };
-        let r = client(conn)
-            .await?
-            .wait(req)
-            .await
-            .map_err(status_error)?
-            .into_inner();
-        println!("{}", r.exit_code);
+        println!("{}", conn.wait_container(&id, WaitFor::NotRunning).await?);
     }
     Ok(())
 }
 
 /// Looks one container up.
 pub async fn inspect_one(conn: &Conn, id: &str) -> Result<pb::ContainerDetail> {
-    Ok(client(conn)
-        .await?
-        .inspect(pb::ContainerRef { id: id.to_string() })
-        .await
-        .map_err(status_error)?
-        .into_inner())
+    Ok(conn.inspect_container(id).await?)
 }
 
 /// `berth inspect` / `berth container inspect`.
@@ -671,22 +597,16 @@ pub struct InspectArgs {
 pub async fn inspect(conn: &Conn, a: InspectArgs, images_too: bool) -> Result<()> {
     let mut docs = Vec::new();
     for name in &a.names {
-        match client(conn)
-            .await?
-            .inspect(pb::ContainerRef { id: name.clone() })
-            .await
-        {
-            Ok(r) => docs.push(serde_json::from_str::<serde_json::Value>(
-                &r.into_inner().json,
-            )?),
-            Err(s) if images_too && s.code() == tonic::Code::NotFound => {
+        match conn.inspect_container_json(name).await {
+            Ok(doc) => docs.push(doc),
+            Err(e) if images_too && e.kind() == ErrorKind::NotFound(Object::Container) => {
                 docs.push(
-                    crate::images::inspect_json(conn, name)
+                    conn.inspect_image_json(name)
                         .await
                         .map_err(|_| anyhow::anyhow!("no such object: {name}"))?,
                 );
             }
-            Err(s) => return Err(status_error(s)),
+            Err(e) => return Err(e.into()),
         }
     }
     match a.format.as_deref() {
@@ -746,13 +666,7 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
         limit,
         size: false,
     };
-    let list = client(conn)
-        .await?
-        .list(req)
-        .await
-        .map_err(status_error)?
-        .into_inner()
-        .containers;
+    let list = conn.list_containers(req).await?;
     if a.quiet {
         for c in &list {
             println!(
@@ -846,16 +760,7 @@ pub struct TopArgs {
 
 /// Runs `berth top`.
 pub async fn top(conn: &Conn, a: TopArgs) -> Result<()> {
-    let req = pb::TopRequest {
-        id: a.container,
-        ps_args: a.ps_args,
-    };
-    let t = client(conn)
-        .await?
-        .top(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let t = conn.top(&a.container, a.ps_args).await?;
     let titles: Vec<&str> = t.titles.iter().map(String::as_str).collect();
     let rows: Vec<Vec<String>> = t.processes.into_iter().map(|p| p.values).collect();
     format::table(&titles, &rows);
@@ -916,12 +821,9 @@ pub struct PruneArgs {
 
 /// Runs `berth container prune`.
 pub async fn prune(conn: &Conn, _a: PruneArgs) -> Result<()> {
-    let r = client(conn)
-        .await?
-        .prune(pb::PruneContainersRequest::default())
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let r = conn
+        .prune_containers(pb::PruneContainersRequest::default())
+        .await?;
     if !r.deleted.is_empty() {
         println!("Deleted Containers:");
         for d in &r.deleted {

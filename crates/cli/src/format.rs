@@ -67,8 +67,9 @@ pub fn pairs(list: &[String]) -> std::collections::HashMap<String, String> {
 /// `-f KEY=VALUE` flags as the API's filter map.
 pub fn filters(
     list: &[String],
-) -> anyhow::Result<std::collections::HashMap<String, berth_api::v1::StringList>> {
-    let mut out: std::collections::HashMap<String, berth_api::v1::StringList> = Default::default();
+) -> anyhow::Result<std::collections::HashMap<String, berth_client::types::StringList>> {
+    let mut out: std::collections::HashMap<String, berth_client::types::StringList> =
+        Default::default();
     for f in list {
         let (k, v) = f
             .split_once('=')

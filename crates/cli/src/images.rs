@@ -4,15 +4,16 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use berth_api::v1::{self as pb, images_client::ImagesClient};
+use berth_client::images::Progress;
+use berth_client::types as pb;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 
-use berth_api::names::{familiar, short_id};
+use berth_client::names::{familiar, short_id};
 
 use crate::progress::Display;
-use crate::{auth, format, status_error, Conn};
+use crate::{format, Conn};
 
 /// `berth pull`.
 #[derive(Args, Debug)]
@@ -155,12 +156,6 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-async fn client(conn: &Conn) -> Result<ImagesClient<tonic::transport::Channel>> {
-    Ok(ImagesClient::new(conn.channel().await?)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
-}
-
 /// Runs `berth image …`.
 pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
     match cmd {
@@ -180,42 +175,46 @@ pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
 /// Runs `berth pull`.
 pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
     let platform = a.platform.unwrap_or_default();
-    let mut stream = pull_stream(conn, &a.reference, &platform).await?;
+    let mut stream = conn.pull(&a.reference, &platform).await?;
     let mut display = Display::new(a.quiet);
-    while let Some(msg) = stream.next().await {
-        let msg = msg.map_err(status_error)?;
-        if let Some(done) = msg.done {
-            println!("{}", familiar(&done.reference));
-            return Ok(());
+    while let Some(p) = stream.next().await {
+        match p? {
+            Progress::Pulled(done) => {
+                println!("{}", familiar(&done.reference));
+                return Ok(());
+            }
+            Progress::Layer {
+                id,
+                status,
+                current,
+                total,
+            } => display.show(&id, &status, current, total),
+            Progress::Pushed(_) => {}
         }
-        display.show(&msg.id, &msg.status, msg.current, msg.total);
     }
     bail!("the Berth agent ended the pull without finishing it")
 }
 
 /// Runs `berth push`.
 pub async fn push(conn: &Conn, a: PushArgs) -> Result<()> {
-    let auth = auth::lookup(&auth::registry_of(&a.reference));
-    let req = pb::PushRequest {
-        reference: a.reference,
-        auth,
-    };
-    let mut stream = client(conn)
-        .await?
-        .push(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream = conn.push(&a.reference).await?;
     let mut display = Display::new(a.quiet);
-    while let Some(msg) = stream.next().await {
-        let msg = msg.map_err(status_error)?;
-        if let Some(done) = msg.done {
-            if a.quiet {
-                println!("{}", done.digest);
+    while let Some(p) = stream.next().await {
+        match p? {
+            Progress::Pushed(done) => {
+                if a.quiet {
+                    println!("{}", done.digest);
+                }
+                return Ok(());
             }
-            return Ok(());
+            Progress::Layer {
+                id,
+                status,
+                current,
+                total,
+            } => display.show(&id, &status, current, total),
+            Progress::Pulled(_) => {}
         }
-        display.show(&msg.id, &msg.status, msg.current, msg.total);
     }
     bail!("the Berth agent ended the push without finishing it")
 }
@@ -241,16 +240,12 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
             .values
             .push(r.clone());
     }
-    let images = client(conn)
-        .await?
-        .list(pb::ListImagesRequest {
+    let images = conn
+        .list_images(pb::ListImagesRequest {
             all: a.all,
             filters,
         })
-        .await
-        .map_err(status_error)?
-        .into_inner()
-        .images;
+        .await?;
     let id_of = |i: &pb::ImageSummary| {
         if a.no_trunc {
             i.id.clone()
@@ -329,106 +324,17 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
     Ok(())
 }
 
-fn detail_json(d: &pb::ImageDetail) -> serde_json::Value {
-    let c = d.config.clone().unwrap_or_default();
-    let map = |v: &[String]| {
-        v.iter()
-            .map(|k| (k.clone(), json!({})))
-            .collect::<serde_json::Map<_, _>>()
-    };
-    json!({
-        "Id": d.id,
-        "RepoTags": d.repo_tags,
-        "RepoDigests": d.repo_digests,
-        "Created": d.created.as_ref().map(|t| t.to_string()),
-        "Author": d.author,
-        "Architecture": d.architecture,
-        "Variant": if d.variant.is_empty() { None } else { Some(&d.variant) },
-        "Os": d.os,
-        "Size": d.size,
-        "Config": {
-            "User": c.user,
-            "ExposedPorts": if c.exposed_ports.is_empty() { None } else { Some(map(&c.exposed_ports)) },
-            "Env": c.env,
-            "Entrypoint": if c.has_entrypoint { Some(&c.entrypoint) } else { None },
-            "Cmd": if c.has_cmd { Some(&c.cmd) } else { None },
-            "Volumes": if c.volumes.is_empty() { None } else { Some(map(&c.volumes)) },
-            "WorkingDir": c.working_dir,
-            "Labels": c.labels,
-            "StopSignal": if c.stop_signal.is_empty() { None } else { Some(&c.stop_signal) },
-        },
-        "RootFS": { "Type": "layers", "Layers": d.layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>() },
-        "Descriptor": { "mediaType": d.manifest_media_type, "digest": d.manifest_digest },
-        "Layers": d.layers.iter().map(|l| json!({"Digest": l.digest, "DiffID": l.diff_id, "MediaType": l.media_type, "Size": l.size, "UnpackedSize": l.unpacked_size})).collect::<Vec<_>>(),
-        "History": d.history.iter().map(|h| json!({"Created": h.created.as_ref().map(|t| t.to_string()), "CreatedBy": h.created_by, "Comment": h.comment, "EmptyLayer": h.empty_layer, "Size": h.size})).collect::<Vec<_>>(),
-    })
-}
-
-/// One image as `inspect` JSON.
-pub async fn inspect_json(conn: &Conn, reference: &str) -> Result<serde_json::Value> {
-    let d = client(conn)
-        .await?
-        .inspect(pb::InspectImageRequest {
-            reference: reference.to_string(),
-        })
-        .await
-        .map_err(status_error)?;
-    Ok(detail_json(&d.into_inner()))
-}
-
-/// Starts a pull with the stored credentials for the reference's registry.
-async fn pull_stream(
-    conn: &Conn,
-    reference: &str,
-    platform: &str,
-) -> Result<tonic::Streaming<pb::PullProgress>> {
-    let req = pb::PullRequest {
-        reference: reference.to_string(),
-        platform: platform.to_string(),
-        auth: auth::lookup(&auth::registry_of(reference)),
-        all_tags: false,
-    };
-    Ok(client(conn)
-        .await?
-        .pull(req)
-        .await
-        .map_err(status_error)?
-        .into_inner())
-}
-
-/// Pulls an image for `run`/`create`, with Docker's status lines on stderr.
-pub async fn pull_quietly(conn: &Conn, reference: &str, platform: &str) -> Result<()> {
-    let mut stream = pull_stream(conn, reference, platform).await?;
-    while let Some(msg) = stream.next().await {
-        let msg = msg.map_err(status_error)?;
-        if let Some(done) = msg.done {
-            eprintln!(
-                "Status: Downloaded newer image for {}",
-                familiar(&done.reference)
-            );
-            return Ok(());
-        }
-    }
-    bail!("the Berth agent ended the pull without finishing it")
-}
-
 /// Runs `berth image inspect`.
 pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
     if let Some(f) = a.format.as_deref().filter(|f| *f != "json") {
         bail!("--format '{f}' is not supported: use json");
     }
-    let mut c = client(conn).await?;
     let mut out = Vec::new();
     let mut failed = None;
     for r in &a.references {
-        match c
-            .inspect(pb::InspectImageRequest {
-                reference: r.clone(),
-            })
-            .await
-        {
-            Ok(d) => out.push(detail_json(&d.into_inner())),
-            Err(s) => failed = Some(status_error(s)),
+        match conn.inspect_image_json(r).await {
+            Ok(d) => out.push(d),
+            Err(e) => failed = Some(anyhow::Error::from(e)),
         }
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -437,17 +343,9 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
 
 /// Runs `berth image history`.
 pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
-    let mut c = client(conn).await?;
     for r in &a.references {
-        let h = c
-            .history(pb::InspectImageRequest {
-                reference: r.clone(),
-            })
-            .await
-            .map_err(status_error)?
-            .into_inner();
-        let rows: Vec<Vec<String>> = h
-            .history
+        let history = conn.image_history(r).await?;
+        let rows: Vec<Vec<String>> = history
             .iter()
             .map(|e| {
                 vec![
@@ -475,37 +373,22 @@ pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
 
 /// Runs `berth tag`.
 pub async fn tag(conn: &Conn, a: TagArgs) -> Result<()> {
-    client(conn)
-        .await?
-        .tag(pb::TagImageRequest {
-            source: a.source,
-            target: a.target,
-        })
-        .await
-        .map_err(status_error)?;
+    conn.tag_image(&a.source, &a.target).await?;
     Ok(())
 }
 
 /// Runs `berth rmi`.
 pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
-    let mut c = client(conn).await?;
     let mut failed = None;
     for r in &a.references {
-        match c
-            .remove(pb::RemoveImageRequest {
-                reference: r.clone(),
-                force: a.force,
-                no_prune: a.no_prune,
-            })
-            .await
-        {
-            Ok(resp) => {
-                for item in resp.into_inner().items {
+        match conn.remove_image(r, a.force, a.no_prune).await {
+            Ok(items) => {
+                for item in items {
                     println!("{}: {}", item.action, item.value);
                 }
             }
-            Err(s) => {
-                eprintln!("Error: {}", s.message());
+            Err(e) => {
+                eprintln!("Error: {e}");
                 failed = Some(anyhow::anyhow!("some images could not be removed"));
             }
         }
@@ -533,15 +416,7 @@ pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let resp = client(conn)
-        .await?
-        .prune(pb::PruneImagesRequest {
-            all: a.all,
-            filters: Default::default(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let resp = conn.prune_images(a.all).await?;
     if !resp.items.is_empty() {
         println!("Deleted Images:");
         for item in &resp.items {
@@ -563,14 +438,7 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
             "refusing to write an archive to the terminal: use -o FILE or redirect standard output"
         );
     }
-    let mut stream = client(conn)
-        .await?
-        .save(pb::SaveImagesRequest {
-            references: a.references,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream = conn.save_images(a.references).await?;
     let tmp = a.output.as_ref().map(|o| o.with_extension("berth-partial"));
     let mut out: Box<dyn Write> = match &tmp {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -580,7 +448,7 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> Result<()> {
     };
     let result: Result<()> = async {
         while let Some(chunk) = stream.next().await {
-            out.write_all(&chunk.map_err(status_error)?.data)?;
+            out.write_all(&chunk?)?;
         }
         out.flush()?;
         Ok(())
@@ -614,19 +482,9 @@ pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
             Box::new(tokio::io::stdin())
         }
     };
-    let up = crate::upload::upload(None, input, |data| pb::LoadImagesRequest {
-        data,
-        quiet: false,
-    });
-    let mut stream = client(conn)
-        .await?
-        .load(up.stream)
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    up.reader.await?.context("cannot read the archive")?;
+    let mut stream = conn.load_images(input).await?;
     while let Some(msg) = stream.next().await {
-        let msg = msg.map_err(status_error)?;
+        let msg = msg?;
         if !a.quiet && !msg.status.is_empty() {
             println!("{}", msg.status);
         }

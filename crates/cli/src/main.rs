@@ -1,7 +1,6 @@
 //! `berth`: the command-line client. Docker's verbs, flags, output and exit
 //! codes, over Berth's gRPC API.
 
-mod auth;
 mod containers;
 mod detach;
 mod format;
@@ -18,11 +17,11 @@ mod upload;
 mod vm;
 mod volume;
 
-use anyhow::Result;
-use berth_api::endpoint::ClientTls;
-use berth_api::Endpoint;
+use berth_client::{ClientTls, ConnectOptions};
 use clap::{Parser, Subcommand};
-use tonic::transport::Channel;
+
+/// The connection to the agent every command uses (dialed on first use).
+pub type Conn = berth_client::Client;
 
 /// Docker-style containers, fast.
 #[derive(Parser, Debug)]
@@ -33,8 +32,9 @@ use tonic::transport::Channel;
 )]
 struct Cli {
     /// The agent to talk to: unix:///path, tcp://host:port, vsock://CID:PORT, hybrid-vsock:///path?port=N.
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = berth_api::DEFAULT_ENDPOINT, global = true)]
-    host: String,
+    /// Unset: BERTH_HOST, else the local agent's socket, else a running VM.
+    #[arg(short = 'H', long = "host", global = true)]
+    host: Option<String>,
     /// CA certificate that signed the agent's (TLS over tcp://).
     #[arg(long = "tlscacert", global = true)]
     tls_ca: Option<std::path::PathBuf>,
@@ -156,77 +156,29 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 impl Exit {
-    /// An agent error during `run`/`create`/`exec`: printed, then 127
-    /// when the command was not found, 126 when it could not be run, and
-    /// 125 for everything else.
+    /// An agent error during `run`/`create`/`exec`: printed, then Docker's
+    /// code for its kind: 127 when the command was not found, 126 when it
+    /// could not be run, 125 for everything else.
     pub fn daemon(e: anyhow::Error) -> anyhow::Error {
-        let text = format!("{e:#}");
-        eprintln!("Error: {text}");
-        let lower = text.to_lowercase();
-        let code = if lower.contains("not found") || lower.contains("no such file") {
-            127
-        } else if lower.contains("permission denied") {
-            126
-        } else {
-            125
-        };
+        eprintln!("Error: {e:#}");
+        let code = e
+            .downcast_ref::<berth_client::Error>()
+            .map_or(125, |e| e.kind().run_exit_code());
         Exit(code).into()
-    }
-}
-
-/// Connection settings, used by commands when they need the agent. Clones
-/// share one connection.
-#[derive(Clone)]
-pub struct Conn {
-    endpoint: String,
-    tls: ClientTls,
-    channel: std::sync::Arc<tokio::sync::OnceCell<Channel>>,
-}
-
-impl Conn {
-    /// Settings for dialing `endpoint`; nothing is dialed yet.
-    pub fn new(endpoint: String, tls: ClientTls) -> Self {
-        Self {
-            endpoint,
-            tls,
-            channel: Default::default(),
-        }
-    }
-
-    /// The connection to the agent, dialed on first use. Every call after
-    /// that shares it (HTTP/2 carries them side by side), so a command
-    /// making several calls, such as `run`, connects once.
-    pub async fn channel(&self) -> Result<Channel> {
-        let channel = self
-            .channel
-            .get_or_try_init(|| async {
-                let ep: Endpoint = self.endpoint.parse()?;
-                anyhow::Ok(ep.connect(&self.tls).await?)
-            })
-            .await?;
-        Ok(channel.clone())
-    }
-}
-
-/// Turns a gRPC failure into the agent's own sentence.
-pub fn status_error(s: tonic::Status) -> anyhow::Error {
-    if s.code() == tonic::Code::Unavailable && s.message().contains("transport") {
-        anyhow::anyhow!("lost the connection to the Berth agent: {}", s.message())
-    } else {
-        anyhow::anyhow!("{}", s.message())
     }
 }
 
 fn main() {
     let cli = Cli::parse();
-    let conn = Conn::new(
-        cli.host,
-        ClientTls {
+    let conn = Conn::new(ConnectOptions {
+        host: cli.host,
+        tls: ClientTls {
             ca: cli.tls_ca,
             cert: cli.tls_cert,
             key: cli.tls_key,
         },
-    );
+        connect_timeout: None,
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,7 +1,7 @@
 //! Docker's mount flags in the CLI: `-v`, `--mount` and `--tmpfs`.
 
 use anyhow::{bail, Result};
-use berth_api::v1 as pb;
+use berth_client::types as pb;
 
 /// Parses `-v`: `/ctr` (anonymous volume), `name:/ctr[:opts]` (named
 /// volume) or `/host:/ctr[:opts]` (bind mount, made when missing).

@@ -1,10 +1,10 @@
 //! `berth network …`: user-defined networks.
 
 use anyhow::Result;
-use berth_api::v1::{self as pb, networks_client::NetworksClient};
+use berth_client::types as pb;
 use clap::{Args, Subcommand};
 
-use crate::{format, status_error, Conn};
+use crate::{format, Conn};
 
 /// `berth network` subcommands.
 #[derive(Subcommand, Debug)]
@@ -112,41 +112,14 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-async fn client(conn: &Conn) -> Result<NetworksClient<tonic::transport::Channel>> {
-    Ok(NetworksClient::new(conn.channel().await?))
-}
-
-/// Docker's `network inspect` JSON for one network.
-fn inspect_json(n: &pb::Network) -> serde_json::Value {
-    let created = n.created.as_ref().map_or(0, |t| t.seconds);
-    serde_json::json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {
-            "Driver": "default",
-            "Config": n.subnets.iter().map(|s| serde_json::json!({"Subnet": s.subnet, "Gateway": s.gateway})).collect::<Vec<_>>(),
-        },
-        "Internal": n.internal,
-        "Containers": n.containers.iter().map(|c| (c.container_id.clone(), serde_json::json!({
-            "Name": c.name, "MacAddress": c.mac_address, "IPv4Address": c.ipv4_address, "IPv6Address": "",
-        }))).collect::<serde_json::Map<_, _>>(),
-        "Options": n.options,
-        "Labels": n.labels,
-    })
-}
-
 /// Runs a `berth network` subcommand.
 pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
-    let mut c = client(conn).await?;
+    let c = conn;
     match cmd {
         NetworkCommand::Create(a) => {
             let subnet = a.subnet.clone().unwrap_or_default();
             let n = c
-                .create(pb::CreateNetworkRequest {
+                .create_network(pb::CreateNetworkRequest {
                     name: a.name,
                     driver: a.driver,
                     internal: a.internal,
@@ -162,19 +135,12 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
                     labels: format::pairs(&a.label),
                     options: format::pairs(&a.opt),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                .await?;
             println!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
             let filters = format::filters(&a.filter)?;
-            let list = c
-                .list(pb::ListNetworksRequest { filters })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .networks;
+            let list = c.list_networks(pb::ListNetworksRequest { filters }).await?;
             let id = |n: &pb::Network| {
                 if a.no_trunc {
                     n.id.clone()
@@ -204,55 +170,40 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
         NetworkCommand::Inspect(a) => {
             let mut out = Vec::new();
             for name in &a.networks {
-                let n = c
-                    .inspect(pb::NetworkRef { id: name.clone() })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                out.push(inspect_json(&n));
+                let n = c.inspect_network(name).await?;
+                out.push(berth_client::networks::docker_json(&n));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         NetworkCommand::Rm(a) => {
-            crate::containers::each(&a.networks, |name| {
-                let mut c = c.clone();
-                async move {
-                    c.remove(pb::NetworkRef { id: name.clone() })
-                        .await
-                        .map_err(status_error)?;
-                    Ok(name)
-                }
+            crate::containers::each(&a.networks, |name| async move {
+                c.remove_network(&name).await?;
+                Ok(name)
             })
             .await?;
         }
         NetworkCommand::Connect(a) => {
-            c.connect_container(pb::ConnectNetworkRequest {
+            c.connect_network(pb::ConnectNetworkRequest {
                 network: a.network,
                 container: a.container,
                 aliases: a.alias,
                 ipv4_address: a.ip.unwrap_or_default(),
             })
-            .await
-            .map_err(status_error)?;
+            .await?;
         }
         NetworkCommand::Disconnect(a) => {
-            c.disconnect_container(pb::DisconnectNetworkRequest {
+            c.disconnect_network(pb::DisconnectNetworkRequest {
                 network: a.network,
                 container: a.container,
                 force: a.force,
             })
-            .await
-            .map_err(status_error)?;
+            .await?;
         }
         NetworkCommand::Prune(_) => {
-            let r = c
-                .prune(pb::PruneNetworksRequest::default())
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            if !r.deleted.is_empty() {
+            let deleted = c.prune_networks().await?;
+            if !deleted.is_empty() {
                 println!("Deleted Networks:");
-                r.deleted.iter().for_each(|n| println!("{n}"));
+                deleted.iter().for_each(|n| println!("{n}"));
             }
         }
     }

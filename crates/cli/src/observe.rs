@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use berth_api::v1::{self as pb, system_client::SystemClient};
+use berth_client::types as pb;
+use berth_client::Timestamp;
 use clap::Args;
 use futures::StreamExt;
 
-use crate::{containers::client, format, status_error, Conn};
+use crate::{format, Conn};
 
 /// `berth logs`.
 #[derive(Args, Debug)]
@@ -33,16 +34,16 @@ pub struct LogsArgs {
 }
 
 /// Parses an RFC 3339 time, a Unix time, or a duration ago ("10s", "5m", "2h").
-pub fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
+pub fn parse_time(text: &str) -> Result<Timestamp> {
     let t = text.trim();
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Ok(prost_types::Timestamp {
+        return Ok(Timestamp {
             seconds: d.timestamp(),
             nanos: d.timestamp_subsec_nanos() as i32,
         });
     }
     if let Ok(secs) = t.parse::<f64>() {
-        return Ok(prost_types::Timestamp {
+        return Ok(Timestamp {
             seconds: secs.trunc() as i64,
             nanos: (secs.fract() * 1e9) as i32,
         });
@@ -62,13 +63,13 @@ pub fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs_f64()
         - secs;
-    Ok(prost_types::Timestamp {
+    Ok(Timestamp {
         seconds: now.trunc() as i64,
         nanos: (now.fract() * 1e9) as i32,
     })
 }
 
-fn rfc3339(t: &Option<prost_types::Timestamp>) -> String {
+fn rfc3339(t: &Option<Timestamp>) -> String {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
@@ -94,14 +95,9 @@ pub async fn logs(conn: &Conn, a: LogsArgs) -> Result<()> {
         stdout: true,
         stderr: true,
     };
-    let mut stream = client(conn)
-        .await?
-        .logs(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream = conn.logs(req).await?;
     while let Some(entry) = stream.next().await {
-        let e = entry.map_err(status_error)?;
+        let e = entry?;
         let mut data = Vec::new();
         if a.timestamps {
             data.extend_from_slice(format!("{} ", rfc3339(&e.time)).as_bytes());
@@ -137,30 +133,18 @@ pub struct StatsArgs {
 pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
     let mut ids = a.containers.clone();
     if ids.is_empty() {
-        let list = client(conn)
-            .await?
-            .list(pb::ListContainersRequest::default())
-            .await
-            .map_err(status_error)?;
-        ids = list
-            .into_inner()
-            .containers
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let list = conn
+            .list_containers(pb::ListContainersRequest::default())
+            .await?;
+        ids = list.into_iter().map(|c| c.id).collect();
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<pb::StatsSample>>(16);
     for id in &ids {
-        let mut c = client(conn).await?;
         let tx = tx.clone();
-        let req = pb::StatsRequest {
-            id: id.clone(),
-            stream: !a.no_stream,
-        };
-        let mut stream = c.stats(req).await.map_err(status_error)?.into_inner();
+        let mut stream = conn.stats(id, !a.no_stream).await?;
         tokio::spawn(async move {
             while let Some(s) = stream.next().await {
-                if tx.send(s.map_err(status_error)).await.is_err() {
+                if tx.send(s.map_err(anyhow::Error::from)).await.is_err() {
                     break;
                 }
             }
@@ -278,13 +262,9 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
         since: a.since.as_deref().map(parse_time).transpose()?,
         until: a.until.as_deref().map(parse_time).transpose()?,
     };
-    let mut stream = SystemClient::new(conn.channel().await?)
-        .events(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream = conn.events(req).await?;
     while let Some(ev) = stream.next().await {
-        let ev = ev.map_err(status_error)?;
+        let ev = ev?;
         let mut attrs: Vec<(String, String)> = ev.attributes.clone().into_iter().collect();
         attrs.sort();
         if a.format.as_deref() == Some("json") {

@@ -2,7 +2,7 @@
 //! and `berth port`.
 
 use anyhow::{bail, Context, Result};
-use berth_api::v1 as pb;
+use berth_client::types as pb;
 use clap::Args;
 
 use crate::Conn;

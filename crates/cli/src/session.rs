@@ -8,15 +8,14 @@ use std::io::Write;
 use std::os::fd::AsFd;
 
 use anyhow::{bail, Result};
-use berth_api::v1::{self as pb, attach_input, attach_output, exec_input, exec_output};
+use berth_client::session::{AttachOptions, ExecOptions, Input, Output, TerminalSize};
 use clap::Args;
 use futures::StreamExt;
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{containers::client, status_error, Conn, Exit};
+use crate::{Conn, Exit};
 
 /// What to attach to and how.
 pub struct AttachPlan {
@@ -70,12 +69,12 @@ impl Drop for RawMode {
 }
 
 /// This terminal's size, if stdout or stdin is one.
-fn terminal_size() -> Option<pb::TerminalSize> {
+fn terminal_size() -> Option<TerminalSize> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     for fd in [0, 1] {
         // SAFETY: TIOCGWINSZ writes one winsize.
         if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
-            return Some(pb::TerminalSize {
+            return Some(TerminalSize {
                 rows: ws.ws_row as u32,
                 cols: ws.ws_col as u32,
             });
@@ -84,19 +83,12 @@ fn terminal_size() -> Option<pb::TerminalSize> {
     None
 }
 
-/// Events that become input messages.
-enum Up {
-    Data(Vec<u8>),
-    Eof,
-    Resize(pb::TerminalSize),
-}
-
-/// Reads stdin and watches the window size and signals; sends `Up`s.
+/// Reads stdin and watches the window size and signals; sends them as session input.
 /// With `detach`, typing its keys fires its sender instead.
 fn pump_input(
     stdin: bool,
     tty: bool,
-    tx: mpsc::Sender<Up>,
+    tx: mpsc::Sender<Input>,
     detach: Option<(Vec<u8>, oneshot::Sender<()>)>,
 ) {
     if stdin {
@@ -111,7 +103,7 @@ fn pump_input(
             loop {
                 match input.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        let _ = tx.send(Up::Eof).await;
+                        let _ = tx.send(Input::CloseStdin).await;
                         break;
                     }
                     Ok(n) => {
@@ -119,7 +111,7 @@ fn pump_input(
                             Some(w) => w.feed(&buf[..n]),
                             None => (buf[..n].to_vec(), false),
                         };
-                        if !data.is_empty() && tx.send(Up::Data(data)).await.is_err() {
+                        if !data.is_empty() && tx.send(Input::Stdin(data)).await.is_err() {
                             break;
                         }
                         if done {
@@ -136,7 +128,7 @@ fn pump_input(
     if tty {
         tokio::spawn(async move {
             if let Some(s) = terminal_size() {
-                let _ = tx.send(Up::Resize(s)).await;
+                let _ = tx.send(Input::Resize(s)).await;
             }
             let Ok(mut winch) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
@@ -145,30 +137,13 @@ fn pump_input(
             };
             while winch.recv().await.is_some() {
                 if let Some(s) = terminal_size() {
-                    if tx.send(Up::Resize(s)).await.is_err() {
+                    if tx.send(Input::Resize(s)).await.is_err() {
                         break;
                     }
                 }
             }
         });
     }
-}
-
-/// Sends each `Up` as a request message (built by `wrap`), then keeps
-/// the request stream open: closing it would end the session.
-fn forward_input<M: Send + 'static>(
-    mut up_rx: mpsc::Receiver<Up>,
-    tx: mpsc::Sender<M>,
-    wrap: fn(Up) -> M,
-) {
-    tokio::spawn(async move {
-        while let Some(up) = up_rx.recv().await {
-            if tx.send(wrap(up)).await.is_err() {
-                break;
-            }
-        }
-        std::future::pending::<()>().await;
-    });
 }
 
 /// Passes SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 to the container.
@@ -188,14 +163,7 @@ fn proxy_signals(conn: &Conn, id: String) {
         let id = id.clone();
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
-                if let Ok(mut c) = client(&endpoint).await {
-                    let _ = c
-                        .kill(pb::KillContainerRequest {
-                            id: id.clone(),
-                            signal: name.into(),
-                        })
-                        .await;
-                }
+                let _ = endpoint.kill_container(&id, name).await;
             }
         });
     }
@@ -215,26 +183,14 @@ fn write_out(stderr: bool, data: &[u8]) {
 
 /// Attaches (and maybe starts); returns how the session ended.
 pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<Ended> {
-    let (up_tx, up_rx) = mpsc::channel::<Up>(16);
-    let (msg_tx, msg_rx) = mpsc::channel::<pb::AttachInput>(16);
-    msg_tx
-        .send(pb::AttachInput {
-            input: Some(attach_input::Input::Start(pb::AttachStart {
-                id: plan.id.clone(),
-                stdin: plan.stdin,
-                stdout: true,
-                stderr: true,
-                detach_keys: String::new(),
-                start: plan.start,
-            })),
-        })
-        .await?;
-    let mut stream = client(conn)
-        .await?
-        .attach(ReceiverStream::new(msg_rx))
+    let options = AttachOptions {
+        stdin: plan.stdin,
+        start: plan.start,
+    };
+    let mut session = conn
+        .attach(&plan.id, options)
         .await
-        .map_err(|s| Exit::daemon(status_error(s)))?
-        .into_inner();
+        .map_err(|e| Exit::daemon(e.into()))?;
     let _raw = RawMode::enter(plan.tty);
     let (detach_tx, detach_rx) = oneshot::channel::<()>();
     // Pending for ever when the input ends without the keys (the sender
@@ -248,43 +204,25 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<Ended> {
     pump_input(
         plan.stdin,
         plan.tty,
-        up_tx,
+        session.input.clone(),
         Some((plan.detach_keys.clone(), detach_tx)),
     );
     if plan.sig_proxy {
         proxy_signals(conn, plan.id.clone());
     }
-    forward_input(up_rx, msg_tx, |up| pb::AttachInput {
-        input: Some(match up {
-            Up::Data(d) => attach_input::Input::Stdin(d),
-            Up::Eof => attach_input::Input::CloseStdin(true),
-            Up::Resize(s) => attach_input::Input::Resize(s),
-        }),
-    });
     loop {
-        let msg = tokio::select! {
-            m = stream.next() => m,
+        let out = tokio::select! {
+            o = session.output.next() => o,
             () = &mut detached => return Ok(Ended::Detached),
         };
-        let Some(msg) = msg else { break };
-        match msg.map_err(status_error)?.output {
-            Some(attach_output::Output::Stdout(d)) => write_out(false, &d),
-            Some(attach_output::Output::Stderr(d)) => write_out(true, &d),
-            Some(attach_output::Output::ExitCode(code)) => return Ok(Ended::Exited(code)),
-            None => {}
+        match out {
+            Some(Ok(Output::Stdout(d))) => write_out(false, &d),
+            Some(Ok(Output::Stderr(d))) => write_out(true, &d),
+            Some(Ok(Output::Exit(code))) => return Ok(Ended::Exited(code)),
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("the Berth agent ended the attach without an exit code"),
         }
     }
-    // The stream ended without an exit code: ask for it.
-    let r = client(conn)
-        .await?
-        .wait(pb::WaitContainerRequest {
-            id: plan.id,
-            condition: "not-running".into(),
-        })
-        .await;
-    Ok(Ended::Exited(
-        r.map(|r| r.into_inner().exit_code).unwrap_or(0),
-    ))
 }
 
 /// `berth attach`.
@@ -360,59 +298,43 @@ pub struct ExecArgs {
 
 /// Runs `berth exec`; exits with the command's status.
 pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
-    let (msg_tx, msg_rx) = mpsc::channel::<pb::ExecInput>(16);
-    msg_tx
-        .send(pb::ExecInput {
-            input: Some(exec_input::Input::Start(pb::ExecStart {
-                container_id: a.container.clone(),
-                cmd: a.command.clone(),
-                env: a.env.clone(),
-                working_dir: a.workdir.clone().unwrap_or_default(),
-                user: a.user.clone().unwrap_or_default(),
-                tty: a.tty,
-                attach_stdin: a.interactive,
-                detach: a.detach,
-                privileged: a.privileged,
-                size: if a.tty { terminal_size() } else { None },
-            })),
-        })
-        .await?;
-    let mut stream = client(conn)
-        .await?
-        .exec(ReceiverStream::new(msg_rx))
-        .await
-        .map_err(|s| match s.code() {
+    let options = ExecOptions {
+        cmd: a.command.clone(),
+        env: a.env.clone(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        user: a.user.clone().unwrap_or_default(),
+        tty: a.tty,
+        size: if a.tty { terminal_size() } else { None },
+        stdin: a.interactive,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    let mut session = conn.exec(&a.container, options).await.map_err(|e| {
+        match e.kind() {
             // Docker's codes for a command that cannot run; other refusals
             // (no such container, paused) are plain errors.
-            tonic::Code::InvalidArgument => Exit::daemon(status_error(s)),
-            _ => status_error(s),
-        })?
-        .into_inner();
+            berth_client::ErrorKind::CommandNotFound
+            | berth_client::ErrorKind::CommandCannotRun
+            | berth_client::ErrorKind::InvalidArgument => Exit::daemon(e.into()),
+            _ => e.into(),
+        }
+    })?;
     if a.detach {
         return Ok(());
     }
     let _raw = RawMode::enter(a.tty);
-    let (up_tx, up_rx) = mpsc::channel::<Up>(16);
-    pump_input(a.interactive, a.tty, up_tx, None);
-    forward_input(up_rx, msg_tx, |up| pb::ExecInput {
-        input: Some(match up {
-            Up::Data(d) => exec_input::Input::Stdin(d),
-            Up::Eof => exec_input::Input::CloseStdin(true),
-            Up::Resize(s) => exec_input::Input::Resize(s),
-        }),
-    });
-    while let Some(msg) = stream.next().await {
-        match msg.map_err(status_error)?.output {
-            Some(exec_output::Output::Stdout(d)) => write_out(false, &d),
-            Some(exec_output::Output::Stderr(d)) => write_out(true, &d),
-            Some(exec_output::Output::ExitCode(code)) => {
+    pump_input(a.interactive, a.tty, session.input.clone(), None);
+    while let Some(out) = session.output.next().await {
+        match out? {
+            Output::Stdout(d) => write_out(false, &d),
+            Output::Stderr(d) => write_out(true, &d),
+            Output::Exit(code) => {
                 drop(_raw);
                 if code != 0 {
                     return Err(Exit(code).into());
                 }
                 return Ok(());
             }
-            _ => {}
         }
     }
     bail!("the Berth agent ended the exec without an exit code")

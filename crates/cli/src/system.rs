@@ -3,11 +3,12 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
-use berth_api::v1::{self as pb, system_client::SystemClient};
+use berth_client::credentials as auth;
+use berth_client::API_VERSION;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::{auth, format, status_error, Conn};
+use crate::{format, Conn};
 
 /// `--format` for version and info.
 #[derive(Args, Debug)]
@@ -60,10 +61,6 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-async fn client(conn: &Conn) -> Result<SystemClient<tonic::transport::Channel>> {
-    Ok(SystemClient::new(conn.channel().await?))
-}
-
 fn check_format(f: &Option<String>) -> Result<bool> {
     match f.as_deref() {
         None | Some("table") => Ok(false),
@@ -76,34 +73,29 @@ fn check_format(f: &Option<String>) -> Result<bool> {
 pub async fn version(conn: &Conn, a: FormatArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
     let client_v = env!("CARGO_PKG_VERSION");
-    let server = match client(conn).await {
-        Ok(mut c) => Some(
-            c.version(pb::VersionRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner(),
-        ),
+    let server = match conn.version().await {
+        Ok(v) => Some(v),
         Err(e) => {
             if !json_out {
                 println!(
                     "Client:\n Version:\t{client_v}\n API version:\t{}",
-                    berth_api::API_VERSION
+                    API_VERSION
                 );
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let s = server.expect("set");
     if json_out {
         println!(
             "{}",
-            json!({"Client": {"Version": client_v, "ApiVersion": berth_api::API_VERSION},
+            json!({"Client": {"Version": client_v, "ApiVersion": API_VERSION},
             "Server": {"Version": s.version, "ApiVersion": s.api_version, "Os": s.os, "Arch": s.arch, "KernelVersion": s.kernel_version}})
         );
     } else {
         println!(
             "Client:\n Version:\t{client_v}\n API version:\t{}\n",
-            berth_api::API_VERSION
+            API_VERSION
         );
         println!(
             "Server: Berth Agent\n Version:\t{}\n API version:\t{}\n OS/Arch:\t{}/{}\n Kernel:\t{}",
@@ -116,12 +108,7 @@ pub async fn version(conn: &Conn, a: FormatArgs) -> Result<()> {
 /// Runs `berth info`.
 pub async fn info(conn: &Conn, a: FormatArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
-    let i = client(conn)
-        .await?
-        .info(pb::InfoRequest {})
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let i = conn.info().await?;
     if json_out {
         println!(
             "{}",
@@ -175,12 +162,7 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
 
 async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
     let json_out = check_format(&a.format)?;
-    let d = client(conn)
-        .await?
-        .disk_usage(pb::DiskUsageRequest {})
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let d = conn.disk_usage().await?;
     let total: u64 = d.layers_size;
     if json_out {
         println!(
@@ -231,7 +213,7 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
             .map(|i| {
                 vec![
                     i.repo_tags.first().cloned().unwrap_or("<none>".into()),
-                    berth_api::names::short_id(&i.id),
+                    berth_client::names::short_id(&i.id),
                     format::size(i.size),
                     format::size(i.shared_size),
                     format::size(i.unique_size),
@@ -272,21 +254,8 @@ pub async fn login(conn: &Conn, a: LoginArgs) -> Result<()> {
     } else {
         bail!("give the password with --password-stdin (or -p)");
     };
-    let auth = pb::RegistryAuth {
-        username: username.clone(),
-        password: password.clone(),
-        ..Default::default()
-    };
-    let resp = client(conn)
-        .await?
-        .login(pb::LoginRequest {
-            server: server.clone(),
-            auth: Some(auth),
-        })
-        .await
-        .map_err(status_error)?;
-    auth::store(&server, &username, &password)?;
-    println!("{}", resp.into_inner().status);
+    let (status, _) = conn.login(&server, &username, &password).await?;
+    println!("{status}");
     Ok(())
 }
 

@@ -5,12 +5,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use berth_api::v1::{self as pb, images_client::ImagesClient};
+use berth_client::types as pb;
+use berth_client::Stream;
 use clap::Args;
 use futures::StreamExt;
 
-use crate::containers::client;
-use crate::{status_error, Conn};
+use crate::Conn;
 
 /// `berth commit`.
 #[derive(Args, Debug)]
@@ -85,8 +85,7 @@ pub struct CpArgs {
 
 /// Runs `berth commit`.
 pub async fn commit(conn: &Conn, a: CommitArgs) -> Result<()> {
-    let r = client(conn)
-        .await?
+    let r = conn
         .commit(pb::CommitRequest {
             id: a.container,
             reference: a.reference.unwrap_or_default(),
@@ -95,17 +94,15 @@ pub async fn commit(conn: &Conn, a: CommitArgs) -> Result<()> {
             changes: a.change,
             pause: a.pause,
         })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+        .await?;
     println!("{}", r.image_id);
     Ok(())
 }
 
 /// Writes a stream of chunks to `out`.
-async fn drain(mut stream: tonic::Streaming<pb::DataChunk>, out: &mut dyn Write) -> Result<()> {
+async fn drain(mut stream: Stream<Vec<u8>>, out: &mut dyn Write) -> Result<()> {
     while let Some(chunk) = stream.next().await {
-        out.write_all(&chunk.map_err(status_error)?.data)?;
+        out.write_all(&chunk?)?;
     }
     out.flush()?;
     Ok(())
@@ -118,12 +115,7 @@ pub async fn export(conn: &Conn, a: ExportArgs) -> Result<()> {
             "refusing to write an archive to the terminal: use -o FILE or redirect standard output"
         );
     }
-    let stream = client(conn)
-        .await?
-        .export(pb::ContainerRef { id: a.container })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let stream = conn.export_container(&a.container).await?;
     match a.output {
         Some(p) => {
             let mut f = std::fs::File::create(&p)
@@ -140,36 +132,20 @@ pub async fn import(conn: &Conn, a: ImportArgs) -> Result<()> {
         bail!("importing from a URL is not supported: download the file and give its path");
     }
     let input = crate::upload::open_input(&a.file).await?;
-    use pb::import_image_request::Part;
-    let first = pb::ImportImageRequest {
-        part: Some(Part::Options(pb::ImportOptions {
-            reference: a.reference.unwrap_or_default(),
-            changes: a.change,
-            message: a.message.unwrap_or_default(),
-            platform: a.platform.unwrap_or_default(),
-        })),
+    let options = pb::ImportOptions {
+        reference: a.reference.unwrap_or_default(),
+        changes: a.change,
+        message: a.message.unwrap_or_default(),
+        platform: a.platform.unwrap_or_default(),
     };
-    let up = crate::upload::upload(Some(first), input, |d| pb::ImportImageRequest {
-        part: Some(Part::Data(d)),
-    });
-    let r = ImagesClient::new(conn.channel().await?)
-        .import(up.stream)
-        .await
-        .map_err(status_error);
-    up.reader.await?.context("cannot read the data to import")?;
-    println!("{}", r?.into_inner().image_id);
+    let r = conn.import_image(options, input).await?;
+    println!("{}", r.image_id);
     Ok(())
 }
 
 /// Runs `berth diff`.
 pub async fn diff(conn: &Conn, a: DiffArgs) -> Result<()> {
-    let r = client(conn)
-        .await?
-        .diff(pb::ContainerRef { id: a.container })
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    for c in r.changes {
+    for c in conn.diff_container(&a.container).await? {
         println!("{} {}", c.kind, c.path);
     }
     Ok(())
@@ -198,16 +174,7 @@ pub async fn cp(conn: &Conn, a: CpArgs) -> Result<()> {
 }
 
 async fn copy_out(conn: &Conn, ctr: &str, path: &str, dest: &str, follow: bool) -> Result<()> {
-    let stream = client(conn)
-        .await?
-        .copy_from(pb::CopyFromRequest {
-            id: ctr.into(),
-            path: path.into(),
-            follow_link: follow,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let stream = conn.copy_from(ctr, path, follow).await?;
     if dest == "-" {
         return drain(stream, &mut std::io::stdout().lock()).await;
     }
@@ -262,23 +229,6 @@ async fn copy_in(
     } else {
         Box::new(crate::upload::tar_of(Path::new(src), follow)?)
     };
-    use pb::copy_to_request::Part;
-    let first = pb::CopyToRequest {
-        part: Some(Part::Target(pb::CopyToTarget {
-            id: ctr.into(),
-            path: path.into(),
-            copy_uid_gid: keep,
-        })),
-    };
-    let up = crate::upload::upload(Some(first), input, |d| pb::CopyToRequest {
-        part: Some(Part::Data(d)),
-    });
-    let done = client(conn)
-        .await?
-        .copy_to(up.stream)
-        .await
-        .map_err(status_error);
-    up.reader.await?.context("cannot read what to copy")?;
-    done?;
+    conn.copy_to(ctr, path, keep, input).await?;
     Ok(())
 }

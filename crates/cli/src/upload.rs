@@ -1,51 +1,11 @@
-//! Uploads: a request stream of an optional first message and then what
-//! a reader yields, in 1 MiB chunks, read while the agent receives (for
-//! `load`, `import` and `cp` into a container), so no upload is held in
-//! memory whole.
+//! What uploads read on the host: a file or standard input (`load`,
+//! `import`), or a tar of a host path written as it is read (`cp` into a
+//! container). `berth-client` streams them to the agent.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
-
-/// An upload in progress: the stream to hand to the RPC, and the reader,
-/// which tells after the call whether the input could be read.
-pub struct Upload<T> {
-    /// The request stream.
-    pub stream: ReceiverStream<T>,
-    /// The reading task.
-    pub reader: JoinHandle<std::io::Result<()>>,
-}
-
-/// Sends `first` (when given), then `input` wrapped chunk by chunk.
-pub fn upload<T: Send + 'static>(
-    first: Option<T>,
-    mut input: impl AsyncRead + Unpin + Send + 'static,
-    wrap: fn(Vec<u8>) -> T,
-) -> Upload<T> {
-    let (tx, rx) = mpsc::channel::<T>(4);
-    let reader = tokio::spawn(async move {
-        if let Some(f) = first {
-            if tx.send(f).await.is_err() {
-                return Ok(());
-            }
-        }
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf).await?;
-            if n == 0 || tx.send(wrap(buf[..n].to_vec())).await.is_err() {
-                return Ok(());
-            }
-        }
-    });
-    Upload {
-        stream: ReceiverStream::new(rx),
-        reader,
-    }
-}
+use tokio::io::AsyncRead;
 
 /// A file, or standard input for `-`.
 pub async fn open_input(name: &str) -> Result<Box<dyn AsyncRead + Unpin + Send>> {

@@ -11,8 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use berth_vm::machine::{Machine, Progress, RunState};
-use berth_vm::settings::{default_dir, Network, Settings, SharedFolder};
+use berth_client::vm::{default_dir, Machine, Network, Progress, RunState, Settings, SharedFolder};
 use clap::{Args, Subcommand};
 
 /// `berth vm …`
@@ -292,10 +291,15 @@ async fn status(a: StatusArgs) -> Result<()> {
         "stopped".into()
     };
     let answering = if alive && phase == "ready" {
-        let ep: berth_api::Endpoint = run.endpoint.parse()?;
-        berth_vm::machine::ping(&ep, Duration::from_secs(5))
+        let options = berth_client::ConnectOptions {
+            host: Some(run.endpoint.clone()),
+            connect_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let agent = berth_client::Client::new(options);
+        tokio::time::timeout(Duration::from_secs(5), agent.ping())
             .await
-            .is_ok()
+            .is_ok_and(|r| r.is_ok())
     } else {
         false
     };

@@ -1,10 +1,10 @@
 //! `berth volume …`: named volumes.
 
 use anyhow::Result;
-use berth_api::v1::{self as pb, volumes_client::VolumesClient};
+use berth_client::types as pb;
 use clap::{Args, Subcommand};
 
-use crate::{format, status_error, Conn};
+use crate::{format, Conn};
 
 /// `berth volume` subcommands.
 #[derive(Subcommand, Debug)]
@@ -83,46 +83,24 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// Docker's `volume inspect` JSON for one volume.
-fn inspect_json(v: &pb::Volume) -> serde_json::Value {
-    let created = v.created.as_ref().map_or(0, |t| t.seconds);
-    serde_json::json!({
-        "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
-        "Driver": v.driver,
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": v.options,
-        "Scope": "local",
-        "UsageData": {"Size": v.size, "RefCount": v.ref_count},
-    })
-}
-
 /// Runs a `berth volume` subcommand.
 pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
-    let mut c = VolumesClient::new(conn.channel().await?);
+    let c = conn;
     match cmd {
         VolumeCommand::Create(a) => {
             let v = c
-                .create(pb::CreateVolumeRequest {
+                .create_volume(pb::CreateVolumeRequest {
                     name: a.name.unwrap_or_default(),
                     driver: a.driver,
                     labels: format::pairs(&a.label),
                     options: format::pairs(&a.opt),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                .await?;
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
             let filters = format::filters(&a.filter)?;
-            let list = c
-                .list(pb::ListVolumesRequest { filters })
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .volumes;
+            let list = c.list_volumes(pb::ListVolumesRequest { filters }).await?;
             if a.quiet {
                 list.iter().for_each(|v| println!("{}", v.name));
                 return Ok(());
@@ -140,39 +118,26 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();
             for name in &a.volumes {
-                let v = c
-                    .inspect(pb::VolumeRef { name: name.clone() })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                out.push(inspect_json(&v));
+                let v = c.inspect_volume(name).await?;
+                out.push(berth_client::volumes::docker_json(&v));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         VolumeCommand::Rm(a) => {
             let force = a.force;
-            crate::containers::each(&a.volumes, |name| {
-                let mut c = c.clone();
-                async move {
-                    let req = pb::RemoveVolumeRequest {
-                        name: name.clone(),
-                        force,
-                    };
-                    c.remove(req).await.map_err(status_error)?;
-                    Ok(name)
-                }
+            crate::containers::each(&a.volumes, |name| async move {
+                c.remove_volume(&name, force).await?;
+                Ok(name)
             })
             .await?;
         }
         VolumeCommand::Prune(a) => {
             let r = c
-                .prune(pb::PruneVolumesRequest {
+                .prune_volumes(pb::PruneVolumesRequest {
                     all: a.all,
                     filters: Default::default(),
                 })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+                .await?;
             if !r.deleted.is_empty() {
                 println!("Deleted Volumes:");
                 r.deleted.iter().for_each(|n| println!("{n}"));

@@ -58,8 +58,14 @@ pub mod vm;
 pub mod volumes;
 
 pub use berth_api::endpoint::ClientTls;
+/// Docker's short forms of names and ids (`familiar`, `short_id`).
+pub use berth_api::names;
 /// The agent's messages (the `berth.v1` API), serde-serializable.
 pub use berth_api::v1 as types;
+/// The API version this client speaks.
+pub use berth_api::API_VERSION;
 pub use connect::{discover, Client, ConnectOptions, Source};
 pub use error::{Error, ErrorKind, Object, Result};
+/// A point in time, as the agent's messages carry it.
+pub use prost_types::Timestamp;
 pub use stream::{Reader, Stream};

@@ -64,3 +64,26 @@ impl Client {
             .deleted)
     }
 }
+
+/// Docker's `network inspect` JSON for one network.
+pub fn docker_json(n: &pb::Network) -> serde_json::Value {
+    let created = n.created.as_ref().map_or(0, |t| t.seconds);
+    serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Config": n.subnets.iter().map(|s| serde_json::json!({"Subnet": s.subnet, "Gateway": s.gateway})).collect::<Vec<_>>(),
+        },
+        "Internal": n.internal,
+        "Containers": n.containers.iter().map(|c| (c.container_id.clone(), serde_json::json!({
+            "Name": c.name, "MacAddress": c.mac_address, "IPv4Address": c.ipv4_address, "IPv6Address": "",
+        }))).collect::<serde_json::Map<_, _>>(),
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}

@@ -47,3 +47,18 @@ impl Client {
         Ok(self.volumes().await?.prune(req).await?.into_inner())
     }
 }
+
+/// Docker's `volume inspect` JSON for one volume.
+pub fn docker_json(v: &pb::Volume) -> serde_json::Value {
+    let created = v.created.as_ref().map_or(0, |t| t.seconds);
+    serde_json::json!({
+        "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": v.options,
+        "Scope": "local",
+        "UsageData": {"Size": v.size, "RefCount": v.ref_count},
+    })
+}
