@@ -143,7 +143,7 @@ impl ContainersRpc for ContainersApi {
         let (id, warnings) = self
             .0
             .containers
-            .create(request.into_inner())
+            .create(super::convert::container_config(request.into_inner()))
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse { id, warnings }))
@@ -269,7 +269,7 @@ impl ContainersRpc for ContainersApi {
             args: r.args.clone(),
             path: r.path.clone(),
             state: Some(state(&r)),
-            config: Some(r.config.clone()),
+            config: Some(super::convert::create_request(r.config.clone())),
             restart_count: r.restart_count,
             log_path: c.log_path(&r.id).display().to_string(),
             json,
@@ -428,7 +428,12 @@ impl ContainersRpc for ContainersApi {
                 "an exec stream must begin with what to run".into(),
             )));
         };
-        let mut p = self.0.containers.exec(&start).await.map_err(to_status)?;
+        let mut p = self
+            .0
+            .containers
+            .exec(&super::convert::exec_options(&start))
+            .await
+            .map_err(to_status)?;
         let (tx, rx) = mpsc::channel(64);
         let _ = tx
             .send(Ok(pb::ExecOutput {

@@ -3,6 +3,7 @@
 //! built yet answer UNIMPLEMENTED with a sentence naming what is missing.
 
 pub mod containers;
+pub mod convert;
 pub mod files;
 pub mod images;
 pub mod networks;

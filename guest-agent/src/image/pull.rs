@@ -330,6 +330,7 @@ pub(crate) fn image_record(
 ) -> ImageRecord {
     let chain = digest::chain_ids(diff_ids);
     ImageRecord {
+        version: crate::store::IMAGE_RECORD_VERSION,
         id: manifest.config.digest.clone(),
         manifest_digest: manifest_digest.to_string(),
         manifest_media_type: manifest

@@ -14,9 +14,18 @@ use super::ipam;
 use crate::error::{Error, Result};
 use crate::runtime::protocol::{read_json, write_json_durable};
 
+/// The format of network records this agent writes. Version 0 had no
+/// `version` field and is otherwise the same; opening the store rewrites
+/// such records as version 1.
+pub const NETWORK_RECORD_VERSION: u32 = 1;
+
 /// One network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkRecord {
+    /// The record's format ([`NETWORK_RECORD_VERSION`] when written by
+    /// this agent).
+    #[serde(default)]
+    pub version: u32,
     /// 64 hex characters.
     pub id: String,
     /// Its unique name.
@@ -123,6 +132,11 @@ impl Store {
             let path = ent.map_err(|e| Error::io("reading networks", e))?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 match read_json::<NetworkRecord>(&path) {
+                    Ok(r) if r.version > NETWORK_RECORD_VERSION => tracing::warn!(
+                        "skipping {}: it was written by a newer agent (format {})",
+                        path.display(),
+                        r.version
+                    ),
                     Ok(r) => {
                         table.insert(r.id.clone(), r);
                     }
@@ -130,10 +144,19 @@ impl Store {
                 }
             }
         }
+        let old: Vec<NetworkRecord> = table
+            .values()
+            .filter(|r| r.version < NETWORK_RECORD_VERSION)
+            .cloned()
+            .collect();
         let store = Store {
             dir: dir.to_path_buf(),
             table: Mutex::new(table),
         };
+        for rec in old {
+            // Version 0 differs only in lacking the version.
+            store.save(rec)?;
+        }
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if store.find(name).is_err() {
                 let (subnet, bridge) = match driver {
@@ -145,6 +168,7 @@ impl Store {
                     .map(|s| ipam::gateway_of(&s).to_string())
                     .unwrap_or_default();
                 store.save(NetworkRecord {
+                    version: NETWORK_RECORD_VERSION,
                     id: crate::digest::random_id(),
                     name: name.into(),
                     driver: driver.into(),
@@ -166,7 +190,8 @@ impl Store {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save(&self, rec: NetworkRecord) -> Result<()> {
+    fn save(&self, mut rec: NetworkRecord) -> Result<()> {
+        rec.version = NETWORK_RECORD_VERSION;
         write_json_durable(&self.dir.join(format!("{}.json", rec.id)), &rec)
             .map_err(|e| Error::io("saving a network", e))?;
         self.table().insert(rec.id.clone(), rec);
@@ -222,6 +247,7 @@ impl Store {
         };
         let id = crate::digest::random_id();
         let rec = NetworkRecord {
+            version: NETWORK_RECORD_VERSION,
             bridge: format!("bth-{}", &id[..11]),
             id,
             name: req.name,

@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use berth_api::v1::CreateContainerRequest;
 use chrono::Utc;
 
+use super::config::ContainerConfig;
 use super::record::{Record, State};
 use super::{protocol, seccomp, spec, Containers};
 use crate::error::{Error, Result};
@@ -16,10 +16,7 @@ impl Containers {
     /// Creates a container; returns its id and any warnings. Like a start,
     /// it first waits until the agent is ready (in the VM, bind sources in
     /// shared folders exist once PID 1 has mounted them).
-    pub async fn create(
-        &self,
-        mut config: CreateContainerRequest,
-    ) -> Result<(String, Vec<String>)> {
+    pub async fn create(&self, mut config: ContainerConfig) -> Result<(String, Vec<String>)> {
         self.wait_ready().await;
         let (networks, mut warnings) = self.joins_for(&config)?;
         let swap = config
@@ -74,6 +71,7 @@ impl Containers {
                 .map_err(|e| Error::io("writing the container's seccomp profile", e))?;
             }
             Ok(Record {
+                version: super::record::RECORD_VERSION,
                 id: id.clone(),
                 name: name.clone(),
                 created: Utc::now(),
@@ -209,11 +207,7 @@ fn generated_name(taken: impl Fn(&str) -> bool) -> String {
 }
 
 /// Writes the `hosts`, `hostname` and `resolv.conf` Berth manages.
-fn write_etc_files(
-    dir: &std::path::Path,
-    hostname: &str,
-    config: &CreateContainerRequest,
-) -> Result<()> {
+fn write_etc_files(dir: &std::path::Path, hostname: &str, config: &ContainerConfig) -> Result<()> {
     let hosts = hosts_file(config, None)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = resolv_conf(&host_resolv, &config.dns);
@@ -228,7 +222,7 @@ fn write_etc_files(
 /// The container's base `/etc/hosts`: localhost and `--add-host`
 /// entries (`host-gateway` is `gateway`, the network's own address).
 pub(super) fn hosts_file(
-    config: &CreateContainerRequest,
+    config: &ContainerConfig,
     gateway: Option<std::net::Ipv4Addr>,
 ) -> Result<String> {
     let mut hosts = String::from(

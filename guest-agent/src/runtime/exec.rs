@@ -12,12 +12,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use berth_api::v1::ExecStart;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
+use super::config::ExecOptions;
 use super::protocol::read_json;
 use super::seccomp::filter::{self, FilteringExecutor};
 use super::{spec, user, Containers};
@@ -41,7 +41,7 @@ pub struct ExecProcess {
 
 impl Containers {
     /// Starts `req.cmd` in a running container.
-    pub async fn exec(&self, req: &ExecStart) -> Result<ExecProcess> {
+    pub async fn exec(&self, req: &ExecOptions) -> Result<ExecProcess> {
         let entry = self.find(&req.container_id)?;
         let r = entry.record();
         if r.state.status == "paused" {

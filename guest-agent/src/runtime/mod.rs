@@ -19,6 +19,7 @@
 //! sockets (short, for the socket address limit).
 
 mod changes;
+pub mod config;
 pub mod copy;
 mod create;
 pub mod exec;
@@ -96,6 +97,20 @@ pub fn start_failure(text: String) -> Error {
     }
 }
 
+/// Brings a record read from `path` to [`record::RECORD_VERSION`],
+/// rewriting the file (atomically) when it was older.
+fn upgrade(path: &Path, mut record: Record) -> Result<Record> {
+    if record.version < record::RECORD_VERSION {
+        // Version 0 stored the API's creation request, whose JSON is the
+        // shape of [`config::ContainerConfig`]: only the version changes.
+        record.version = record::RECORD_VERSION;
+        protocol::write_json_durable(path, &record)
+            .map_err(|e| Error::io(format!("upgrading {}", path.display()), e))?;
+        tracing::info!("upgraded {} to format {}", path.display(), record.version);
+    }
+    Ok(record)
+}
+
 /// One container in memory.
 pub struct Entry {
     record: Mutex<Record>,
@@ -160,7 +175,12 @@ impl Containers {
             for ent in rd.flatten() {
                 let path = ent.path().join("container.json");
                 match protocol::read_json::<Record>(&path) {
-                    Ok(record) => found.push(record),
+                    Ok(record) if record.version > record::RECORD_VERSION => tracing::warn!(
+                        "skipping {}: it was written by a newer agent (format {})",
+                        path.display(),
+                        record.version
+                    ),
+                    Ok(record) => found.push(upgrade(&path, record)?),
                     Err(_) if !path.exists() => {
                         // A create that never finished.
                         let _ = std::fs::remove_dir_all(ent.path());

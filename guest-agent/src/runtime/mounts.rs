@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use berth_api::v1::{CreateContainerRequest, Mount};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::config::{ContainerConfig, MountRequest};
 use super::{Containers, Record};
 use crate::error::{Error, Result};
 use crate::image::manifest::RunConfig;
@@ -41,7 +41,7 @@ impl Containers {
     /// image's VOLUMEs that nothing else covers.
     pub(super) fn resolve_mounts(
         &self,
-        config: &CreateContainerRequest,
+        config: &ContainerConfig,
         image: &RunConfig,
     ) -> Result<Vec<MountPoint>> {
         let mut out: Vec<MountPoint> = Vec::new();
@@ -58,8 +58,8 @@ impl Containers {
         for path in image.volumes.clone().unwrap_or_default().keys() {
             let dest = clean(path);
             if !out.iter().any(|o| o.destination == dest) {
-                out.push(self.resolve_one(&Mount {
-                    r#type: "volume".into(),
+                out.push(self.resolve_one(&MountRequest {
+                    kind: "volume".into(),
                     target: dest,
                     ..Default::default()
                 })?);
@@ -68,7 +68,7 @@ impl Containers {
         Ok(out)
     }
 
-    fn resolve_one(&self, m: &Mount) -> Result<MountPoint> {
+    fn resolve_one(&self, m: &MountRequest) -> Result<MountPoint> {
         let destination = clean(&m.target);
         if !destination.starts_with('/') || destination == "/" {
             return Err(Error::InvalidArgument(format!(
@@ -77,7 +77,7 @@ impl Containers {
             )));
         }
         let mut mp = MountPoint {
-            kind: m.r#type.clone(),
+            kind: m.kind.clone(),
             name: String::new(),
             source: PathBuf::new(),
             destination,
@@ -86,7 +86,7 @@ impl Containers {
             copy_up: !m.options.iter().any(|o| o == "nocopy"),
             options: Vec::new(),
         };
-        match m.r#type.as_str() {
+        match m.kind.as_str() {
             "bind" => {
                 let src = Path::new(&m.source);
                 if !src.is_absolute() {

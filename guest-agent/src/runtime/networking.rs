@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use berth_api::v1::CreateContainerRequest;
-
+use super::config::ContainerConfig;
 use super::{Containers, Record};
 use crate::error::{Error, Result};
 use crate::network::{dns, Join, Member, Published, DEFAULT};
@@ -15,10 +14,7 @@ use crate::network::{dns, Join, Member, Published, DEFAULT};
 impl Containers {
     /// The networks a new container joins, from `--network` and
     /// `--network-alias`; and warnings for flags that do nothing there.
-    pub(super) fn joins_for(
-        &self,
-        config: &CreateContainerRequest,
-    ) -> Result<(Vec<Join>, Vec<String>)> {
+    pub(super) fn joins_for(&self, config: &ContainerConfig) -> Result<(Vec<Join>, Vec<String>)> {
         let mode = if config.network.is_empty() {
             DEFAULT
         } else {
@@ -326,7 +322,7 @@ impl Containers {
 }
 
 /// Docker's `HostConfig.PortBindings` from the requested bindings.
-pub(super) fn port_bindings_json(ports: &[berth_api::v1::PortBinding]) -> serde_json::Value {
+pub(super) fn port_bindings_json(ports: &[super::config::PortBinding]) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for p in ports {
         let proto = if p.protocol.is_empty() {
@@ -347,8 +343,8 @@ pub(super) fn port_bindings_json(ports: &[berth_api::v1::PortBinding]) -> serde_
     serde_json::Value::Object(out)
 }
 
-impl From<&berth_api::v1::PortBinding> for Published {
-    fn from(p: &berth_api::v1::PortBinding) -> Published {
+impl From<&super::config::PortBinding> for Published {
+    fn from(p: &super::config::PortBinding) -> Published {
         Published {
             host_ip: p.host_ip.clone(),
             host_port: u16::try_from(p.host_port).unwrap_or(0),

@@ -2,13 +2,21 @@
 //! its state, kept as `container.json` in its directory and replaced
 //! atomically on every change.
 
-use berth_api::v1::CreateContainerRequest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The format of container records this agent writes. Records of
+/// version 0 (no `version` field) were written before Berth had its own
+/// config type and stored the API's creation request; their JSON has the
+/// same shape, and opening the store rewrites them as version 1.
+pub const RECORD_VERSION: u32 = 1;
 
 /// What the engine knows of one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// The record's format ([`RECORD_VERSION`] when written by this agent).
+    #[serde(default)]
+    pub version: u32,
     /// 64 hex characters.
     pub id: String,
     /// Its unique name (without Docker's leading slash).
@@ -20,7 +28,7 @@ pub struct Record {
     /// The image's id (sha256:…).
     pub image_id: String,
     /// The creation request.
-    pub config: CreateContainerRequest,
+    pub config: super::config::ContainerConfig,
     /// The executable it runs.
     pub path: String,
     /// Its arguments.

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_api::v1::CreateContainerRequest;
 use serde_json::{json, Value};
 
+use super::config::ContainerConfig;
 use super::{seccomp, user};
 use crate::error::{Error, Result};
 use crate::image::manifest::RunConfig;
@@ -113,7 +113,7 @@ pub struct SpecInput<'a> {
     /// The container's id.
     pub id: &'a str,
     /// The user's flags.
-    pub config: &'a CreateContainerRequest,
+    pub config: &'a ContainerConfig,
     /// The image's run config.
     pub image: &'a RunConfig,
     /// The image's layer directories, top first (for `/etc/passwd`).
@@ -149,7 +149,7 @@ pub struct Built {
 /// The command a container runs: the entrypoint (the user's or the
 /// image's) followed by the command; `--entrypoint` drops the image's CMD
 /// as Docker does.
-pub fn command(config: &CreateContainerRequest, image: &RunConfig) -> Result<Vec<String>> {
+pub fn command(config: &ContainerConfig, image: &RunConfig) -> Result<Vec<String>> {
     let entrypoint = if config.entrypoint_set {
         config.entrypoint.clone()
     } else {
@@ -194,7 +194,7 @@ pub fn cap_name(name: &str) -> Result<String> {
 /// The capability set after `--privileged`, `--cap-add` and `--cap-drop`,
 /// limited to what the agent itself may hand out (its bounding set: on
 /// some hosts even root lacks e.g. CAP_SYS_RESOURCE).
-pub fn capabilities(config: &CreateContainerRequest) -> Result<Vec<String>> {
+pub fn capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
     let bounding = host_bounding_set();
     Ok(requested_capabilities(config)?
         .into_iter()
@@ -219,7 +219,7 @@ fn host_bounding_set() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn requested_capabilities(config: &CreateContainerRequest) -> Result<Vec<String>> {
+fn requested_capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
     if config.privileged {
         return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
     }
@@ -256,7 +256,7 @@ fn requested_capabilities(config: &CreateContainerRequest) -> Result<Vec<String>
 /// The environment: the image's, then the user's, then Berth's own
 /// (`HOSTNAME`, `HOME`, `TERM`) where not set.
 pub fn environment(
-    config: &CreateContainerRequest,
+    config: &ContainerConfig,
     image: &RunConfig,
     hostname: &str,
     home: &str,
@@ -285,7 +285,7 @@ pub fn environment(
 
 /// The rlimits: Docker's `nofile` default (1048576) capped at the host's
 /// hard limit, then each `--ulimit`, which may not exceed it either.
-pub fn rlimits(config: &CreateContainerRequest) -> Result<Vec<Value>> {
+pub fn rlimits(config: &ContainerConfig) -> Result<Vec<Value>> {
     let mut out: Vec<(String, u64, u64)> = Vec::new();
     let (_, nofile_hard) = host_limit("nofile").unwrap_or((1024, 1024));
     let nofile = nofile_hard.min(1 << 20);
@@ -343,7 +343,7 @@ fn host_limit(name: &str) -> Option<(u64, u64)> {
 }
 
 /// The cgroup resources for the flags.
-pub fn resources(config: &CreateContainerRequest, privileged: bool) -> Result<Value> {
+pub fn resources(config: &ContainerConfig, privileged: bool) -> Result<Value> {
     let r = config.resources.unwrap_or_default();
     let mut res = json!({});
     res["devices"] = if privileged {
@@ -609,7 +609,7 @@ mod tests {
 
     #[test]
     fn entrypoint_and_cmd_combine_as_in_docker() {
-        let mut c = CreateContainerRequest::default();
+        let mut c = ContainerConfig::default();
         assert_eq!(command(&c, &image()).unwrap(), ["/entry", "serve"]);
         c.cmd = vec!["other".into()];
         assert_eq!(command(&c, &image()).unwrap(), ["/entry", "other"]);
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn capabilities_follow_add_drop_and_privileged() {
-        let mut c = CreateContainerRequest::default();
+        let mut c = ContainerConfig::default();
         assert_eq!(
             requested_capabilities(&c).unwrap().len(),
             DEFAULT_CAPS.len()
@@ -658,7 +658,7 @@ mod tests {
 
     #[test]
     fn environment_layers_image_then_user() {
-        let mut c = CreateContainerRequest {
+        let mut c = ContainerConfig {
             env: vec!["A=user".into(), "B=2".into()],
             tty: true,
             ..Default::default()
@@ -677,10 +677,10 @@ mod tests {
     #[test]
     fn ulimits_never_exceed_the_hosts_hard_limit() {
         let (_, hard) = host_limit("nofile").unwrap();
-        let mut c = CreateContainerRequest::default();
+        let mut c = ContainerConfig::default();
         let r = rlimits(&c).unwrap();
         assert!(r[0]["hard"].as_u64().unwrap() <= hard);
-        c.ulimits = vec![berth_api::v1::Ulimit {
+        c.ulimits = vec![crate::runtime::config::Ulimit {
             name: "nofile".into(),
             soft: (hard + 1) as i64,
             hard: (hard + 1) as i64,

@@ -15,6 +15,14 @@ use crate::error::{Error, Result};
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 /// Full reference ("docker.io/library/alpine:latest") → image id.
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
+/// "images" → the format of the records in [`IMAGES`]. Databases written
+/// before it existed have no such table: their records are version 0.
+const FORMAT: TableDefinition<&str, u32> = TableDefinition::new("format");
+
+/// The format of image records this agent writes. Version 0 had no
+/// `version` field; its records are otherwise the same, and opening the
+/// database rewrites them as version 1 in one transaction.
+pub const IMAGE_RECORD_VERSION: u32 = 1;
 
 /// One layer of a stored image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +42,10 @@ pub struct LayerRecord {
 /// A stored image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageRecord {
+    /// The record's format ([`IMAGE_RECORD_VERSION`] when written by this
+    /// agent).
+    #[serde(default)]
+    pub version: u32,
     /// The config's digest, which is the image's id.
     pub id: String,
     /// The digest of the manifest as pulled or loaded.
@@ -203,7 +215,32 @@ fn decode(bytes: &[u8]) -> Result<ImageRecord> {
         .map_err(|e| Error::Internal(format!("an image record is unreadable: {e}")))
 }
 
-/// Opens the database file and creates its tables when they are missing.
+/// Rewrites every image record older than [`IMAGE_RECORD_VERSION`] (part
+/// of the caller's transaction, so all or none are upgraded). A record
+/// that cannot be read is left as it is.
+fn upgrade_images(
+    images: &mut redb::Table<'_, &str, &[u8]>,
+) -> std::result::Result<(), redb::Error> {
+    let mut old = Vec::new();
+    for row in images.iter()? {
+        let (k, v) = row?;
+        if let Ok(record) = serde_json::from_slice::<ImageRecord>(v.value()) {
+            if record.version < IMAGE_RECORD_VERSION {
+                old.push((k.value().to_string(), record));
+            }
+        }
+    }
+    for (id, mut record) in old {
+        record.version = IMAGE_RECORD_VERSION;
+        if let Ok(json) = serde_json::to_vec(&record) {
+            images.insert(id.as_str(), json.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database file, creates its tables when they are missing, and
+/// upgrades records of an older format.
 fn open_database(path: &Path) -> std::result::Result<Database, String> {
     let open = || -> std::result::Result<Database, redb::Error> {
         let db = Database::create(path)?;
@@ -211,11 +248,20 @@ fn open_database(path: &Path) -> std::result::Result<Database, String> {
         // done only when they are missing, not at every start.
         let read = db.begin_read()?;
         let missing = read.open_table(IMAGES).is_err() || read.open_table(TAGS).is_err();
+        let format = match read.open_table(FORMAT) {
+            Ok(t) => t.get("images")?.map_or(0, |v| v.value()),
+            Err(_) => 0,
+        };
         drop(read);
-        if missing {
+        if missing || format < IMAGE_RECORD_VERSION {
             let txn = db.begin_write()?;
-            txn.open_table(IMAGES)?;
-            txn.open_table(TAGS)?;
+            {
+                let mut images = txn.open_table(IMAGES)?;
+                txn.open_table(TAGS)?;
+                upgrade_images(&mut images)?;
+                txn.open_table(FORMAT)?
+                    .insert("images", IMAGE_RECORD_VERSION)?;
+            }
             txn.commit()?;
         }
         Ok(db)

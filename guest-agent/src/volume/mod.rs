@@ -16,9 +16,18 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::runtime::protocol::{read_json, write_json_durable};
 
+/// The format of volume records this agent writes. Version 0 had no
+/// `version` field and is otherwise the same; opening the volumes
+/// rewrites such records as version 1.
+pub const VOLUME_RECORD_VERSION: u32 = 1;
+
 /// One volume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeRecord {
+    /// The record's format ([`VOLUME_RECORD_VERSION`] when written by this
+    /// agent).
+    #[serde(default)]
+    pub version: u32,
     /// Its name (64 hex characters for anonymous ones).
     pub name: String,
     /// "local".
@@ -45,7 +54,17 @@ impl Volumes {
         let dir = root.join("volumes");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Ok(Volumes { dir, events })
+        let me = Volumes { dir, events };
+        for mut rec in me.list() {
+            if rec.version < VOLUME_RECORD_VERSION {
+                // Version 0 differs only in lacking the version.
+                rec.version = VOLUME_RECORD_VERSION;
+                let path = me.dir.join(&rec.name).join("volume.json");
+                write_json_durable(&path, &rec)
+                    .map_err(|e| Error::io(format!("upgrading {}", path.display()), e))?;
+            }
+        }
+        Ok(me)
     }
 
     /// The directory containers see.
@@ -78,6 +97,7 @@ impl Volumes {
             return Ok(v);
         }
         let rec = VolumeRecord {
+            version: VOLUME_RECORD_VERSION,
             name: name.clone(),
             driver: "local".into(),
             created: Utc::now(),

@@ -1,0 +1,207 @@
+//! A store written by an older agent opens with this one: every image,
+//! container, volume and network is still there with its attributes, and
+//! the records are rewritten in the current format. The fixture and how it
+//! was made: `tests/fixtures/README.md`.
+//!
+//! Needs root (the store holds root-owned files and the engines make
+//! network namespaces' directories); outside CI it skips without it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use berth_agent::image::registry::RegistryOptions;
+use berth_agent::image::ImageService;
+use berth_agent::network::Networks;
+use berth_agent::runtime::{Containers, LogOptions};
+use berth_agent::volume::Volumes;
+
+/// Where the fixture's agent kept its store; records hold absolute paths
+/// under it, so the test unpacks it at the same place.
+const FIXTURE_DIR: &str = "/var/tmp/berth-fixture-old";
+const IMAGE: &str = "127.0.0.1:5391/fixture/busybox:1.0";
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn unpack() -> PathBuf {
+    let dir = Path::new(FIXTURE_DIR);
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("fixture directory");
+    let tarball = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old-store-v0.tar.gz");
+    let status = Command::new("tar")
+        .args(["-xzf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "unpacking {}", tarball.display());
+    dir.join("root")
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("readable")).expect("JSON")
+}
+
+#[tokio::test]
+async fn an_old_store_opens_with_everything_in_it() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the old-store test needs root in CI"
+        );
+        eprintln!("skipped: the old-store test needs root");
+        return;
+    }
+    let root = unpack();
+    let images = ImageService::open(&root, RegistryOptions::default()).expect("images open");
+    let networks = Networks::open(&root, images.events.clone()).expect("networks open");
+    let volumes = Arc::new(Volumes::open(&root, images.events.clone()).expect("volumes open"));
+    let containers = Containers::open(&root, images.clone(), networks.clone(), volumes.clone())
+        .await
+        .expect("containers open");
+
+    // Images: one image, two names, its layer and config.
+    let list = images.list().expect("images list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let image = images.find(IMAGE).expect("the image by name");
+    assert_eq!(
+        image.record.id,
+        images
+            .find("fixture/busybox")
+            .expect("by its tag")
+            .record
+            .id
+    );
+    assert_eq!(image.record.layers.len(), 1);
+    assert!(
+        image.record.id.starts_with("sha256:5047955c0a01"),
+        "{}",
+        image.record.id
+    );
+    assert_eq!(
+        image.record.version,
+        berth_agent::store::IMAGE_RECORD_VERSION
+    );
+    assert!(
+        image
+            .tags
+            .iter()
+            .any(|t| t.ends_with("fixture/busybox:latest")),
+        "{:?}",
+        image.tags
+    );
+
+    // Volumes: the named one with its label and its data.
+    let vol = volumes.find("fx-data").expect("the volume");
+    assert_eq!(
+        vol.labels.get("purpose").map(String::as_str),
+        Some("fixture")
+    );
+    assert!(!vol.anonymous);
+    assert_eq!(
+        std::fs::read_to_string(volumes.data_path("fx-data").join("f")).expect("its file"),
+        "kept\n"
+    );
+
+    // Networks: the user one with its subnet and label, and the builtins.
+    let net = networks.find("fx-net").expect("the network");
+    assert_eq!(net.subnet, "10.99.7.0/24");
+    assert_eq!(
+        net.labels.get("purpose").map(String::as_str),
+        Some("fixture")
+    );
+    for builtin in ["bridge", "host", "none"] {
+        networks.find(builtin).expect("a builtin network");
+    }
+    assert_eq!(networks.list().len(), 4);
+
+    // Containers: all three, with what they were created with and their
+    // state.
+    assert_eq!(containers.all().len(), 3);
+    let done = containers.find("fx-done").expect("fx-done").record();
+    assert_eq!(done.state.status, "exited");
+    assert_eq!(done.state.exit_code, 0);
+    assert_eq!(
+        done.config.labels.get("role").map(String::as_str),
+        Some("done")
+    );
+    assert_eq!(done.config.env, ["FX=1"]);
+    assert_eq!(done.config.network, "fx-net");
+    assert_eq!(done.config.mounts.len(), 1);
+    assert_eq!(done.config.mounts[0].kind, "volume");
+    assert_eq!(done.config.mounts[0].source, "fx-data");
+    assert_eq!(done.config.mounts[0].target, "/data");
+    assert_eq!(done.networks.len(), 1);
+    assert_eq!(done.networks[0].network, net.id);
+    assert_eq!(done.image_id, image.record.id);
+    let created = containers.find("fx-created").expect("fx-created").record();
+    assert_eq!(created.state.status, "created");
+    assert_eq!(created.config.cmd, ["sleep", "1000"]);
+    assert_eq!(created.config.ports.len(), 1);
+    assert_eq!(created.config.ports[0].host_port, 18080);
+    assert_eq!(created.config.ports[0].container_port, 80);
+    assert_eq!(created.config.ports[0].host_ip, "127.0.0.1");
+    let stopped = containers.find("fx-running").expect("fx-running").record();
+    assert_eq!(stopped.state.status, "exited");
+    assert_eq!(stopped.state.exit_code, 137);
+
+    // Logs of both containers that ran.
+    let lines = |id: &str| {
+        let opts = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut rx = containers.logs(id, opts).expect("logs");
+        async move {
+            let mut out = Vec::new();
+            while let Some(l) = rx.recv().await {
+                out.push((l.stream, l.log));
+            }
+            out
+        }
+    };
+    let done_logs = lines(&done.id).await;
+    assert!(
+        done_logs.contains(&("stdout".into(), "hello from the old agent\n".into())),
+        "{done_logs:?}"
+    );
+    assert!(
+        done_logs.contains(&("stderr".into(), "err\n".into())),
+        "{done_logs:?}"
+    );
+    let stopped_logs = lines(&stopped.id).await;
+    assert!(
+        stopped_logs.contains(&("stdout".into(), "started\n".into())),
+        "{stopped_logs:?}"
+    );
+
+    // The records were rewritten in the current format, atomically (no
+    // temporary files left beside them).
+    for c in containers.all() {
+        let path = containers.dir_of(&c.record().id).join("container.json");
+        assert_eq!(json(&path)["version"], 1, "{}", path.display());
+    }
+    assert_eq!(
+        json(&root.join("volumes/fx-data/volume.json"))["version"],
+        1
+    );
+    assert_eq!(
+        json(&root.join(format!("networks/{}.json", net.id)))["version"],
+        1
+    );
+    for dir in ["networks", "volumes/fx-data"] {
+        for e in std::fs::read_dir(root.join(dir))
+            .expect("readable")
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(".tmp"), "{dir}/{name} left behind");
+        }
+    }
+    drop(containers);
+    let _ = std::fs::remove_dir_all(FIXTURE_DIR);
+}
