@@ -140,10 +140,11 @@ impl Client {
         let unreachable = |why: String| {
             let hint = match &self.inner.source {
                 Source::Default => {
-                    "; start berth-agent, or boot the VM with `berth vm start`, or set BERTH_HOST"
+                    "; is berth-agent running there? Start it, or boot the VM with \
+                     `berth vm start`, or set BERTH_HOST"
                 }
                 Source::Vm(_) => "; the VM may be stopping: see `berth vm status`",
-                _ => "",
+                _ => "; is berth-agent running there?",
             };
             Error::new(
                 ErrorKind::Unavailable,
