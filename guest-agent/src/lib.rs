@@ -17,4 +17,5 @@ pub mod server;
 pub mod shares;
 pub mod snapshot;
 pub mod store;
+pub mod util;
 pub mod volume;

@@ -10,6 +10,7 @@ use berth_agent::image::ImageService;
 use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
+use berth_agent::util::gate::Gate;
 use berth_agent::volume::Volumes;
 use berth_api::Endpoint;
 use clap::Parser;
@@ -86,10 +87,18 @@ fn run(args: Args) -> Result<()> {
     // In the VM, PID 1 mounts the data disk while the agent starts.
     berth_agent::init::storage_ready();
     runtime.block_on(async move {
+        // The engine waits at this gate for what PID 1 brings up in the VM
+        // (at once outside it).
+        let (opener, modules_ready) = Gate::closed();
+        tokio::spawn(async move {
+            berth_agent::init::modules_ready().await;
+            opener.open();
+        });
         let images = ImageService::open(
             &args.root,
             RegistryOptions {
                 insecure: args.insecure_registries.clone(),
+                network_ready: modules_ready.clone(),
             },
         )?;
         let id = std::fs::read_to_string(args.root.join("agent-id")).unwrap_or_else(|_| {
@@ -108,6 +117,7 @@ fn run(args: Args) -> Result<()> {
             images.clone(),
             networks.clone(),
             volumes.clone(),
+            modules_ready,
         )
         .await?;
         tracing::debug!("containers open after {:?}", started.elapsed());

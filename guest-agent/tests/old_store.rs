@@ -14,6 +14,7 @@ use berth_agent::image::registry::RegistryOptions;
 use berth_agent::image::ImageService;
 use berth_agent::network::Networks;
 use berth_agent::runtime::{Containers, LogOptions};
+use berth_agent::util::gate::Gate;
 use berth_agent::volume::Volumes;
 
 /// Where the fixture's agent kept its store; records hold absolute paths
@@ -59,9 +60,15 @@ async fn an_old_store_opens_with_everything_in_it() {
     let images = ImageService::open(&root, RegistryOptions::default()).expect("images open");
     let networks = Networks::open(&root, images.events.clone()).expect("networks open");
     let volumes = Arc::new(Volumes::open(&root, images.events.clone()).expect("volumes open"));
-    let containers = Containers::open(&root, images.clone(), networks.clone(), volumes.clone())
-        .await
-        .expect("containers open");
+    let containers = Containers::open(
+        &root,
+        images.clone(),
+        networks.clone(),
+        volumes.clone(),
+        Gate::open(),
+    )
+    .await
+    .expect("containers open");
 
     // Images: one image, two names, its layer and config.
     let list = images.list().expect("images list");

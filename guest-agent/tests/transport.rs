@@ -12,6 +12,7 @@ use berth_agent::image::ImageService;
 use berth_agent::network::Networks;
 use berth_agent::runtime::Containers;
 use berth_agent::server::{serve, TlsFiles};
+use berth_agent::util::gate::Gate;
 use berth_agent::volume::Volumes;
 use berth_api::endpoint::ClientTls;
 use berth_api::v1::{system_client::SystemClient, PingRequest, PingResponse};
@@ -23,9 +24,15 @@ async fn agent(root: &Path) -> Arc<Agent> {
     let images = ImageService::open(root, RegistryOptions::default()).unwrap();
     let networks = Networks::open(root, images.events.clone()).unwrap();
     let volumes = Arc::new(Volumes::open(root, images.events.clone()).unwrap());
-    let containers = Containers::open(root, images.clone(), networks.clone(), volumes.clone())
-        .await
-        .unwrap();
+    let containers = Containers::open(
+        root,
+        images.clone(),
+        networks.clone(),
+        volumes.clone(),
+        Gate::open(),
+    )
+    .await
+    .unwrap();
     Arc::new(Agent {
         images,
         containers,

@@ -16,10 +16,10 @@ use tonic::{Request, Response, Status, Streaming};
 use super::status::to_status;
 use super::Agent;
 use crate::error::Error;
-use crate::runtime::fdio::Fd;
 use crate::runtime::lifecycle::AttachWanted;
 use crate::runtime::protocol;
 use crate::runtime::{Containers, LogOptions, Record};
+use crate::util::fdio::Fd;
 
 /// Containers over the agent.
 pub struct ContainersApi(pub Arc<Agent>);
@@ -452,8 +452,7 @@ impl ContainersRpc for ContainersApi {
             None => None,
         };
         if let (Some(m), Some(size)) = (&master, &start.size) {
-            let _ =
-                crate::runtime::fdio::set_window_size(m.raw(), size.rows as u16, size.cols as u16);
+            let _ = crate::util::fdio::set_window_size(m.raw(), size.rows as u16, size.cols as u16);
         }
         // Input: stdin, resizes, end of input.
         let mut stdin = p.stdin.take();
@@ -472,7 +471,7 @@ impl ContainersRpc for ContainersApi {
                     }
                     Some(Input::Resize(s)) => {
                         if let Some(m) = &input_master {
-                            let _ = crate::runtime::fdio::set_window_size(
+                            let _ = crate::util::fdio::set_window_size(
                                 m.raw(),
                                 s.rows as u16,
                                 s.cols as u16,

@@ -48,7 +48,7 @@ impl ImageService {
             None => Platform::host(),
         };
         // In the VM, the NIC comes up once the agent serves.
-        crate::init::modules_ready().await;
+        self.registries.network_ready.wait().await;
         let _guard = self.gc_lock.read().await;
         let client = Arc::new(self.registries.client(&image));
         let auth = creds.to_oci();

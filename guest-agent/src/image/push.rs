@@ -41,7 +41,7 @@ impl ImageService {
             )));
         }
         // In the VM, the NIC comes up once the agent serves.
-        crate::init::modules_ready().await;
+        self.registries.network_ready.wait().await;
         let _guard = self.gc_lock.read().await;
         let entry = self.find(reference)?;
         let record = entry.record;

@@ -39,6 +39,9 @@ impl Credentials {
 pub struct RegistryOptions {
     /// "host:port" entries allowed over plain HTTP.
     pub insecure: Vec<String>,
+    /// Opens once the network is up (in the VM, when PID 1 has loaded the
+    /// NIC's modules); registry calls wait at it.
+    pub network_ready: crate::util::gate::Gate,
 }
 
 /// True for registries on this machine's loopback.
@@ -135,7 +138,7 @@ pub async fn check_login(
     creds: &Credentials,
 ) -> crate::error::Result<()> {
     // In the VM, the NIC comes up once the agent serves.
-    crate::init::modules_ready().await;
+    options.network_ready.wait().await;
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")

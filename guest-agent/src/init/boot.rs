@@ -135,7 +135,7 @@ fn copy_unbound(system: &Path, root: &Path) -> Result<()> {
             continue;
         }
         let from = system.join(&name);
-        crate::volume::copy::copy_entry(&from, &root.join(&name))
+        crate::util::copy::copy_entry(&from, &root.join(&name))
             .with_context(|| format!("cannot copy {}", from.display()))?;
     }
     Ok(())

@@ -145,7 +145,7 @@ pub fn network_up(net: Option<&Net>) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let nl = crate::network::links::Netlink::host()?;
+        let nl = crate::util::links::Netlink::host()?;
         nl.lo_up().await?;
         if let Some(net) = net {
             let mut tries = 0;

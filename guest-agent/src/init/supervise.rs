@@ -146,7 +146,7 @@ fn start_agent(config: &Config, serving: Option<&OwnedFd>) -> Option<Child> {
     }
     // The copies pass_fds makes must live until the spawn.
     let _passed = serving.and_then(|fd| {
-        match crate::runtime::fdio::pass_fds(&mut cmd, &[(fd.as_raw_fd(), SERVING_FD)]) {
+        match crate::util::fdio::pass_fds(&mut cmd, &[(fd.as_raw_fd(), SERVING_FD)]) {
             Ok(copies) => {
                 cmd.env(super::SERVING_FD_ENV, SERVING_FD.to_string());
                 Some(copies)

@@ -19,8 +19,8 @@ use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use super::netns;
 use crate::error::Result;
+use crate::util::netns;
 
 /// The address containers send their questions to.
 pub const ADDRESS: &str = "127.0.0.11";

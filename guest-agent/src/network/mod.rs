@@ -17,8 +17,6 @@
 pub mod dns;
 pub mod firewall;
 pub mod ipam;
-pub mod links;
-pub mod netns;
 pub mod ports;
 mod store;
 
@@ -34,7 +32,8 @@ pub use store::{Endpoint, NetworkRecord, NewNetwork};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
-use links::Netlink;
+use crate::util::links::Netlink;
+use crate::util::netns;
 
 /// The default network's name and bridge.
 pub const DEFAULT: &str = "bridge";

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ipam;
 use crate::error::{Error, Result};
-use crate::runtime::protocol::{read_json, write_json_durable};
+use crate::util::jsonfile::{read_json, write_json_durable};
 
 /// The format of network records this agent writes. Version 0 had no
 /// `version` field and is otherwise the same; opening the store rewrites
@@ -200,7 +200,7 @@ impl Store {
 
     /// Makes a user-defined bridge network.
     pub fn create(&self, req: NewNetwork) -> Result<NetworkRecord> {
-        crate::runtime::valid_name(&req.name).map_err(|_| {
+        crate::util::names::is_valid_name(&req.name).then_some(()).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "invalid network name {:?}: use letters, digits, _ . and -, starting with a letter or digit",
                 req.name

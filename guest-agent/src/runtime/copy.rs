@@ -17,7 +17,7 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 
 use super::tree::{self, Node, TarOptions};
 use crate::error::{Error, Result};
-use crate::volume::copy::open_in_root;
+use crate::util::copy::open_in_root;
 
 /// Writes what the container's `root` has at `path` to `out` as a tar
 /// whose top entry is the path's last name; with `follow` a final symlink

@@ -161,10 +161,7 @@ impl Containers {
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if name.len() < 2 || !first_ok || !rest_ok {
+    if !crate::util::names::is_valid_name(name) {
         return Err(Error::InvalidArgument(format!(
             "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters"
         )));

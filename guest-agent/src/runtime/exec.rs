@@ -154,7 +154,7 @@ impl Containers {
                             .set_nonblocking(false)
                             .map_err(|e| Error::io("console socket", e))?;
                         let fd = tokio::task::spawn_blocking(move || {
-                            super::fdio::receive_fd(std_conn.as_raw_fd())
+                            crate::util::fdio::receive_fd(std_conn.as_raw_fd())
                         })
                         .await
                         .map_err(|e| Error::Internal(e.to_string()))?

@@ -666,7 +666,7 @@ async fn spawn_monitor(dir: &std::path::Path) -> Result<(i32, i32)> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    let copies = super::fdio::pass_fds(&mut cmd, &[(ready_w.as_raw_fd(), 3)])
+    let copies = crate::util::fdio::pass_fds(&mut cmd, &[(ready_w.as_raw_fd(), 3)])
         .map_err(|e| Error::io("passing the monitor its pipe", e))?;
     let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
         Error::Internal(format!(

@@ -23,7 +23,6 @@ pub mod config;
 pub mod copy;
 mod create;
 pub mod exec;
-pub mod fdio;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -54,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::image::ImageService;
 use crate::network::Networks;
+use crate::util::gate::Gate;
 use crate::volume::Volumes;
 
 /// Waits for child `pid` and returns its exit code as Docker reports it
@@ -148,12 +148,15 @@ pub struct Containers {
 impl Containers {
     /// Opens the containers under `root`, finds running ones again, and
     /// applies restart policies to those that stopped while the agent was
-    /// away.
+    /// away. Networks are reconciled with the records once `modules_ready`
+    /// opens (in the VM, when PID 1 has loaded the network modules); starts
+    /// wait for that.
     pub async fn open(
         root: &Path,
         images: Arc<ImageService>,
         networks: Arc<Networks>,
         volumes: Arc<Volumes>,
+        modules_ready: Gate,
     ) -> Result<Arc<Containers>> {
         let me = Arc::new(Containers {
             dir: root.join("containers"),
@@ -197,7 +200,7 @@ impl Containers {
         // Serving need not wait for the reconcile: starts do.
         let reconciling = me.clone();
         tokio::spawn(async move {
-            crate::init::modules_ready().await;
+            modules_ready.wait().await;
             reconciling
                 .networks
                 .reconcile(&reconciling.running_members())

@@ -356,7 +356,7 @@ impl Containers {
 
 /// Wakes when a container's log directory changes (inotify, no polling).
 struct LogNotify {
-    fd: super::fdio::Fd,
+    fd: crate::util::fdio::Fd,
 }
 
 impl LogNotify {
@@ -384,8 +384,8 @@ impl LogNotify {
         {
             return Err(fail());
         }
-        let fd =
-            super::fdio::Fd::new(owned).map_err(|e| Error::Internal(format!("inotify: {e}")))?;
+        let fd = crate::util::fdio::Fd::new(owned)
+            .map_err(|e| Error::Internal(format!("inotify: {e}")))?;
         Ok(LogNotify { fd })
     }
 

@@ -4,8 +4,6 @@
 //! the container engine's knowledge; it passes that in for `rm` and
 //! `prune`.
 
-pub mod copy;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
-use crate::runtime::protocol::{read_json, write_json_durable};
+use crate::util::jsonfile::{read_json, write_json_durable};
 
 /// The format of volume records this agent writes. Version 0 had no
 /// `version` field and is otherwise the same; opening the volumes
@@ -196,7 +194,7 @@ fn not_found(name: &str) -> Error {
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 fn valid_name(name: &str) -> Result<()> {
-    crate::runtime::valid_name(name).map_err(|_| {
+    crate::util::names::is_valid_name(name).then_some(()).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "invalid volume name {name:?}: use letters, digits, _ . and -, starting with a letter or digit"
         ))

@@ -194,7 +194,7 @@ fn prepare(opts: Options, dir: &Path) -> Result<Prepared, String> {
     cleanup(&opts);
     mount_rootfs(&opts)?;
     for (path, volume) in &opts.copy_up {
-        crate::volume::copy::fill_volume(&opts.rootfs, path, volume)
+        crate::util::copy::fill_volume(&opts.rootfs, path, volume)
             .map_err(|e| format!("the volume at {path} cannot be filled from the image: {e}"))?;
     }
     make_cwd(&opts.rootfs, &opts.cwd)?;
@@ -286,7 +286,7 @@ fn spawn_helper(
             fds.push((fd.as_raw_fd(), helper::STDIO_FD + n as i32));
         }
     }
-    let copies = super::fdio::pass_fds(&mut cmd, &fds).map_err(|e| e.to_string())?;
+    let copies = crate::util::fdio::pass_fds(&mut cmd, &fds).map_err(|e| e.to_string())?;
     let child = cmd.spawn().map_err(|e| {
         format!(
             "the create helper {} cannot be started: {e}",
@@ -350,7 +350,7 @@ fn receive_console(l: &std::os::unix::net::UnixListener) -> Result<OwnedFd, Stri
         }
     };
     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
-    super::fdio::receive_fd(conn.as_raw_fd()).map_err(|e| e.to_string())
+    crate::util::fdio::receive_fd(conn.as_raw_fd()).map_err(|e| e.to_string())
 }
 
 fn mount_rootfs(opts: &Options) -> Result<(), String> {

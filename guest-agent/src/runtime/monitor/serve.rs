@@ -12,9 +12,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{cleanup, Helper, Prepared};
-use crate::runtime::fdio::{self, Fd};
 use crate::runtime::logs;
 use crate::runtime::protocol::{self, write_json_atomic, ExitStatus, Reply, Request, RunState};
+use crate::util::fdio::{self, Fd};
 
 /// How long a created container waits for its start before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,0 +1,13 @@
+//! Helpers the engine modules and PID 1 (`init`) share, which belong to
+//! none of them: descriptor passing and terminal sizes, netlink links and
+//! network namespaces, copying inside a root without following links out,
+//! atomic JSON files, Docker's name rule, and readiness gates. Nothing here
+//! imports another module of the agent except `error`.
+
+pub mod copy;
+pub mod fdio;
+pub mod gate;
+pub mod jsonfile;
+pub mod links;
+pub mod names;
+pub mod netns;
