@@ -10,6 +10,7 @@ mod network;
 mod observe;
 mod ports;
 mod progress;
+mod run;
 mod session;
 mod system;
 mod transfer;
@@ -79,9 +80,9 @@ enum Command {
     #[command(subcommand)]
     System(system::SystemCommand),
     /// Create and run a new container from an image.
-    Run(containers::RunArgs),
+    Run(run::RunArgs),
     /// Create a new container.
-    Create(containers::CreateArgs),
+    Create(run::CreateArgs),
     /// Start one or more stopped containers.
     Start(containers::StartArgs),
     /// Stop one or more running containers.
@@ -198,8 +199,8 @@ fn main() {
             Command::Version(a) => system::version(&conn, a).await,
             Command::Info(a) => system::info(&conn, a).await,
             Command::System(c) => system::system(&conn, c).await,
-            Command::Run(a) => containers::run(&conn, a).await,
-            Command::Create(a) => containers::create(&conn, a).await,
+            Command::Run(a) => run::run(&conn, a).await,
+            Command::Create(a) => run::create(&conn, a).await,
             Command::Start(a) => containers::start(&conn, a).await,
             Command::Stop(a) => containers::stop(&conn, a).await,
             Command::Restart(a) => containers::restart(&conn, a).await,

@@ -1,0 +1,374 @@
+//! `berth create` and `berth run`: Docker's flags turned into a creation
+//! request, the image pulled when it is missing, and an attached run that
+//! exits with the container's code.
+
+use anyhow::{bail, Context, Result};
+use berth_client::containers::WaitFor;
+use berth_client::types as pb;
+use clap::Args;
+
+use crate::{session, Conn, Exit};
+
+/// Flags shared by `create` and `run` (`-h` is the hostname, as in
+/// Docker, so help is `--help` only).
+#[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to copy it from here).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: name|uid[:group|gid]).
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Overwrite the image's ENTRYPOINT.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(short = 'h', long = "hostname")]
+    pub hostname: Option<String>,
+    /// Keep STDIN open even if not attached.
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// PID namespace to use: host, or leave out for the container's own.
+    #[arg(long = "pid", default_value = "")]
+    pub pid: String,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Ulimit options (name=soft[:hard]).
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Tune container pids limit.
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container.
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i32>,
+    /// Set metadata on a container (KEY=VALUE).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Connect a container to a network.
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host.
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// Bind mount a volume.
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container.
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory.
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The image to run.
+    pub image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `berth run`.
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Proxy received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys", default_value = crate::detach::DEFAULT)]
+    pub detach_keys: String,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// Parses "512m", "1g", "1024" (bytes).
+pub fn parse_bytes(text: &str) -> Result<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().with_context(|| {
+        format!("invalid size {text:?}: use a number with an optional unit (b, k, m, g)")
+    })?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn parse_env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the env file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(expand_env)
+        .collect())
+}
+
+/// "KEY=VALUE" stays; "KEY" takes this process's value (dropped when unset).
+fn expand_env(pair: &str) -> Option<String> {
+    if pair.contains('=') {
+        Some(pair.to_string())
+    } else {
+        std::env::var(pair).ok().map(|v| format!("{pair}={v}"))
+    }
+}
+
+/// The request for `create`/`run`.
+pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(parse_env_file(f)?);
+    }
+    env.extend(a.env.iter().filter_map(|e| expand_env(e)));
+    let mut ulimits = Vec::new();
+    for u in &a.ulimit {
+        let (name, vals) = u
+            .split_once('=')
+            .with_context(|| format!("invalid --ulimit {u:?}: use name=soft[:hard]"))?;
+        let (soft, hard) = vals.split_once(':').unwrap_or((vals, vals));
+        let num = |s: &str| {
+            s.parse::<i64>()
+                .with_context(|| format!("invalid --ulimit {u:?}: limits are numbers"))
+        };
+        ulimits.push(pb::Ulimit {
+            name: name.into(),
+            soft: num(soft)?,
+            hard: num(hard)?,
+        });
+    }
+    let (policy, retries) = a.restart.split_once(':').unwrap_or((&a.restart, "0"));
+    if !["no", "on-failure", "always", "unless-stopped"].contains(&policy) {
+        bail!("invalid restart policy {:?}: use no, on-failure[:max-retries], always or unless-stopped", a.restart);
+    }
+    let retries: u32 = retries.parse().with_context(|| {
+        format!(
+            "invalid restart policy {:?}: the retry count is a number",
+            a.restart
+        )
+    })?;
+    if retries > 0 && policy != "on-failure" {
+        bail!("maximum retry count cannot be used with restart policy '{policy}'");
+    }
+    if a.rm && policy != "no" {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    if a.cpus.is_some_and(|c| c <= 0.0) {
+        bail!("invalid --cpus: give a positive number such as 0.5");
+    }
+    let entrypoint = a.entrypoint.clone();
+    let labels = a
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    Ok(pb::CreateContainerRequest {
+        name: a.name.clone().unwrap_or_default(),
+        image: a.image.clone(),
+        cmd: a.command.clone(),
+        entrypoint_set: entrypoint.is_some(),
+        entrypoint: entrypoint
+            .filter(|e| !e.is_empty())
+            .map(|e| vec![e])
+            .unwrap_or_default(),
+        env,
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        user: a.user.clone().unwrap_or_default(),
+        hostname: a.hostname.clone().unwrap_or_default(),
+        tty: a.tty,
+        open_stdin: a.interactive,
+        auto_remove: a.rm,
+        init: a.init,
+        read_only: a.read_only,
+        privileged: a.privileged,
+        pid_mode: a.pid.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        ulimits,
+        resources: Some(pb::Resources {
+            memory_bytes: a
+                .memory
+                .as_deref()
+                .map(parse_bytes)
+                .transpose()?
+                .unwrap_or(0),
+            memory_swap_bytes: match a.memory_swap.as_deref() {
+                Some("-1") => -1,
+                Some(s) => parse_bytes(s)?,
+                None => 0,
+            },
+            nano_cpus: a.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            cpu_shares: a.cpu_shares.unwrap_or(0),
+            pids_limit: a.pids_limit.unwrap_or(0),
+        }),
+        restart_policy: Some(pb::RestartPolicy {
+            name: policy.into(),
+            maximum_retry_count: retries,
+        }),
+        network: a.network.clone().unwrap_or_default(),
+        dns: a.dns.clone(),
+        extra_hosts: a.add_host.clone(),
+        labels,
+        stop_signal: a.stop_signal.clone().unwrap_or_default(),
+        stop_timeout: a.stop_timeout.unwrap_or(0),
+        platform: a.platform.clone().unwrap_or_default(),
+        ports: a
+            .publish
+            .iter()
+            .map(|p| crate::ports::parse_publish(p))
+            .collect::<Result<Vec<_>>>()?
+            .concat(),
+        publish_all: a.publish_all,
+        network_aliases: a.network_alias.clone(),
+        mounts: a
+            .volume
+            .iter()
+            .map(|v| crate::mounts::parse_volume(v))
+            .chain(a.mount.iter().map(|m| crate::mounts::parse_mount(m)))
+            .chain(a.tmpfs.iter().map(|t| crate::mounts::parse_tmpfs(t)))
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
+/// Creates a container, pulling its image first when it is missing.
+async fn create_pulling(conn: &Conn, req: pb::CreateContainerRequest) -> Result<String> {
+    let image = req.image.clone();
+    let created = conn
+        .create_pulling(req, |p| match p {
+            None => eprintln!("Unable to find image '{image}' locally"),
+            Some(berth_client::images::Progress::Pulled(done)) => eprintln!(
+                "Status: Downloaded newer image for {}",
+                berth_client::names::familiar(&done.reference)
+            ),
+            Some(_) => {}
+        })
+        .await?;
+    created
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("WARNING: {w}"));
+    Ok(created.id)
+}
+
+/// Runs `berth create`.
+pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
+    let id = create_pulling(conn, request(&a)?)
+        .await
+        .map_err(Exit::daemon)?;
+    println!("{id}");
+    Ok(())
+}
+
+/// Runs `berth run`.
+pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
+    let detach_keys = crate::detach::parse(&a.detach_keys)?;
+    let id = create_pulling(conn, request(&a.create)?)
+        .await
+        .map_err(Exit::daemon)?;
+    if a.detach {
+        conn.start_container(&id)
+            .await
+            .map_err(|e| Exit::daemon(e.into()))?;
+        println!("{id}");
+        return Ok(());
+    }
+    let ended = session::attach(
+        conn,
+        session::AttachPlan {
+            id: id.clone(),
+            start: true,
+            stdin: a.create.interactive,
+            tty: a.create.tty,
+            sig_proxy: a.sig_proxy && !a.create.tty,
+            detach_keys,
+        },
+    )
+    .await?;
+    let session::Ended::Exited(code) = ended else {
+        // Detached: the container runs on, as with -d.
+        return Ok(());
+    };
+    if a.create.rm {
+        // Docker's `run --rm` returns once the container is gone.
+        let _ = conn.wait_container(&id, WaitFor::Removed).await;
+    }
+    if code != 0 {
+        return Err(Exit(code).into());
+    }
+    Ok(())
+}
