@@ -172,51 +172,46 @@ pub async fn image(conn: &Conn, cmd: ImageCommand) -> Result<()> {
     }
 }
 
-/// Runs `berth pull`.
-pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
-    let platform = a.platform.unwrap_or_default();
-    let mut stream = conn.pull(&a.reference, &platform).await?;
-    let mut display = Display::new(a.quiet);
+/// Shows a pull's or push's layers until its last item, which it returns.
+async fn follow(
+    mut stream: berth_client::Stream<Progress>,
+    quiet: bool,
+    what: &str,
+) -> Result<Progress> {
+    let mut display = Display::new(quiet);
     while let Some(p) = stream.next().await {
         match p? {
-            Progress::Pulled(done) => {
-                println!("{}", familiar(&done.reference));
-                return Ok(());
-            }
             Progress::Layer {
                 id,
                 status,
                 current,
                 total,
             } => display.show(&id, &status, current, total),
-            Progress::Pushed(_) => {}
+            last => return Ok(last),
         }
     }
-    bail!("the Berth agent ended the pull without finishing it")
+    bail!("the Berth agent ended the {what} without finishing it")
+}
+
+/// Runs `berth pull`.
+pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
+    let platform = a.platform.unwrap_or_default();
+    let stream = conn.pull(&a.reference, &platform).await?;
+    if let Progress::Pulled(done) = follow(stream, a.quiet, "pull").await? {
+        println!("{}", familiar(&done.reference));
+    }
+    Ok(())
 }
 
 /// Runs `berth push`.
 pub async fn push(conn: &Conn, a: PushArgs) -> Result<()> {
-    let mut stream = conn.push(&a.reference).await?;
-    let mut display = Display::new(a.quiet);
-    while let Some(p) = stream.next().await {
-        match p? {
-            Progress::Pushed(done) => {
-                if a.quiet {
-                    println!("{}", done.digest);
-                }
-                return Ok(());
-            }
-            Progress::Layer {
-                id,
-                status,
-                current,
-                total,
-            } => display.show(&id, &status, current, total),
-            Progress::Pulled(_) => {}
+    let stream = conn.push(&a.reference).await?;
+    if let Progress::Pushed(done) = follow(stream, a.quiet, "push").await? {
+        if a.quiet {
+            println!("{}", done.digest);
         }
     }
-    bail!("the Berth agent ended the push without finishing it")
+    Ok(())
 }
 
 /// Runs `berth images`.
