@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use berth_api::v1::{self as pb, containers_server::Containers as ContainersRpc};
-use futures::Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -17,9 +15,8 @@ use super::status::to_status;
 use super::Agent;
 use crate::error::Error;
 use crate::runtime::lifecycle::AttachWanted;
-use crate::runtime::protocol;
-use crate::runtime::{Containers, LogOptions, Record};
-use crate::util::fdio::Fd;
+use crate::runtime::session::{StdioInput, StdioOutput};
+use crate::runtime::{LogOptions, Record};
 
 /// Containers over the agent.
 pub struct ContainersApi(pub Arc<Agent>);
@@ -75,63 +72,28 @@ pub fn port_binding(p: &crate::network::Published) -> pb::PortBinding {
     }
 }
 
-/// Relays stdout/stderr frames from a monitor connection, then the exit
-/// once the agent has recorded it.
-async fn relay_attach(
-    containers: Arc<Containers>,
-    id: String,
-    conn: tokio::net::UnixStream,
-    mut input: Streaming<pb::AttachInput>,
-    tx: mpsc::Sender<Result<pb::AttachOutput, Status>>,
-) {
-    use pb::attach_input::Input;
-    use pb::attach_output::Output;
-    let (mut read, mut write) = conn.into_split();
-    let forward = tokio::spawn(async move {
-        while let Ok(Some(msg)) = input.message().await {
-            let frame = match msg.input {
-                Some(Input::Stdin(data)) => (protocol::STDIN, data),
-                Some(Input::Resize(s)) => (protocol::RESIZE, size_bytes(&s)),
-                Some(Input::CloseStdin(_)) => (protocol::CLOSE_STDIN, Vec::new()),
-                _ => continue,
-            };
-            if protocol::write_frame(&mut write, frame.0, &frame.1)
-                .await
-                .is_err()
-            {
-                break;
+/// Carries a client's session input into the engine's channel: `pick`
+/// takes the input out of each message (None skips it).
+fn stdio_input<T: Send + 'static>(
+    mut incoming: Streaming<T>,
+    pick: fn(T) -> Option<StdioInput>,
+) -> mpsc::Receiver<StdioInput> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Ok(Some(msg)) = incoming.message().await {
+            if let Some(input) = pick(msg) {
+                if tx.send(input).await.is_err() {
+                    break;
+                }
             }
         }
     });
-    while let Ok(Some((kind, data))) = protocol::read_frame(&mut read).await {
-        let out = match kind {
-            protocol::STDOUT => Output::Stdout(data),
-            protocol::STDERR => Output::Stderr(data),
-            protocol::EXIT if data.len() == 4 => {
-                Output::ExitCode(i32::from_be_bytes([data[0], data[1], data[2], data[3]]))
-            }
-            _ => continue,
-        };
-        let last = matches!(out, Output::ExitCode(_));
-        if last {
-            containers.exit_recorded(&id).await;
-        }
-        if tx
-            .send(Ok(pb::AttachOutput { output: Some(out) }))
-            .await
-            .is_err()
-            || last
-        {
-            break;
-        }
-    }
-    forward.abort();
+    rx
 }
 
-fn size_bytes(s: &pb::TerminalSize) -> Vec<u8> {
-    let mut b = (s.rows.min(u16::MAX as u32) as u16).to_be_bytes().to_vec();
-    b.extend_from_slice(&(s.cols.min(u16::MAX as u32) as u16).to_be_bytes());
-    b
+fn size(s: &pb::TerminalSize) -> (u16, u16) {
+    let clamp = |v: u32| v.min(u16::MAX as u32) as u16;
+    (clamp(s.rows), clamp(s.cols))
 }
 
 #[tonic::async_trait]
@@ -375,10 +337,12 @@ impl ContainersRpc for ContainersApi {
         &self,
         request: Request<Streaming<pb::AttachInput>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        use pb::attach_input::Input;
+        use pb::attach_output::Output;
         let mut input = request.into_inner();
         let first = input.message().await?;
         let Some(pb::AttachInput {
-            input: Some(pb::attach_input::Input::Start(start)),
+            input: Some(Input::Start(start)),
         }) = first
         else {
             return Err(to_status(Error::InvalidArgument(
@@ -390,24 +354,32 @@ impl ContainersRpc for ContainersApi {
             stdout: start.stdout,
             stderr: start.stderr,
         };
-        let c = &self.0.containers;
-        let id = c.find(&start.id).map_err(to_status)?.record().id;
-        let conn = if start.start {
-            c.start(&start.id, Some(wanted)).await.map_err(to_status)?
-        } else {
-            let r = c.find(&start.id).map_err(to_status)?.record();
-            if !r.state.is_running() {
-                return Err(to_status(Error::FailedPrecondition(format!(
-                    "you cannot attach to a stopped container {}: start it first",
-                    r.id
-                ))));
+        let input = stdio_input(input, |m: pb::AttachInput| match m.input? {
+            Input::Stdin(data) => Some(StdioInput::Stdin(data)),
+            Input::Resize(s) => {
+                let (rows, cols) = size(&s);
+                Some(StdioInput::Resize { rows, cols })
             }
-            Some(c.attach_conn(&r.id, wanted).await.map_err(to_status)?)
-        };
-        let conn = conn.ok_or_else(|| to_status(Error::Internal("no attach connection".into())))?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(relay_attach(c.clone(), id, conn, input, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            Input::CloseStdin(_) => Some(StdioInput::CloseStdin),
+            Input::Start(_) => None,
+        });
+        let rx = self
+            .0
+            .containers
+            .attach_session(&start.id, wanted, start.start, input)
+            .await
+            .map_err(to_status)?;
+        let out = ReceiverStream::new(rx).map(|o| {
+            let output = match o {
+                StdioOutput::Stdout(d) => Output::Stdout(d),
+                StdioOutput::Stderr(d) => Output::Stderr(d),
+                StdioOutput::Exit(c) => Output::ExitCode(c),
+            };
+            Ok(pb::AttachOutput {
+                output: Some(output),
+            })
+        });
+        Ok(Response::new(Box::pin(out)))
     }
 
     type ExecStream = Stream_<pb::ExecOutput>;
@@ -428,138 +400,39 @@ impl ContainersRpc for ContainersApi {
                 "an exec stream must begin with what to run".into(),
             )));
         };
-        let mut p = self
+        let input = stdio_input(input, |m: pb::ExecInput| match m.input? {
+            Input::Stdin(data) => Some(StdioInput::Stdin(data)),
+            Input::Resize(s) => {
+                let (rows, cols) = size(&s);
+                Some(StdioInput::Resize { rows, cols })
+            }
+            Input::CloseStdin(_) => Some(StdioInput::CloseStdin),
+            Input::Start(_) => None,
+        });
+        let (id, rx) = self
             .0
             .containers
-            .exec(&super::convert::exec_options(&start))
+            .exec_session(
+                &super::convert::exec_options(&start),
+                start.size.as_ref().map(size),
+                input,
+            )
             .await
             .map_err(to_status)?;
-        let (tx, rx) = mpsc::channel(64);
-        let _ = tx
-            .send(Ok(pb::ExecOutput {
-                output: Some(Output::ExecId(p.id.clone())),
-            }))
-            .await;
-        if start.detach {
-            tokio::spawn(async move {
-                let _ = p.child.wait().await;
-            });
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
-        }
-        let master = match p.master.take().map(Fd::new) {
-            Some(Ok(m)) => Some(Arc::new(m)),
-            Some(Err(e)) => return Err(to_status(Error::Internal(format!("exec terminal: {e}")))),
-            None => None,
-        };
-        if let (Some(m), Some(size)) = (&master, &start.size) {
-            let _ = crate::util::fdio::set_window_size(m.raw(), size.rows as u16, size.cols as u16);
-        }
-        // Input: stdin, resizes, end of input.
-        let mut stdin = p.stdin.take();
-        let input_master = master.clone();
-        let forward = tokio::spawn(async move {
-            while let Ok(Some(msg)) = input.message().await {
-                match msg.input {
-                    Some(Input::Stdin(data)) => {
-                        if let Some(m) = &input_master {
-                            let _ = m.write_all(&data).await;
-                        } else if let Some(s) = stdin.as_mut() {
-                            if s.write_all(&data).await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                    }
-                    Some(Input::Resize(s)) => {
-                        if let Some(m) = &input_master {
-                            let _ = crate::util::fdio::set_window_size(
-                                m.raw(),
-                                s.rows as u16,
-                                s.cols as u16,
-                            );
-                        }
-                    }
-                    Some(Input::CloseStdin(_)) => {
-                        if let Some(m) = &input_master {
-                            let _ = m.write_all(&[4]).await;
-                        }
-                        stdin = None;
-                    }
-                    _ => {}
-                }
-            }
+        let first = futures::stream::once(async move { Ok(Output::ExecId(id)) });
+        let rest = ReceiverStream::new(rx).map(|o| {
+            Ok(match o {
+                StdioOutput::Stdout(d) => Output::Stdout(d),
+                StdioOutput::Stderr(d) => Output::Stderr(d),
+                StdioOutput::Exit(c) => Output::ExitCode(c),
+            })
         });
-        let mut readers = Vec::new();
-        if let Some(m) = master {
-            let tx = tx.clone();
-            readers.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 << 10];
-                while let Ok(n) = m.read(&mut buf).await {
-                    if n == 0
-                        || tx
-                            .send(Ok(pb::ExecOutput {
-                                output: Some(Output::Stdout(buf[..n].to_vec())),
-                            }))
-                            .await
-                            .is_err()
-                    {
-                        break;
-                    }
-                }
-            }));
-        }
-        for (reader, is_err) in [
-            (
-                p.stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-                false,
-            ),
-            (
-                p.stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-                true,
-            ),
-        ] {
-            if let Some(mut reader) = reader {
-                let tx = tx.clone();
-                readers.push(tokio::spawn(async move {
-                    let mut buf = vec![0u8; 32 << 10];
-                    while let Ok(n) = reader.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        let data = buf[..n].to_vec();
-                        let out = if is_err {
-                            Output::Stderr(data)
-                        } else {
-                            Output::Stdout(data)
-                        };
-                        if tx
-                            .send(Ok(pb::ExecOutput { output: Some(out) }))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                }));
-            }
-        }
-        tokio::spawn(async move {
-            let status = p.child.wait().await;
-            for r in readers {
-                let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
-            }
-            forward.abort();
-            let code = status.ok().and_then(|s| s.code()).unwrap_or(255);
-            let _ = tx
-                .send(Ok(pb::ExecOutput {
-                    output: Some(Output::ExitCode(code)),
-                }))
-                .await;
+        let out = first.chain(rest).map(|o: Result<Output, Status>| {
+            o.map(|output| pb::ExecOutput {
+                output: Some(output),
+            })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(out)))
     }
 
     type StatsStream = Stream_<pb::StatsSample>;
@@ -569,48 +442,26 @@ impl ContainersRpc for ContainersApi {
         request: Request<pb::StatsRequest>,
     ) -> Result<Response<Self::StatsStream>, Status> {
         let r = request.into_inner();
-        let c = self.0.containers.clone();
-        let entry = c.find(&r.id).map_err(to_status)?;
-        let record = entry.record();
-        if !record.state.is_running() {
-            return Err(to_status(Error::FailedPrecondition(format!(
-                "container {} is not running",
-                record.id
-            ))));
-        }
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut prev: Option<(Instant, u64)> = None;
-            loop {
-                let record = entry.record();
-                let Ok(s) = c.sample(&record.id) else { break };
-                let now = Instant::now();
-                let Some((then, cpu)) = prev else {
-                    prev = Some((now, s.cpu_total_ns));
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                };
-                let wall = now.duration_since(then).as_nanos().max(1) as f64;
-                let sample = pb::StatsSample {
-                    id: record.id.clone(),
-                    name: record.name.clone(),
-                    time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
-                    cpu_percent: s.cpu_total_ns.saturating_sub(cpu) as f64 / wall * 100.0,
-                    memory_usage: s.memory_usage,
-                    memory_limit: s.memory_limit,
-                    pids: s.pids,
-                    block_read: s.block_read,
-                    block_write: s.block_write,
-                    ..Default::default()
-                };
-                prev = Some((now, s.cpu_total_ns));
-                if tx.send(Ok(sample)).await.is_err() || !r.stream {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        let rx = self
+            .0
+            .containers
+            .stats(&r.id, r.stream)
+            .map_err(to_status)?;
+        let out = ReceiverStream::new(rx).map(|s| {
+            Ok(pb::StatsSample {
+                id: s.id,
+                name: s.name,
+                time: Some(prost_types::Timestamp::from(s.time)),
+                cpu_percent: s.cpu_percent,
+                memory_usage: s.memory_usage,
+                memory_limit: s.memory_limit,
+                pids: s.pids,
+                block_read: s.block_read,
+                block_write: s.block_write,
+                ..Default::default()
+            })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(out)))
     }
 
     async fn commit(
@@ -718,41 +569,10 @@ impl ContainersRpc for ContainersApi {
         &self,
         _: Request<pb::PruneContainersRequest>,
     ) -> Result<Response<pb::PruneContainersResponse>, Status> {
-        let c = &self.0.containers;
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0;
-        for e in c.all() {
-            let r = e.record();
-            if r.state.is_running() || r.state.status == "restarting" {
-                continue;
-            }
-            reclaimed += dir_size(&c.dir_of(&r.id).join("upper"));
-            if c.remove(&r.id, false, false).await.is_ok() {
-                deleted.push(r.id);
-            }
-        }
+        let (deleted, reclaimed) = self.0.containers.prune().await;
         Ok(Response::new(pb::PruneContainersResponse {
             deleted,
             space_reclaimed: reclaimed,
         }))
     }
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        if let Ok(rd) = std::fs::read_dir(&p) {
-            for e in rd.flatten() {
-                if let Ok(m) = e.metadata() {
-                    if m.is_dir() {
-                        stack.push(e.path());
-                    } else {
-                        total += m.len();
-                    }
-                }
-            }
-        }
-    }
-    total
 }

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_api::v1::{self as pb, system_server::System};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
@@ -107,40 +107,20 @@ impl System for SystemApi {
         &self,
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        let images = self.0.images.list().map_err(to_status)?;
         let (layers_size, blobs_size) = self.0.images.disk_usage().map_err(to_status)?;
-        let mut chain_users: std::collections::HashMap<String, u32> = Default::default();
-        for e in &images {
-            for l in &e.record.layers {
-                *chain_users.entry(l.chain_id.clone()).or_default() += 1;
-            }
-        }
-        let usage = images
-            .iter()
-            .map(|e| {
-                let mut shared = 0;
-                for l in &e.record.layers {
-                    if chain_users.get(&l.chain_id).copied().unwrap_or(0) > 1 {
-                        shared += self
-                            .0
-                            .images
-                            .snapshots
-                            .info(&l.chain_id)
-                            .map_or(0, |i| i.bytes);
-                    }
-                }
-                pb::ImageUsage {
-                    id: e.record.id.clone(),
-                    repo_tags: e
-                        .tags
-                        .iter()
-                        .map(|t| crate::image::reference::familiar(t))
-                        .collect(),
-                    size: e.record.size,
-                    shared_size: shared,
-                    unique_size: e.record.size.saturating_sub(shared),
-                    containers: 0,
-                }
+        let usage = self
+            .0
+            .images
+            .usage()
+            .map_err(to_status)?
+            .into_iter()
+            .map(|u| pb::ImageUsage {
+                id: u.id,
+                repo_tags: u.repo_tags,
+                size: u.size,
+                shared_size: u.shared_size,
+                unique_size: u.unique_size,
+                containers: 0,
             })
             .collect();
         Ok(Response::new(pb::DiskUsageResponse {
@@ -175,92 +155,25 @@ impl System for SystemApi {
         let time = |t: Option<prost_types::Timestamp>| {
             t.and_then(|t| std::time::SystemTime::try_from(t).ok())
         };
-        let (since, until) = (time(req.since), time(req.until));
-        // As Docker: either bound replays the kept events (from the
-        // oldest when only --until is given).
-        let from = since.or(until.map(|_| std::time::UNIX_EPOCH));
-        let (replay, mut rx) = self.0.images.events.subscribe(from);
-        let filters = req.filters;
-        let (tx, out) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            let send = |ev: Event| {
-                let tx = tx.clone();
-                let wanted = event_wanted(&filters, &ev);
-                async move {
-                    if !wanted {
-                        return true;
-                    }
-                    let event = pb::Event {
-                        r#type: ev.kind.into(),
-                        action: ev.action,
-                        id: ev.id,
-                        attributes: ev.attributes.into_iter().collect(),
-                        time: Some(prost_types::Timestamp::from(ev.time)),
-                    };
-                    tx.send(Ok(event)).await.is_ok()
-                }
-            };
-            let after_until = |t: std::time::SystemTime| until.is_some_and(|u| t > u);
-            for ev in replay {
-                if after_until(ev.time) || !send(ev).await {
-                    return;
-                }
-            }
-            let deadline = until.map(|u| {
-                let left = u
-                    .duration_since(std::time::SystemTime::now())
-                    .unwrap_or_default();
-                tokio::time::Instant::now() + left
-            });
-            loop {
-                let next = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
-                        Ok(r) => r,
-                        Err(_) => return,
-                    },
-                    None => rx.recv().await,
-                };
-                match next {
-                    Ok(ev) if after_until(ev.time) => return,
-                    Ok(ev) => {
-                        if !send(ev).await {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
+        let filters = req
+            .filters
+            .into_iter()
+            .map(|(k, v)| (k, v.values))
+            .collect();
+        let rx = self
+            .0
+            .images
+            .events
+            .stream(filters, time(req.since), time(req.until));
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx).map(|ev: Event| {
+            Ok(pb::Event {
+                r#type: ev.kind.into(),
+                action: ev.action,
+                id: ev.id,
+                attributes: ev.attributes.into_iter().collect(),
+                time: Some(prost_types::Timestamp::from(ev.time)),
+            })
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(out),
-        )))
+        Ok(Response::new(Box::pin(out)))
     }
-}
-
-/// True when `ev` passes the Docker-style filters (type, event, container).
-fn event_wanted(filters: &std::collections::HashMap<String, pb::StringList>, ev: &Event) -> bool {
-    let wanted = |key: &str, value: &str| {
-        filters
-            .get(key)
-            .is_none_or(|l| l.values.iter().any(|v| v == value))
-    };
-    // As Docker: a container filter leaves out every event not of a
-    // matching container.
-    let container_wanted = filters.get("container").is_none_or(|l| {
-        ev.kind == "container"
-            && l.values
-                .iter()
-                .any(|v| ev.id.starts_with(v.as_str()) || ev.attributes.get("name") == Some(v))
-    });
-    wanted("type", ev.kind) && wanted_action(filters, &ev.action) && container_wanted
-}
-
-fn wanted_action(
-    filters: &std::collections::HashMap<String, pb::StringList>,
-    action: &str,
-) -> bool {
-    filters
-        .get("event")
-        .is_none_or(|l| l.values.iter().any(|v| v == action))
 }

@@ -1,7 +1,7 @@
 //! Finding, listing, tagging and removing stored images, and collecting
 //! the blobs and snapshots no image needs any more.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::reference::{familiar, ImageRef};
 use super::ImageService;
@@ -209,5 +209,101 @@ impl ImageService {
             .sum();
         let blobs = self.content.list()?.iter().map(|(_, s)| s).sum();
         Ok((layers, blobs))
+    }
+}
+
+/// One image's share of the disk, for `system df`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUsage {
+    /// The image's id.
+    pub id: String,
+    /// Its names, as users write them.
+    pub repo_tags: Vec<String>,
+    /// Its unpacked size.
+    pub size: u64,
+    /// The bytes of its layers that other images use too.
+    pub shared_size: u64,
+    /// The rest.
+    pub unique_size: u64,
+}
+
+/// Each image's usage; `layer_bytes` gives a layer's size by chain id.
+pub fn usage_of(images: &[ImageEntry], layer_bytes: impl Fn(&str) -> u64) -> Vec<ImageUsage> {
+    let mut chain_users: HashMap<&str, u32> = HashMap::new();
+    for e in images {
+        for l in &e.record.layers {
+            *chain_users.entry(l.chain_id.as_str()).or_default() += 1;
+        }
+    }
+    images
+        .iter()
+        .map(|e| {
+            let shared: u64 = e
+                .record
+                .layers
+                .iter()
+                .filter(|l| chain_users.get(l.chain_id.as_str()).copied().unwrap_or(0) > 1)
+                .map(|l| layer_bytes(&l.chain_id))
+                .sum();
+            ImageUsage {
+                id: e.record.id.clone(),
+                repo_tags: e.tags.iter().map(|t| familiar(t)).collect(),
+                size: e.record.size,
+                shared_size: shared,
+                unique_size: e.record.size.saturating_sub(shared),
+            }
+        })
+        .collect()
+}
+
+impl ImageService {
+    /// Every image's share of the disk.
+    pub fn usage(&self) -> Result<Vec<ImageUsage>> {
+        let images = self.list()?;
+        Ok(usage_of(&images, |chain| {
+            self.snapshots.info(chain).map_or(0, |i| i.bytes)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+    use crate::store::{ImageRecord, LayerRecord};
+
+    fn image(id: &str, chains: &[&str], size: u64) -> ImageEntry {
+        ImageEntry {
+            record: ImageRecord {
+                version: crate::store::IMAGE_RECORD_VERSION,
+                id: id.into(),
+                manifest_digest: String::new(),
+                manifest_media_type: String::new(),
+                layers: chains
+                    .iter()
+                    .map(|c| LayerRecord {
+                        digest: String::new(),
+                        media_type: String::new(),
+                        size: 0,
+                        diff_id: String::new(),
+                        chain_id: c.to_string(),
+                    })
+                    .collect(),
+                repo_digests: Vec::new(),
+                size,
+                stored_at: 0,
+            },
+            tags: vec!["docker.io/library/busybox:latest".into()],
+        }
+    }
+
+    #[test]
+    fn layers_two_images_use_count_as_shared() {
+        let images = [image("a", &["base", "a1"], 30), image("b", &["base"], 10)];
+        let usage = usage_of(&images, |chain| if chain == "base" { 10 } else { 20 });
+        assert_eq!(usage[0].shared_size, 10);
+        assert_eq!(usage[0].unique_size, 20);
+        assert_eq!(usage[1].shared_size, 10);
+        assert_eq!(usage[1].unique_size, 0);
+        assert_eq!(usage[0].repo_tags, ["busybox:latest"]);
     }
 }

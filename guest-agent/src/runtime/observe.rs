@@ -72,7 +72,9 @@ fn matches_filters(r: &Record, filters: &HashMap<String, Vec<String>>) -> bool {
             "ancestor" => {
                 r.image == *v
                     || r.image_id == *v
-                    || r.image_id[7..].starts_with(v.trim_start_matches("sha256:"))
+                    || r.image_id
+                        .strip_prefix("sha256:")
+                        .is_some_and(|hex| hex.starts_with(v.trim_start_matches("sha256:")))
             }
             "label" => match v.split_once('=') {
                 Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
@@ -395,5 +397,46 @@ impl LogNotify {
         // Drain whatever else is queued, then give writers a moment to
         // finish the line they are on.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use crate::runtime::record::tests::record;
+
+    fn f(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn ps_filters_match_as_docker_s() {
+        let mut r = record("abcdef0123", "web-1", "exited");
+        r.state.exit_code = 2;
+        r.image_id = "sha256:fedcba".into();
+        r.config.labels.insert("tier".into(), "front".into());
+        assert!(matches_filters(&r, &f(&[])));
+        assert!(matches_filters(
+            &r,
+            &f(&[("status", &["running", "exited"])])
+        ));
+        assert!(!matches_filters(&r, &f(&[("status", &["running"])])));
+        assert!(matches_filters(&r, &f(&[("name", &["/web"])])));
+        assert!(matches_filters(&r, &f(&[("id", &["abc"])])));
+        assert!(matches_filters(&r, &f(&[("ancestor", &["busybox"])])));
+        assert!(matches_filters(&r, &f(&[("ancestor", &["fedc"])])));
+        assert!(matches_filters(&r, &f(&[("label", &["tier"])])));
+        assert!(matches_filters(&r, &f(&[("label", &["tier=front"])])));
+        assert!(!matches_filters(&r, &f(&[("label", &["tier=back"])])));
+        assert!(matches_filters(&r, &f(&[("exited", &["2"])])));
+        // Every key must pass; an unknown key passes nothing.
+        assert!(!matches_filters(
+            &r,
+            &f(&[("status", &["exited"]), ("name", &["db"])])
+        ));
+        assert!(!matches_filters(&r, &f(&[("color", &["red"])])));
     }
 }

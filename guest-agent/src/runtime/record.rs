@@ -116,3 +116,76 @@ pub fn human_duration(d: chrono::Duration) -> String {
         s => format!("{} days", s / 86_400),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A record in `status`, for tests of logic over records.
+    pub(crate) fn record(id: &str, name: &str, status: &str) -> Record {
+        Record {
+            version: RECORD_VERSION,
+            id: id.into(),
+            name: name.into(),
+            created: Utc::now(),
+            image: "busybox".into(),
+            image_id: "sha256:1".into(),
+            config: Default::default(),
+            path: "sh".into(),
+            args: Vec::new(),
+            hostname: String::new(),
+            restart_count: 0,
+            networks: Vec::new(),
+            mounts: Vec::new(),
+            state: State {
+                status: status.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn running_means_the_process_exists() {
+        for (status, running) in [
+            ("created", false),
+            ("running", true),
+            ("paused", true),
+            ("restarting", false),
+            ("exited", false),
+            ("dead", false),
+        ] {
+            assert_eq!(
+                record("a", "a", status).state.is_running(),
+                running,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn human_status_reads_as_docker_s() {
+        let now = Utc::now();
+        let mut r = record("a", "a", "exited");
+        r.state.exit_code = 3;
+        r.state.finished_at = Some(now - chrono::Duration::seconds(5));
+        assert_eq!(human_status(&r.state, now), "Exited (3) 5 seconds ago");
+        r.state.status = "paused".into();
+        r.state.started_at = Some(now - chrono::Duration::minutes(3));
+        assert_eq!(human_status(&r.state, now), "Up 3 minutes (Paused)");
+        assert_eq!(
+            human_status(&record("a", "a", "created").state, now),
+            "Created"
+        );
+    }
+
+    #[test]
+    fn an_old_record_without_a_version_reads_as_version_0() {
+        let mut json = serde_json::to_value(record("a", "web", "exited")).expect("JSON");
+        json.as_object_mut().expect("an object").remove("version");
+        json["config"]["mounts"] =
+            serde_json::json!([{"type": "volume", "source": "v", "target": "/v"}]);
+        let r: Record = serde_json::from_value(json).expect("an old record reads");
+        assert_eq!(r.version, 0);
+        assert_eq!(r.config.mounts[0].kind, "volume");
+    }
+}

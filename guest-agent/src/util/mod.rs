@@ -5,6 +5,7 @@
 //! imports another module of the agent except `error`.
 
 pub mod copy;
+pub mod du;
 pub mod fdio;
 pub mod gate;
 pub mod jsonfile;

@@ -169,20 +169,7 @@ impl Volumes {
 
     /// The bytes of a volume's files.
     pub fn size(&self, name: &str) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            std::fs::read_dir(p)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| match e.file_type() {
-                            Ok(t) if t.is_dir() => walk(&e.path()),
-                            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-                            _ => 0,
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(&self.data_path(name))
+        crate::util::du::dir_size(&self.data_path(name))
     }
 }
 
