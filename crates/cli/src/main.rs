@@ -169,8 +169,41 @@ impl Exit {
     }
 }
 
+/// Parses the command line, exiting as Docker's CLI does on bad input: 1
+/// for a missing argument or an unknown command, 125 for a bad flag or
+/// value, 0 for `--help` and `--version`.
+fn parse() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                ErrorKind::MissingRequiredArgument
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::InvalidSubcommand
+                | ErrorKind::TooFewValues
+                | ErrorKind::WrongNumberOfValues => 1,
+                _ => 125,
+            };
+            let _ = e.print();
+            std::process::exit(if code == 0 && e.use_stderr() { 1 } else { code });
+        }
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    // Output cut short by its reader (`berth image inspect X | head`) ends
+    // the program quietly, as Docker's does, instead of a panic: writes to
+    // a closed pipe raise SIGPIPE again. Sockets are written with
+    // MSG_NOSIGNAL and report EPIPE as an error.
+    // SAFETY: setting a signal's disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = parse();
     let conn = Conn::new(ConnectOptions {
         host: cli.host,
         tls: ClientTls {

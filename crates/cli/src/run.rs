@@ -125,11 +125,33 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
-    /// The image to run.
-    pub image: String,
-    /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image, then the container's command and its arguments: every
+    /// word after the image is the container's, flags and `--` too (as
+    /// Docker stops parsing its own flags at the image).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub args: Vec<String>,
+}
+
+impl CreateArgs {
+    /// The image, or an error for a flag Berth does not know (which lands
+    /// here as the first word, since flags stop at the image).
+    pub fn image(&self) -> Result<&str> {
+        let first = self.args.first().map(String::as_str).unwrap_or_default();
+        if first.starts_with('-') && first.len() > 1 {
+            bail!("unknown flag: {first}\nSee 'berth run --help'.");
+        }
+        Ok(first)
+    }
+
+    /// The container's command and its arguments (after the image).
+    pub fn command(&self) -> &[String] {
+        self.args.get(1..).unwrap_or_default()
+    }
 }
 
 /// `berth run`.
@@ -239,8 +261,8 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         .collect();
     Ok(pb::CreateContainerRequest {
         name: a.name.clone().unwrap_or_default(),
-        image: a.image.clone(),
-        cmd: a.command.clone(),
+        image: a.image()?.to_string(),
+        cmd: a.command().to_vec(),
         entrypoint_set: entrypoint.is_some(),
         entrypoint: entrypoint
             .filter(|e| !e.is_empty())
@@ -327,19 +349,17 @@ async fn create_pulling(conn: &Conn, req: pb::CreateContainerRequest) -> Result<
 
 /// Runs `berth create`.
 pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
-    let id = create_pulling(conn, request(&a)?)
-        .await
-        .map_err(Exit::daemon)?;
+    let req = request(&a).map_err(Exit::daemon)?;
+    let id = create_pulling(conn, req).await.map_err(Exit::daemon)?;
     println!("{id}");
     Ok(())
 }
 
 /// Runs `berth run`.
 pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
-    let detach_keys = crate::detach::parse(&a.detach_keys)?;
-    let id = create_pulling(conn, request(&a.create)?)
-        .await
-        .map_err(Exit::daemon)?;
+    let detach_keys = crate::detach::parse(&a.detach_keys).map_err(Exit::daemon)?;
+    let req = request(&a.create).map_err(Exit::daemon)?;
+    let id = create_pulling(conn, req).await.map_err(Exit::daemon)?;
     if a.detach {
         conn.start_container(&id)
             .await

@@ -289,17 +289,22 @@ pub struct ExecArgs {
     /// Give extended privileges to the command.
     #[arg(long)]
     pub privileged: bool,
-    /// The container.
-    pub container: String,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The container, then the command and its arguments: every word
+    /// after the container is the command's, flags too (as in Docker).
+    #[arg(
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER COMMAND [ARG...]"
+    )]
+    pub args: Vec<String>,
 }
 
 /// Runs `berth exec`; exits with the command's status.
 pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
     let options = ExecOptions {
-        cmd: a.command.clone(),
+        cmd: a.args[1..].to_vec(),
         env: a.env.clone(),
         working_dir: a.workdir.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
@@ -309,7 +314,13 @@ pub async fn exec(conn: &Conn, a: ExecArgs) -> Result<()> {
         detach: a.detach,
         privileged: a.privileged,
     };
-    let mut session = conn.exec(&a.container, options).await.map_err(|e| {
+    let container = &a.args[0];
+    if container.starts_with('-') && container.len() > 1 {
+        return Err(Exit::daemon(anyhow::anyhow!(
+            "unknown flag: {container}\nSee 'berth exec --help'."
+        )));
+    }
+    let mut session = conn.exec(container, options).await.map_err(|e| {
         match e.kind() {
             // Docker's codes for a command that cannot run; other refusals
             // (no such container, paused) are plain errors.

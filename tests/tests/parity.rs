@@ -1,0 +1,138 @@
+//! Docker's habits, end to end: what the CLI hands the container, and the
+//! exit codes scripts read (`../shared/parity-2026-12-06.md`).
+
+use berth_tests::containers::agent_with_busybox;
+use berth_tests::Agent;
+
+/// Runs `berth ARGS`; returns (exit code, stdout, stderr).
+fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
+    let out = agent.berth(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "berth {args:?}: {err}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err,
+    )
+}
+
+#[test]
+fn words_after_the_image_or_the_container_are_the_commands() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    fn with<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+        [&["run", "--rm", "--network", "none"][..], rest].concat()
+    }
+    let net = ["--network", "none"];
+    // Flags of Berth's own after the image belong to the container.
+    let out = agent.ok(&with(&["--entrypoint", "/bin/sh", bb, "-c", "echo ok"]));
+    assert_eq!(out, "ok\n");
+    let out = agent.ok(&with(&["--entrypoint", "ls", bb, "-d", "/etc"]));
+    assert_eq!(out, "/etc\n", "ran detached instead of listing");
+    let out = agent.ok(&with(&[bb, "env"]));
+    assert!(!out.contains("X=1"), "{out}");
+    let out = agent.ok(&with(&[bb, "echo", "-e", "X=1"]));
+    assert_eq!(out, "X=1\n");
+    // `--` after the image is passed on.
+    let out = agent.ok(&with(&[bb, "echo", "--", "-c"]));
+    assert_eq!(out, "-- -c\n");
+    // exec: flags after the container are the command's.
+    agent.ok(&[
+        &["run", "-d", "--name", "execs"][..],
+        &net[..],
+        &[bb, "sleep", "60"],
+    ]
+    .concat());
+    let out = agent.ok(&["exec", "execs", "ls", "-d", "/etc"]);
+    assert_eq!(out, "/etc\n");
+    let out = agent.ok(&["exec", "execs", "sh", "-c", "echo $0", "-i"]);
+    assert_eq!(out, "-i\n");
+    agent.ok(&["rm", "-f", "execs"]);
+}
+
+#[test]
+fn exit_codes_follow_dockers() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "codes",
+        "--network",
+        "none",
+        bb,
+        "sleep",
+        "60",
+    ]);
+    let cases: &[(&[&str], i32)] = &[
+        // Refused before anything runs: 125.
+        (&["run", "--bogus", bb], 125),
+        (&["ps", "--bogus"], 125),
+        (
+            &["run", "--rm", "--env-file", "/nonexistent", bb, "true"],
+            125,
+        ),
+        (&["run", "--rm", "-p", "abc", bb, "true"], 125),
+        (&["run", "--rm", "-m", "64x", bb, "true"], 125),
+        (&["run", "--rm", "--restart", "always", bb, "true"], 125),
+        (
+            &["run", "--rm", "--network", "no-such-net", bb, "true"],
+            125,
+        ),
+        (&["create", "--bogus", bb], 125),
+        // A missing argument or an unknown command: 1.
+        (&["run"], 1),
+        (&["exec", "codes"], 1),
+        (&["no-such-command"], 1),
+        // The container's command: not runnable 126, not found 127.
+        (&["run", "--rm", "--network", "none", bb, "/etc"], 126),
+        (
+            &["run", "--rm", "--network", "none", bb, "/etc/passwd"],
+            126,
+        ),
+        (
+            &["run", "--rm", "--network", "none", bb, "no-such-command"],
+            127,
+        ),
+        (&["exec", "codes", "/etc/passwd"], 126),
+        (&["exec", "codes", "no-such-command"], 127),
+        // The command's own status.
+        (
+            &["run", "--rm", "--network", "none", bb, "sh", "-c", "exit 3"],
+            3,
+        ),
+        (&["exec", "codes", "sh", "-c", "exit 4"], 4),
+    ];
+    let mut wrong = Vec::new();
+    for (args, want) in cases {
+        let (code, _, err) = run(&agent, args);
+        if code != *want {
+            wrong.push(format!("berth {args:?}: {code}, want {want}: {err}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    agent.ok(&["rm", "-f", "codes"]);
+}
+
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let cmd = format!(
+        "{} image inspect {bb} | head -c 10 >/dev/null; {} inspect {bb} | head -c 1",
+        berth_tests::bin("berth").display(),
+        berth_tests::bin("berth").display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("BERTH_HOST", agent.host())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+}
