@@ -13,8 +13,8 @@ use super::status::{not_built, to_status};
 use super::system::credentials;
 use super::Agent;
 use crate::error::Error;
-use crate::image::manage::{ImageEntry, Removed};
-use crate::image::manifest::{parse_config, ImageConfig};
+use crate::image::manage::Removed;
+use crate::image::query::HistoryItem;
 use crate::image::reference::familiar;
 use crate::image::Progress;
 
@@ -69,52 +69,19 @@ fn removed(items: Vec<Removed>) -> Vec<pb::RemovedItem> {
         .collect()
 }
 
-impl ImagesApi {
-    fn config_of(&self, entry: &ImageEntry) -> Result<(ImageConfig, String), Status> {
-        let bytes = self
-            .0
-            .images
-            .content
-            .read(&entry.record.id)
-            .map_err(to_status)?;
-        let config = parse_config(&bytes).map_err(to_status)?;
-        Ok((config, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    fn history(&self, config: &ImageConfig, entry: &ImageEntry) -> Vec<pb::HistoryEntry> {
-        let mut layers = entry.record.layers.iter();
-        let mut out: Vec<pb::HistoryEntry> = config
-            .history
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|h| {
-                let empty = h.empty_layer.unwrap_or(false);
-                let size = if empty {
-                    0
-                } else {
-                    layers
-                        .next()
-                        .and_then(|l| self.0.images.snapshots.info(&l.chain_id))
-                        .map_or(0, |i| i.bytes)
-                };
-                pb::HistoryEntry {
-                    created: timestamp(h.created.as_deref()),
-                    created_by: h.created_by.unwrap_or_default(),
-                    author: h.author.unwrap_or_default(),
-                    comment: h.comment.unwrap_or_default(),
-                    empty_layer: empty,
-                    id: String::new(),
-                    size,
-                }
-            })
-            .collect();
-        out.reverse();
-        if let Some(first) = out.first_mut() {
-            first.id = entry.record.id.clone();
-        }
-        out
-    }
+fn history(items: Vec<HistoryItem>) -> Vec<pb::HistoryEntry> {
+    items
+        .into_iter()
+        .map(|h| pb::HistoryEntry {
+            created: timestamp(h.created.as_deref()),
+            created_by: h.created_by,
+            author: h.author,
+            comment: h.comment,
+            empty_layer: h.empty_layer,
+            id: h.id,
+            size: h.size,
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -187,33 +154,17 @@ impl Images for ImagesApi {
         &self,
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
-        let req = request.into_inner();
-        let dangling = req
+        let filters = request
+            .into_inner()
             .filters
-            .get("dangling")
-            .and_then(|l| l.values.first())
-            .map(|v| v == "true");
-        let reference = req
-            .filters
-            .get("reference")
-            .map(|l| l.values.clone())
-            .unwrap_or_default();
+            .into_iter()
+            .map(|(k, v)| (k, v.values))
+            .collect();
+        let images = &self.0.images;
         let mut out = Vec::new();
-        for entry in self.0.images.list().map_err(to_status)? {
-            if let Some(d) = dangling {
-                if d != entry.tags.is_empty() {
-                    continue;
-                }
-            }
+        for entry in images.list_filtered(&filters).map_err(to_status)? {
             let tags: Vec<String> = entry.tags.iter().map(|t| familiar(t)).collect();
-            if !reference.is_empty()
-                && !tags
-                    .iter()
-                    .any(|t| reference.iter().any(|pat| glob_match(pat, t)))
-            {
-                continue;
-            }
-            let (config, _) = self.config_of(&entry)?;
+            let (config, _) = images.config_of(&entry).map_err(to_status)?;
             out.push(pb::ImageSummary {
                 id: entry.record.id.clone(),
                 repo_tags: tags,
@@ -246,7 +197,7 @@ impl Images for ImagesApi {
             .images
             .find(&request.into_inner().reference)
             .map_err(to_status)?;
-        let (config, config_json) = self.config_of(&entry)?;
+        let (config, config_json) = self.0.images.config_of(&entry).map_err(to_status)?;
         let run = config.config.clone().unwrap_or_default();
         let keys = |m: Option<std::collections::BTreeMap<String, serde_json::Value>>| {
             m.unwrap_or_default().into_keys().collect()
@@ -260,12 +211,7 @@ impl Images for ImagesApi {
                 diff_id: l.diff_id.clone(),
                 media_type: l.media_type.clone(),
                 size: l.size,
-                unpacked_size: self
-                    .0
-                    .images
-                    .snapshots
-                    .info(&l.chain_id)
-                    .map_or(0, |i| i.bytes),
+                unpacked_size: self.0.images.layer_bytes(&l.chain_id),
             })
             .collect();
         Ok(Response::new(pb::ImageDetail {
@@ -296,7 +242,7 @@ impl Images for ImagesApi {
                 labels: run.labels.unwrap_or_default().into_iter().collect(),
                 stop_signal: run.stop_signal.unwrap_or_default(),
             }),
-            history: self.history(&config, &entry),
+            history: history(self.0.images.history(&config, &entry)),
             layers,
             manifest_digest: entry.record.manifest_digest.clone(),
             manifest_media_type: entry.record.manifest_media_type.clone(),
@@ -403,9 +349,10 @@ impl Images for ImagesApi {
             .images
             .find(&request.into_inner().reference)
             .map_err(to_status)?;
-        let (config, _) = self.config_of(&entry)?;
+        let images = &self.0.images;
+        let (config, _) = images.config_of(&entry).map_err(to_status)?;
         Ok(Response::new(pb::ImageHistoryResponse {
-            history: self.history(&config, &entry),
+            history: history(images.history(&config, &entry)),
         }))
     }
 
@@ -452,22 +399,4 @@ impl Images for ImagesApi {
             .map_err(to_status)?;
         Ok(Response::new(pb::ImportImageResponse { image_id }))
     }
-}
-
-/// Docker's reference filter: `*` matches within one path component.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let with_tag = if pattern.contains(':') {
-        pattern.to_string()
-    } else {
-        format!("{pattern}:*")
-    };
-    go(with_tag.as_bytes(), text.as_bytes())
 }

@@ -48,18 +48,6 @@ fn network(n: NetworkRecord) -> pb::Network {
     }
 }
 
-/// Docker's network filters: name (substring), id (prefix), driver.
-fn wanted(filters: &std::collections::HashMap<String, pb::StringList>, n: &NetworkRecord) -> bool {
-    let test = |key: &str, ok: &dyn Fn(&str) -> bool| {
-        filters
-            .get(key)
-            .is_none_or(|l| l.values.iter().any(|v| ok(v)))
-    };
-    test("name", &|v| n.name.contains(v))
-        && test("id", &|v| n.id.starts_with(v))
-        && test("driver", &|v| n.driver == v)
-}
-
 #[tonic::async_trait]
 impl NetworksRpc for NetworksApi {
     async fn create(
@@ -89,13 +77,17 @@ impl NetworksRpc for NetworksApi {
         &self,
         request: Request<pb::ListNetworksRequest>,
     ) -> Result<Response<pb::ListNetworksResponse>, Status> {
-        let filters = request.into_inner().filters;
+        let filters = request
+            .into_inner()
+            .filters
+            .into_iter()
+            .map(|(k, v)| (k, v.values))
+            .collect();
         let networks = self
             .0
             .networks
-            .list()
+            .list_filtered(&filters)
             .into_iter()
-            .filter(|n| wanted(&filters, n))
             .map(network)
             .collect();
         Ok(Response::new(pb::ListNetworksResponse { networks }))
@@ -155,12 +147,7 @@ impl NetworksRpc for NetworksApi {
         _request: Request<pb::PruneNetworksRequest>,
     ) -> Result<Response<pb::PruneNetworksResponse>, Status> {
         let used = self.0.containers.networks_in_use();
-        let mut deleted = Vec::new();
-        for n in self.0.networks.list() {
-            if !n.builtin() && !used.contains(&n.id) && self.0.networks.remove(&n.id).is_ok() {
-                deleted.push(n.name);
-            }
-        }
+        let deleted = self.0.networks.prune(&used);
         Ok(Response::new(pb::PruneNetworksResponse { deleted }))
     }
 }

@@ -13,6 +13,7 @@ pub mod manage;
 pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod query;
 pub mod reference;
 pub mod registry;
 

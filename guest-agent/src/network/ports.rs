@@ -181,3 +181,48 @@ mod tests {
         assert!(bad.checked().is_err());
     }
 }
+
+/// What changed between two lists of published ports: `(added, owner,
+/// port)`, the removed ones first.
+pub fn changes(
+    before: &[(String, Published)],
+    now: &[(String, Published)],
+) -> Vec<(bool, String, Published)> {
+    let gone = before
+        .iter()
+        .filter(|p| !now.contains(p))
+        .map(|(id, p)| (false, id.clone(), p.clone()));
+    let new = now
+        .iter()
+        .filter(|p| !before.contains(p))
+        .map(|(id, p)| (true, id.clone(), p.clone()));
+    gone.chain(new).collect()
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    fn port(host: u16) -> Published {
+        Published {
+            host_port: host,
+            container_port: 80,
+            protocol: "tcp".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn changes_list_removals_then_additions() {
+        let before = vec![("a".to_string(), port(1)), ("b".to_string(), port(2))];
+        let now = vec![("b".to_string(), port(2)), ("c".to_string(), port(3))];
+        assert_eq!(
+            changes(&before, &now),
+            [
+                (false, "a".to_string(), port(1)),
+                (true, "c".to_string(), port(3))
+            ]
+        );
+        assert!(changes(&now, &now).is_empty());
+    }
+}

@@ -31,6 +31,7 @@ mod networking;
 mod observe;
 pub mod protocol;
 pub mod record;
+pub mod relay;
 pub mod seccomp;
 pub mod session;
 pub mod signals;
