@@ -4,6 +4,8 @@
 //! and are driven directly by tests; `api` translates gRPC calls into
 //! engine calls; `server` puts the API on its listeners.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cgroups;
 pub mod digest;

@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::status::to_status;
 use super::Agent;
 use crate::error::Error;
-use crate::runtime::lifecycle::AttachWanted;
 use crate::runtime::session::{StdioInput, StdioOutput};
+use crate::runtime::start::AttachWanted;
 use crate::runtime::{LogOptions, Record};
 
 /// Containers over the agent.

@@ -18,12 +18,14 @@
 //! seccomp programs ([`seccomp::filter`]); `m/<id12>` are monitor
 //! sockets (short, for the socket address limit).
 
+mod caps;
 mod changes;
 pub mod config;
 pub mod copy;
 mod create;
 pub mod exec;
 pub mod lifecycle;
+mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod mounts;
@@ -36,7 +38,9 @@ pub mod seccomp;
 pub mod session;
 pub mod signals;
 pub mod spec;
+pub mod start;
 pub mod stats;
+pub mod stop;
 pub mod transfer;
 pub mod tree;
 pub mod user;

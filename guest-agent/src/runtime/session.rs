@@ -10,8 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::config::ExecOptions;
-use super::lifecycle::AttachWanted;
 use super::protocol;
+use super::start::AttachWanted;
 use super::Containers;
 use crate::error::{Error, Result};
 use crate::util::fdio::{self, Fd};

@@ -15,68 +15,8 @@ use super::{seccomp, user};
 use crate::error::{Error, Result};
 use crate::image::manifest::RunConfig;
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Every capability the kernels Berth supports know (0 to 40).
-pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+pub use super::caps::{cap_name, capabilities, ALL_CAPS, DEFAULT_CAPS};
+pub use super::limits::{resources, rlimits, swap_accounting};
 
 /// Paths Docker hides from containers.
 pub const MASKED_PATHS: &[&str] = &[
@@ -171,88 +111,6 @@ pub fn command(config: &ContainerConfig, image: &RunConfig) -> Result<Vec<String
     Ok(all)
 }
 
-/// Normalizes a capability name ("net_admin", "CAP_NET_ADMIN", "ALL").
-pub fn cap_name(name: &str) -> Result<String> {
-    let upper = name.trim().to_ascii_uppercase();
-    if upper == "ALL" {
-        return Ok(upper);
-    }
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    if ALL_CAPS.contains(&full.as_str()) {
-        Ok(full)
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "unknown capability {name:?}: use a name such as NET_ADMIN or SYS_PTRACE, or ALL"
-        )))
-    }
-}
-
-/// The capability set after `--privileged`, `--cap-add` and `--cap-drop`,
-/// limited to what the agent itself may hand out (its bounding set: on
-/// some hosts even root lacks e.g. CAP_SYS_RESOURCE).
-pub fn capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
-    let bounding = host_bounding_set();
-    Ok(requested_capabilities(config)?
-        .into_iter()
-        .filter(|c| {
-            ALL_CAPS
-                .iter()
-                .position(|k| k == c)
-                .is_some_and(|bit| bounding & (1u64 << bit) != 0)
-        })
-        .collect())
-}
-
-/// The agent's capability bounding set (all bits when unknown).
-fn host_bounding_set() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(u64::MAX)
-}
-
-fn requested_capabilities(config: &ContainerConfig) -> Result<Vec<String>> {
-    if config.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
-    }
-    let add = config
-        .cap_add
-        .iter()
-        .map(|c| cap_name(c))
-        .collect::<Result<Vec<_>>>()?;
-    let drop = config
-        .cap_drop
-        .iter()
-        .map(|c| cap_name(c))
-        .collect::<Result<Vec<_>>>()?;
-    let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
-        Vec::new()
-    } else {
-        DEFAULT_CAPS
-            .iter()
-            .filter(|c| !drop.iter().any(|d| d == *c))
-            .map(|s| s.to_string())
-            .collect()
-    };
-    if add.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
-    }
-    for c in add {
-        if c != "ALL" && !caps.contains(&c) {
-            caps.push(c);
-        }
-    }
-    Ok(caps)
-}
-
 /// The environment: the image's, then the user's, then Berth's own
 /// (`HOSTNAME`, `HOME`, `TERM`) where not set.
 pub fn environment(
@@ -281,130 +139,6 @@ pub fn environment(
         env.push(("HOME".into(), home.to_string()));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
-}
-
-/// The rlimits: Docker's `nofile` default (1048576) capped at the host's
-/// hard limit, then each `--ulimit`, which may not exceed it either.
-pub fn rlimits(config: &ContainerConfig) -> Result<Vec<Value>> {
-    let mut out: Vec<(String, u64, u64)> = Vec::new();
-    let (_, nofile_hard) = host_limit("nofile").unwrap_or((1024, 1024));
-    let nofile = nofile_hard.min(1 << 20);
-    out.push(("RLIMIT_NOFILE".into(), nofile, nofile));
-    for u in &config.ulimits {
-        let name = u.name.to_ascii_lowercase();
-        let (_, hard_max) = host_limit(&name).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown ulimit {:?}: use one of nofile, nproc, core, memlock, stack, fsize, cpu, as, data, locks, msgqueue, nice, rtprio, sigpending",
-                u.name
-            ))
-        })?;
-        let (soft, hard) = (u.soft.max(0) as u64, u.hard.max(0) as u64);
-        if soft > hard {
-            return Err(Error::InvalidArgument(format!(
-                "--ulimit {name}: the soft limit {soft} is above the hard limit {hard}"
-            )));
-        }
-        if hard > hard_max {
-            return Err(Error::InvalidArgument(format!(
-                "--ulimit {name}={soft}:{hard} is above the host's hard limit of {hard_max}; ask for at most that"
-            )));
-        }
-        let key = format!("RLIMIT_{}", name.to_ascii_uppercase());
-        out.retain(|(k, _, _)| *k != key);
-        out.push((key, soft, hard));
-    }
-    Ok(out
-        .into_iter()
-        .map(|(t, soft, hard)| json!({ "type": t, "soft": soft, "hard": hard }))
-        .collect())
-}
-
-/// The host's (soft, hard) limit for a ulimit name.
-fn host_limit(name: &str) -> Option<(u64, u64)> {
-    use nix::sys::resource::{getrlimit, Resource};
-    let r = match name {
-        "nofile" => Resource::RLIMIT_NOFILE,
-        "nproc" => Resource::RLIMIT_NPROC,
-        "core" => Resource::RLIMIT_CORE,
-        "memlock" => Resource::RLIMIT_MEMLOCK,
-        "stack" => Resource::RLIMIT_STACK,
-        "fsize" => Resource::RLIMIT_FSIZE,
-        "cpu" => Resource::RLIMIT_CPU,
-        "as" => Resource::RLIMIT_AS,
-        "data" => Resource::RLIMIT_DATA,
-        "locks" => Resource::RLIMIT_LOCKS,
-        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
-        "nice" => Resource::RLIMIT_NICE,
-        "rtprio" => Resource::RLIMIT_RTPRIO,
-        "sigpending" => Resource::RLIMIT_SIGPENDING,
-        _ => return None,
-    };
-    getrlimit(r).ok()
-}
-
-/// The cgroup resources for the flags.
-pub fn resources(config: &ContainerConfig, privileged: bool) -> Result<Value> {
-    let r = config.resources.unwrap_or_default();
-    let mut res = json!({});
-    res["devices"] = if privileged {
-        json!([{ "allow": true, "access": "rwm" }])
-    } else {
-        json!([{ "allow": false, "access": "rwm" }])
-    };
-    if r.memory_bytes < 0 || r.nano_cpus < 0 || r.cpu_shares < 0 {
-        return Err(Error::InvalidArgument(
-            "--memory, --cpus and --cpu-shares cannot be negative".into(),
-        ));
-    }
-    if r.memory_bytes > 0 && r.memory_bytes < 6 << 20 {
-        return Err(Error::InvalidArgument(
-            "minimum memory limit allowed is 6MB: give -m 6m or more".into(),
-        ));
-    }
-    let mut memory = json!({});
-    if r.memory_bytes > 0 {
-        memory["limit"] = json!(r.memory_bytes);
-    }
-    if r.memory_swap_bytes != 0 {
-        if r.memory_bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "--memory-swap needs --memory as well: set both".into(),
-            ));
-        }
-        if r.memory_swap_bytes > 0 && r.memory_swap_bytes < r.memory_bytes {
-            return Err(Error::InvalidArgument(
-                "--memory-swap must be at least --memory (it is memory plus swap); use -1 for unlimited swap".into(),
-            ));
-        }
-        if swap_accounting() {
-            memory["swap"] = json!(r.memory_swap_bytes);
-        }
-    }
-    if memory != json!({}) {
-        res["memory"] = memory;
-    }
-    let mut cpu = json!({});
-    if r.nano_cpus > 0 {
-        let period: i64 = 100_000;
-        cpu["period"] = json!(period);
-        cpu["quota"] = json!((r.nano_cpus * period / 1_000_000_000).max(1000));
-    }
-    if r.cpu_shares > 0 {
-        cpu["shares"] = json!(r.cpu_shares);
-    }
-    if cpu != json!({}) {
-        res["cpu"] = cpu;
-    }
-    if r.pids_limit > 0 {
-        res["pids"] = json!({ "limit": r.pids_limit });
-    }
-    Ok(res)
-}
-
-/// True when the kernel accounts swap per cgroup (v2, or v1 with memsw).
-pub fn swap_accounting() -> bool {
-    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// Devices the runtime makes in every container anyway.
@@ -596,6 +330,8 @@ pub fn build(input: &SpecInput) -> Result<Built> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::caps::{host_bounding_set, requested_capabilities};
+    use super::super::limits::host_limit;
     use super::*;
 
     fn image() -> RunConfig {

@@ -1,0 +1,264 @@
+//! Starting containers: the monitor and create helper are spawned, the
+//! container created and started, and attach connections opened.
+
+use std::io::BufRead;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::net::UnixStream;
+
+use super::monitor::Options;
+use super::protocol::{self, read_json, Reply, Request};
+use super::{logs, Containers, Entry};
+use crate::error::{Error, Result};
+
+/// Which streams an attach wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachWanted {
+    /// Send input.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+}
+
+impl Containers {
+    /// Starts a container (a no-op when it runs). With `attach`, the
+    /// returned connection is attached before the process starts, so no
+    /// output is missed.
+    pub async fn start(
+        self: &Arc<Self>,
+        input: &str,
+        attach: Option<AttachWanted>,
+    ) -> Result<Option<UnixStream>> {
+        let entry = self.find(input)?;
+        let result = {
+            let _busy = entry.busy.lock().await;
+            self.start_locked(&entry, attach).await
+        };
+        // A `run --rm` that never ran leaves nothing behind either.
+        if result.is_err() && entry.record().config.auto_remove {
+            let _ = self.remove(&entry.record().id, true, true).await;
+        }
+        result
+    }
+
+    pub(super) async fn start_locked(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        attach: Option<AttachWanted>,
+    ) -> Result<Option<UnixStream>> {
+        // In the VM, overlayfs and the network modules may still be loading.
+        self.wait_ready().await;
+        let record = entry.record();
+        if record.state.is_running() {
+            return match attach {
+                Some(w) => Ok(Some(self.attach_conn(&record.id, w).await?)),
+                None => Ok(None),
+            };
+        }
+        let id = record.id.clone();
+        let dir = self.dir_of(&id);
+        let image = self.images.find(&record.image_id)?;
+        let opts = Options {
+            id: id.clone(),
+            state_root: self.state_root.clone(),
+            bundle: dir.join("bundle"),
+            rootfs: dir.join("bundle").join("rootfs"),
+            lowerdirs: self.layer_dirs(&image.record)?,
+            upperdir: dir.join("upper"),
+            workdir: dir.join("work"),
+            cwd: read_json::<serde_json::Value>(&dir.join("bundle").join("config.json"))
+                .ok()
+                .and_then(|s| s["process"]["cwd"].as_str().map(String::from))
+                .unwrap_or_else(|| "/".into()),
+            tty: record.config.tty,
+            open_stdin: record.config.open_stdin,
+            stdin_once: record.config.open_stdin && attach.is_some_and(|a| a.stdin),
+            log_path: self.log_path(&id),
+            log_max_size: logs::DEFAULT_MAX_SIZE,
+            log_max_files: logs::DEFAULT_MAX_FILES,
+            socket: self.socket_of(&id),
+            run_state: dir.join("run.json"),
+            helper: agent_exe()?.with_file_name(CREATE_HELPER),
+            copy_up: record
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && m.copy_up)
+                .map(|m| (m.destination.clone(), m.source.clone()))
+                .collect(),
+            lo_up: record.networks.is_empty() && record.config.network != "host",
+            // Unmounting a layer syncs the file system under it, volumes
+            // included: a container that may have written to a volume
+            // keeps that, so its data is on disk when it stops.
+            volatile: record.config.auto_remove
+                && !record
+                    .mounts
+                    .iter()
+                    .any(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind")),
+        };
+        protocol::write_json_atomic(&dir.join("monitor.json"), &opts)
+            .map_err(|e| Error::io("writing the monitor's options", e))?;
+        let _ = std::fs::remove_file(&opts.run_state);
+        let ports = match self.network_up(&record).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.update(entry, |r| r.state.error = e.to_string())?;
+                return Err(e);
+            }
+        };
+        let started = self.spawn_and_start(entry, &opts, attach).await;
+        let (pid, monitor_pid, conn) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                self.network_down(&id).await;
+                return Err(e);
+            }
+        };
+        let record = self.update(entry, |r| {
+            r.state.status = "running".into();
+            r.state.pid = pid;
+            r.state.monitor_pid = monitor_pid;
+            r.state.started_at = Some(Utc::now());
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.stopped_by_user = false;
+            r.state.ports = ports;
+        })?;
+        self.emit("start", &record, &[]);
+        self.watch(id);
+        Ok(conn)
+    }
+
+    /// Starts the monitor, attaches when asked, and has it start the
+    /// process; returns the process's and the monitor's pids.
+    pub(super) async fn spawn_and_start(
+        &self,
+        entry: &Entry,
+        opts: &Options,
+        attach: Option<AttachWanted>,
+    ) -> Result<(i32, i32, Option<UnixStream>)> {
+        let id = opts.id.clone();
+        let dir = self.dir_of(&id);
+        let (pid, monitor_pid) = match spawn_monitor(&dir).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.update(entry, |r| {
+                    r.state.error = e.to_string();
+                    r.state.exit_code = 127;
+                })?;
+                return Err(e);
+            }
+        };
+        let conn = match attach {
+            Some(w) => Some(self.attach_conn(&id, w).await?),
+            None => None,
+        };
+        let mut start = UnixStream::connect(&opts.socket).await.map_err(|e| {
+            Error::Internal(format!("the container's monitor cannot be reached: {e}"))
+        })?;
+        protocol::write_line(&mut start, &Request::Start)
+            .await
+            .map_err(|e| Error::Internal(format!("the container's monitor failed: {e}")))?;
+        let reply: Reply = protocol::read_line(&mut start)
+            .await
+            .ok()
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or(Reply {
+                error: "the container's monitor ended".into(),
+            });
+        if !reply.error.is_empty() {
+            self.update(entry, |r| r.state.error = reply.error.clone())?;
+            return Err(super::start_failure(reply.error));
+        }
+        Ok((pid, monitor_pid, conn))
+    }
+
+    /// Connects to a running container's monitor for its I/O.
+    pub async fn attach_conn(&self, id: &str, w: AttachWanted) -> Result<UnixStream> {
+        let gone = |e: std::io::Error| {
+            Error::FailedPrecondition(format!("container {id} is not running ({e})"))
+        };
+        let mut conn = UnixStream::connect(self.socket_of(id))
+            .await
+            .map_err(gone)?;
+        protocol::write_line(
+            &mut conn,
+            &Request::Attach {
+                stdin: w.stdin,
+                stdout: w.stdout,
+                stderr: w.stderr,
+            },
+        )
+        .await
+        .map_err(gone)?;
+        protocol::read_line(&mut conn).await.map_err(gone)?;
+        Ok(conn)
+    }
+}
+
+/// The monitor's binary name; it is installed beside `berth-agent`.
+pub(super) const MONITOR: &str = "berth-monitor";
+
+/// The create helper's binary, installed beside `berth-agent`.
+pub(super) const CREATE_HELPER: &str = "berth-create";
+
+/// The running agent's binary (the monitor runs it as the create helper).
+pub(super) fn agent_exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().map_err(|e| Error::io("finding the agent's own binary", e))
+}
+
+/// Starts a monitor for the container in `dir`; returns the container's
+/// pid and the monitor's once the container is created.
+pub(super) async fn spawn_monitor(dir: &std::path::Path) -> Result<(i32, i32)> {
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Internal(format!("pipe: {e}")))?;
+    let log = std::fs::File::create(dir.join("monitor.log"))
+        .map_err(|e| Error::io("creating the monitor's log", e))?;
+    let exe = agent_exe()?.with_file_name(MONITOR);
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    let copies = crate::util::fdio::pass_fds(&mut cmd, &[(ready_w.as_raw_fd(), 3)])
+        .map_err(|e| Error::io("passing the monitor its pipe", e))?;
+    let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
+        Error::Internal(format!(
+            "the container's monitor {} cannot be started ({e}): install berth-monitor beside berth-agent",
+            exe.display()
+        ))
+    })?;
+    drop((copies, ready_w));
+    let monitor_pid = child.id().unwrap_or(0) as i32;
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let line = tokio::task::spawn_blocking(move || read_ready(ready_r))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+    if let Some(pid) = v["pid"].as_i64() {
+        return Ok((pid as i32, monitor_pid));
+    }
+    let error = v["error"].as_str().map(String::from).unwrap_or_else(|| {
+        let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+        format!("the container's monitor failed: {}", log.trim())
+    });
+    Err(super::start_failure(error))
+}
+
+pub(super) fn read_ready(fd: OwnedFd) -> String {
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(std::fs::File::from(fd)).read_line(&mut line);
+    line
+}
+
+/// True when `pid` is a live Berth monitor.
+pub(super) fn monitor_alive(pid: i32) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == MONITOR)
+}
