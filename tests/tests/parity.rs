@@ -136,3 +136,110 @@ fn output_cut_short_by_its_reader_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn formats_are_go_templates_everywhere() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    agent.ok(&[
+        "run", "-d", "--name", "fmt", "-e", "X=1", "-l", "k=v", bb, "sleep", "60",
+    ]);
+    agent.ok(&["volume", "create", "fmtvol"]);
+    agent.ok(&["network", "create", "fmtnet"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["inspect", "-f", "{{.Name}} {{.State.Running}}", "fmt"],
+            "/fmt true\n",
+        ),
+        (
+            &[
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"k\"}} {{len .Config.Labels}}",
+                "fmt",
+            ],
+            "v 1\n",
+        ),
+        (
+            &[
+                "inspect",
+                "-f",
+                "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{end}}",
+                "fmt",
+            ],
+            "k=v\n",
+        ),
+        (
+            &["inspect", "-f", "{{.Config.Labels}}", "fmt"],
+            "map[k:v]\n",
+        ),
+        (
+            &[
+                "inspect",
+                "-f",
+                "{{if gt (len .Id) 10}}long{{else}}short{{end}}",
+                "fmt",
+            ],
+            "long\n",
+        ),
+        (
+            &[
+                "inspect",
+                "-f",
+                "{{upper .Config.Labels.k}} {{json .Config.Labels}}",
+                "fmt",
+            ],
+            "V {\"k\":\"v\"}\n",
+        ),
+        (&["image", "inspect", "-f", "{{.Os}}", bb], "linux\n"),
+        (
+            &["images", "--format", "{{.Repository}}:{{.Tag}}", bb],
+            "bb:latest\n",
+        ),
+        (
+            &["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "fmtvol"],
+            "fmtvol local\n",
+        ),
+        (
+            &["network", "inspect", "-f", "{{.Name}}", "fmtnet"],
+            "fmtnet\n",
+        ),
+        (
+            &["ps", "--format", "{{.Names}} {{.State}}"],
+            "fmt running\n",
+        ),
+        (
+            &["ps", "--format", "table {{.Names}}\t{{.Image}}"],
+            "NAMES     IMAGE\nfmt       bb\n",
+        ),
+        (&["version", "-f", "{{.Server.ApiVersion}}"], "1.0\n"),
+        (
+            &["stats", "--no-stream", "--format", "{{.Name}}", "fmt"],
+            "fmt\n",
+        ),
+        (
+            &["system", "df", "--format", "{{.Type}}"],
+            "Images\nContainers\nLocal Volumes\n",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (args, want) in cases {
+        let (code, out, err) = run(&agent, args);
+        if code != 0 || out != *want {
+            wrong.push(format!(
+                "berth {args:?}: rc {code}, {out:?} (want {want:?}) {err}"
+            ));
+        }
+    }
+    let (code, _, err) = run(&agent, &["inspect", "-f", "{{.Nope}}", "fmt"]);
+    if code != 1 || !err.contains("Nope") {
+        wrong.push(format!("inspect -f {{{{.Nope}}}}: rc {code}: {err}"));
+    }
+    let (code, out, _) = run(&agent, &["inspect", "-f", "{{.Config.Env}}", "fmt"]);
+    if code != 0 || !out.starts_with('[') || out.contains('"') || !out.contains("X=1") {
+        wrong.push(format!("inspect -f {{{{.Config.Env}}}}: rc {code}: {out}"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    agent.ok(&["rm", "-f", "fmt"]);
+}

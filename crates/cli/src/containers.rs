@@ -246,14 +246,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs, images_too: bool) -> Result<()
             Err(e) => return Err(e.into()),
         }
     }
-    match a.format.as_deref() {
-        None => println!("{}", serde_json::to_string_pretty(&docs)?),
-        Some(f) => {
-            for d in &docs {
-                println!("{}", format::template(f, d));
-            }
-        }
-    }
+    format::print_docs(a.format.as_deref(), &docs)?;
     Ok(())
 }
 
@@ -339,49 +332,19 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
             })
         })
         .collect();
-    match a.format.as_deref() {
-        Some("json") => {
-            for r in &rows {
-                println!("{r}");
-            }
-        }
-        Some(t) if !t.starts_with("table") => {
-            for r in &rows {
-                println!("{}", format::template(t, r));
-            }
-        }
-        _ => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        "ID",
-                        "Image",
-                        "Command",
-                        "RunningFor",
-                        "Status",
-                        "Ports",
-                        "Names",
-                    ]
-                    .iter()
-                    .map(|k| r[*k].as_str().unwrap_or_default().to_string())
-                    .collect()
-                })
-                .collect();
-            format::table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ],
-                &cells,
-            );
-        }
-    }
+    format::print_rows(
+        a.format.as_deref(),
+        &rows,
+        &[
+            ("CONTAINER ID", "ID"),
+            ("IMAGE", "Image"),
+            ("COMMAND", "Command"),
+            ("CREATED", "RunningFor"),
+            ("STATUS", "Status"),
+            ("PORTS", "Ports"),
+            ("NAMES", "Names"),
+        ],
+    )?;
     Ok(())
 }
 

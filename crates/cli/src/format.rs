@@ -79,28 +79,52 @@ pub fn filters(
     Ok(out)
 }
 
-/// Prints `rows` as `--format` asks: `json` (one object a line), a
-/// template, or a table of `columns` (header, key).
-pub fn print_rows(format: Option<&str>, rows: &[serde_json::Value], columns: &[(&str, &str)]) {
+/// Prints `rows` as `--format` asks: nothing or `table` gives the default
+/// table of `columns` (header, key); `json`, `table TEMPLATE` and other
+/// templates go through [`crate::template::print_rows`].
+pub fn print_rows(
+    format: Option<&str>,
+    rows: &[serde_json::Value],
+    columns: &[(&str, &str)],
+) -> anyhow::Result<()> {
     match format {
-        Some("json") => rows.iter().for_each(|r| println!("{r}")),
-        Some(t) if !t.starts_with("table") => {
-            rows.iter().for_each(|r| println!("{}", template(t, r)))
-        }
-        _ => {
+        None | Some("table") => {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
                     columns
                         .iter()
-                        .map(|(_, k)| r[*k].as_str().unwrap_or_default().to_string())
+                        .map(|(_, k)| match &r[*k] {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Null => String::new(),
+                            other => other.to_string(),
+                        })
                         .collect()
                 })
                 .collect();
             let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
             table(&headers, &cells);
+            Ok(())
+        }
+        Some(f) => crate::template::print_rows(Some(f), rows, columns),
+    }
+}
+
+/// Prints inspect documents: a JSON array (no format, or `json`), or each
+/// document through the template.
+pub fn print_docs(format: Option<&str>, docs: &[serde_json::Value]) -> anyhow::Result<()> {
+    match format {
+        None | Some("json") | Some("") => {
+            println!("{}", serde_json::to_string_pretty(docs)?);
+        }
+        Some(f) => {
+            let t = crate::template::Template::parse(f)?;
+            for d in docs {
+                println!("{}", t.render(d)?);
+            }
         }
     }
+    Ok(())
 }
 
 /// Prints rows as a table with columns three spaces apart.
@@ -144,45 +168,6 @@ pub fn binary_size(bytes: u64) -> String {
         .trim_end_matches('.')
         .to_string()
         + units[i]
-}
-
-/// Fills a Go-style template ("{{.State.Status}}", "{{json .Config}}",
-/// "table {{.ID}}\t{{.Names}}") from a JSON document. Only field paths
-/// and `json` are understood: what Docker users write most.
-pub fn template(template: &str, doc: &serde_json::Value) -> String {
-    let template = template.strip_prefix("table ").unwrap_or(template);
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (as_json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut v = doc;
-        for key in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|k| !k.is_empty())
-        {
-            v = v.get(key).unwrap_or(&serde_json::Value::Null);
-        }
-        let text = match v {
-            _ if as_json => v.to_string(),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => "<no value>".into(),
-            other => other.to_string(),
-        };
-        out.push_str(&text);
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out.replace("\\t", "\t").replace("\\n", "\n")
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub struct ListArgs {
     /// Filter: dangling=true|false, reference=PATTERN.
     #[arg(short, long = "filter")]
     pub filter: Vec<String>,
-    /// "table" (default) or "json".
+    /// "table" (default), "json", or a Go template ("table {{.Repository}}").
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -95,7 +95,7 @@ pub struct InspectArgs {
     /// Images to inspect.
     #[arg(required = true)]
     pub references: Vec<String>,
-    /// "json" (default).
+    /// "json" (default) or a Go template ("{{.Config.Env}}").
     #[arg(short, long)]
     pub format: Option<String>,
 }
@@ -284,46 +284,35 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
                 })
                 .collect()
         };
+        let created_at = i
+            .created
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_default();
         for (repo, tag) in tags {
-            if a.format.as_deref() == Some("json") {
-                println!(
-                    "{}",
-                    json!({
-                        "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
-                        "CreatedAt": i.created.as_ref().map(|t| t.seconds), "CreatedSince": created,
-                        "Size": format::size(i.size), "VirtualSize": format::size(i.size),
-                    })
-                );
-                continue;
-            }
-            let mut row = vec![repo, tag];
-            if a.digests {
-                row.push(digest.clone());
-            }
-            row.extend([id_of(i), created.clone(), format::size(i.size)]);
-            rows.push(row);
+            rows.push(json!({
+                "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
+                "CreatedAt": created_at, "CreatedSince": created,
+                "Size": format::size(i.size), "VirtualSize": format::size(i.size),
+                "SharedSize": "N/A", "UniqueSize": "N/A", "Containers": "N/A",
+            }));
         }
     }
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let headers: &[&str] = if a.digests {
-                &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
-            } else {
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-            };
-            format::table(headers, &rows);
-        }
-        Some("json") => {}
-        Some(other) => bail!("--format '{other}' is not supported: use table or json"),
+    let mut columns = vec![("REPOSITORY", "Repository"), ("TAG", "Tag")];
+    if a.digests {
+        columns.push(("DIGEST", "Digest"));
     }
-    Ok(())
+    columns.extend([
+        ("IMAGE ID", "ID"),
+        ("CREATED", "CreatedSince"),
+        ("SIZE", "Size"),
+    ]);
+    format::print_rows(a.format.as_deref(), &rows, &columns)
 }
 
 /// Runs `berth image inspect`.
 pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
-    if let Some(f) = a.format.as_deref().filter(|f| *f != "json") {
-        bail!("--format '{f}' is not supported: use json");
-    }
     let mut out = Vec::new();
     let mut failed = None;
     for r in &a.references {
@@ -332,7 +321,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
             Err(e) => failed = Some(anyhow::Error::from(e)),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    format::print_docs(a.format.as_deref(), &out)?;
     failed.map_or(Ok(()), Err)
 }
 

@@ -13,6 +13,7 @@ mod progress;
 mod run;
 mod session;
 mod system;
+mod template;
 mod transfer;
 mod upload;
 mod vm;

@@ -15,7 +15,7 @@ pub enum NetworkCommand {
     #[command(alias = "list")]
     Ls(ListArgs),
     /// Display detailed information on one or more networks.
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Remove one or more networks.
     #[command(alias = "remove")]
     Rm(NamesArgs),
@@ -72,6 +72,17 @@ pub struct ListArgs {
 /// Commands naming networks.
 #[derive(Args, Debug)]
 pub struct NamesArgs {
+    /// Networks.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+/// `inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using a Go template ("{{.Name}}"), or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Networks.
     #[arg(required = true)]
     pub networks: Vec<String>,
@@ -165,7 +176,7 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
                     ("DRIVER", "Driver"),
                     ("SCOPE", "Scope"),
                 ],
-            );
+            )?;
         }
         NetworkCommand::Inspect(a) => {
             let mut out = Vec::new();
@@ -173,7 +184,7 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
                 let n = c.inspect_network(name).await?;
                 out.push(berth_client::networks::docker_json(&n));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            format::print_docs(a.format.as_deref(), &out)?;
         }
         NetworkCommand::Rm(a) => {
             crate::containers::each(&a.networks, |name| async move {

@@ -153,64 +153,43 @@ pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
     drop(tx);
     let mut latest: HashMap<String, pb::StatsSample> = HashMap::new();
     let tty = nix::unistd::isatty(1).unwrap_or(false);
-    let json = a.format.as_deref() == Some("json");
     while let Some(s) = rx.recv().await {
         let s = s?;
         latest.insert(s.id.clone(), s);
         if !a.no_stream || latest.len() == ids.len() {
-            let mut rows: Vec<&pb::StatsSample> = latest.values().collect();
-            rows.sort_by(|x, y| x.name.cmp(&y.name));
-            if json {
-                for s in rows {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "ID": &s.id[..12], "Name": s.name, "CPUPerc": format!("{:.2}%", s.cpu_percent),
-                            "MemUsage": format!("{} / {}", format::binary_size(s.memory_usage), format::binary_size(s.memory_limit)),
-                            "MemPerc": format!("{:.2}%", percent(s.memory_usage, s.memory_limit)), "PIDs": s.pids.to_string(),
-                            "BlockIO": format!("{} / {}", format::size(s.block_read), format::size(s.block_write)),
-                        })
-                    );
-                }
-            } else {
-                if tty && !a.no_stream {
-                    print!("\x1b[2J\x1b[H");
-                }
-                let cells: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            s.id[..12].to_string(),
-                            s.name.clone(),
-                            format!("{:.2}%", s.cpu_percent),
-                            format!(
-                                "{} / {}",
-                                format::binary_size(s.memory_usage),
-                                format::binary_size(s.memory_limit)
-                            ),
-                            format!("{:.2}%", percent(s.memory_usage, s.memory_limit)),
-                            format!(
-                                "{} / {}",
-                                format::size(s.block_read),
-                                format::size(s.block_write)
-                            ),
-                            s.pids.to_string(),
-                        ]
+            let mut samples: Vec<&pb::StatsSample> = latest.values().collect();
+            samples.sort_by(|x, y| x.name.cmp(&y.name));
+            let rows: Vec<serde_json::Value> = samples
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "ID": &s.id[..12.min(s.id.len())], "Container": &s.id[..12.min(s.id.len())], "Name": s.name,
+                        "CPUPerc": format!("{:.2}%", s.cpu_percent),
+                        "MemUsage": format!("{} / {}", format::binary_size(s.memory_usage), format::binary_size(s.memory_limit)),
+                        "MemPerc": format!("{:.2}%", percent(s.memory_usage, s.memory_limit)),
+                        "NetIO": format!("{} / {}", format::size(s.net_rx), format::size(s.net_tx)),
+                        "BlockIO": format!("{} / {}", format::size(s.block_read), format::size(s.block_write)),
+                        "PIDs": s.pids.to_string(),
                     })
-                    .collect();
-                format::table(
-                    &[
-                        "CONTAINER ID",
-                        "NAME",
-                        "CPU %",
-                        "MEM USAGE / LIMIT",
-                        "MEM %",
-                        "BLOCK I/O",
-                        "PIDS",
-                    ],
-                    &cells,
-                );
+                })
+                .collect();
+            if tty && !a.no_stream && a.format.is_none() {
+                print!("\x1b[2J\x1b[H");
             }
+            format::print_rows(
+                a.format.as_deref(),
+                &rows,
+                &[
+                    ("CONTAINER ID", "ID"),
+                    ("NAME", "Name"),
+                    ("CPU %", "CPUPerc"),
+                    ("MEM USAGE / LIMIT", "MemUsage"),
+                    ("MEM %", "MemPerc"),
+                    ("NET I/O", "NetIO"),
+                    ("BLOCK I/O", "BlockIO"),
+                    ("PIDS", "PIDs"),
+                ],
+            )?;
             if a.no_stream {
                 break;
             }
@@ -262,19 +241,24 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
         since: a.since.as_deref().map(parse_time).transpose()?,
         until: a.until.as_deref().map(parse_time).transpose()?,
     };
+    let template = match a.format.as_deref() {
+        None | Some("json") => None,
+        Some(f) => Some(crate::template::Template::parse(f)?),
+    };
     let mut stream = conn.events(req).await?;
     while let Some(ev) = stream.next().await {
         let ev = ev?;
         let mut attrs: Vec<(String, String)> = ev.attributes.clone().into_iter().collect();
         attrs.sort();
-        if a.format.as_deref() == Some("json") {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "Type": ev.r#type, "Action": ev.action, "Actor": {"ID": ev.id, "Attributes": ev.attributes},
-                    "time": ev.time.as_ref().map_or(0, |t| t.seconds), "timeNano": ev.time.as_ref().map_or(0, |t| t.seconds as i128 * 1_000_000_000 + t.nanos as i128),
-                })
-            );
+        let doc = serde_json::json!({
+            "Type": ev.r#type, "Action": ev.action, "Status": ev.action, "ID": ev.id, "id": ev.id,
+            "Actor": {"ID": ev.id, "Attributes": ev.attributes}, "scope": "local",
+            "time": ev.time.as_ref().map_or(0, |t| t.seconds), "timeNano": ev.time.as_ref().map_or(0, |t| t.seconds as i128 * 1_000_000_000 + t.nanos as i128),
+        });
+        if let Some(t) = &template {
+            println!("{}", t.render(&doc)?);
+        } else if a.format.as_deref() == Some("json") {
+            println!("{doc}");
         } else {
             let attrs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!(

@@ -33,7 +33,7 @@ pub struct DfArgs {
     /// Show every image.
     #[arg(short, long)]
     pub verbose: bool,
-    /// "json" for JSON output.
+    /// "json", or a Go template ("{{.Type}}: {{.Size}}").
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -61,95 +61,80 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-fn check_format(f: &Option<String>) -> Result<bool> {
-    match f.as_deref() {
-        None | Some("table") => Ok(false),
-        Some("json") => Ok(true),
-        Some(other) => bail!("--format '{other}' is not supported: use json"),
+/// Prints one document as `--format` asks: `json`, a Go template, or (no
+/// format) the text `plain` writes.
+fn show(format: Option<&str>, doc: &serde_json::Value, plain: impl FnOnce()) -> Result<()> {
+    match format {
+        None | Some("") => plain(),
+        Some("json") => println!("{doc}"),
+        Some(f) => println!("{}", crate::template::Template::parse(f)?.render(doc)?),
     }
+    Ok(())
 }
 
 /// Runs `berth version`.
 pub async fn version(conn: &Conn, a: FormatArgs) -> Result<()> {
-    let json_out = check_format(&a.format)?;
     let client_v = env!("CARGO_PKG_VERSION");
-    let server = match conn.version().await {
-        Ok(v) => Some(v),
+    let client = json!({"Version": client_v, "ApiVersion": API_VERSION, "Os": std::env::consts::OS, "Arch": std::env::consts::ARCH});
+    let s = match conn.version().await {
+        Ok(v) => v,
         Err(e) => {
-            if !json_out {
-                println!(
-                    "Client:\n Version:\t{client_v}\n API version:\t{}",
-                    API_VERSION
-                );
+            if a.format.is_none() {
+                println!("Client:\n Version:\t{client_v}\n API version:\t{API_VERSION}");
             }
             return Err(e.into());
         }
     };
-    let s = server.expect("set");
-    if json_out {
-        println!(
-            "{}",
-            json!({"Client": {"Version": client_v, "ApiVersion": API_VERSION},
-            "Server": {"Version": s.version, "ApiVersion": s.api_version, "Os": s.os, "Arch": s.arch, "KernelVersion": s.kernel_version}})
-        );
-    } else {
-        println!(
-            "Client:\n Version:\t{client_v}\n API version:\t{}\n",
-            API_VERSION
-        );
+    let doc = json!({"Client": client,
+        "Server": {"Version": s.version, "ApiVersion": s.api_version, "Os": s.os, "Arch": s.arch, "KernelVersion": s.kernel_version, "GitCommit": s.git_commit}});
+    show(a.format.as_deref(), &doc, || {
+        println!("Client:\n Version:\t{client_v}\n API version:\t{API_VERSION}\n");
         println!(
             "Server: Berth Agent\n Version:\t{}\n API version:\t{}\n OS/Arch:\t{}/{}\n Kernel:\t{}",
             s.version, s.api_version, s.os, s.arch, s.kernel_version
         );
-    }
-    Ok(())
+    })
 }
 
 /// Runs `berth info`.
 pub async fn info(conn: &Conn, a: FormatArgs) -> Result<()> {
-    let json_out = check_format(&a.format)?;
     let i = conn.info().await?;
-    if json_out {
+    let doc = json!({"ID": i.id, "Containers": i.containers, "ContainersRunning": i.containers_running,
+        "ContainersPaused": i.containers_paused, "ContainersStopped": i.containers_stopped, "Images": i.images,
+        "Driver": i.storage_driver, "CgroupVersion": i.cgroup_version, "KernelVersion": i.kernel_version,
+        "OperatingSystem": i.operating_system, "OSType": i.os, "Architecture": i.arch, "NCPU": i.cpus,
+        "MemTotal": i.memory_bytes, "DockerRootDir": i.root_dir, "BerthRootDir": i.root_dir, "ServerVersion": i.server_version,
+        "Name": i.hostname, "InsecureRegistries": i.insecure_registries});
+    show(a.format.as_deref(), &doc, || {
+        println!("Server:");
         println!(
-            "{}",
-            json!({"ID": i.id, "Containers": i.containers, "ContainersRunning": i.containers_running,
-            "ContainersPaused": i.containers_paused, "ContainersStopped": i.containers_stopped, "Images": i.images,
-            "Driver": i.storage_driver, "CgroupVersion": i.cgroup_version, "KernelVersion": i.kernel_version,
-            "OperatingSystem": i.operating_system, "OSType": i.os, "Architecture": i.arch, "NCPU": i.cpus,
-            "MemTotal": i.memory_bytes, "BerthRootDir": i.root_dir, "ServerVersion": i.server_version,
-            "Name": i.hostname, "InsecureRegistries": i.insecure_registries})
+            " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}",
+            i.containers, i.containers_running, i.containers_paused, i.containers_stopped
         );
-        return Ok(());
-    }
-    println!("Server:");
-    println!(
-        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}",
-        i.containers, i.containers_running, i.containers_paused, i.containers_stopped
-    );
-    println!(" Images: {}", i.images);
-    println!(" Server Version: {}", i.server_version);
-    println!(" Storage Driver: {}", i.storage_driver);
-    println!(" Cgroup Version: {}", i.cgroup_version);
-    println!(" Kernel Version: {}", i.kernel_version);
-    println!(" Operating System: {}", i.operating_system);
-    println!(
-        " OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}",
-        i.os,
-        i.arch,
-        i.cpus,
-        format::size(i.memory_bytes)
-    );
-    println!(
-        " Name: {}\n ID: {}\n Berth Root Dir: {}",
-        i.hostname, i.id, i.root_dir
-    );
-    if !i.insecure_registries.is_empty() {
+        println!(" Images: {}", i.images);
+        println!(" Server Version: {}", i.server_version);
+        println!(" Storage Driver: {}", i.storage_driver);
+        println!(" Cgroup Version: {}", i.cgroup_version);
+        println!(" Kernel Version: {}", i.kernel_version);
+        println!(" Operating System: {}", i.operating_system);
         println!(
-            " Insecure Registries:\n  {}",
-            i.insecure_registries.join("\n  ")
+            " OSType: {}\n Architecture: {}\n CPUs: {}\n Total Memory: {}",
+            i.os,
+            i.arch,
+            i.cpus,
+            format::size(i.memory_bytes)
         );
-    }
-    Ok(())
+        println!(
+            " Name: {}\n ID: {}\n Berth Root Dir: {}",
+            i.hostname, i.id, i.root_dir
+        );
+        if !i.insecure_registries.is_empty() {
+            println!(
+                " Insecure Registries:\n  {}",
+                i.insecure_registries.join("\n  ")
+            );
+        }
+    })
 }
 
 /// Runs `berth system …`.
@@ -160,51 +145,82 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
     }
 }
 
+/// One row of `system df`: what there is, what is in use, and what a prune
+/// would give back.
+fn usage_row(
+    kind: &str,
+    total: usize,
+    active: usize,
+    size: u64,
+    reclaimable: u64,
+) -> serde_json::Value {
+    let percent = (reclaimable * 100).checked_div(size).unwrap_or(0);
+    json!({"Type": kind, "TotalCount": total.to_string(), "Active": active.to_string(),
+        "Size": format::size(size), "Reclaimable": format!("{} ({percent}%)", format::size(reclaimable))})
+}
+
 async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
-    let json_out = check_format(&a.format)?;
     let d = conn.disk_usage().await?;
-    let total: u64 = d.layers_size;
-    if json_out {
-        println!(
-            "{}",
-            json!({"Type": "Images", "TotalCount": d.images.len(), "Active": 0, "Size": format::size(total), "Reclaimable": format::size(total)})
-        );
-        println!(
-            "{}",
-            json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"})
-        );
-        println!(
-            "{}",
-            json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"})
-        );
-        return Ok(());
-    }
-    format::table(
-        &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+    let images_active = d.images.iter().filter(|i| i.containers > 0).count();
+    let images_size: u64 = d
+        .layers_size
+        .max(d.images.iter().map(|i| i.unique_size).sum::<u64>());
+    let images_free: u64 = d
+        .images
+        .iter()
+        .filter(|i| i.containers == 0)
+        .map(|i| i.unique_size)
+        .sum();
+    let running =
+        |c: &&berth_client::types::ContainerUsage| c.state == "running" || c.state == "paused";
+    let containers_size: u64 = d.containers.iter().map(|c| c.size_rw).sum();
+    let containers_free: u64 = d
+        .containers
+        .iter()
+        .filter(|c| !running(c))
+        .map(|c| c.size_rw)
+        .sum();
+    let volumes_size: u64 = d.volumes.iter().map(|v| v.size).sum();
+    let volumes_free: u64 = d
+        .volumes
+        .iter()
+        .filter(|v| v.ref_count == 0)
+        .map(|v| v.size)
+        .sum();
+    let rows = vec![
+        usage_row(
+            "Images",
+            d.images.len(),
+            images_active,
+            images_size,
+            images_free.min(images_size),
+        ),
+        usage_row(
+            "Containers",
+            d.containers.len(),
+            d.containers.iter().filter(running).count(),
+            containers_size,
+            containers_free,
+        ),
+        usage_row(
+            "Local Volumes",
+            d.volumes.len(),
+            d.volumes.iter().filter(|v| v.ref_count > 0).count(),
+            volumes_size,
+            volumes_free,
+        ),
+    ];
+    format::print_rows(
+        a.format.as_deref(),
+        &rows,
         &[
-            vec![
-                "Images".into(),
-                d.images.len().to_string(),
-                "0".into(),
-                format::size(total),
-                format!("{} (100%)", format::size(total)),
-            ],
-            vec![
-                "Containers".into(),
-                "0".into(),
-                "0".into(),
-                "0B".into(),
-                "0B".into(),
-            ],
-            vec![
-                "Local Volumes".into(),
-                "0".into(),
-                "0".into(),
-                "0B".into(),
-                "0B".into(),
-            ],
+            ("TYPE", "Type"),
+            ("TOTAL", "TotalCount"),
+            ("ACTIVE", "Active"),
+            ("SIZE", "Size"),
+            ("RECLAIMABLE", "Reclaimable"),
         ],
-    );
+    )?;
     if a.verbose {
         println!("\nImages space usage:\n");
         let rows: Vec<Vec<String>> = d

@@ -15,7 +15,7 @@ pub enum VolumeCommand {
     #[command(alias = "list")]
     Ls(ListArgs),
     /// Display detailed information on one or more volumes.
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Remove one or more volumes.
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -56,6 +56,17 @@ pub struct ListArgs {
 /// Commands naming volumes.
 #[derive(Args, Debug)]
 pub struct NamesArgs {
+    /// Volumes.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using a Go template ("{{.Name}}"), or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Volumes.
     #[arg(required = true)]
     pub volumes: Vec<String>,
@@ -113,7 +124,7 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
                 a.format.as_deref(),
                 &rows,
                 &[("DRIVER", "Driver"), ("VOLUME NAME", "Name")],
-            );
+            )?;
         }
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();
@@ -121,7 +132,7 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
                 let v = c.inspect_volume(name).await?;
                 out.push(berth_client::volumes::docker_json(&v));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            format::print_docs(a.format.as_deref(), &out)?;
         }
         VolumeCommand::Rm(a) => {
             let force = a.force;
