@@ -1,8 +1,19 @@
 //! berth-agent: Berth's engine and its gRPC service.
 //!
-//! The engine modules (`image`, `snapshot`, `store`) know nothing of gRPC
-//! and are driven directly by tests; `api` translates gRPC calls into
-//! engine calls; `server` puts the API on its listeners.
+//! The engine — `image` (registry, content store, pull/push, archives,
+//! queries), `snapshot` (layers), `store` (image metadata), `runtime`
+//! (containers: create, start, stop, lifecycle, sessions, stats, relay,
+//! spec), `cgroups`, `network`, `volume`, `shares`, `events`, `host` and
+//! the shared helpers in `util` — knows nothing of gRPC: it takes and
+//! returns its own types, keeps its own versioned records on disk, and
+//! fails with typed [`error::Error`]s. Tests drive it directly, and
+//! `tests/layering.rs` fails the build if an engine module imports `api`,
+//! `init`, `server`, `berth_api::v1`, prost or tonic. `api` only converts
+//! protobuf messages to and from engine types and engine errors to
+//! statuses (`api::status`, the one place, with a `berth_api::Reason` in
+//! every status); `server` puts the API on its listeners; `init` is PID 1
+//! in the VM, which hands the engine readiness gates rather than being
+//! asked by it.
 
 #![warn(missing_docs)]
 
@@ -11,6 +22,7 @@ pub mod cgroups;
 pub mod digest;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod image;
 pub mod init;
 pub mod network;

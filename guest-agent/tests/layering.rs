@@ -20,6 +20,7 @@ const ENGINE: &[&str] = &[
     "digest.rs",
     "error.rs",
     "events.rs",
+    "host.rs",
 ];
 
 /// What an engine module may not name.

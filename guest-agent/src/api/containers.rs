@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::runtime::session::{StdioInput, StdioOutput};
 use crate::runtime::start::AttachWanted;
 use crate::runtime::{LogOptions, Record};
+use crate::util::chunks::written;
 
 /// Containers over the agent.
 pub struct ContainersApi(pub Arc<Agent>);
@@ -314,21 +315,15 @@ impl ContainersRpc for ContainersApi {
             stdout: r.stdout || both,
             stderr: r.stderr || both,
         };
-        let mut lines = self.0.containers.logs(&r.id, opts).map_err(to_status)?;
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
-            while let Some(l) = lines.recv().await {
-                let entry = pb::LogEntry {
-                    stream: l.stream,
-                    data: l.log.into_bytes(),
-                    time: ts(Some(l.time)),
-                };
-                if tx.send(Ok(entry)).await.is_err() {
-                    break;
-                }
-            }
+        let lines = self.0.containers.logs(&r.id, opts).map_err(to_status)?;
+        let out = ReceiverStream::new(lines).map(|l| {
+            Ok(pb::LogEntry {
+                stream: l.stream,
+                data: l.log.into_bytes(),
+                time: ts(Some(l.time)),
+            })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(out)))
     }
 
     type AttachStream = Stream_<pb::AttachOutput>;
@@ -494,9 +489,9 @@ impl ContainersRpc for ContainersApi {
         let c = self.0.containers.clone();
         let id = request.into_inner().id;
         c.find(&id).map_err(to_status)?;
-        Ok(Response::new(super::stream_written(move |w| async move {
-            c.export(&id, w).await
-        })))
+        Ok(Response::new(super::chunk_stream(written(
+            move |w| async move { c.export(&id, w).await },
+        ))))
     }
 
     async fn diff(
@@ -526,9 +521,9 @@ impl ContainersRpc for ContainersApi {
         let r = request.into_inner();
         let c = self.0.containers.clone();
         c.find(&r.id).map_err(to_status)?;
-        Ok(Response::new(super::stream_written(move |w| async move {
-            c.copy_from(&r.id, &r.path, r.follow_link, w).await
-        })))
+        Ok(Response::new(super::chunk_stream(written(
+            move |w| async move { c.copy_from(&r.id, &r.path, r.follow_link, w).await },
+        ))))
     }
 
     async fn copy_to(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use berth_api::v1::{self as pb, images_server::Images};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::status::{not_built, to_status};
@@ -304,17 +304,9 @@ impl Images for ImagesApi {
         let refs = request.into_inner().references;
         let images = self.0.images.clone();
         let plan = images.plan_save(&refs).map_err(to_status)?;
-        let (tx, rx) = mpsc::channel::<Result<pb::DataChunk, Status>>(8);
-        tokio::task::spawn_blocking(move || {
-            let mut writer = super::ChunkWriter::new(tx.clone());
-            let result = images
-                .write_archive(&plan, &mut writer)
-                .and_then(|()| writer.flush_out());
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(to_status(e)));
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(super::chunk_stream(
+            crate::util::chunks::written_blocking(move |w| images.write_archive(&plan, w)),
+        )))
     }
 
     type LoadStream = Stream_<pb::LoadProgress>;

@@ -12,73 +12,17 @@ pub mod status;
 pub mod system;
 pub mod volumes;
 
-/// How much a DataChunk carries.
-const CHUNK: usize = 256 * 1024;
-
-/// A blocking writer that sends what it is given as DataChunk messages
-/// (`flush` sends what it holds).
-pub(crate) struct ChunkWriter {
-    tx: tokio::sync::mpsc::Sender<Result<berth_api::v1::DataChunk, tonic::Status>>,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    /// A writer sending on `tx`.
-    pub(crate) fn new(
-        tx: tokio::sync::mpsc::Sender<Result<berth_api::v1::DataChunk, tonic::Status>>,
-    ) -> Self {
-        ChunkWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    /// Sends what is held.
-    pub(crate) fn flush_out(&mut self) -> crate::error::Result<()> {
-        if !self.buf.is_empty() {
-            let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx
-                .blocking_send(Ok(berth_api::v1::DataChunk { data }))
-                .map_err(|_| crate::error::Error::Cancelled("the client stopped reading".into()))?;
-        }
-        Ok(())
-    }
-}
-
-impl std::io::Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.flush_out()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
-}
-
-/// Runs `work` (which writes a tar to the writer it is given) and streams
-/// what it writes; its error, if any, ends the stream.
-pub(crate) fn stream_written<F, Fut>(
-    work: F,
+/// Engine bytes as a stream of DataChunk messages; an error ends it.
+pub(crate) fn chunk_stream(
+    rx: tokio::sync::mpsc::Receiver<crate::util::chunks::Chunk>,
 ) -> std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<berth_api::v1::DataChunk, tonic::Status>> + Send>,
->
-where
-    F: FnOnce(ChunkWriter) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = crate::error::Result<()>> + Send,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let writer = ChunkWriter::new(tx.clone());
-    tokio::spawn(async move {
-        if let Err(e) = work(writer).await {
-            let _ = tx.send(Err(status::to_status(e))).await;
-        }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+> {
+    use futures::StreamExt;
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(|c| {
+        c.map(|data| berth_api::v1::DataChunk { data })
+            .map_err(status::to_status)
+    }))
 }
 
 /// Writes the data of each message of `incoming` to `spool` (`data`

@@ -15,20 +15,6 @@ use crate::image::registry::{check_login, Credentials};
 /// System over the agent.
 pub struct SystemApi(pub Arc<Agent>);
 
-fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else {
-        "1"
-    }
-}
-
 /// Converts API credentials to the engine's.
 pub fn credentials(auth: Option<pb::RegistryAuth>) -> Credentials {
     let a = auth.unwrap_or_default();
@@ -55,7 +41,7 @@ impl System for SystemApi {
             git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("").into(),
             os: std::env::consts::OS.into(),
             arch: crate::image::manifest::Platform::host().architecture,
-            kernel_version: kernel_release(),
+            kernel_version: crate::host::kernel_release(),
         }))
     }
 
@@ -71,34 +57,22 @@ impl System for SystemApi {
         _: Request<pb::InfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
         let images = self.0.images.list().map_err(to_status)?.len() as u64;
-        let mem = nix::sys::sysinfo::sysinfo()
-            .map(|s| s.ram_total())
-            .unwrap_or(0);
+        let host = crate::host::info();
         Ok(Response::new(pb::InfoResponse {
             id: self.0.id.clone(),
             root_dir: self.0.images.root().display().to_string(),
             images,
             storage_driver: "overlayfs".into(),
-            cgroup_version: cgroup_version().into(),
-            kernel_version: kernel_release(),
-            operating_system: std::fs::read_to_string("/etc/os-release")
-                .ok()
-                .and_then(|t| {
-                    t.lines().find_map(|l| {
-                        l.strip_prefix("PRETTY_NAME=")
-                            .map(|v| v.trim_matches('"').to_string())
-                    })
-                })
-                .unwrap_or_default(),
+            cgroup_version: host.cgroup_version,
+            kernel_version: host.kernel_version,
+            operating_system: host.operating_system,
             os: std::env::consts::OS.into(),
-            arch: crate::image::manifest::Platform::host().architecture,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-            memory_bytes: mem,
+            arch: host.arch,
+            cpus: host.cpus,
+            memory_bytes: host.memory_bytes,
             server_version: env!("CARGO_PKG_VERSION").into(),
             insecure_registries: self.0.images.registries.insecure.clone(),
-            hostname: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            hostname: host.hostname,
             ..Default::default()
         }))
     }

@@ -278,3 +278,49 @@ pub(super) fn restart_delay(r: &Record) -> Option<Duration> {
     // Docker's back-off: 100 ms doubling, at most a minute.
     wanted.then(|| Duration::from_millis((100u64 << r.restart_count.min(9)).min(60_000)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::config::RestartPolicy;
+    use crate::runtime::record::tests::record;
+
+    fn exited(policy: &str, max: u32, code: i32, restarts: u32) -> Record {
+        let mut r = record("a", "a", "exited");
+        r.config.restart_policy = Some(RestartPolicy {
+            name: policy.into(),
+            maximum_retry_count: max,
+        });
+        r.state.exit_code = code;
+        r.restart_count = restarts;
+        r
+    }
+
+    #[test]
+    fn restart_policies_decide_as_docker_s() {
+        assert_eq!(restart_delay(&record("a", "a", "exited")), None);
+        assert_eq!(restart_delay(&exited("no", 0, 1, 0)), None);
+        assert_eq!(
+            restart_delay(&exited("always", 0, 0, 0)),
+            Some(Duration::from_millis(100))
+        );
+        assert!(restart_delay(&exited("unless-stopped", 0, 0, 3)).is_some());
+        // on-failure: only a non-zero exit, and only up to the maximum.
+        assert_eq!(restart_delay(&exited("on-failure", 0, 0, 0)), None);
+        assert!(restart_delay(&exited("on-failure", 2, 1, 1)).is_some());
+        assert_eq!(restart_delay(&exited("on-failure", 2, 1, 2)), None);
+        // A stop by the user ends every policy.
+        let mut stopped = exited("always", 0, 0, 0);
+        stopped.state.stopped_by_user = true;
+        assert_eq!(restart_delay(&stopped), None);
+        // The back-off doubles, and stops growing after nine restarts.
+        assert_eq!(
+            restart_delay(&exited("always", 0, 0, 3)),
+            Some(Duration::from_millis(800))
+        );
+        assert_eq!(
+            restart_delay(&exited("always", 0, 0, 40)),
+            Some(Duration::from_millis(51_200))
+        );
+    }
+}

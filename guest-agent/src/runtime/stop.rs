@@ -180,3 +180,20 @@ pub(super) fn signal_pid(pid: i32, sig: Signal) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("sigkill"), Ok(Signal::SIGKILL));
+        assert_eq!(parse_signal(" 1 "), Ok(Signal::SIGHUP));
+        assert!(matches!(
+            parse_signal("NOPE"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(parse_signal("99"), Err(Error::InvalidArgument(_))));
+    }
+}

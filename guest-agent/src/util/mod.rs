@@ -4,6 +4,7 @@
 //! atomic JSON files, Docker's name rule, and readiness gates. Nothing here
 //! imports another module of the agent except `error`.
 
+pub mod chunks;
 pub mod copy;
 pub mod du;
 pub mod fdio;
