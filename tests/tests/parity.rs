@@ -243,3 +243,66 @@ fn formats_are_go_templates_everywhere() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     agent.ok(&["rm", "-f", "fmt"]);
 }
+
+#[test]
+fn cp_out_follows_dockers_rules() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    agent.ok(&[
+        "run", "-d", "--name", "cpq", "--network", "none", bb, "sh", "-c",
+        "mkdir -p /q/d1/d2 /q/e1 && echo 2 > /q/d1/d2/f2 && echo 3 > /q/e1/f3 && echo 1 > /q/f1 && sleep 60",
+    ]);
+    // Wait for the tree.
+    for _ in 0..50 {
+        if run(&agent, &["exec", "cpq", "test", "-f", "/q/f1"]).0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let host = tempfile::tempdir().unwrap();
+    let files = |dir: &std::path::Path| {
+        let out = std::process::Command::new("find")
+            .arg(".")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let q1 = host.path().join("q1");
+    agent.ok(&["cp", "cpq:/q/.", q1.to_str().unwrap()]);
+    assert_eq!(
+        files(&q1),
+        [
+            ".",
+            "./d1",
+            "./d1/d2",
+            "./d1/d2/f2",
+            "./e1",
+            "./e1/f3",
+            "./f1"
+        ],
+        "the whole tree, contents at the top"
+    );
+    let into = host.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    agent.ok(&["cp", "cpq:/q", into.to_str().unwrap()]);
+    assert!(into.join("q/d1/d2/f2").is_file());
+    // A file into a missing folder writes nothing.
+    let (code, _, err) = run(
+        &agent,
+        &[
+            "cp",
+            "cpq:/q/f1",
+            host.path().join("no/f").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(!host.path().join("no").exists());
+    agent.ok(&["rm", "-f", "cpq"]);
+}

@@ -2,6 +2,7 @@
 //! codes, over Berth's gRPC API.
 
 mod containers;
+mod cp;
 mod detach;
 mod format;
 mod images;

@@ -180,40 +180,7 @@ async fn copy_out(conn: &Conn, ctr: &str, path: &str, dest: &str, follow: bool) 
     }
     let mut data = Vec::new();
     drain(stream, &mut data).await?;
-    let dest = Path::new(dest);
-    if dest.is_dir() {
-        return tar::Archive::new(&data[..])
-            .unpack(dest)
-            .with_context(|| format!("cannot write into {}", dest.display()));
-    }
-    // The copied item takes the destination's name, as in docker cp.
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        bail!(
-            "the destination directory {} does not exist",
-            parent.display()
-        );
-    }
-    let scratch = tempdir_in(&parent)?;
-    let result = (|| -> Result<()> {
-        tar::Archive::new(&data[..]).unpack(&scratch)?;
-        let top = std::fs::read_dir(&scratch)?
-            .next()
-            .context("the container sent nothing")??;
-        std::fs::rename(top.path(), dest)
-            .with_context(|| format!("cannot write {}", dest.display()))
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
-}
-
-fn tempdir_in(parent: &Path) -> Result<PathBuf> {
-    let p = parent.join(format!(".berth-cp-{}", std::process::id()));
-    std::fs::create_dir(&p).with_context(|| format!("cannot write into {}", parent.display()))?;
-    Ok(p)
+    crate::cp::place(&data, path, Path::new(dest))
 }
 
 async fn copy_in(
