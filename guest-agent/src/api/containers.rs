@@ -1,7 +1,6 @@
 //! The Containers service: requests into engine calls, streams relayed
 //! between gRPC and the monitor, exec helper or log files.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert::{filters, from_ts, ts};
 use super::status::to_status;
 use super::Agent;
 use crate::error::Error;
@@ -23,21 +23,6 @@ use crate::util::chunks::written;
 pub struct ContainersApi(pub Arc<Agent>);
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<prost_types::Timestamp> {
-    t.map(|t| prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    })
-}
-
-fn from_ts(t: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-}
-
-fn filters(f: HashMap<String, pb::StringList>) -> HashMap<String, Vec<String>> {
-    f.into_iter().map(|(k, v)| (k, v.values)).collect()
-}
 
 /// The answer to a verb that acts on one container.
 fn action(

@@ -1,10 +1,30 @@
 //! The API's messages ⇄ the engine's types, field by field.
 
+use std::collections::HashMap;
+
 use berth_api::v1 as pb;
 
 use crate::runtime::config::{
     ContainerConfig, ExecOptions, MountRequest, PortBinding, Resources, RestartPolicy, Ulimit,
 };
+
+/// A time as the API carries it.
+pub fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<prost_types::Timestamp> {
+    t.map(|t| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+/// A time from the API.
+pub fn from_ts(t: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+/// Docker-style filters as the engine takes them.
+pub fn filters(f: HashMap<String, pb::StringList>) -> HashMap<String, Vec<String>> {
+    f.into_iter().map(|(k, v)| (k, v.values)).collect()
+}
 
 /// A creation request as the engine takes it.
 pub fn container_config(r: pb::CreateContainerRequest) -> ContainerConfig {

@@ -154,12 +154,7 @@ impl Images for ImagesApi {
         &self,
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
-        let filters = request
-            .into_inner()
-            .filters
-            .into_iter()
-            .map(|(k, v)| (k, v.values))
-            .collect();
+        let filters = super::convert::filters(request.into_inner().filters);
         let images = &self.0.images;
         let mut out = Vec::new();
         for entry in images.list_filtered(&filters).map_err(to_status)? {

@@ -35,10 +35,7 @@ fn network(n: NetworkRecord) -> pb::Network {
                 mac_address: e.mac.clone(),
             })
             .collect(),
-        created: Some(prost_types::Timestamp {
-            seconds: n.created.timestamp(),
-            nanos: n.created.timestamp_subsec_nanos() as i32,
-        }),
+        created: super::convert::ts(Some(n.created)),
         id: n.id,
         name: n.name,
         driver: n.driver,
@@ -77,12 +74,7 @@ impl NetworksRpc for NetworksApi {
         &self,
         request: Request<pb::ListNetworksRequest>,
     ) -> Result<Response<pb::ListNetworksResponse>, Status> {
-        let filters = request
-            .into_inner()
-            .filters
-            .into_iter()
-            .map(|(k, v)| (k, v.values))
-            .collect();
+        let filters = super::convert::filters(request.into_inner().filters);
         let networks = self
             .0
             .networks

@@ -129,11 +129,7 @@ impl System for SystemApi {
         let time = |t: Option<prost_types::Timestamp>| {
             t.and_then(|t| std::time::SystemTime::try_from(t).ok())
         };
-        let filters = req
-            .filters
-            .into_iter()
-            .map(|(k, v)| (k, v.values))
-            .collect();
+        let filters = super::convert::filters(req.filters);
         let rx = self
             .0
             .images

@@ -14,19 +14,10 @@ pub struct VolumesApi(pub Arc<Agent>);
 
 impl VolumesApi {
     fn volume(&self, v: VolumeRecord, size: bool) -> pb::Volume {
-        let users = self
-            .0
-            .containers
-            .all()
-            .iter()
-            .filter(|e| e.record().mounts.iter().any(|m| m.name == v.name))
-            .count();
+        let users = self.0.containers.volume_users(&v.name);
         pb::Volume {
             mountpoint: self.0.volumes.data_path(&v.name).display().to_string(),
-            created: Some(prost_types::Timestamp {
-                seconds: v.created.timestamp(),
-                nanos: v.created.timestamp_subsec_nanos() as i32,
-            }),
+            created: super::convert::ts(Some(v.created)),
             size: if size {
                 self.0.volumes.size(&v.name)
             } else {
@@ -65,22 +56,13 @@ impl VolumesRpc for VolumesApi {
         &self,
         request: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
-        let filters = request.into_inner().filters;
+        let filters = super::convert::filters(request.into_inner().filters);
         let in_use = self.0.containers.volumes_in_use();
         let volumes = self
             .0
             .volumes
-            .list()
+            .list_filtered(&filters, &in_use)
             .into_iter()
-            .filter(|v| {
-                let test = |key: &str, ok: &dyn Fn(&str) -> bool| {
-                    filters
-                        .get(key)
-                        .is_none_or(|l| l.values.iter().any(|x| ok(x)))
-                };
-                test("name", &|x| v.name.contains(x))
-                    && test("dangling", &|x| (x == "true") != in_use.contains(&v.name))
-            })
             .map(|v| self.volume(v, false))
             .collect();
         Ok(Response::new(pb::ListVolumesResponse { volumes }))

@@ -163,6 +163,14 @@ impl Containers {
             .collect()
     }
 
+    /// How many containers use volume `name`.
+    pub fn volume_users(&self, name: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|e| e.record().mounts.iter().any(|m| m.name == name))
+            .count()
+    }
+
     /// Removes a removed container's anonymous volumes (`rm -v`, `--rm`).
     pub(super) fn remove_anonymous_volumes(&self, r: &Record) {
         let in_use = self.volumes_in_use();

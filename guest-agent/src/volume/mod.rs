@@ -187,3 +187,58 @@ fn valid_name(name: &str) -> Result<()> {
         ))
     })
 }
+
+/// Docker's volume filters: `name` (substring) and `dangling=true|false`
+/// (used by no container, per `in_use`); every key must pass, any of its
+/// values.
+pub fn volume_wanted(
+    v: &VolumeRecord,
+    filters: &std::collections::HashMap<String, Vec<String>>,
+    in_use: &BTreeSet<String>,
+) -> bool {
+    let test = |key: &str, ok: &dyn Fn(&str) -> bool| {
+        filters.get(key).is_none_or(|l| l.iter().any(|x| ok(x)))
+    };
+    test("name", &|x| v.name.contains(x))
+        && test("dangling", &|x| (x == "true") != in_use.contains(&v.name))
+}
+
+impl Volumes {
+    /// The volumes `filters` pass (see [`volume_wanted`]).
+    pub fn list_filtered(
+        &self,
+        filters: &std::collections::HashMap<String, Vec<String>>,
+        in_use: &BTreeSet<String>,
+    ) -> Vec<VolumeRecord> {
+        self.list()
+            .into_iter()
+            .filter(|v| volume_wanted(v, filters, in_use))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_filters_by_name_and_dangling() {
+        let v = VolumeRecord {
+            version: VOLUME_RECORD_VERSION,
+            name: "web-data".into(),
+            driver: "local".into(),
+            created: Utc::now(),
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            anonymous: false,
+        };
+        let f = |k: &str, x: &str| [(k.to_string(), vec![x.to_string()])].into();
+        let used: BTreeSet<String> = ["web-data".to_string()].into();
+        assert!(volume_wanted(&v, &Default::default(), &used));
+        assert!(volume_wanted(&v, &f("name", "web"), &used));
+        assert!(!volume_wanted(&v, &f("name", "db"), &used));
+        assert!(!volume_wanted(&v, &f("dangling", "true"), &used));
+        assert!(volume_wanted(&v, &f("dangling", "true"), &BTreeSet::new()));
+        assert!(volume_wanted(&v, &f("dangling", "false"), &used));
+    }
+}
