@@ -79,9 +79,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps a local I/O failure with what was being done.
+    /// Wraps a local I/O failure with what was being done: a full disk
+    /// or quota is [`Error::ResourceExhausted`], anything else
+    /// [`Error::Internal`].
     pub fn io(doing: impl std::fmt::Display, err: std::io::Error) -> Self {
-        Error::Internal(format!("{doing}: {err}"))
+        use std::io::ErrorKind;
+        let message = format!("{doing}: {err}");
+        match err.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Error::ResourceExhausted(message),
+            _ => Error::Internal(message),
+        }
     }
 
     /// No such image.
@@ -132,3 +139,22 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_and_messages_stay_as_written() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = Error::io("writing blob x", full);
+        assert!(matches!(e, Error::ResourceExhausted(_)), "{e:?}");
+        assert!(e.to_string().starts_with("writing blob x: "), "{e}");
+        let other = std::io::Error::from_raw_os_error(libc::EIO);
+        assert!(matches!(Error::io("reading", other), Error::Internal(_)));
+        assert_eq!(
+            Error::no_image("no such image: x").to_string(),
+            "no such image: x"
+        );
+    }
+}
