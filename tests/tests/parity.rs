@@ -306,3 +306,131 @@ fn cp_out_follows_dockers_rules() {
     assert!(!host.path().join("no").exists());
     agent.ok(&["rm", "-f", "cpq"]);
 }
+
+#[test]
+fn run_flags_scripts_use() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // --cidfile: the id is written, and a second run refuses the same file.
+    let cid = dir.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let out = agent.ok(&[
+        "run",
+        "-d",
+        "--cidfile",
+        cid_s,
+        "--network",
+        "none",
+        bb,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), out.trim());
+    let (code, _, err) = run(&agent, &["run", "--rm", "--cidfile", cid_s, bb, "true"]);
+    assert_eq!(code, 125, "{err}");
+    agent.ok(&["rm", "-f", out.trim()]);
+    // --pull never: a missing image is not pulled.
+    let (code, _, err) = run(
+        &agent,
+        &["run", "--rm", "--pull", "never", "nosuch/image:1", "true"],
+    );
+    assert_eq!(code, 125, "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    // -a stdout: only the container's stdout.
+    let out = agent.berth(&[
+        "run",
+        "--rm",
+        "-a",
+        "stdout",
+        "--network",
+        "none",
+        bb,
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("err"));
+    // --tty=false and -i=false are accepted.
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--tty=false",
+        "--network",
+        "none",
+        bb,
+        "echo",
+        "plain",
+    ]);
+    assert_eq!(out, "plain\n");
+    // A relative bind source is taken from the current folder.
+    std::fs::create_dir(dir.path().join("rel")).unwrap();
+    std::fs::write(dir.path().join("rel/f"), "relative\n").unwrap();
+    let out = agent
+        .berth_cmd(&[
+            "run",
+            "--rm",
+            "-v",
+            "./rel:/x",
+            "--network",
+            "none",
+            bb,
+            "cat",
+            "/x/f",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "relative\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // More CPUs than the host has is refused.
+    let (code, _, err) = run(&agent, &["run", "--rm", "--cpus", "999", bb, "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("CPUs available"), "{err}");
+}
+
+#[test]
+fn history_and_system_prune() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let table = agent.ok(&["history", bb]);
+    assert!(table.starts_with("IMAGE"), "{table}");
+    assert!(table.contains("CREATED BY"), "{table}");
+    let ids = agent.ok(&["history", "-q", bb]);
+    assert!(!ids.trim().is_empty());
+    let full = agent.ok(&["history", "--no-trunc", "--format", "{{.ID}}", bb]);
+    assert!(
+        full.lines()
+            .all(|l| l == "<missing>" || l.starts_with("sha256:")),
+        "{full}"
+    );
+    agent.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        bb,
+        "true",
+    ]);
+    agent.ok(&["network", "create", "unused"]);
+    let out = agent.ok(&["system", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted Containers:") && out.contains("Deleted Networks:"),
+        "{out}"
+    );
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(agent.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(!agent.ok(&["network", "ls"]).contains("unused"));
+    // The image is still there: in use or not, it is not dangling.
+    assert!(agent.ok(&["images", "-q", bb]).trim().len() >= 12);
+    let (code, _, err) = run(&agent, &["system", "prune"]);
+    assert_eq!(code, 1, "without a terminal and -f it refuses: {err}");
+}

@@ -43,6 +43,8 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
                 id: r.id,
                 start: true,
                 stdin: a.interactive,
+                stdout: true,
+                stderr: true,
                 tty,
                 sig_proxy: !tty,
                 detach_keys: crate::detach::parse(&a.detach_keys)?,

@@ -74,7 +74,7 @@ pub enum ImageCommand {
     /// Remove unused images.
     Prune(PruneArgs),
     /// Show an image's history.
-    History(InspectArgs),
+    History(HistoryArgs),
     /// Remove images.
     Rm(RmiArgs),
     /// Download an image.
@@ -325,34 +325,70 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> Result<()> {
     failed.map_or(Ok(()), Err)
 }
 
-/// Runs `berth image history`.
-pub async fn history(conn: &Conn, a: InspectArgs) -> Result<()> {
-    for r in &a.references {
-        let history = conn.image_history(r).await?;
-        let rows: Vec<Vec<String>> = history
-            .iter()
-            .map(|e| {
-                vec![
-                    if e.id.is_empty() {
-                        "<missing>".into()
-                    } else {
-                        short_id(&e.id)
-                    },
-                    e.created
-                        .as_ref()
-                        .map_or("N/A".into(), |t| format::ago(t.seconds)),
-                    e.created_by.chars().take(45).collect(),
-                    format::size(e.size),
-                    e.comment.clone(),
-                ]
+/// `berth history` / `berth image history`.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Print sizes and dates in human readable format.
+    #[arg(long = "human", default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    /// "table" (default), "json", or a Go template ("{{.CreatedBy}}").
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The image.
+    pub image: String,
+}
+
+/// Runs `berth history`.
+pub async fn history(conn: &Conn, a: HistoryArgs) -> Result<()> {
+    let history = conn.image_history(&a.image).await?;
+    let rows: Vec<serde_json::Value> = history
+        .iter()
+        .map(|e| {
+            let id = match (e.id.is_empty(), a.no_trunc) {
+                (true, _) => "<missing>".to_string(),
+                (false, true) => e.id.clone(),
+                (false, false) => short_id(&e.id),
+            };
+            let seconds = e.created.as_ref().map_or(0, |t| t.seconds);
+            let created_at = chrono::DateTime::from_timestamp(seconds, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            let by = if a.no_trunc || e.created_by.chars().count() <= 45 {
+                e.created_by.clone()
+            } else {
+                format!("{}…", e.created_by.chars().take(44).collect::<String>())
+            };
+            json!({
+                "ID": id,
+                "CreatedSince": if a.human { format::ago(seconds) } else { created_at.clone() },
+                "CreatedAt": created_at,
+                "CreatedBy": by,
+                "Size": if a.human { format::size(e.size) } else { e.size.to_string() },
+                "Comment": e.comment,
             })
-            .collect();
-        format::table(
-            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-            &rows,
-        );
+        })
+        .collect();
+    if a.quiet {
+        rows.iter().for_each(|r| println!("{}", r["ID"].as_str().unwrap_or_default()));
+        return Ok(());
     }
-    Ok(())
+    format::print_rows(
+        a.format.as_deref(),
+        &rows,
+        &[
+            ("IMAGE", "ID"),
+            ("CREATED", "CreatedSince"),
+            ("CREATED BY", "CreatedBy"),
+            ("SIZE", "Size"),
+            ("COMMENT", "Comment"),
+        ],
+    )
 }
 
 /// Runs `berth tag`.

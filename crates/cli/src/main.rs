@@ -68,6 +68,8 @@ enum Command {
     Rmi(images::RmiArgs),
     /// Write images to a tar archive.
     Save(images::SaveArgs),
+    /// Show the history of an image.
+    History(images::HistoryArgs),
     /// Load images from a tar archive.
     Load(images::LoadArgs),
     /// Log in to a registry.
@@ -228,6 +230,7 @@ fn main() {
             Command::Tag(a) => images::tag(&conn, a).await,
             Command::Rmi(a) => images::rmi(&conn, a).await,
             Command::Save(a) => images::save(&conn, a).await,
+            Command::History(a) => images::history(&conn, a).await,
             Command::Load(a) => images::load(&conn, a).await,
             Command::Login(a) => system::login(&conn, a).await,
             Command::Logout(a) => system::logout(a),

@@ -31,18 +31,40 @@ pub fn parse_volume(spec: &str) -> Result<pb::Mount> {
             other => bail!("invalid volume option {other:?} in {spec:?}: use ro, rw or nocopy"),
         }
     }
-    if source.starts_with('/') {
+    if source.starts_with('/') || source.starts_with('.') {
         m.r#type = "bind".into();
-        m.source = source.into();
+        m.source = absolute(source)?;
         m.create_host_path = true;
     } else {
-        if source.starts_with('.') || source.contains('/') {
+        if source.contains('/') {
             bail!("{source:?} includes invalid characters for a local volume name; if you intended to pass a host directory, use an absolute path");
         }
         m.r#type = "volume".into();
         m.source = source.into();
     }
     Ok(m)
+}
+
+/// A bind source as an absolute path: `./dir` and `../dir` are taken from
+/// the current folder, as Docker does.
+fn absolute(source: &str) -> Result<String> {
+    if source.starts_with('/') {
+        return Ok(source.to_string());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        anyhow::anyhow!("cannot resolve {source:?} against the current folder: {e}")
+    })?;
+    let mut path = cwd;
+    for part in std::path::Path::new(source).components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                path.pop();
+            }
+            other => path.push(other),
+        }
+    }
+    Ok(path.display().to_string())
 }
 
 /// Parses `--mount type=…,source=…,target=…[,readonly]…`.
@@ -117,9 +139,21 @@ mod tests {
         let m = parse_volume("data:/var/lib/data").unwrap();
         assert_eq!((m.r#type.as_str(), m.source.as_str()), ("volume", "data"));
         assert_eq!(parse_volume("/cache").unwrap().source, "");
-        for bad in ["rel:dir", "./x:/y", "a:/b:bogus", "a:b:c:d"] {
+        for bad in ["rel:dir", "a/b:/y", "a:/b:bogus", "a:b:c:d"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
+        // A relative bind source is taken from the current folder.
+        let cwd = std::env::current_dir().unwrap();
+        let m = parse_volume("./x:/y").unwrap();
+        assert_eq!(
+            (m.r#type.as_str(), m.source.clone()),
+            ("bind", cwd.join("x").display().to_string())
+        );
+        let m = parse_volume("../x:/y").unwrap();
+        assert_eq!(
+            m.source,
+            cwd.parent().unwrap().join("x").display().to_string()
+        );
         let m = parse_mount("type=bind,src=/h,dst=/c,readonly").unwrap();
         assert_eq!(
             (

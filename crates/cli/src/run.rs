@@ -39,22 +39,22 @@ pub struct CreateArgs {
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
     /// Keep STDIN open even if not attached.
-    #[arg(short = 'i', long = "interactive")]
+    #[arg(short = 'i', long = "interactive", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub interactive: bool,
     /// Allocate a pseudo-TTY.
-    #[arg(short = 't', long = "tty")]
+    #[arg(short = 't', long = "tty", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub tty: bool,
     /// Automatically remove the container when it exits.
-    #[arg(long)]
+    #[arg(long = "rm", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub rm: bool,
     /// Run an init inside the container that forwards signals and reaps processes.
-    #[arg(long)]
+    #[arg(long = "init", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub init: bool,
     /// Mount the container's root filesystem as read only.
-    #[arg(long = "read-only")]
+    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub read_only: bool,
     /// Give extended privileges to this container.
-    #[arg(long)]
+    #[arg(long = "privileged", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub privileged: bool,
     /// PID namespace to use: host, or leave out for the container's own.
     #[arg(long = "pid", default_value = "")]
@@ -125,6 +125,12 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<std::path::PathBuf>,
+    /// Pull image before running: always, missing or never.
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
     /// The image, then the container's command and its arguments: every
     /// word after the image is the container's, flags and `--` too (as
     /// Docker stops parsing its own flags at the image).
@@ -159,8 +165,11 @@ impl CreateArgs {
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
     /// Run container in background and print container ID.
-    #[arg(short = 'd', long = "detach")]
+    #[arg(short = 'd', long = "detach", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable).
+    #[arg(short = 'a', long = "attach", value_parser = ["stdin", "stdout", "stderr"])]
+    pub attach: Vec<String>,
     /// Proxy received signals to the process.
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
@@ -327,30 +336,61 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
     })
 }
 
-/// Creates a container, pulling its image first when it is missing.
-async fn create_pulling(conn: &Conn, req: pb::CreateContainerRequest) -> Result<String> {
+/// Creates a container as `--pull` says (pulling a missing image by
+/// default), and writes its id to `--cidfile`.
+async fn create_pulling(
+    conn: &Conn,
+    a: &CreateArgs,
+    req: pb::CreateContainerRequest,
+) -> Result<String> {
+    if let Some(f) = &a.cidfile {
+        if f.exists() {
+            bail!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            );
+        }
+    }
+    if let Some(cpus) = a.cpus {
+        let host = conn.info().await?.cpus;
+        if host > 0 && cpus > f64::from(host) {
+            bail!(
+                "range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
+            );
+        }
+    }
     let image = req.image.clone();
-    let created = conn
-        .create_pulling(req, |p| match p {
-            None => eprintln!("Unable to find image '{image}' locally"),
-            Some(berth_client::images::Progress::Pulled(done)) => eprintln!(
-                "Status: Downloaded newer image for {}",
-                berth_client::names::familiar(&done.reference)
-            ),
-            Some(_) => {}
-        })
-        .await?;
+    let say_pulled = |p: Option<&berth_client::images::Progress>| match p {
+        None => eprintln!("Unable to find image '{image}' locally"),
+        Some(berth_client::images::Progress::Pulled(done)) => eprintln!(
+            "Status: Downloaded newer image for {}",
+            berth_client::names::familiar(&done.reference)
+        ),
+        Some(_) => {}
+    };
+    let created = match a.pull.as_str() {
+        "never" => conn.create_container(req).await?,
+        "always" => {
+            conn.pull_all(&req.image, &req.platform).await?;
+            conn.create_container(req).await?
+        }
+        _ => conn.create_pulling(req, say_pulled).await?,
+    };
     created
         .warnings
         .iter()
         .for_each(|w| eprintln!("WARNING: {w}"));
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &created.id)
+            .with_context(|| format!("cannot write the container ID file {}", f.display()))?;
+    }
     Ok(created.id)
 }
 
 /// Runs `berth create`.
 pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
     let req = request(&a).map_err(Exit::daemon)?;
-    let id = create_pulling(conn, req).await.map_err(Exit::daemon)?;
+    let id = create_pulling(conn, &a, req).await.map_err(Exit::daemon)?;
     println!("{id}");
     Ok(())
 }
@@ -359,7 +399,14 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
 pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
     let detach_keys = crate::detach::parse(&a.detach_keys).map_err(Exit::daemon)?;
     let req = request(&a.create).map_err(Exit::daemon)?;
-    let id = create_pulling(conn, req).await.map_err(Exit::daemon)?;
+    let id = create_pulling(conn, &a.create, req)
+        .await
+        .map_err(Exit::daemon)?;
+    if a.detach && !a.attach.is_empty() {
+        return Err(Exit::daemon(anyhow::anyhow!(
+            "conflicting options: cannot specify both --attach and --detach"
+        )));
+    }
     if a.detach {
         conn.start_container(&id)
             .await
@@ -372,7 +419,9 @@ pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
         session::AttachPlan {
             id: id.clone(),
             start: true,
-            stdin: a.create.interactive,
+            stdin: a.create.interactive || a.attach.iter().any(|s| s == "stdin"),
+            stdout: a.attach.is_empty() || a.attach.iter().any(|s| s == "stdout"),
+            stderr: a.attach.is_empty() || a.attach.iter().any(|s| s == "stderr"),
             tty: a.create.tty,
             sig_proxy: a.sig_proxy && !a.create.tty,
             detach_keys,

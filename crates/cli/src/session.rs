@@ -25,6 +25,10 @@ pub struct AttachPlan {
     pub start: bool,
     /// Send our stdin.
     pub stdin: bool,
+    /// Show the container's stdout.
+    pub stdout: bool,
+    /// Show the container's stderr.
+    pub stderr: bool,
     /// The container has a TTY.
     pub tty: bool,
     /// Pass our signals to the container.
@@ -216,8 +220,9 @@ pub async fn attach(conn: &Conn, plan: AttachPlan) -> Result<Ended> {
             () = &mut detached => return Ok(Ended::Detached),
         };
         match out {
-            Some(Ok(Output::Stdout(d))) => write_out(false, &d),
-            Some(Ok(Output::Stderr(d))) => write_out(true, &d),
+            Some(Ok(Output::Stdout(d))) if plan.stdout => write_out(false, &d),
+            Some(Ok(Output::Stderr(d))) if plan.stderr => write_out(true, &d),
+            Some(Ok(Output::Stdout(_) | Output::Stderr(_))) => {}
             Some(Ok(Output::Exit(code))) => return Ok(Ended::Exited(code)),
             Some(Err(e)) => return Err(e.into()),
             None => bail!("the Berth agent ended the attach without an exit code"),
@@ -251,6 +256,8 @@ pub async fn attach_cmd(conn: &Conn, a: AttachArgs) -> Result<()> {
             id: r.id,
             start: false,
             stdin: !a.no_stdin && config.open_stdin,
+            stdout: true,
+            stderr: true,
             tty: config.tty,
             sig_proxy: a.sig_proxy && !config.tty,
             detach_keys: crate::detach::parse(&a.detach_keys)?,

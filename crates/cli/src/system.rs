@@ -25,6 +25,24 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Show disk usage.
     Df(DfArgs),
+    /// Remove unused data: stopped containers, unused networks, dangling
+    /// images (and with -a every unused image, with --volumes unused
+    /// anonymous volumes).
+    Prune(PruneArgs),
+}
+
+/// `berth system prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune anonymous volumes.
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `berth system df`.
@@ -142,7 +160,76 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
     match cmd {
         SystemCommand::Info(a) => info(conn, a).await,
         SystemCommand::Df(a) => df(conn, a).await,
+        SystemCommand::Prune(a) => prune(conn, a).await,
     }
+}
+
+/// Asks `question` on a terminal; true for y. Without a terminal, false.
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to prune without confirmation: add -f (or --force)");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
+async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
+    if !a.force {
+        let mut what = vec![
+            "all stopped containers",
+            "all networks not used by at least one container",
+        ];
+        if a.volumes {
+            what.push("all anonymous volumes not used by at least one container");
+        }
+        what.push(if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        });
+        let list: String = what.iter().map(|w| format!("\n  - {w}")).collect();
+        if !confirm(&format!(
+            "WARNING! This will remove:{list}\n\nAre you sure you want to continue?"
+        ))? {
+            return Ok(());
+        }
+    }
+    let mut reclaimed = 0u64;
+    let containers = conn.prune_containers(Default::default()).await?;
+    reclaimed += containers.space_reclaimed;
+    if !containers.deleted.is_empty() {
+        println!("Deleted Containers:");
+        containers.deleted.iter().for_each(|c| println!("{c}"));
+        println!();
+    }
+    let networks = conn.prune_networks().await?;
+    if !networks.is_empty() {
+        println!("Deleted Networks:");
+        networks.iter().for_each(|n| println!("{n}"));
+        println!();
+    }
+    if a.volumes {
+        let volumes = conn.prune_volumes(Default::default()).await?;
+        reclaimed += volumes.space_reclaimed;
+        if !volumes.deleted.is_empty() {
+            println!("Deleted Volumes:");
+            volumes.deleted.iter().for_each(|v| println!("{v}"));
+            println!();
+        }
+    }
+    let images = conn.prune_images(a.all).await?;
+    reclaimed += images.space_reclaimed;
+    if !images.items.is_empty() {
+        println!("Deleted Images:");
+        for item in &images.items {
+            println!("{}: {}", item.action.to_lowercase(), item.value);
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", format::size(reclaimed));
+    Ok(())
 }
 
 /// One row of `system df`: what there is, what is in use, and what a prune
@@ -255,8 +342,12 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
 /// Runs `berth login`.
 pub async fn login(conn: &Conn, a: LoginArgs) -> Result<()> {
     let server = a.server.unwrap_or_else(|| "docker.io".into());
-    let Some(username) = a.username else {
-        bail!("give the user name with -u (Berth does not prompt yet)");
+    let username = match a.username {
+        Some(u) => u,
+        None if a.password_stdin => {
+            bail!("give the user name with -u when the password comes from standard input")
+        }
+        None => prompt("Username: ", true)?,
     };
     let password = if a.password_stdin {
         let mut p = String::new();
@@ -268,11 +359,41 @@ pub async fn login(conn: &Conn, a: LoginArgs) -> Result<()> {
         }
         p
     } else {
-        bail!("give the password with --password-stdin (or -p)");
+        prompt("Password: ", false)?
     };
+    if username.is_empty() || password.is_empty() {
+        bail!("a user name and a password are both needed to log in");
+    }
     let (status, _) = conn.login(&server, &username, &password).await?;
     println!("{status}");
     Ok(())
+}
+
+/// Asks for one line on the terminal; with `echo` false what is typed is
+/// not shown (a password).
+fn prompt(question: &str, echo: bool) -> Result<String> {
+    use nix::sys::termios::{self, LocalFlags, SetArg};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("cannot ask for {} without a terminal: use -u and --password-stdin", question.trim_end_matches(": ").to_lowercase());
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let saved = termios::tcgetattr(&stdin).ok();
+    if let (false, Some(saved)) = (echo, &saved) {
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let (false, Some(saved)) = (echo, &saved) {
+        let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, saved);
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Runs `berth logout`.
