@@ -1,7 +1,10 @@
 //! A store written by an older agent opens with this one: every image,
 //! container, volume and network is still there with its attributes, and
-//! the records are rewritten in the current format. The fixture and how it
-//! was made: `tests/fixtures/README.md`.
+//! the records are rewritten in the current format. Then the real agent
+//! binary adopts a running container whose record is in the old format
+//! (as an old agent that crashed or was replaced leaves it): it is listed
+//! as running, its logs work, and it stops. The fixture and how it was
+//! made: `tests/fixtures/README.md`.
 //!
 //! Needs root (the store holds root-owned files and the engines make
 //! network namespaces' directories); outside CI it skips without it.
@@ -16,6 +19,10 @@ use berth_agent::network::Networks;
 use berth_agent::runtime::{Containers, LogOptions};
 use berth_agent::util::gate::Gate;
 use berth_agent::volume::Volumes;
+use berth_api::endpoint::ClientTls;
+use berth_api::v1::containers_client::ContainersClient;
+use berth_api::v1::{ContainerRef, ListContainersRequest, LogsRequest, StopContainerRequest};
+use berth_api::Endpoint;
 
 /// Where the fixture's agent kept its store; records hold absolute paths
 /// under it, so the test unpacks it at the same place.
@@ -46,8 +53,8 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("readable")).expect("JSON")
 }
 
-#[tokio::test]
-async fn an_old_store_opens_with_everything_in_it() {
+#[test]
+fn an_old_store_opens_with_everything_in_it_and_running_containers_are_adopted() {
     if !is_root() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -57,6 +64,20 @@ async fn an_old_store_opens_with_everything_in_it() {
         return;
     }
     let root = unpack();
+    // The engine in-process first, on a runtime of its own, so that every
+    // task holding it (and the metadata database) is gone before the real
+    // agent opens the same store.
+    let engine = tokio::runtime::Runtime::new().expect("a runtime");
+    engine.block_on(opens_with_everything_in_it(&root));
+    drop(engine);
+    let client = tokio::runtime::Runtime::new().expect("a runtime");
+    client.block_on(adopts_a_running_container_with_an_old_record(&root));
+    drop(client);
+    let _ = std::fs::remove_dir_all(FIXTURE_DIR);
+}
+
+async fn opens_with_everything_in_it(root: &Path) {
+    let root = root.to_path_buf();
     let images = ImageService::open(&root, RegistryOptions::default()).expect("images open");
     let networks = Networks::open(&root, images.events.clone()).expect("networks open");
     let volumes = Arc::new(Volumes::open(&root, images.events.clone()).expect("volumes open"));
@@ -209,6 +230,142 @@ async fn an_old_store_opens_with_everything_in_it() {
             assert!(!name.contains(".tmp"), "{dir}/{name} left behind");
         }
     }
-    drop(containers);
-    let _ = std::fs::remove_dir_all(FIXTURE_DIR);
+}
+
+/// A `berth-agent` process on the fixture's store, killed when dropped.
+struct AgentProcess {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl AgentProcess {
+    async fn start(root: &Path) -> AgentProcess {
+        let socket = Path::new(FIXTURE_DIR).join("agent.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(env!("CARGO_BIN_EXE_berth-agent"))
+            .arg("--root")
+            .arg(root)
+            .arg("--listen")
+            .arg(format!("unix://{}", socket.display()))
+            .stderr(std::fs::File::create(Path::new(FIXTURE_DIR).join("agent.log")).expect("log"))
+            .spawn()
+            .expect("berth-agent starts");
+        for _ in 0..400 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(socket.exists(), "the agent never listened: {}", agent_log());
+        AgentProcess { child, socket }
+    }
+
+    async fn containers(&self) -> ContainersClient<tonic::transport::Channel> {
+        let channel = Endpoint::Unix(self.socket.clone())
+            .connect(&ClientTls::default())
+            .await
+            .expect("the agent answers");
+        ContainersClient::new(channel)
+    }
+
+    /// Ends the agent as a crash would (`kill -9`): its containers run on.
+    fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn agent_log() -> String {
+    std::fs::read_to_string(Path::new(FIXTURE_DIR).join("agent.log")).unwrap_or_default()
+}
+
+async fn status_of(c: &mut ContainersClient<tonic::transport::Channel>, name: &str) -> String {
+    c.inspect(ContainerRef { id: name.into() })
+        .await
+        .expect("inspect")
+        .into_inner()
+        .state
+        .map(|s| s.status)
+        .unwrap_or_default()
+}
+
+async fn adopts_a_running_container_with_an_old_record(root: &Path) {
+    // Start fx-running with this agent, then crash the agent.
+    let agent = AgentProcess::start(root).await;
+    let mut c = agent.containers().await;
+    c.start(ContainerRef {
+        id: "fx-running".into(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {e}; {}", agent_log()));
+    assert_eq!(status_of(&mut c, "fx-running").await, "running");
+    let id = c
+        .inspect(ContainerRef {
+            id: "fx-running".into(),
+        })
+        .await
+        .expect("inspect")
+        .into_inner()
+        .id;
+    drop(c);
+    agent.crash();
+    // Its record as an old agent writes it: no format version.
+    let path = root.join("containers").join(&id).join("container.json");
+    let mut record = json(&path);
+    record.as_object_mut().expect("an object").remove("version");
+    std::fs::write(&path, serde_json::to_vec_pretty(&record).expect("JSON")).expect("written");
+
+    // The next agent adopts it: listed as running, logs, stop.
+    let agent = AgentProcess::start(root).await;
+    let mut c = agent.containers().await;
+    let listed = c
+        .list(ListContainersRequest {
+            all: false,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .containers;
+    assert!(
+        listed.iter().any(|s| s.id == id && s.state == "running"),
+        "{listed:?}"
+    );
+    let mut logs = c
+        .logs(LogsRequest {
+            id: id.clone(),
+            tail: -1,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        })
+        .await
+        .expect("logs")
+        .into_inner();
+    let mut text = String::new();
+    while let Some(entry) = logs.message().await.expect("a log entry") {
+        text.push_str(&String::from_utf8_lossy(&entry.data));
+    }
+    assert_eq!(text, "started\nstarted\n", "both runs' output");
+    c.stop(StopContainerRequest {
+        id: id.clone(),
+        timeout: 1,
+        signal: String::new(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("stop: {e}; {}", agent_log()));
+    assert_eq!(status_of(&mut c, &id).await, "exited");
+    assert_eq!(json(&path)["version"], 1, "the adopted record was upgraded");
+    drop(c);
+    drop(agent);
 }
