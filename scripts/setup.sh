@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Berth's build, demo and tests need on Debian 12, from
-# Debian's packages and crates.io only. Safe to run again.
+# Debian's packages and crates.io only. Safe to run again. (docker.io is
+# the reference the parity test compares Berth with: a private dockerd,
+# started by that test alone.)
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs docker.io)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,7 +93,8 @@ pub fn load_busybox(agent: &Agent) -> &'static str {
     "bb"
 }
 
-fn host_arch() -> &'static str {
+/// The OCI name of this machine's architecture.
+pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -4,6 +4,7 @@
 //! the real `berth-agent` and `berth` binaries.
 
 pub mod containers;
+pub mod docker;
 pub mod images;
 pub mod registry;
 pub mod vm;

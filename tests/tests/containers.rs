@@ -820,8 +820,9 @@ fn bad_input_gets_one_sentence() {
         "a failed --rm run left a container"
     );
     agent.ok(&["create", "--name", "dup", bb, "true"]);
+    // As Docker's CLI: `create` reports the engine's refusal with 1.
     let (code, _, err) = run(&agent, &["create", "--name", "dup", bb, "true"]);
-    assert_eq!(code, 125);
+    assert_eq!(code, 1);
     assert!(err.contains("already in use"), "{err}");
     assert!(agent.fails(&["kill", "dup"]).contains("is not running"));
 }

@@ -390,7 +390,9 @@ async fn create_pulling(
 /// Runs `berth create`.
 pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
     let req = request(&a).map_err(Exit::daemon)?;
-    let id = create_pulling(conn, &a, req).await.map_err(Exit::daemon)?;
+    // Docker's `create` refuses bad flags with 125 but reports what the
+    // engine refuses with 1 (`run` uses 125 for both).
+    let id = create_pulling(conn, &a, req).await?;
     println!("{id}");
     Ok(())
 }
