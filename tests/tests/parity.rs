@@ -434,3 +434,23 @@ fn history_and_system_prune() {
     let (code, _, err) = run(&agent, &["system", "prune"]);
     assert_eq!(code, 1, "without a terminal and -f it refuses: {err}");
 }
+
+#[test]
+fn login_asks_for_the_user_and_the_password_without_echo() {
+    use berth_tests::containers::PtySession;
+    use berth_tests::registry::{Auth, Registry, PASS, USER};
+    if !berth_tests::need_root() {
+        return;
+    }
+    let reg = Registry::start(Auth::Basic);
+    let agent = Agent::start();
+    let wait = std::time::Duration::from_secs(10);
+    let mut s = PtySession::spawn(agent.berth_cmd(&["login", &reg.addr]));
+    s.read_until("Username: ", wait);
+    s.write(&format!("{USER}\r"));
+    s.read_until("Password: ", wait);
+    s.write(&format!("{PASS}\r"));
+    let out = s.read_until("Login Succeeded", wait);
+    assert!(!out.contains(PASS), "the password was echoed: {out}");
+    assert_eq!(s.wait(wait), 0);
+}

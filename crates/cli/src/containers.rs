@@ -276,6 +276,9 @@ pub struct PsArgs {
     /// Don't truncate output.
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Display total file sizes.
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
 }
 
 /// Runs `berth ps`.
@@ -296,7 +299,7 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
         all: a.all || limit > 0,
         filters,
         limit,
-        size: false,
+        size: a.size,
     };
     let list = conn.list_containers(req).await?;
     if a.quiet {
@@ -331,22 +334,23 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
                 "Ports": crate::ports::column(&c.ports),
                 "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Size": format::size(c.size_rw),
             })
         })
         .collect();
-    format::print_rows(
-        a.format.as_deref(),
-        &rows,
-        &[
-            ("CONTAINER ID", "ID"),
-            ("IMAGE", "Image"),
-            ("COMMAND", "Command"),
-            ("CREATED", "RunningFor"),
-            ("STATUS", "Status"),
-            ("PORTS", "Ports"),
-            ("NAMES", "Names"),
-        ],
-    )?;
+    let mut columns = vec![
+        ("CONTAINER ID", "ID"),
+        ("IMAGE", "Image"),
+        ("COMMAND", "Command"),
+        ("CREATED", "RunningFor"),
+        ("STATUS", "Status"),
+        ("PORTS", "Ports"),
+        ("NAMES", "Names"),
+    ];
+    if a.size {
+        columns.push(("SIZE", "Size"));
+    }
+    format::print_rows(a.format.as_deref(), &rows, &columns)?;
     Ok(())
 }
 

@@ -375,7 +375,8 @@ pub async fn history(conn: &Conn, a: HistoryArgs) -> Result<()> {
         })
         .collect();
     if a.quiet {
-        rows.iter().for_each(|r| println!("{}", r["ID"].as_str().unwrap_or_default()));
+        rows.iter()
+            .for_each(|r| println!("{}", r["ID"].as_str().unwrap_or_default()));
         return Ok(());
     }
     format::print_rows(

@@ -376,16 +376,21 @@ fn prompt(question: &str, echo: bool) -> Result<String> {
     use std::io::Write;
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("cannot ask for {} without a terminal: use -u and --password-stdin", question.trim_end_matches(": ").to_lowercase());
+        bail!(
+            "cannot ask for {} without a terminal: use -u and --password-stdin",
+            question.trim_end_matches(": ").to_lowercase()
+        );
     }
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+    // Echo goes off before the prompt shows, so nothing typed after it is
+    // ever echoed.
     let saved = termios::tcgetattr(&stdin).ok();
     if let (false, Some(saved)) = (echo, &saved) {
         let mut quiet = saved.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
         let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
     }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
     let mut line = String::new();
     let read = stdin.read_line(&mut line);
     if let (false, Some(saved)) = (echo, &saved) {
