@@ -454,3 +454,56 @@ fn login_asks_for_the_user_and_the_password_without_echo() {
     assert!(!out.contains(PASS), "the password was echoed: {out}");
     assert_eq!(s.wait(wait), 0);
 }
+
+#[test]
+fn volumes_from_shares_another_containers_volumes() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/b", dir.path().display());
+    agent.ok(&[
+        "create",
+        "--name",
+        "holder",
+        "-v",
+        "shared:/data",
+        "-v",
+        &bind,
+        "--network",
+        "none",
+        bb,
+        "true",
+    ]);
+    agent.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder",
+        "--network",
+        "none",
+        bb,
+        "sh",
+        "-c",
+        "echo hi > /data/f; echo b > /b/f",
+    ]);
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder:ro",
+        "--network",
+        "none",
+        bb,
+        "sh",
+        "-c",
+        "cat /data/f /b/f; touch /data/x 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(out, "hi\nb\nread-only\n");
+    let (code, _, err) = run(
+        &agent,
+        &["run", "--rm", "--volumes-from", "nosuch", bb, "true"],
+    );
+    assert_eq!(code, 125, "{err}");
+    agent.ok(&["rm", "holder"]);
+}

@@ -125,6 +125,9 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Mount the volumes of the given container (CONTAINER[:ro|:rw]).
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Write the container ID to the file.
     #[arg(long)]
     pub cidfile: Option<std::path::PathBuf>,
@@ -357,6 +360,15 @@ async fn create_pulling(
             bail!(
                 "range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
             );
+        }
+    }
+    let mut req = req;
+    for spec in &a.volumes_from {
+        for m in conn.volumes_from(spec).await? {
+            // A mount of the new container's own at the same place wins.
+            if !req.mounts.iter().any(|own| own.target == m.target) {
+                req.mounts.push(m);
+            }
         }
     }
     let image = req.image.clone();

@@ -294,6 +294,46 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The mounts of another container, as `--volumes-from C[:ro|:rw]`
+    /// gives them to a new one: its volumes and bind mounts at the same
+    /// places, read-only with `:ro`, else as they are there (tmpfs mounts
+    /// are the container's own and are not shared).
+    pub async fn volumes_from(&self, spec: &str) -> Result<Vec<pb::Mount>> {
+        let (id, mode) = match spec.rsplit_once(':') {
+            Some((id, m @ ("ro" | "rw"))) => (id, Some(m)),
+            Some(_) => {
+                return Err(Error::new(
+                    crate::ErrorKind::InvalidArgument,
+                    format!("invalid --volumes-from {spec:?}: write CONTAINER, CONTAINER:ro or CONTAINER:rw"),
+                ))
+            }
+            None => (spec, None),
+        };
+        let doc = self.inspect_container_json(id).await?;
+        let mut out = Vec::new();
+        for m in doc["Mounts"].as_array().into_iter().flatten() {
+            let kind = m["Type"].as_str().unwrap_or_default();
+            let source = match kind {
+                "volume" => m["Name"].as_str().unwrap_or_default(),
+                "bind" => m["Source"].as_str().unwrap_or_default(),
+                _ => continue,
+            };
+            out.push(pb::Mount {
+                r#type: kind.to_string(),
+                source: source.to_string(),
+                target: m["Destination"].as_str().unwrap_or_default().to_string(),
+                read_only: match mode {
+                    Some(m) => m == "ro",
+                    None => !m["RW"].as_bool().unwrap_or(true),
+                },
+                ..Default::default()
+            });
+        }
+        Ok(out)
+    }
+}
+
 fn reference(id: &str) -> pb::ContainerRef {
     pb::ContainerRef { id: id.to_string() }
 }
