@@ -200,13 +200,23 @@ fn parse() -> Cli {
 
 fn main() {
     // Output cut short by its reader (`berth image inspect X | head`) ends
-    // the program quietly, as Docker's does, instead of a panic: writes to
-    // a closed pipe raise SIGPIPE again. Sockets are written with
-    // MSG_NOSIGNAL and report EPIPE as an error.
-    // SAFETY: setting a signal's disposition to its default.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // the program quietly with a broken pipe's status, as Docker's does,
+    // instead of a panic. (SIGPIPE itself stays ignored: a broken
+    // connection to the agent must be an error with a sentence, not a
+    // silent death.)
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.starts_with("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = parse();
     let conn = Conn::new(ConnectOptions {
         host: cli.host,

@@ -157,12 +157,54 @@ impl Client {
                 self.inner.timeout.as_secs()
             ))),
             Ok(Err(berth_api::EndpointError::Unreachable { reason, .. })) => {
+                if let Some(sentence) = socket_refused(&ep) {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!("cannot reach the Berth agent at {endpoint}: {sentence}"),
+                    ));
+                }
                 Err(unreachable(reason))
             }
             Ok(Err(e)) => Err(Error::new(ErrorKind::InvalidArgument, e.to_string())),
             Ok(Ok(ch)) => Ok(ch),
         }
     }
+}
+
+/// When a Unix socket exists but this user may not write to it: a sentence
+/// naming the socket's group and what to do.
+#[cfg(unix)]
+fn socket_refused(ep: &Endpoint) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Endpoint::Unix(path) = ep else {
+        return None;
+    };
+    let meta = std::fs::metadata(path).ok()?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: access(2) on a NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
+        return None;
+    }
+    let group = std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let gid: u32 = f.nth(1)?.parse().ok()?;
+                (gid == meta.gid()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| meta.gid().to_string());
+    Some(format!(
+        "permission denied: the socket belongs to group {group}; add your user to it \
+         (sudo usermod -aG {group} $USER, then log in again) or run as root"
+    ))
+}
+
+#[cfg(not(unix))]
+fn socket_refused(_: &Endpoint) -> Option<String> {
+    None
 }
 
 /// The major part of an API version (`1` of `1.0`).
@@ -179,6 +221,25 @@ async fn check_version(endpoint: &str, channel: Channel) -> Result<()> {
     {
         Ok(r) => r.into_inner().api_version,
         Err(s) if s.code() == tonic::Code::Unimplemented => String::from("unknown"),
+        // The first call broke before the agent said anything of its own:
+        // most often a TLS listener that refused this client's certificate
+        // (TLS 1.3 finishes the handshake before the server checks it).
+        Err(s) if tonic_types::StatusExt::get_details_error_info(&s).is_none() => {
+            let hint = if endpoint.starts_with("tcp://") {
+                "; if the agent uses TLS, check that your client certificate (--tlscert, \
+                 --tlskey) is signed by the CA the agent trusts"
+            } else {
+                ""
+            };
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot talk to the Berth agent at {endpoint}: the connection broke \
+                     ({}){hint}",
+                    s.message()
+                ),
+            ));
+        }
         Err(s) => return Err(Error::from(s)),
     };
     if major(&theirs) != major(ours) {

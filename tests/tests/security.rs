@@ -1,0 +1,204 @@
+//! Other users and other networks, with the real binaries: the socket is
+//! its group's, plain TCP is loopback only, and mutual TLS takes only
+//! client certificates from the agent's own CA.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::{bin, need_root};
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(script).output().unwrap()
+}
+
+/// A CA named `ca` and certificates it signs: `NAME.pem`/`NAME.key` for a
+/// server at 127.0.0.1 or a client.
+fn certs(dir: &Path, ca: &str, names: &[(&str, bool)]) {
+    let d = dir.display();
+    let mut script = format!(
+        "cd {d} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN={ca} 2>/dev/null"
+    );
+    for (name, server) in names {
+        let ext = if *server {
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+        } else {
+            "extendedKeyUsage=clientAuth"
+        };
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        script += &format!(
+            " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+             -out {name}.csr -subj /CN={name} 2>/dev/null \
+             && openssl x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+             -out {name}.pem -days 2 -extfile {name}.ext 2>/dev/null"
+        );
+    }
+    let out = sh(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts berth-agent with `args`; waits until `ready` says so.
+fn agent(root: &Path, args: &[&str], ready: impl Fn() -> bool) -> std::process::Child {
+    let child = Command::new(bin("berth-agent"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn a_user_outside_the_sockets_group_is_refused_with_a_sentence() {
+    if !need_root() {
+        return;
+    }
+    let user = format!("bthout{}", std::process::id() % 100_000);
+    assert!(sh("groupadd -f berth").status.success());
+    let made = sh(&format!("useradd -M -N -s /bin/sh {user}"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Others may reach the socket's folder; the socket itself decides.
+    sh(&format!("chmod 755 {}", dir.path().display()));
+    let sock = dir.path().join("berth.sock");
+    let host = format!("unix://{}", sock.display());
+    let mut child = agent(&dir.path().join("root"), &["--listen", &host], || {
+        sock.exists()
+    });
+    let meta = sh(&format!("stat -c '%a %G' {}", sock.display()));
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(String::from_utf8_lossy(&meta.stdout).trim(), "660 berth");
+        let berth = bin("berth");
+        let out = sh(&format!(
+            "runuser -u {user} -- {} -H {host} ps",
+            berth.display()
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("permission") && err.contains("group berth"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        // In the group, the same user gets in.
+        assert!(sh(&format!("usermod -aG berth {user}")).status.success());
+        let out = sh(&format!(
+            "runuser -u {user} -- {} -H {host} ps",
+            berth.display()
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    sh(&format!("userdel {user}"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn plain_tcp_off_loopback_is_refused_at_start() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("berth-agent"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["--listen", &format!("tcp://0.0.0.0:{}", free_port())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("plain TCP is allowed only on loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_client_certificate_from_another_ca_is_refused() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certs(d, "ca", &[("server", true), ("client", false)]);
+    certs(d, "otherca", &[("stranger", false)]);
+    let port = free_port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let p = |f: &str| d.join(f).display().to_string();
+    let mut child = agent(
+        &d.join("root"),
+        &[
+            "--listen",
+            &host,
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+            "--tls-client-ca",
+            &p("ca.pem"),
+        ],
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let berth = |cert: &str| {
+        Command::new(bin("berth"))
+            .env_remove("BERTH_HOST")
+            .args([
+                "-H",
+                &host,
+                "--tlscacert",
+                &p("ca.pem"),
+                "--tlscert",
+                &p(&format!("{cert}.pem")),
+                "--tlskey",
+                &p(&format!("{cert}.key")),
+                "ps",
+            ])
+            .output()
+            .unwrap()
+    };
+    let ours = berth("client");
+    let theirs = berth("stranger");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let err = String::from_utf8_lossy(&theirs.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(theirs.status.code(), Some(1), "signal {:?}: {err}", theirs.status.signal());
+    assert!(err.starts_with("Error: "), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
