@@ -6,8 +6,9 @@
 //! as running, its logs work, and it stops. The fixture and how it was
 //! made: `tests/fixtures/README.md`.
 //!
-//! Needs root (the store holds root-owned files and the engines make
-//! network namespaces' directories); outside CI it skips without it.
+//! Needs root (the store holds root-owned files, and containers run); it
+//! runs in a network namespace of its own. Outside CI it skips without
+//! root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,6 +64,14 @@ fn an_old_store_opens_with_everything_in_it_and_running_containers_are_adopted()
         eprintln!("skipped: the old-store test needs root");
         return;
     }
+    // A network namespace of this test's own (it goes when the test
+    // ends): the engine's reconcile and fx-running's bridge and veth must
+    // not touch the host's, or other agents' on it.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a network namespace");
+    let lo = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    assert!(lo.is_ok_and(|s| s.success()), "ip link set lo up");
     let root = unpack();
     // The engine in-process first, on a runtime of its own, so that every
     // task holding it (and the metadata database) is gone before the real
