@@ -117,8 +117,7 @@ async fn verbs_on_stopped_containers_refuse_with_typed_errors() {
     let attach = c
         .attach_session("done", AttachWanted::default(), false, input)
         .await
-        .err()
-        .expect("attach");
+        .expect_err("attach");
     assert_precondition(attach, "you cannot attach to a stopped container");
     assert!(matches!(
         c.kill("made", "NOPE").await,
