@@ -24,12 +24,16 @@ async fn agent(root: &Path) -> Arc<Agent> {
     let images = ImageService::open(root, RegistryOptions::default()).unwrap();
     let networks = Networks::open(root, images.events.clone()).unwrap();
     let volumes = Arc::new(Volumes::open(root, images.events.clone()).unwrap());
+    // The network gate stays shut for the test's life: these tests need no
+    // networks, and the reconcile behind it would tidy the host's links.
+    let (opener, gate) = Gate::closed();
+    std::mem::forget(opener);
     let containers = Containers::open(
         root,
         images.clone(),
         networks.clone(),
         volumes.clone(),
-        Gate::open(),
+        gate,
     )
     .await
     .unwrap();
