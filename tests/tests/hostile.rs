@@ -180,3 +180,59 @@ fn a_memory_hog_is_killed_alone() {
     );
     agent.ok(&["rm", "-f", "hog", "bystander"]);
 }
+
+#[test]
+fn cp_never_follows_a_containers_symlink_onto_the_host() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let host = tempfile::tempdir().unwrap();
+    let canary_dir = host.path().join("canary");
+    std::fs::create_dir(&canary_dir).unwrap();
+    std::fs::write(canary_dir.join("f"), "host-secret\n").unwrap();
+    let payload = host.path().join("f");
+    std::fs::write(&payload, "from-the-copy\n").unwrap();
+    let target = canary_dir.display().to_string();
+    let depth = "../".repeat(12);
+    // /w/x flips between a real folder and symlinks (absolute and
+    // relative) to where the canary is on the host.
+    let flip = format!(
+        "mkdir -p /w/real && echo inside > /w/real/f; while :; do \
+         rm -rf /w/x; ln -s {target} /w/x; rm -rf /w/x; ln -s {depth}{target} /w/x; \
+         rm -rf /w/x; ln -s /w/real /w/x; done"
+    );
+    agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flipper",
+        "--network",
+        "none",
+        bb,
+        "sh",
+        "-c",
+        &flip,
+    ]);
+    let out_dir = host.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let copies = 200;
+    for i in 0..copies {
+        let _ = agent.berth(&["cp", payload.to_str().unwrap(), "flipper:/w/x/f"]);
+        let dest = out_dir.join(format!("got{i}"));
+        let _ = agent.berth(&["cp", "flipper:/w/x/f", dest.to_str().unwrap()]);
+        if let Ok(text) = std::fs::read_to_string(&dest) {
+            assert_ne!(text, "host-secret\n", "copy {i} read the host's file");
+        }
+        assert_eq!(
+            std::fs::read_to_string(canary_dir.join("f")).unwrap(),
+            "host-secret\n",
+            "copy {i} wrote the host's file"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&canary_dir).unwrap().count(),
+        1,
+        "nothing new beside the canary"
+    );
+    agent.ok(&["rm", "-f", "flipper"]);
+}
