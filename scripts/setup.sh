@@ -26,6 +26,35 @@ if ! command -v vhost-device-vsock >/dev/null; then
   echo "setup: installing vhost-device-vsock"
   cargo install vhost-device-vsock --version 0.3.0 --locked
 fi
+# Berth Desktop (src-tauri, ui): WebKitGTK and GTK headers for the Tauri
+# crate (a workspace member, so clippy and the build need them), Xvfb and
+# ImageMagick for a display and screenshots, Debian's WebKitWebDriver and
+# tauri-driver for the end-to-end test, and the UI's npm packages from its
+# lockfile.
+desktop=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev xvfb xauth webkit2gtk-driver imagemagick)
+missing=()
+for p in "${desktop[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: node and npm are missing: install Node 20 first" >&2
+  exit 1
+fi
+ui="$(dirname "$0")/../ui"
+if [[ ! -d "$ui/node_modules" ]] || [[ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]]; then
+  echo "setup: installing the desktop UI's npm packages"
+  (cd "$ui" && npm ci --no-audit --no-fund >/dev/null)
+fi
+if ! command -v tauri-driver >/dev/null; then
+  echo "setup: installing tauri-driver"
+  cargo install tauri-driver --version 2.1.0 --locked
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install cargo-nextest --locked

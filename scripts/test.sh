@@ -6,8 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+# Berth Desktop's UI: lint, type check, component tests, and the build the
+# app embeds (before clippy and the build compile the Tauri crate).
+(cd ui && npm run --silent lint && npm run --silent check && npm run --silent test && npm run --silent build)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 # The guest image the VM tests boot (static agent, Debian kernel, initramfs).
 scripts/build-vm-image.sh target/vm-image
 cargo nextest run --workspace --locked --no-fail-fast
+# Berth Desktop end to end: the real app under Xvfb, driven through
+# tauri-driver and WebKitWebDriver, against a real agent and registry.
+(cd ui && xvfb-run -a -s "-screen 0 1280x800x24" npm run --silent e2e)

@@ -1,0 +1,55 @@
+//! Berth Desktop: a Tauri 2 window over `berth-client`.
+//!
+//! Every command in [`commands`] is a thin call into the client; long
+//! operations (pull progress, logs, events, terminals) are [`streams`]
+//! that send their items to the UI over a `tauri::ipc::Channel` until
+//! they end or the UI calls `stop_stream`.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod run;
+mod streams;
+
+use berth_client::{Client, ConnectOptions};
+
+/// What every command shares: the client (one connection, dialed on
+/// first use and again after the agent comes back) and the live streams.
+pub struct App {
+    /// The agent's client: `BERTH_HOST` when set, else discovery.
+    pub client: Client,
+    /// The streams and sessions the UI has open.
+    pub streams: streams::Registry,
+}
+
+fn main() {
+    let app = App {
+        client: Client::new(ConnectOptions::default()),
+        streams: streams::Registry::default(),
+    };
+    tauri::Builder::default()
+        .manage(app)
+        .invoke_handler(tauri::generate_handler![
+            commands::connection,
+            commands::version,
+            commands::info,
+            commands::list_containers,
+            commands::container_action,
+            commands::inspect_container,
+            commands::list_images,
+            commands::remove_image,
+            commands::list_volumes,
+            commands::list_networks,
+            commands::open_port,
+            run::run_container,
+            streams::events,
+            streams::pull,
+            streams::logs,
+            streams::terminal,
+            streams::terminal_input,
+            streams::terminal_resize,
+            streams::stop_stream,
+        ])
+        .run(tauri::generate_context!())
+        .expect("error while running Berth Desktop");
+}

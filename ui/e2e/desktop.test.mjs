@@ -1,0 +1,176 @@
+// The real app end to end: Berth Desktop under Xvfb, driven through
+// tauri-driver and WebKitWebDriver, against a real berth-agent and a
+// local registry (see fixture.mjs). Run by `npm run e2e` under xvfb-run
+// (scripts/test.sh); it saves a screenshot of each view under
+// target/e2e-screenshots/.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Fixture } from './fixture.mjs';
+import { Session, startDriver } from './webdriver.mjs';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const target = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
+const appBin = process.env.BERTH_DESKTOP_BIN ?? join(target, 'debug/berth-desktop');
+const agentBin = process.env.BERTH_AGENT_BIN ?? join(target, 'debug/berth-agent');
+const shots = join(repo, 'target/e2e-screenshots');
+const driverPort = 4444 + (process.pid % 500) * 2;
+
+let fx, driver, s, image;
+
+async function shot(name) {
+  mkdirSync(shots, { recursive: true });
+  writeFileSync(join(shots, `${name}.png`), await s.screenshot());
+}
+
+const rowState = (name) =>
+  s.exec('const r = document.querySelector(`tr[data-name="${arguments[0]}"]`); return r ? r.dataset.state : null;', name);
+
+before(async () => {
+  if (!process.env.DISPLAY) throw new Error('no DISPLAY: run under xvfb-run -a');
+  fx = new Fixture(agentBin);
+  await fx.startRegistry();
+  image = fx.pushBusybox();
+  await fx.startAgent();
+  driver = await startDriver(driverPort, { BERTH_HOST: `unix://${fx.socket}` });
+  s = await Session.create(driverPort, appBin);
+});
+
+after(async () => {
+  await s?.quit();
+  driver?.kill('SIGTERM');
+  await fx?.close();
+});
+
+test('connects and shows the empty containers view', async () => {
+  await s.until(async () => (await s.text('#status-text'))?.startsWith('Connected to'), 'the connection');
+  await s.waitFor('#no-containers');
+  await shot('containers-empty');
+});
+
+test('pulls an image with per-layer progress bars that move', async () => {
+  await s.click('#nav-images');
+  await s.type('#pull-ref', image);
+  await s.click('#pull');
+  // Every value each layer's bar showed, read while the pull runs.
+  const seen = new Map();
+  await s.until(async () => {
+    const v = await s.exec(
+      'return [document.querySelector("#pull-progress")?.dataset.state, [...document.querySelectorAll("[data-layer]")].map(l => [l.dataset.layer, l.querySelector("progress").value, +l.dataset.updates])];',
+    );
+    for (const [id, value, updates] of v[1]) {
+      const st = seen.get(id) ?? { values: new Set(), updates: 0 };
+      st.values.add(value);
+      st.updates = Math.max(st.updates, updates);
+      seen.set(id, st);
+    }
+    return v[0] === 'done' || v[0] === 'failed' ? v[0] : null;
+  }, 'the pull to finish', 60000);
+  assert.equal(await s.exec('return document.querySelector("#pull-progress").dataset.state'), 'done', await s.text('#pull-message'));
+  const moved = [...seen.values()].some((l) => l.updates >= 2 || l.values.size >= 2);
+  assert.ok(moved, `a layer's bar moved: ${JSON.stringify([...seen].map(([k, v]) => [k, [...v.values], v.updates]))}`);
+  await s.waitFor(`tr[data-name="${image}"]`);
+  await shot('images');
+});
+
+async function runFromDialog({ name, ports = '', volumes = '', cmd }) {
+  await s.click('#nav-images');
+  await s.click(`tr[data-name="${image}"] button.run`);
+  await s.waitFor('#run-dialog[open]');
+  await s.type('#run-name', name);
+  if (ports) await s.type('#run-ports', ports);
+  if (volumes) await s.type('#run-volumes', volumes);
+  await s.type('#run-cmd', cmd);
+  await s.click('#run-submit');
+  await s.until(async () => !(await s.exec('return !!document.querySelector("#run-dialog")')), `the dialog for ${name} to close`, 30000)
+    .catch(async (e) => assert.fail(`${e.message}: ${await s.text('#run-error')}`));
+}
+
+test('runs containers from the Run dialog; they appear in the list live', async () => {
+  const site = fx.site('hello from a host folder\n');
+  await runFromDialog({ name: 'web', ports: '8080:80', volumes: `${site}:/www`, cmd: 'httpd -f -p 80 -h /www' });
+  await runFromDialog({
+    name: 'talker',
+    cmd: `sh -c 'echo line one; echo needle-42; echo "<img src=x onerror=alert(1)>"; sleep 3600'`,
+  });
+  await s.click('#nav-containers');
+  await s.until(async () => (await rowState('web')) === 'running' && (await rowState('talker')) === 'running', 'both running');
+  assert.match(await s.text('tr[data-name="web"]'), /8080→80\/tcp/);
+  // The published port serves the host folder (inside the agent's namespace).
+  const body = await s.until(() => {
+    try {
+      return fx.inNs('curl', ['-sf', 'http://127.0.0.1:8080/index.html']);
+    } catch {
+      return null;
+    }
+  }, 'the published port');
+  assert.equal(body, 'hello from a host folder\n');
+  await shot('containers');
+});
+
+test('logs are text and searchable', async () => {
+  await s.click('tr[data-name="talker"] .cname');
+  await s.waitFor('#logs');
+  await s.until(async () => (await s.text('#logs'))?.includes('needle-42'), 'the log lines');
+  await s.type('#log-search', 'needle');
+  await s.until(async () => (await s.exec('return document.querySelectorAll("#logs .line").length')) === 1, 'one line');
+  assert.equal(await s.text('#logs mark'), 'needle');
+  await s.type('#log-search', 'onerror');
+  await s.until(async () => (await s.text('#logs'))?.includes('<img src=x onerror=alert(1)>'), 'the HTML line as text');
+  assert.equal(await s.exec('return document.querySelectorAll("#logs img").length'), 0);
+  await shot('logs');
+});
+
+test('inspect shows the container document', async () => {
+  await s.click('#tab-inspect');
+  await s.until(async () => (await s.text('#inspect'))?.includes('"Name"'), 'the inspect document');
+});
+
+test('a command typed into the terminal is answered', async () => {
+  await s.click('#tab-terminal');
+  await s.until(async () => (await s.text('#terminal-status'))?.includes('in the container'), 'the shell').catch(async (e) =>
+    assert.fail(`${e.message}: ${await s.text('#terminal-status')}`),
+  );
+  await s.click('#terminal');
+  await s.type('.xterm-helper-textarea', 'echo $((6*7))-ok\uE007', false);
+  await s.until(async () => (await s.text('#terminal .xterm-rows'))?.includes('42-ok'), 'the answer', 15000);
+  await shot('terminal');
+});
+
+test('bulk stop and remove of two containers', async () => {
+  await s.click('[aria-label="Select web"]');
+  await s.click('[aria-label="Select talker"]');
+  await s.click('#bulk-stop');
+  await s.until(async () => (await rowState('web')) === 'exited' && (await rowState('talker')) === 'exited', 'both stopped', 30000);
+  await s.click('#bulk-remove');
+  await s.until(async () => (await rowState('web')) === null && (await rowState('talker')) === null, 'both removed', 30000);
+});
+
+test('volumes, networks and engine views', async () => {
+  await s.click('#nav-volumes');
+  await s.waitFor('h1');
+  await shot('volumes');
+  await s.click('#nav-networks');
+  await s.waitFor('#networks');
+  await shot('networks');
+  await s.click('#nav-engine');
+  await s.until(async () => (await s.text('#engine-info'))?.includes('Version'), 'the engine facts');
+  await shot('engine');
+});
+
+test('says so when the agent stops, and recovers when it is back', async () => {
+  await s.click('#nav-containers');
+  await fx.stopAgent();
+  await s.until(async () => (await s.text('#status-text'))?.includes('not reachable'), 'the sentence', 20000);
+  await shot('agent-stopped');
+  await fx.startAgent();
+  await s.until(async () => (await s.text('#status-text'))?.startsWith('Connected to'), 'the reconnection', 20000);
+  await runFromDialog({ name: 'after', cmd: 'sleep 3600' });
+  await s.click('#nav-containers');
+  await s.until(async () => (await rowState('after')) === 'running', 'a container run after the restart');
+  await s.click('[aria-label="Select after"]');
+  await s.click('#bulk-remove');
+  await s.until(async () => (await rowState('after')) === null, 'its removal', 30000);
+});

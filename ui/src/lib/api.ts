@@ -1,0 +1,80 @@
+// The app's commands, typed. Streams come over a Tauri Channel and stop
+// with `stop_stream`; nothing here polls.
+import { Channel, invoke } from '@tauri-apps/api/core';
+import type {
+  ActionResult,
+  ContainerSummary,
+  EngineEvent,
+  ImageSummary,
+  LogLine,
+  Msg,
+  Network,
+  Progress,
+  RunSpec,
+  TermOut,
+  UiError,
+  Volume,
+} from './types';
+
+/** The sentence of any failure a command reports. */
+export function sentence(e: unknown): string {
+  if (e && typeof e === 'object' && 'message' in e) return String((e as UiError).message);
+  return String(e);
+}
+
+/** The kind of a failure (`Unavailable` when the agent cannot be reached). */
+export function kindOf(e: unknown): string {
+  if (e && typeof e === 'object' && 'kind' in e) return String((e as UiError).kind);
+  return 'Internal';
+}
+
+/** What a stream's owner hears. */
+export interface StreamHandlers<T> {
+  item: (item: T) => void;
+  end?: () => void;
+  error?: (e: UiError) => void;
+}
+
+/** A running stream: stop it when its view goes away. */
+export interface StreamHandle {
+  stop: () => Promise<void>;
+}
+
+async function stream<T>(
+  command: string,
+  args: Record<string, unknown>,
+  h: StreamHandlers<T>,
+): Promise<StreamHandle & { id: number }> {
+  const channel = new Channel<Msg<T>>();
+  channel.onmessage = (m) => {
+    if (m.type === 'item') h.item(m.item);
+    else if (m.type === 'end') h.end?.();
+    else h.error?.(m.error);
+  };
+  const id = await invoke<number>(command, { ...args, channel });
+  return { id, stop: () => invoke('stop_stream', { id }) };
+}
+
+export const api = {
+  connection: () => invoke<{ endpoint: string; source: string }>('connection'),
+  version: () => invoke<Record<string, string>>('version'),
+  info: () => invoke<Record<string, unknown>>('info'),
+  containers: () => invoke<ContainerSummary[]>('list_containers'),
+  action: (ids: string[], action: 'start' | 'stop' | 'restart' | 'remove') =>
+    invoke<ActionResult[]>('container_action', { ids, action }),
+  inspect: (id: string) => invoke<unknown>('inspect_container', { id }),
+  images: () => invoke<ImageSummary[]>('list_images'),
+  removeImage: (reference: string, force: boolean) => invoke<void>('remove_image', { reference, force }),
+  volumes: () => invoke<Volume[]>('list_volumes'),
+  networks: () => invoke<Network[]>('list_networks'),
+  openPort: (port: number) => invoke<void>('open_port', { port }),
+  run: (spec: RunSpec) => invoke<string>('run_container', { spec }),
+  events: (h: StreamHandlers<EngineEvent>) => stream('events', {}, h),
+  pull: (reference: string, h: StreamHandlers<Progress>) => stream('pull', { reference }, h),
+  logs: (id: string, follow: boolean, h: StreamHandlers<LogLine>) => stream('logs', { id, follow }, h),
+  terminal: (id: string, rows: number, cols: number, h: StreamHandlers<TermOut>) =>
+    stream('terminal', { id, rows, cols }, h),
+  terminalInput: (id: number, data: string) => invoke<void>('terminal_input', { id, data }),
+  terminalResize: (id: number, rows: number, cols: number) =>
+    invoke<void>('terminal_resize', { id, rows, cols }),
+};

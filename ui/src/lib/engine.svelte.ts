@@ -1,0 +1,125 @@
+// The connection to the engine and the lists every view shows. The lists
+// are refreshed when the events stream says something changed; when the
+// stream fails or ends (the agent went away) the status bar says so and
+// the app subscribes again with a backoff. No timer runs while connected.
+import { api, kindOf, sentence, type StreamHandle } from './api';
+import type { ContainerSummary, EngineEvent, ImageSummary, Network, Volume } from './types';
+
+type Status = 'connecting' | 'connected' | 'down';
+
+/** Refreshes a list, at most one call at a time; a change during a call
+ * runs one more call after it. */
+class Refresher<T> {
+  private running = false;
+  private again = false;
+  constructor(
+    private load: () => Promise<T>,
+    private set: (v: T) => void,
+    private fail: (e: unknown) => void,
+  ) {}
+  async run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        this.set(await this.load());
+      } while (this.again);
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+export class Engine {
+  status = $state<Status>('connecting');
+  sentence = $state('Connecting to the Berth engine…');
+  endpoint = $state('');
+  containers = $state<ContainerSummary[]>([]);
+  images = $state<ImageSummary[]>([]);
+  volumes = $state<Volume[]>([]);
+  networks = $state<Network[]>([]);
+  /** The last failure of an action, shown until the next one. */
+  notice = $state('');
+  /** Set once the container list has been painted the first time. */
+  firstList = $state(false);
+
+  private events: StreamHandle | null = null;
+  private attempt = 0;
+  private retry: ReturnType<typeof setTimeout> | null = null;
+  private onFail = (e: unknown) => {
+    if (kindOf(e) === 'Unavailable') this.lost(sentence(e));
+    else this.notice = sentence(e);
+  };
+  private c = new Refresher(api.containers, (v) => {
+    this.containers = v;
+    this.firstList = true;
+  }, this.onFail);
+  private i = new Refresher(api.images, (v) => (this.images = v), this.onFail);
+  private v = new Refresher(api.volumes, (v) => (this.volumes = v), this.onFail);
+  private n = new Refresher(api.networks, (v) => (this.networks = v), this.onFail);
+
+  async start(): Promise<void> {
+    const c = await api.connection();
+    this.endpoint = `${c.endpoint} (from ${c.source})`;
+    await this.connect();
+  }
+
+  /** Subscribes to events, then loads every list (so no change is missed). */
+  async connect(): Promise<void> {
+    this.retry = null;
+    try {
+      this.events = await api.events({
+        item: (e) => this.onEvent(e),
+        end: () => this.lost('The Berth engine closed the connection.'),
+        error: (e) => this.lost(e.message),
+      });
+    } catch (e) {
+      this.lost(sentence(e));
+      return;
+    }
+    this.attempt = 0;
+    this.status = 'connected';
+    this.sentence = `Connected to ${this.endpoint}.`;
+    await Promise.all([this.c.run(), this.i.run(), this.v.run(), this.n.run()]);
+  }
+
+  /** The agent is unreachable: say so, and try again after a backoff
+   * (0.5 s doubling to 5 s). */
+  lost(why: string): void {
+    if (this.events) {
+      const ev = this.events;
+      this.events = null;
+      void ev.stop().catch(() => {});
+    }
+    this.status = 'down';
+    this.sentence = `The Berth engine is not reachable; reconnecting. ${why}`;
+    if (this.retry) return;
+    const delay = Math.min(500 * 2 ** this.attempt, 5000);
+    this.attempt++;
+    this.retry = setTimeout(() => void this.connect(), delay);
+  }
+
+  onEvent(e: EngineEvent): void {
+    if (e.type === 'container') void this.c.run();
+    if (e.type === 'image' || (e.type === 'container' && (e.action === 'create' || e.action === 'destroy')))
+      void this.i.run();
+    if (e.type === 'volume') void this.v.run();
+    if (e.type === 'network') void this.n.run();
+  }
+
+  refreshImages(): Promise<void> {
+    return this.i.run();
+  }
+
+  refreshContainers(): Promise<void> {
+    return this.c.run();
+  }
+}
+
+export const engine = new Engine();

@@ -1,0 +1,87 @@
+// The shapes the app's commands return: berth-client's serde forms of the
+// berth.v1 messages (snake_case fields, RFC 3339 times).
+
+export interface UiError {
+  kind: string;
+  message: string;
+}
+
+export interface PortBinding {
+  host_ip: string;
+  host_port: number;
+  container_port: number;
+  protocol: string;
+}
+
+export interface ContainerSummary {
+  id: string;
+  names: string[];
+  image: string;
+  image_id: string;
+  command: string;
+  created: string | null;
+  state: string;
+  status: string;
+  ports: PortBinding[];
+  labels: Record<string, string>;
+}
+
+export interface ImageSummary {
+  id: string;
+  repo_tags: string[];
+  repo_digests: string[];
+  created: string | null;
+  size: number;
+  containers: number;
+}
+
+export interface Volume {
+  name: string;
+  driver: string;
+  mountpoint: string;
+}
+
+export interface Network {
+  id: string;
+  name: string;
+  driver: string;
+}
+
+export interface EngineEvent {
+  type: string;
+  action: string;
+  id: string;
+  attributes: Record<string, string>;
+}
+
+export type Progress =
+  | { kind: 'layer'; id: string; status: string; current: number; total: number }
+  | { kind: 'pulled'; [k: string]: unknown }
+  | { kind: 'pushed'; [k: string]: unknown };
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr' | string;
+  text: string;
+  time: string | null;
+}
+
+export type TermOut =
+  | { kind: 'data'; data: number[] }
+  | { kind: 'exit'; code: number }
+  | { kind: 'shell'; shell: string };
+
+export type Msg<T> = { type: 'item'; item: T } | { type: 'end' } | { type: 'error'; error: UiError };
+
+export interface ActionResult {
+  id: string;
+  error: UiError | null;
+}
+
+export interface RunSpec {
+  name: string;
+  image: string;
+  ports: { host: number; container: number; protocol: string }[];
+  env: string[];
+  volumes: { source: string; target: string }[];
+  cmd: string[];
+}

@@ -1,0 +1,8 @@
+import { mount } from 'svelte';
+import '@xterm/xterm/css/xterm.css';
+import './app.css';
+import App from './App.svelte';
+import { engine } from './lib/engine.svelte';
+
+mount(App, { target: document.getElementById('app')! });
+void engine.start();

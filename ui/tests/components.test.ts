@@ -1,0 +1,96 @@
+// Component tests with the app's commands mocked: what the engine says is
+// shown as text, logs are searchable, pull progress moves its bars.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { cleanup, fireEvent, render, screen } from '@testing-library/svelte';
+import { flushSync, tick } from 'svelte';
+
+// xterm asks for a canvas at import; jsdom has none.
+HTMLCanvasElement.prototype.getContext = (() => null) as never;
+
+type Handler = (m: unknown) => void;
+const channels: Record<string, Handler> = {};
+const invoke = vi.fn(async (cmd: string, args?: Record<string, unknown>) => {
+  const ch = args?.channel as { onmessage: Handler } | undefined;
+  if (ch) channels[cmd] = (m) => ch.onmessage(m);
+  if (cmd === 'container_action') return (args!.ids as string[]).map((id) => ({ id, error: null }));
+  return ch ? 1 : null;
+});
+vi.mock('@tauri-apps/api/core', () => ({
+  invoke: (cmd: string, args?: Record<string, unknown>) => invoke(cmd, args),
+  Channel: class {
+    onmessage: Handler = () => {};
+  },
+}));
+
+const { engine } = await import('../src/lib/engine.svelte');
+const Containers = (await import('../src/views/Containers.svelte')).default;
+const Logs = (await import('../src/views/Logs.svelte')).default;
+const PullProgress = (await import('../src/views/PullProgress.svelte')).default;
+
+const XSS = '<img src=x onerror="window.pwned=1">';
+const summary = (id: string, name: string) => ({
+  id, names: [`/${name}`], image: 'bb', image_id: '', command: '', created: null,
+  state: 'running', status: 'Up', ports: [{ host_ip: '', host_port: 8080, container_port: 80, protocol: 'tcp' }], labels: {},
+});
+
+beforeEach(() => {
+  invoke.mockClear();
+  engine.firstList = true;
+  engine.containers = [summary('a1', XSS), summary('b2', 'web')];
+});
+afterEach(() => cleanup());
+
+describe('Containers', () => {
+  it('shows a name that looks like HTML as text', () => {
+    const { container } = render(Containers);
+    expect(screen.getByText(XSS)).toBeTruthy();
+    expect(container.querySelector('img')).toBeNull();
+    expect(screen.getAllByText('8080→80/tcp')).toHaveLength(2);
+  });
+
+  it('filters, and acts on the selected containers only', async () => {
+    render(Containers);
+    await fireEvent.input(screen.getByLabelText('Filter containers'), { target: { value: 'web' } });
+    expect(screen.queryByText(XSS)).toBeNull();
+    await fireEvent.click(screen.getByLabelText('Select web'));
+    await fireEvent.click(screen.getByText('Stop'));
+    expect(invoke).toHaveBeenCalledWith('container_action', { ids: ['b2'], action: 'stop' });
+  });
+});
+
+describe('Logs', () => {
+  it('streams lines as text and finds them with search', async () => {
+    const { container } = render(Logs, { id: 'a1' });
+    await tick();
+    await vi.waitFor(() => expect(channels.logs).toBeTruthy());
+    channels.logs({ type: 'item', item: { stream: 'stdout', text: 'hello world\n', time: null } });
+    channels.logs({ type: 'item', item: { stream: 'stderr', text: `${XSS}\n`, time: null } });
+    flushSync();
+    expect(container.querySelector('img')).toBeNull();
+    expect(container.textContent).toContain(XSS);
+    await fireEvent.input(screen.getByLabelText('Search the logs'), { target: { value: 'WORLD' } });
+    expect(container.querySelectorAll('.line')).toHaveLength(1);
+    expect(container.querySelector('mark')!.textContent).toBe('world');
+  });
+});
+
+describe('PullProgress', () => {
+  it('moves each layer bar as progress arrives', async () => {
+    const { container } = render(PullProgress, { reference: 'bb' });
+    await vi.waitFor(() => expect(channels.pull).toBeTruthy());
+    const layer = (current: number) =>
+      channels.pull({ type: 'item', item: { kind: 'layer', id: 'abc', status: 'Downloading', current, total: 100 } });
+    layer(10);
+    flushSync();
+    const bar = () => container.querySelector('progress')!;
+    expect(bar().value).toBe(10);
+    layer(60);
+    flushSync();
+    expect(bar().value).toBe(60);
+    channels.pull({ type: 'item', item: { kind: 'pulled' } });
+    channels.pull({ type: 'end' });
+    flushSync();
+    expect(container.querySelector('#pull-progress')!.getAttribute('data-state')).toBe('done');
+    expect(container.querySelector('[data-layer=abc]')!.getAttribute('data-updates')).toBe('2');
+  });
+});
