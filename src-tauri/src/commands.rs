@@ -1,6 +1,9 @@
 //! The UI's one-shot commands: each is one call into `berth-client`, and
 //! each failure reaches the UI as the client's sentence with its kind.
 
+use std::sync::{Once, OnceLock};
+use std::time::Instant;
+
 use berth_client::types as pb;
 use berth_client::{Error, ErrorKind, Source};
 use serde::Serialize;
@@ -173,4 +176,20 @@ pub fn open_port(port: u16) -> Reply<()> {
             kind: "Internal".into(),
             message: format!("cannot open {url} in a browser: {e}"),
         })
+}
+
+/// When the process started (set first thing in `main`), for [`painted`].
+pub static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// The UI painted its first container list: says on stderr, once, how
+/// long after the process started (`bench/desktop.sh` reads the line).
+#[tauri::command]
+pub fn painted(count: usize) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let ms = STARTED.get().map(|t| t.elapsed().as_millis()).unwrap_or(0);
+        eprintln!(
+            "berth-desktop: first container list ({count} containers) painted {ms} ms after start"
+        );
+    });
 }

@@ -23,6 +23,7 @@ pub struct App {
 }
 
 fn main() {
+    let _ = commands::STARTED.set(std::time::Instant::now());
     let app = App {
         client: Client::new(ConnectOptions::default()),
         streams: streams::Registry::default(),
@@ -41,6 +42,7 @@ fn main() {
             commands::list_volumes,
             commands::list_networks,
             commands::open_port,
+            commands::painted,
             run::run_container,
             streams::events,
             streams::pull,

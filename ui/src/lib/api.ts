@@ -67,6 +67,7 @@ export const api = {
   removeImage: (reference: string, force: boolean) => invoke<void>('remove_image', { reference, force }),
   volumes: () => invoke<Volume[]>('list_volumes'),
   networks: () => invoke<Network[]>('list_networks'),
+  painted: (count: number) => invoke<void>('painted', { count }),
   openPort: (port: number) => invoke<void>('open_port', { port }),
   run: (spec: RunSpec) => invoke<string>('run_container', { spec }),
   events: (h: StreamHandlers<EngineEvent>) => stream('events', {}, h),

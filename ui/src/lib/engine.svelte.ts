@@ -58,7 +58,11 @@ export class Engine {
   };
   private c = new Refresher(api.containers, (v) => {
     this.containers = v;
-    this.firstList = true;
+    if (!this.firstList) {
+      this.firstList = true;
+      // After the next frame is painted: the app logs its start-up time.
+      requestAnimationFrame(() => setTimeout(() => void api.painted(v.length).catch(() => {}), 0));
+    }
   }, this.onFail);
   private i = new Refresher(api.images, (v) => (this.images = v), this.onFail);
   private v = new Refresher(api.volumes, (v) => (this.volumes = v), this.onFail);
@@ -76,8 +80,10 @@ export class Engine {
     try {
       this.events = await api.events({
         item: (e) => this.onEvent(e),
+        // A broken stream carries the transport's words: say it plainly;
+        // the next attempt's failure (the client's sentence) replaces it.
         end: () => this.lost('The Berth engine closed the connection.'),
-        error: (e) => this.lost(e.message),
+        error: () => this.lost('The connection to the Berth engine was lost.'),
       });
     } catch (e) {
       this.lost(sentence(e));

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Berth Desktop's figures, under Xvfb against a real agent holding N
+# containers (default 50, running `sleep`):
+#   - start: app start to its first painted container list (the app logs
+#     the time when the UI has painted it);
+#   - memory: resident memory of the app plus its WebKit processes, idle;
+#   - idle CPU: CPU time of those processes over 10 s of doing nothing.
+# Usage: bench/desktop.sh [APP] (default target/desktop/berth-desktop, as
+# scripts/build-desktop.sh builds it). Needs root, Xvfb, and berth and
+# berth-agent in BIN (default target/debug).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+target=${CARGO_TARGET_DIR:-target}
+app=$(realpath "${1:-$target/desktop/berth-desktop}")
+bin=$(realpath "${BIN:-target/debug}")
+n=${N:-50}
+work=$(mktemp -d)
+cleanup() {
+  [[ -n ${xvfb_pid:-} ]] && kill "$xvfb_pid" 2>/dev/null
+  if [[ -n ${agent_pid:-} ]]; then
+    "$bin/berth" rm -f $("$bin/berth" ps -aq) >/dev/null 2>&1 || true
+    kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true
+  fi
+  grep -o " $work[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+busybox_image "$work" >/dev/null
+start_agent "$bin" "$work"
+for i in $(seq "$n"); do
+  "$bin/berth" run -d --network none --name "bench-$i" bb sleep 3600 >/dev/null
+done
+
+# A display of our own.
+disp=:$((90 + RANDOM % 100))
+Xvfb "$disp" -screen 0 1280x800x24 >/dev/null 2>&1 &
+xvfb_pid=$!
+sleep 0.5
+
+# Descendants of a pid (the app's WebKit processes), with the pid itself.
+tree() {
+  local p=$1
+  echo "$p"
+  for c in $(pgrep -P "$p"); do tree "$c"; done
+}
+rss_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
+pss_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done; echo "$t"; }
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+
+starts=()
+for run in 1 2 3; do
+  DISPLAY=$disp "$app" 2>"$work/app.log" &
+  app_pid=$!
+  for _ in $(seq 300); do grep -q "painted" "$work/app.log" && break; sleep 0.05; done
+  ms=$(grep -o "painted [0-9]* ms" "$work/app.log" | awk '{print $2}')
+  [[ -n $ms ]] || { echo "the app did not paint its list:"; cat "$work/app.log"; exit 1; }
+  starts+=("$ms")
+  if ((run < 3)); then kill "$app_pid"; wait "$app_pid" 2>/dev/null || true; fi
+done
+sleep 5 # settle
+pids=($(tree "$app_pid"))
+names=$(for p in "${pids[@]}"; do cat "/proc/$p/comm"; done | sort | uniq -c | tr -s ' \n' ' ')
+mem=$(rss_kib "${pids[@]}")
+pss=$(pss_kib "${pids[@]}")
+t0=$(ticks "${pids[@]}")
+sleep 10
+t1=$(ticks "${pids[@]}")
+hz=$(getconf CLK_TCK)
+kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
+
+echo "app: $app"
+echo "containers: $n running"
+echo "start to first painted container list: ${starts[*]} ms (3 cold-ish starts)"
+echo "memory, idle: $((mem / 1024)) MiB resident (VmRSS summed; shared libraries counted in each), $((pss / 1024)) MiB proportional (Pss) (processes:$names)"
+echo "idle CPU over 10 s: $(awk -v d=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.2f%% of one core (%d ticks)", d * 100 / (10 * hz), d}')"
