@@ -159,7 +159,7 @@ fn formats_are_go_templates_everywhere() {
                 "{{index .Config.Labels \"k\"}} {{len .Config.Labels}}",
                 "fmt",
             ],
-            "v 1\n",
+            "v 2\n",
         ),
         (
             &[
@@ -168,11 +168,11 @@ fn formats_are_go_templates_everywhere() {
                 "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{end}}",
                 "fmt",
             ],
-            "k=v\n",
+            "k=vmade-by=berth-tests\n",
         ),
         (
             &["inspect", "-f", "{{.Config.Labels}}", "fmt"],
-            "map[k:v]\n",
+            "map[k:v made-by:berth-tests]\n",
         ),
         (
             &[
@@ -190,7 +190,7 @@ fn formats_are_go_templates_everywhere() {
                 "{{upper .Config.Labels.k}} {{json .Config.Labels}}",
                 "fmt",
             ],
-            "V {\"k\":\"v\"}\n",
+            "V {\"k\":\"v\",\"made-by\":\"berth-tests\"}\n",
         ),
         (&["image", "inspect", "-f", "{{.Os}}", bb], "linux\n"),
         (

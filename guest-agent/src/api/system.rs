@@ -58,10 +58,15 @@ impl System for SystemApi {
     ) -> Result<Response<pb::InfoResponse>, Status> {
         let images = self.0.images.list().map_err(to_status)?.len() as u64;
         let host = crate::host::info();
+        let counts = self.0.containers.counts();
         Ok(Response::new(pb::InfoResponse {
             id: self.0.id.clone(),
             root_dir: self.0.images.root().display().to_string(),
             images,
+            containers: counts.total,
+            containers_running: counts.running,
+            containers_paused: counts.paused,
+            containers_stopped: counts.stopped,
             storage_driver: "overlayfs".into(),
             cgroup_version: host.cgroup_version,
             kernel_version: host.kernel_version,
@@ -73,7 +78,6 @@ impl System for SystemApi {
             server_version: env!("CARGO_PKG_VERSION").into(),
             insecure_registries: self.0.images.registries.insecure.clone(),
             hostname: host.hostname,
-            ..Default::default()
         }))
     }
 
@@ -89,19 +93,44 @@ impl System for SystemApi {
             .map_err(to_status)?
             .into_iter()
             .map(|u| pb::ImageUsage {
-                id: u.id,
                 repo_tags: u.repo_tags,
                 size: u.size,
                 shared_size: u.shared_size,
                 unique_size: u.unique_size,
-                containers: 0,
+                containers: self.0.containers.image_users(&u.id),
+                id: u.id,
+            })
+            .collect();
+        let containers = self
+            .0
+            .containers
+            .usage()
+            .into_iter()
+            .map(|c| pb::ContainerUsage {
+                id: c.id,
+                name: c.name,
+                image: c.image,
+                size_rw: c.size_rw,
+                state: c.state,
+            })
+            .collect();
+        let volumes = self
+            .0
+            .containers
+            .volume_usage()
+            .into_iter()
+            .map(|v| pb::VolumeUsage {
+                name: v.name,
+                size: v.size,
+                ref_count: v.ref_count,
             })
             .collect();
         Ok(Response::new(pb::DiskUsageResponse {
             images: usage,
+            containers,
+            volumes,
             layers_size,
             blobs_size,
-            ..Default::default()
         }))
     }
 

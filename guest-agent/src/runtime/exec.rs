@@ -85,11 +85,17 @@ impl Containers {
         if !req.user.is_empty() {
             let image = self.images.find(&r.image_id)?;
             let layers = self.layer_dirs(&image.record)?;
+            // The process cannot start as a user the container lacks:
+            // Docker's 126, as for a command that cannot run.
             let ids = user::resolve(
                 &req.user,
                 &user::read_etc(&layers, "passwd"),
                 &user::read_etc(&layers, "group"),
-            )?;
+            )
+            .map_err(|e| match e {
+                Error::InvalidArgument(text) => Error::CommandCannotRun(text),
+                other => other,
+            })?;
             process["user"] = serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids});
         }
         if req.privileged {

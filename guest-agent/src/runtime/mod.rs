@@ -27,6 +27,7 @@ pub mod exec;
 pub mod lifecycle;
 mod limits;
 pub mod logs;
+mod merge;
 pub mod monitor;
 pub mod mounts;
 mod networking;
@@ -43,6 +44,7 @@ pub mod stats;
 pub mod stop;
 pub mod transfer;
 pub mod tree;
+pub mod usage;
 pub mod user;
 
 use std::collections::BTreeMap;

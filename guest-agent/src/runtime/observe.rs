@@ -184,22 +184,36 @@ impl Containers {
                 },
             },
             "Mounts": self.mounts_json(r),
-            "Config": {
-                "Hostname": r.hostname,
-                "User": c.user,
-                "Tty": c.tty,
-                "OpenStdin": c.open_stdin,
-                "StdinOnce": c.open_stdin,
-                "Env": c.env,
-                "Cmd": c.cmd,
-                "Image": r.image,
-                "WorkingDir": c.working_dir,
-                "Entrypoint": if c.entrypoint_set { json!(c.entrypoint) } else { json!(null) },
-                "Labels": c.labels,
-                "StopSignal": c.stop_signal,
-                "StopTimeout": c.stop_timeout,
-            },
+            "Config": self.config_json(r),
             "NetworkSettings": self.network_settings_json(r),
+        })
+    }
+
+    /// The container's `Config` as Docker shows it: the image's settings
+    /// with the user's over them (Docker stores this merge at create).
+    fn config_json(&self, r: &Record) -> serde_json::Value {
+        let c = &r.config;
+        // An image removed with `rmi -f` leaves the user's settings alone.
+        let image = self.image_config(&r.image_id).unwrap_or_default();
+        let merged = super::merge::merged_config(c, &image);
+        json!({
+            "Hostname": r.hostname,
+            "Domainname": "",
+            "User": merged.user,
+            "AttachStdin": false,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "StdinOnce": c.open_stdin,
+            "Env": merged.env,
+            "Cmd": merged.cmd,
+            "Image": r.image,
+            "Volumes": merged.volumes,
+            "WorkingDir": merged.working_dir,
+            "Entrypoint": merged.entrypoint,
+            "Labels": merged.labels,
+            "ExposedPorts": merged.exposed_ports,
+            "StopSignal": c.stop_signal,
+            "StopTimeout": c.stop_timeout,
         })
     }
 

@@ -123,6 +123,7 @@ impl Containers {
             r.state.monitor_pid = monitor_pid;
             r.state.started_at = Some(Utc::now());
             r.state.error.clear();
+            r.state.exit_code = 0;
             r.state.oom_killed = false;
             r.state.stopped_by_user = false;
             r.state.ports = ports;
