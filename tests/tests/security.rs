@@ -198,7 +198,12 @@ fn a_client_certificate_from_another_ca_is_refused() {
     );
     let err = String::from_utf8_lossy(&theirs.stderr);
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(theirs.status.code(), Some(1), "signal {:?}: {err}", theirs.status.signal());
+    assert_eq!(
+        theirs.status.code(),
+        Some(1),
+        "signal {:?}: {err}",
+        theirs.status.signal()
+    );
     assert!(err.starts_with("Error: "), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
