@@ -507,3 +507,32 @@ fn volumes_from_shares_another_containers_volumes() {
     assert_eq!(code, 125, "{err}");
     agent.ok(&["rm", "holder"]);
 }
+
+#[test]
+fn the_hosts_network_keeps_the_hosts_name() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    // The agent runs in a network namespace of its own; its host name is
+    // the machine's (UTS is not separated).
+    let host = String::from_utf8(
+        std::process::Command::new("hostname")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let out = agent.ok(&["run", "--rm", "--network", "host", bb, "hostname"]);
+    assert_eq!(out, host);
+    let out = agent.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-h",
+        "mine",
+        bb,
+        "hostname",
+    ]);
+    assert_eq!(out, "mine\n");
+}

@@ -219,10 +219,17 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         )));
     }
     let mut argv = command(config, input.image)?;
-    let hostname = if config.hostname.is_empty() {
-        input.id[..12].to_string()
-    } else {
+    let hostname = if !config.hostname.is_empty() {
         config.hostname.clone()
+    } else if config.network == "host" {
+        // On the host's network a container keeps the host's name, as
+        // under Docker.
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| input.id[..12].to_string())
+    } else {
+        input.id[..12].to_string()
     };
     let user_spec = if config.user.is_empty() {
         input.image.user.clone().unwrap_or_default()
