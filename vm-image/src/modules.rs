@@ -14,14 +14,17 @@ use anyhow::{bail, Context, Result};
 
 /// The modules the guest asks for by name; their dependencies come along.
 /// Transport and disks, 9p and virtiofs shares, overlayfs for containers,
-/// bridges, veths and nftables for container networks, and the ACPI power
-/// button so a VMM's power-off request reaches PID 1.
+/// bridges, veths and nftables for container networks, the ACPI power
+/// button so a VMM's power-off request reaches PID 1, and the balloon,
+/// whose free page reporting gives memory the guest frees back to the
+/// host.
 pub const WANTED: &[&str] = &[
     "virtio_pci",
     "virtio_mmio",
     "virtio_blk",
     "virtio_net",
     "virtio_console",
+    "virtio_balloon",
     "vmw_vsock_virtio_transport",
     "9pnet_virtio",
     "9p",
@@ -137,10 +140,11 @@ pub const AT_BOOT: &[&str] = &["virtio_pci", "virtio_blk", "vmw_vsock_virtio_tra
 /// [`AT_BOOT`]. Its dependencies must not overlap those.
 pub const FILESYSTEM: &[&str] = &["crc32c_generic", "ext4"];
 
-/// The modules for the VM's other devices, the NIC and 9p shares: PID 1
-/// loads them once the agent serves, then brings the network up and mounts
-/// the shares.
-pub const DEVICES: &[&str] = &["virtio_net", "9pnet_virtio", "9p"];
+/// The modules for the VM's other devices, the NIC, 9p shares and the
+/// balloon (free page reporting): PID 1 loads them once the agent serves,
+/// then brings the network up and mounts the shares. The balloon reports
+/// what boot freed (the initramfs's copy, stage one's pages) once loaded.
+pub const DEVICES: &[&str] = &["virtio_net", "9pnet_virtio", "9p", "virtio_balloon"];
 
 /// One module chosen for the guest.
 #[derive(Debug, Clone)]

@@ -164,6 +164,9 @@ pub trait Instance: Send {
     fn announces_serving(&self) -> bool {
         false
     }
+    /// Called once the agent answers after a boot: what the VMM needed
+    /// only to boot can be let go of.
+    fn booted(&mut self) {}
 }
 
 /// A way of running VMs on this host.

@@ -246,6 +246,7 @@ impl Machine {
                 }
             };
             let boot_ms = launched.elapsed().as_millis() as u64;
+            vm.booted();
             state.boot_ms = Some(boot_ms);
             self.report(
                 &Progress::Ready {

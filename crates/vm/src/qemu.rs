@@ -64,6 +64,32 @@ fn cpu_model(arch: Arch, accel: &str) -> &'static str {
     }
 }
 
+/// TCG's translation cache in MiB. QEMU sizes it at up to 1 GiB (an
+/// eighth of the host's memory), and the cache's pages stay resident once
+/// written: the VM's host memory grew with every kernel path the guest
+/// ever ran. Berth's guest runs a kernel, one agent and containers' small
+/// tools. Measured here (2 vCPUs, boot to ready, then idle): 32 MiB boots
+/// as fast as 128 MiB (3.9–4.7 s either way; a full cache is flushed and
+/// refilled with what runs now) and the idle VM holds 55 MiB of QEMU's
+/// own memory instead of 108 MiB (170 MiB after containers ran).
+pub const TCG_CACHE_MIB: u32 = 32;
+
+/// The `-accel` option for `accel`: TCG with [`TCG_CACHE_MIB`] of
+/// translation cache (`BERTH_VM_TCG_CACHE_MIB` overrides it, for
+/// measuring), a hypervisor as it comes.
+fn accel_option(accel: &str) -> String {
+    match accel {
+        "tcg" => {
+            let mib = std::env::var("BERTH_VM_TCG_CACHE_MIB")
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(TCG_CACHE_MIB);
+            format!("tcg,tb-size={mib}")
+        }
+        _ => accel.to_string(),
+    }
+}
+
 /// QEMU's arguments for `spec` (without the binary).
 pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
     let arch = spec.image.manifest.arch;
@@ -74,7 +100,7 @@ pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
         Arch::X86_64 => "q35",
         Arch::Aarch64 => "virt",
     };
-    push(&["-machine", machine, "-accel", accel]);
+    push(&["-machine", machine, "-accel", &accel_option(accel)]);
     push(&["-cpu", cpu_model(arch, accel)]);
     push(&[
         "-smp",
@@ -119,6 +145,14 @@ pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
         "-device",
         "vhost-user-vsock-pci,chardev=vsock",
     ]);
+    // Free page reporting: the guest's `virtio_balloon` tells QEMU which
+    // 2 MiB blocks it has freed (a few seconds after they go free) and QEMU
+    // discards them, punching holes in the shared memfd, so the memory a
+    // container used goes back to the host once it exits. Nothing is
+    // inflated: the guest keeps all its memory to use again.
+    push(&["-device", "virtio-balloon-pci,free-page-reporting=on"]);
+    // discard=unmap: the guest's discards (its data disk is mounted with
+    // `discard`) free the qcow2's clusters and punch holes in the file.
     push(&[
         "-drive",
         &format!(
@@ -251,6 +285,7 @@ impl Backend for QemuBackend {
             vhost,
             run: run.clone(),
             port: spec.agent_port,
+            kernel: spec.image.kernel(),
         }))
     }
 }
@@ -293,6 +328,7 @@ pub struct QemuInstance {
     vhost: Child,
     run: PathBuf,
     port: u32,
+    kernel: PathBuf,
 }
 
 #[tonic::async_trait]
@@ -310,6 +346,15 @@ impl Instance for QemuInstance {
 
     fn announces_serving(&self) -> bool {
         true
+    }
+
+    fn booted(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(pid) = self.qemu.id() {
+            if let Err(e) = page_out_mapped_file(pid, &self.kernel) {
+                eprintln!("berth vm: could not release QEMU's copy of the kernel file: {e}");
+            }
+        }
     }
 
     fn is_running(&mut self) -> bool {
@@ -330,6 +375,58 @@ impl Drop for QemuInstance {
     fn drop(&mut self) {
         let _ = self.vhost.start_kill();
     }
+}
+
+/// Takes `file`'s pages out of process `pid`'s resident set
+/// (`process_madvise(MADV_PAGEOUT)` on each mapping of it); returns the
+/// bytes advised. QEMU keeps the guest kernel's file mapped for the life
+/// of the VM (to load it again on a reset, which `-no-reboot` never
+/// does): once the guest has booted its 60 MiB are clean page cache that
+/// QEMU never reads again but that its resident memory counts. They are
+/// read from the file again if QEMU ever does touch them.
+#[cfg(target_os = "linux")]
+pub fn page_out_mapped_file(pid: u32, file: &Path) -> std::io::Result<usize> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let file = std::fs::canonicalize(file)?;
+    let name = format!(" {}", file.display());
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let ranges: Vec<libc::iovec> = maps
+        .lines()
+        .filter(|l| l.ends_with(&name))
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            let end = usize::from_str_radix(end, 16).ok()?;
+            Some(libc::iovec {
+                iov_base: start as *mut libc::c_void,
+                iov_len: end.checked_sub(start)?,
+            })
+        })
+        .collect();
+    if ranges.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: plain system calls; the ranges are addresses in the other
+    // process, which the kernel checks, and the descriptor is owned below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
+    let advised = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            ranges.as_ptr(),
+            ranges.len(),
+            libc::MADV_PAGEOUT,
+            0u32,
+        )
+    };
+    if advised < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(advised as usize)
 }
 
 /// Runs one QMP command (after the capabilities handshake).
@@ -366,5 +463,52 @@ mod tests {
         for accel in ["kvm", "hvf", "whpx"] {
             assert_eq!(cpu_model(Arch::X86_64, accel), "host");
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_mapped_file_leaves_another_process_resident_set() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kernel");
+        std::fs::write(&file, vec![7u8; 8 << 20]).unwrap();
+        // A child that maps the file, reads it all, says so and waits.
+        let script = format!(
+            "import mmap,sys,time\nf=open('{}','rb')\nm=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ)\ns=sum(m[i] for i in range(0,len(m),4096))\nprint(s,flush=True)\ntime.sleep(60)\n",
+            file.display()
+        );
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("skipped: no python3");
+            return;
+        };
+        let mut out = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        out.read_exact(&mut byte).unwrap();
+        let pid = child.id();
+        let file_rss = || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with("RssFile:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        };
+        let before = file_rss();
+        let advised = page_out_mapped_file(pid, &file).unwrap();
+        let after = file_rss();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(advised, 8 << 20);
+        assert!(
+            before >= after + 7 * 1024,
+            "RssFile {before} KiB before, {after} KiB after"
+        );
+    }
+
+    #[test]
+    fn tcg_gets_a_bounded_translation_cache() {
+        assert_eq!(accel_option("tcg"), "tcg,tb-size=32");
+        assert_eq!(accel_option("kvm"), "kvm");
     }
 }
