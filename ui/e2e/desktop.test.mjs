@@ -75,7 +75,7 @@ test('pulls an image with per-layer progress bars that move', async () => {
   await shot('images');
 });
 
-async function runFromDialog({ name, ports = '', volumes = '', cmd }) {
+async function runFromDialog({ name, ports = '', volumes = '', cmd, screenshot = false }) {
   await s.click('#nav-images');
   await s.click(`tr[data-name="${image}"] button.run`);
   await s.waitFor('#run-dialog[open]');
@@ -83,6 +83,7 @@ async function runFromDialog({ name, ports = '', volumes = '', cmd }) {
   if (ports) await s.type('#run-ports', ports);
   if (volumes) await s.type('#run-volumes', volumes);
   await s.type('#run-cmd', cmd);
+  if (screenshot) await shot('run-dialog');
   await s.click('#run-submit');
   await s.until(async () => !(await s.exec('return !!document.querySelector("#run-dialog")')), `the dialog for ${name} to close`, 30000)
     .catch(async (e) => assert.fail(`${e.message}: ${await s.text('#run-error')}`));
@@ -90,7 +91,7 @@ async function runFromDialog({ name, ports = '', volumes = '', cmd }) {
 
 test('runs containers from the Run dialog; they appear in the list live', async () => {
   const site = fx.site('hello from a host folder\n');
-  await runFromDialog({ name: 'web', ports: '8080:80', volumes: `${site}:/www`, cmd: 'httpd -f -p 80 -h /www' });
+  await runFromDialog({ name: 'web', ports: '8080:80', volumes: `${site}:/www`, cmd: 'httpd -f -p 80 -h /www', screenshot: true });
   await runFromDialog({
     name: 'talker',
     cmd: `sh -c 'echo line one; echo needle-42; echo "<img src=x onerror=alert(1)>"; sleep 3600'`,
@@ -134,8 +135,17 @@ test('a command typed into the terminal is answered', async () => {
     assert.fail(`${e.message}: ${await s.text('#terminal-status')}`),
   );
   await s.click('#terminal');
-  await s.type('.xterm-helper-textarea', 'echo $((6*7))-ok\uE007', false);
-  await s.until(async () => (await s.text('#terminal .xterm-rows'))?.includes('42-ok'), 'the answer', 15000);
+  const rows = () => s.text('#terminal .xterm-rows');
+  // The prompt first, so the keys reach a shell that reads them.
+  await s.until(async () => /[#$] $/m.test((await rows()) ?? ''), 'the prompt').catch(() => {});
+  await s.type('.xterm-helper-textarea', 'echo $((6*7))-ok', false);
+  await s.until(async () => (await rows())?.includes('echo $((6*7))-ok'), 'the echo of the keys').catch(async (e) =>
+    assert.fail(`${e.message}: ${await rows()}`),
+  );
+  await s.type('.xterm-helper-textarea', '\uE007', false);
+  await s.until(async () => (await rows())?.includes('42-ok'), 'the answer', 15000).catch(async (e) =>
+    assert.fail(`${e.message}: ${await rows()}`),
+  );
   await shot('terminal');
 });
 
