@@ -277,6 +277,21 @@ fn everyday_commands_match_docker() {
             trees[0], trees[1]
         ));
     }
+    // /etc/hostname comes out as the container sees it (row 21).
+    let names: Vec<String> = sides
+        .iter()
+        .map(|side| {
+            let dest = host.path().join(format!("{}-hostname", side.name()));
+            side.ok(&["cp", "pc:/etc/hostname", dest.to_str().unwrap()]);
+            normalise(&std::fs::read_to_string(&dest).unwrap())
+        })
+        .collect();
+    if names[0] != names[1] {
+        failures.push(format!(
+            "cp pc:/etc/hostname: berth {:?}, docker {:?}",
+            names[0], names[1]
+        ));
+    }
     // Output cut short by its reader ends quietly (row 28).
     for side in &sides {
         let bin = match side {

@@ -293,6 +293,49 @@ fn cp_out_follows_dockers_rules() {
     std::fs::create_dir(&into).unwrap();
     agent.ok(&["cp", "cpq:/q", into.to_str().unwrap()]);
     assert!(into.join("q/d1/d2/f2").is_file());
+    // The files Berth manages in /etc come out as the container sees them.
+    let h = host.path().join("hostname");
+    agent.ok(&["cp", "cpq:/etc/hostname", h.to_str().unwrap()]);
+    let name = agent.ok(&["exec", "cpq", "hostname"]);
+    assert_eq!(std::fs::read_to_string(&h).unwrap(), name);
+    let hosts = host.path().join("hosts");
+    agent.ok(&["cp", "cpq:/etc/hosts", hosts.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&hosts)
+        .unwrap()
+        .contains("localhost"));
+    // A tar of several items from stdin into a missing folder is refused
+    // and writes nothing.
+    let two = host.path().join("two.tar");
+    std::fs::write(host.path().join("a"), "a").unwrap();
+    std::fs::write(host.path().join("b"), "b").unwrap();
+    let made = std::process::Command::new("tar")
+        .args([
+            "-cf",
+            two.to_str().unwrap(),
+            "-C",
+            host.path().to_str().unwrap(),
+            "a",
+            "b",
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = agent
+        .berth_cmd(&["cp", "-", "cpq:/tarin"])
+        .stdin(std::fs::File::open(&two).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        run(&agent, &["exec", "cpq", "test", "-e", "/tarin"]).0,
+        0,
+        "/tarin was written"
+    );
     // A file into a missing folder writes nothing.
     let (code, _, err) = run(
         &agent,

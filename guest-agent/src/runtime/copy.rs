@@ -107,9 +107,49 @@ fn finish<W: Write>(b: tar::Builder<W>) -> io::Result<()> {
     b.into_inner()?.flush()
 }
 
-/// Extracts the tar `input` into the container's directory `dest` (which
-/// must exist), never writing outside the container's `root`.
-pub fn copy_in(root: &Path, dest: &str, keep_owner: bool, input: impl Read) -> Result<()> {
+/// The top-level names of a tar (`a` for `a/b/c`), checking every entry's
+/// name first: nothing is written for an archive that would be refused
+/// half way.
+fn top_names(input: impl Read) -> Result<std::collections::BTreeSet<String>> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(|e| {
+        Error::InvalidArgument(format!("the copied data is not a tar archive: {e}"))
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            Error::InvalidArgument(format!("the copied tar archive is damaged: {e}"))
+        })?;
+        let name = entry.path().map_err(|e| bad_name(&e))?.to_path_buf();
+        let parts: Vec<&OsStr> = name.iter().filter(|c| *c != "." && *c != "/").collect();
+        if parts.iter().any(|c| *c == "..") {
+            return Err(Error::InvalidArgument(format!(
+                "the archive entry {} leaves its directory: entries with .. are refused",
+                name.display()
+            )));
+        }
+        if let Some(first) = parts.first() {
+            names.insert(first.to_string_lossy().into_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Extracts the tar that `open` reads into the container's directory
+/// `dest`, never writing outside the container's `root`. The archive is
+/// read twice: once to check it, once to write it, so a refused copy
+/// writes nothing. A missing `dest` takes the one item the archive holds
+/// (its name in its parent, as `docker cp` does); an archive of several
+/// items needs `dest` to exist.
+pub fn copy_in<R: Read>(
+    root: &Path,
+    dest: &str,
+    keep_owner: bool,
+    open: impl Fn() -> io::Result<R>,
+) -> Result<()> {
+    let reading = |e: io::Error| Error::io("reading the copy", e);
+    let names = top_names(open().map_err(reading)?)?;
+    let input = open().map_err(reading)?;
     let mut dest = dest.trim_end_matches('/').to_string();
     // Into an existing directory; otherwise the copied item takes the
     // destination's name in its parent, as `docker cp` does.
@@ -122,6 +162,11 @@ pub fn copy_in(root: &Path, dest: &str, keep_owner: bool, input: impl Read) -> R
                 "the destination directory {parent}/ does not exist in the container ({e})"
             ))
         })?;
+        if names.len() > 1 {
+            return Err(Error::not_found(format!(
+                "could not find the folder {dest} in the container: copying several items needs a folder that exists"
+            )));
+        }
         rename = Some(name);
         dest = parent;
     }

@@ -105,6 +105,40 @@ impl Containers {
         follow: bool,
         out: impl Write + Send + 'static,
     ) -> Result<()> {
+        // The files Berth manages in `/etc` are bound over the image's in
+        // the container's own mount namespace: copy those out of the
+        // container's folder, as the container sees them.
+        let clean = format!("/{}", path.trim_matches('/'));
+        if let Some(name) = ["hostname", "hosts", "resolv.conf"]
+            .into_iter()
+            .find(|n| clean == format!("/etc/{n}"))
+        {
+            let id = self.find(input)?.record().id;
+            let file = self.dir_of(&id).join(name);
+            let data = std::fs::read(&file)
+                .map_err(|e| Error::io(format!("reading the container's /etc/{name}"), e))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(
+                std::fs::metadata(&file)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs()),
+            );
+            header.set_cksum();
+            // The writer blocks on its reader: off the async threads.
+            let written = tokio::task::spawn_blocking(move || {
+                let mut b = tar::Builder::new(std::io::BufWriter::new(out));
+                b.append_data(&mut header, name, &data[..])
+                    .and_then(|_| b.into_inner())
+                    .and_then(|mut w| std::io::Write::flush(&mut w))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("copying out of the container: {e}")))?;
+            return written.map_err(|e| Error::io("copying out of the container", e));
+        }
         let path = path.to_string();
         self.with_rootfs(input, false, move |root| {
             copy::copy_out(root, &path, follow, std::io::BufWriter::new(out))
@@ -123,9 +157,9 @@ impl Containers {
     ) -> Result<()> {
         let dest = dest.to_string();
         self.with_rootfs(input, true, move |root| {
-            let file =
-                std::fs::File::open(&input_tar).map_err(|e| Error::io("reading the copy", e))?;
-            copy::copy_in(root, &dest, keep_owner, std::io::BufReader::new(file))
+            copy::copy_in(root, &dest, keep_owner, || {
+                std::fs::File::open(&input_tar).map(std::io::BufReader::new)
+            })
         })
         .await
     }
