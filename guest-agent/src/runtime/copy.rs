@@ -107,31 +107,48 @@ fn finish<W: Write>(b: tar::Builder<W>) -> io::Result<()> {
     b.into_inner()?.flush()
 }
 
-/// The top-level names of a tar (`a` for `a/b/c`), checking every entry's
-/// name first: nothing is written for an archive that would be refused
-/// half way.
-fn top_names(input: impl Read) -> Result<std::collections::BTreeSet<String>> {
-    let mut names = std::collections::BTreeSet::new();
+/// Calls `each` with every entry of a tar and its name's parts (without
+/// `.` and `/`), refusing names with `..`.
+fn each_entry<R: Read>(
+    input: R,
+    mut each: impl FnMut(&mut tar::Entry<'_, R>, Vec<std::ffi::OsString>) -> Result<()>,
+) -> Result<()> {
     let mut archive = tar::Archive::new(input);
     let entries = archive.entries().map_err(|e| {
         Error::InvalidArgument(format!("the copied data is not a tar archive: {e}"))
     })?;
     for entry in entries {
-        let entry = entry.map_err(|e| {
+        let mut entry = entry.map_err(|e| {
             Error::InvalidArgument(format!("the copied tar archive is damaged: {e}"))
         })?;
         let name = entry.path().map_err(|e| bad_name(&e))?.to_path_buf();
-        let parts: Vec<&OsStr> = name.iter().filter(|c| *c != "." && *c != "/").collect();
-        if parts.iter().any(|c| *c == "..") {
+        let parts: Vec<std::ffi::OsString> = name
+            .iter()
+            .filter(|c| *c != "." && *c != "/")
+            .map(|c| c.to_os_string())
+            .collect();
+        if parts.iter().any(|c| c == "..") {
             return Err(Error::InvalidArgument(format!(
                 "the archive entry {} leaves its directory: entries with .. are refused",
                 name.display()
             )));
         }
+        each(&mut entry, parts)?;
+    }
+    Ok(())
+}
+
+/// The top-level names of a tar (`a` for `a/b/c`), checking every entry's
+/// name first: nothing is written for an archive that would be refused
+/// half way.
+fn top_names(input: impl Read) -> Result<std::collections::BTreeSet<String>> {
+    let mut names = std::collections::BTreeSet::new();
+    each_entry(input, |_, parts| {
         if let Some(first) = parts.first() {
             names.insert(first.to_string_lossy().into_owned());
         }
-    }
+        Ok(())
+    })?;
     Ok(names)
 }
 
@@ -170,28 +187,12 @@ pub fn copy_in<R: Read>(
         rename = Some(name);
         dest = parent;
     }
-    let mut archive = tar::Archive::new(input);
-    let entries = archive.entries().map_err(|e| {
-        Error::InvalidArgument(format!("the copied data is not a tar archive: {e}"))
-    })?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            Error::InvalidArgument(format!("the copied tar archive is damaged: {e}"))
-        })?;
-        let name = entry.path().map_err(|e| bad_name(&e))?.to_path_buf();
-        let parts: Vec<&OsStr> = name.iter().filter(|c| *c != "." && *c != "/").collect();
-        if parts.iter().any(|c| *c == "..") {
-            return Err(Error::InvalidArgument(format!(
-                "the archive entry {} leaves its directory: entries with .. are refused",
-                name.display()
-            )));
-        }
-        let mut parts = parts;
+    each_entry(input, |entry, mut parts| {
         if let (Some(new), Some(first)) = (&rename, parts.first_mut()) {
-            *first = OsStr::new(new.as_str());
+            *first = new.into();
         }
         let Some((leaf, dirs)) = parts.split_last() else {
-            continue;
+            return Ok(());
         };
         // Parents, made as needed, each resolved inside the root.
         let mut rel = dest.clone();
@@ -200,17 +201,16 @@ pub fn copy_in<R: Read>(
                 .map_err(|e| write_err(&rel, e))?;
             let _ = nix::sys::stat::mkdirat(
                 Some(parent.as_raw_fd()),
-                *dir,
+                dir.as_os_str(),
                 Mode::from_bits_truncate(0o755),
             );
             rel = format!("{rel}/{}", dir.to_string_lossy());
         }
         let parent = open_in_root(root, &rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
             .map_err(|e| write_err(&rel, e))?;
-        write_entry(&parent, leaf, &mut entry, keep_owner)
-            .map_err(|e| write_err(&format!("{rel}/{}", leaf.to_string_lossy()), e))?;
-    }
-    Ok(())
+        write_entry(&parent, leaf, entry, keep_owner)
+            .map_err(|e| write_err(&format!("{rel}/{}", leaf.to_string_lossy()), e))
+    })
 }
 
 fn bad_name(e: &io::Error) -> Error {
