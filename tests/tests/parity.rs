@@ -579,3 +579,68 @@ fn the_hosts_network_keeps_the_hosts_name() {
     ]);
     assert_eq!(out, "mine\n");
 }
+
+#[test]
+fn more_run_flags_reach_the_container() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let run_in = |flags: &[&str], script: &str| {
+        let args = [&["run", "--rm"][..], flags, &[bb, "sh", "-c", script]].concat();
+        agent.ok(&args)
+    };
+    // --group-add by name (from the image's /etc/group) and by id.
+    let out = run_in(&["--group-add", "nogroup", "--group-add", "1234"], "id -G");
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(groups.contains(&"1234"), "{out}");
+    // --sysctl of a namespaced key.
+    let out = run_in(
+        &["--sysctl", "net.ipv4.ip_unprivileged_port_start=100"],
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    assert_eq!(out, "100\n");
+    let (code, _, err) = run(
+        &agent,
+        &["run", "--rm", "--sysctl", "kernel.hostname=x", bb, "true"],
+    );
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("not allowed in a container"), "{err}");
+    // --shm-size.
+    let out = run_in(
+        &["--shm-size", "128m", "--network", "none"],
+        "df -k /dev/shm | tail -1 | awk '{print $2}'",
+    );
+    assert_eq!(out, "131072\n");
+    // --cpuset-cpus.
+    let out = run_in(
+        &["--cpuset-cpus", "0", "--network", "none"],
+        "grep Cpus_allowed_list /proc/self/status | cut -f2",
+    );
+    assert_eq!(out, "0\n");
+    // --security-opt.
+    let out = run_in(
+        &["--security-opt", "no-new-privileges", "--network", "none"],
+        "grep NoNewPrivs /proc/self/status | cut -f2",
+    );
+    assert_eq!(out, "1\n");
+    let out = run_in(
+        &["--security-opt", "seccomp=unconfined", "--network", "none"],
+        "grep Seccomp: /proc/self/status | cut -f2",
+    );
+    assert_eq!(out, "0\n");
+    let (code, _, err) = run(
+        &agent,
+        &["run", "--rm", "--security-opt", "bogus", bb, "true"],
+    );
+    assert_eq!(code, 125, "{err}");
+    // --expose shows in the container's config.
+    agent.ok(&[
+        "create", "--name", "exposed", "--expose", "80", "--expose", "53/udp", bb, "true",
+    ]);
+    let out = agent.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "exposed"]);
+    assert!(
+        out.contains("\"80/tcp\"") && out.contains("\"53/udp\""),
+        "{out}"
+    );
+    agent.ok(&["rm", "exposed"]);
+}

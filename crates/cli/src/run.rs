@@ -125,6 +125,24 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Add additional groups to join.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Sysctl options (KEY=VALUE).
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Security options (no-new-privileges, seccomp=unconfined, …).
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Expose a port or a range of ports.
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
     /// Mount the volumes of the given container (CONTAINER[:ro|:rw]).
     #[arg(long = "volumes-from")]
     pub volumes_from: Vec<String>,
@@ -328,6 +346,25 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
             .collect::<Result<Vec<_>>>()?
             .concat(),
         publish_all: a.publish_all,
+        group_add: a.group_add.clone(),
+        sysctls: a
+            .sysctl
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .with_context(|| format!("invalid --sysctl {kv:?}: write KEY=VALUE"))
+            })
+            .collect::<Result<_>>()?,
+        shm_size: a
+            .shm_size
+            .as_deref()
+            .map(parse_bytes)
+            .transpose()?
+            .unwrap_or(0),
+        cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
+        security_opt: a.security_opt.clone(),
+        expose: a.expose.clone(),
         network_aliases: a.network_alias.clone(),
         mounts: a
             .volume

@@ -98,6 +98,12 @@ pub fn container_config(r: pb::CreateContainerRequest) -> ContainerConfig {
         stop_timeout: r.stop_timeout,
         platform: r.platform,
         pid_mode: r.pid_mode,
+        group_add: r.group_add,
+        sysctls: r.sysctls,
+        shm_size: r.shm_size,
+        cpuset_cpus: r.cpuset_cpus,
+        security_opt: r.security_opt,
+        expose: r.expose,
     }
 }
 
@@ -164,6 +170,12 @@ pub fn create_request(c: ContainerConfig) -> pb::CreateContainerRequest {
         stop_timeout: c.stop_timeout,
         platform: c.platform,
         pid_mode: c.pid_mode,
+        group_add: c.group_add,
+        sysctls: c.sysctls,
+        shm_size: c.shm_size,
+        cpuset_cpus: c.cpuset_cpus,
+        security_opt: c.security_opt,
+        expose: c.expose,
     }
 }
 

@@ -79,6 +79,18 @@ pub struct ContainerConfig {
     pub platform: String,
     /// "" (its own) or "host" (the host's PID namespace).
     pub pid_mode: String,
+    /// Supplementary groups (names or ids) for the process.
+    pub group_add: Vec<String>,
+    /// Namespaced kernel parameters.
+    pub sysctls: HashMap<String, String>,
+    /// The size of /dev/shm in bytes (0: 64 MiB).
+    pub shm_size: i64,
+    /// The CPUs the container may use ("0-1", "0,2"; empty: all).
+    pub cpuset_cpus: String,
+    /// `--security-opt` values.
+    pub security_opt: Vec<String>,
+    /// Ports exposed without publishing ("80", "53/udp").
+    pub expose: Vec<String>,
 }
 
 /// One resource limit (`--ulimit`).

@@ -117,6 +117,18 @@ pub fn resources(config: &ContainerConfig, privileged: bool) -> Result<Value> {
     if r.cpu_shares > 0 {
         cpu["shares"] = json!(r.cpu_shares);
     }
+    if !config.cpuset_cpus.is_empty() {
+        let ok = config.cpuset_cpus.split(',').all(|part| {
+            part.split('-').all(|n| n.parse::<u32>().is_ok()) && part.split('-').count() <= 2
+        });
+        if !ok {
+            return Err(Error::InvalidArgument(format!(
+                "invalid --cpuset-cpus {:?}: give CPUs such as 0-1 or 0,2",
+                config.cpuset_cpus
+            )));
+        }
+        cpu["cpus"] = json!(config.cpuset_cpus);
+    }
     if cpu != json!({}) {
         res["cpu"] = cpu;
     }

@@ -77,6 +77,9 @@ pub fn merged_config(c: &ContainerConfig, image: &RunConfig) -> Merged {
         };
         ports.insert(format!("{}/{proto}", p.container_port), json!({}));
     }
+    for e in super::options::exposed(c).unwrap_or_default() {
+        ports.insert(e, json!({}));
+    }
     let mut volumes: BTreeMap<String, Value> = image.volumes.clone().unwrap_or_default();
     for m in c
         .mounts

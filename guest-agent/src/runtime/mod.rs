@@ -32,6 +32,7 @@ pub mod monitor;
 pub mod mounts;
 mod networking;
 mod observe;
+mod options;
 pub mod protocol;
 pub mod record;
 pub mod relay;

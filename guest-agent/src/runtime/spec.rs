@@ -266,7 +266,7 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if config.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if config.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": super::options::shm_options(config)?}),
     ];
     for name in ["resolv.conf", "hostname", "hosts"] {
         let mut options = vec!["rbind", "rprivate"];
@@ -299,25 +299,39 @@ pub fn build(input: &SpecInput) -> Result<Built> {
         "resources": resources(config, config.privileged)?,
         "namespaces": namespaces(&config.network, input.netns.as_deref(), config.pid_mode == "host"),
     });
+    let security = super::options::security(config)?;
+    super::options::exposed(config)?;
+    let sysctls = super::options::sysctls(config)?;
+    if !sysctls.is_empty() {
+        linux["sysctl"] = json!(sysctls);
+    }
     let mut seccomp = None;
     if config.privileged {
         linux["devices"] = json!(host_devices(Path::new("/dev")));
     } else {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
-        seccomp = Some(seccomp::profile(&caps));
+        if !security.seccomp_unconfined {
+            seccomp = Some(seccomp::profile(&caps));
+        }
+    }
+    let mut groups = ids.additional_gids.clone();
+    for g in super::options::extra_groups(config, &user::read_etc(input.layers, "group"))? {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
     }
     let spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": config.tty,
-            "user": { "uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids },
+            "user": { "uid": ids.uid, "gid": ids.gid, "additionalGids": groups },
             "args": argv,
             "env": env,
             "cwd": cwd,
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
             "rlimits": rlimits(config)?,
-            "noNewPrivileges": !config.privileged,
+            "noNewPrivileges": security.no_new_privileges,
         },
         "root": { "path": input.rootfs, "readonly": config.read_only },
         "hostname": hostname,
