@@ -3,7 +3,8 @@
 //! port answers on the host's loopback; a shared host folder is seen at
 //! once and its changes fire inotify watchers in a container; the agent
 //! restarts inside the VM; the VM comes back after `kill -9` of QEMU with
-//! its images and volumes; bulk traffic both ways crosses the transport.
+//! its images and volumes; bulk traffic both ways crosses the transport;
+//! the memory and disk a container used go back to the host.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -410,4 +411,148 @@ fn bad_vm_settings_get_one_sentence() {
     let out = run(&["status"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
+}
+
+/// The QEMU process's resident memory (`VmRSS`) in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib / 1024
+}
+
+/// The blocks a file holds on the host's disk (what `du` counts), in MiB.
+fn allocated_mib(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    (std::fs::metadata(path).unwrap().blocks() * 512) >> 20
+}
+
+/// Polls `sample` each second for up to `limit` until it is at most
+/// `goal`; returns the last sample and when it was taken.
+fn wait_down_to(goal: u64, limit: Duration, sample: impl Fn() -> u64) -> (u64, Duration) {
+    let start = Instant::now();
+    loop {
+        let now = sample();
+        if now <= goal || start.elapsed() >= limit {
+            return (now, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Memory and disk go back to the host: the idle VM's QEMU is small under
+/// TCG, the memory a container filled is returned once it exits (free
+/// page reporting through virtio-balloon), and the blocks a removed
+/// container wrote leave the qcow2 file (the data disk is mounted with
+/// `discard`, the drive passes it through). The VM has 1 GiB, so the
+/// container fills 600 MiB, not the issue's 1 GiB.
+#[test]
+fn the_vm_gives_memory_and_disk_back_to_the_host() {
+    if !can_boot() {
+        return;
+    }
+    let vm = Vm::start(&["--no-shares", "--network", "none"]);
+    let pid = vm.status()["vmm_pid"].as_u64().expect("qemu pid") as u32;
+    let disk = vm.dir.path().join("data.qcow2");
+    assert!(disk.exists(), "no data disk at {}", disk.display());
+
+    // Idle with the agent running: what boot freed is reported within a
+    // few seconds; take the lowest of ten seconds' samples.
+    let (idle, _) = wait_down_to(0, Duration::from_secs(10), || resident_mib(pid));
+    eprintln!("QEMU resident, idle VM with the agent running: {idle} MiB (target 200 MiB)");
+    // Measured here: 247 MiB (was 425 MiB before TCG's cache was bounded
+    // and free page reporting came). The issue's 200 MiB is not met yet:
+    // about 125 MiB is the guest's own (kernel image, slab, page cache,
+    // the agent), 64 MiB TCG's cache (smaller caches slowed container
+    // work, see `TCG_CACHE_MIB`), the rest QEMU itself. This guards
+    // against going back.
+    assert!(
+        idle <= 280,
+        "the idle VM holds {idle} MiB of the host's memory (247 MiB when measured; target 200 MiB)"
+    );
+
+    let tar = vm.dir.path().join("bb.tar");
+    busybox_archive(&tar);
+    vm.ok(&["load", "-i", tar.to_str().unwrap()]);
+
+    // Memory: a container fills 600 MiB of tmpfs and holds it.
+    let before = resident_mib(pid);
+    vm.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hog",
+        "--tmpfs",
+        "/t:size=700m",
+        "bb",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/t/fill bs=1M count=600 2>/dev/null; echo filled; sleep 1000",
+    ]);
+    wait_log(&vm, "hog", "filled", Duration::from_secs(120));
+    let loaded = resident_mib(pid);
+    let rise = loaded.saturating_sub(before);
+    assert!(
+        rise >= 500,
+        "600 MiB in the guest raised QEMU's memory only {before} → {loaded} MiB"
+    );
+    vm.ok(&["rm", "-f", "hog"]);
+    // Waits for 90% to come back, for the figure; asserts 75%.
+    let goal = loaded - rise * 3 / 4;
+    let (after, took) = wait_down_to(loaded - rise * 9 / 10, Duration::from_secs(30), || {
+        resident_mib(pid)
+    });
+    eprintln!(
+        "QEMU resident: {before} MiB before, {loaded} MiB with 600 MiB in a container's tmpfs, \
+         {after} MiB {took:?} after it exited ({}% of the rise given back)",
+        (loaded - after.min(loaded)) * 100 / rise
+    );
+    assert!(
+        after <= goal,
+        "30 s after the container exited QEMU still holds {after} MiB \
+         (was {before} MiB before, {loaded} MiB loaded; goal {goal} MiB)"
+    );
+
+    // Disk: a container writes 600 MiB to its own file system, is
+    // removed, and the qcow2 file gives the blocks back.
+    let disk_before = allocated_mib(&disk);
+    vm.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "bb",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=600 2>/dev/null; sync",
+    ]);
+    // The guest's writes reach the file once QEMU flushes them: wait for
+    // the growth before measuring it.
+    let start = Instant::now();
+    let mut disk_full = allocated_mib(&disk);
+    while disk_full < disk_before + 500 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(500));
+        disk_full = allocated_mib(&disk);
+    }
+    let grown = disk_full.saturating_sub(disk_before);
+    assert!(
+        grown >= 500,
+        "600 MiB written in the guest grew the disk file only {disk_before} → {disk_full} MiB"
+    );
+    vm.ok(&["rm", "writer"]);
+    let goal = disk_full - grown * 3 / 4;
+    let (disk_after, took) = wait_down_to(goal, Duration::from_secs(60), || allocated_mib(&disk));
+    eprintln!(
+        "data disk allocated on the host (du): {disk_before} MiB before, {disk_full} MiB with a \
+         600 MiB container, {disk_after} MiB {took:?} after it was removed"
+    );
+    assert!(
+        disk_after <= goal,
+        "a minute after the container was removed the disk file still holds {disk_after} MiB \
+         (was {disk_before} MiB, {disk_full} MiB full; goal {goal} MiB)"
+    );
+    vm.vm_ok(&["stop"]);
 }

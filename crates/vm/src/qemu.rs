@@ -67,12 +67,13 @@ fn cpu_model(arch: Arch, accel: &str) -> &'static str {
 /// TCG's translation cache in MiB. QEMU sizes it at up to 1 GiB (an
 /// eighth of the host's memory), and the cache's pages stay resident once
 /// written: the VM's host memory grew with every kernel path the guest
-/// ever ran. Berth's guest runs a kernel, one agent and containers' small
-/// tools. Measured here (2 vCPUs, boot to ready, then idle): 32 MiB boots
-/// as fast as 128 MiB (3.9–4.7 s either way; a full cache is flushed and
-/// refilled with what runs now) and the idle VM holds 55 MiB of QEMU's
-/// own memory instead of 108 MiB (170 MiB after containers ran).
-pub const TCG_CACHE_MIB: u32 = 32;
+/// ever ran. Measured here (2 vCPUs; `BERTH_VM_TCG_CACHE_MIB` overrides
+/// the size): boot to ready is the same from 16 to 128 MiB (3.7–5.3 s,
+/// within noise), but the VM test's container work took 39.5 s at 128 MiB,
+/// 42 s at 64, 50 s at 32 and 71 s at 16 (a full cache is flushed and
+/// everything that runs is translated again). 64 MiB keeps the work's
+/// speed and caps what the cache holds.
+pub const TCG_CACHE_MIB: u32 = 64;
 
 /// The `-accel` option for `accel`: TCG with [`TCG_CACHE_MIB`] of
 /// translation cache (`BERTH_VM_TCG_CACHE_MIB` overrides it, for
@@ -492,7 +493,11 @@ mod tests {
         let file_rss = || {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
             let line = status.lines().find(|l| l.starts_with("RssFile:")).unwrap();
-            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
         };
         let before = file_rss();
         let advised = page_out_mapped_file(pid, &file).unwrap();
@@ -508,7 +513,7 @@ mod tests {
 
     #[test]
     fn tcg_gets_a_bounded_translation_cache() {
-        assert_eq!(accel_option("tcg"), "tcg,tb-size=32");
+        assert_eq!(accel_option("tcg"), "tcg,tb-size=64");
         assert_eq!(accel_option("kvm"), "kvm");
     }
 }
