@@ -4,7 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], ...opts }).toString();
@@ -102,7 +102,21 @@ export class Fixture {
     return d;
   }
 
+  /** Removes every container the agent holds (best effort: a failed
+   * test may leave some running). */
+  removeAll() {
+    const berth = join(dirname(this.agentBin), 'berth');
+    const env = { ...process.env, BERTH_HOST: `unix://${this.socket}` };
+    try {
+      const ids = sh(berth, ['ps', '-aq'], { env }).split('\n').filter(Boolean);
+      if (ids.length) sh(berth, ['rm', '-f', ...ids], { env });
+    } catch (e) {
+      console.error(`cannot remove the test's containers: ${e}`);
+    }
+  }
+
   async close() {
+    if (this.agent) this.removeAll();
     await this.stopAgent().catch(() => {});
     this.registry?.kill('SIGTERM');
     try {
