@@ -8,6 +8,10 @@
 #            Unix socket (rpc-latency)
 #   share    reading a 256 MiB file in a container from a 9p shared host folder vs
 #            from a volume on the guest's own disk, guest caches dropped (target >= 75%)
+#   give-back QEMU's resident memory (VmRSS) idle, with 600 MiB in a container's tmpfs
+#            and after it exits; the qcow2's allocated MiB (du) before, with a 600 MiB
+#            container and after its removal (targets: idle <= 200 MiB, >= 75% of the
+#            rise back within 30 s for memory, a minute for the disk)
 #
 # Usage: bench/vm.sh [BOOTS]   (default 3; 0 skips the boot part). Needs root; builds
 # the guest image.
@@ -99,3 +103,36 @@ done
 s=$(median <"$work/share.r"); g=$(median <"$work/disk.r")
 printf 'shared folder (9p): %8.1f MB/s\nguest disk:         %8.1f MB/s\n' "$s" "$g"
 awk -v s="$s" -v g="$g" 'BEGIN {printf "share/disk: %.2f (target >= 0.75)\n", s/g}'
+
+echo "== memory and disk given back to the host (a fresh VM, 1 GiB; 600 MiB in a container) =="
+"$bin/berth" vm stop --dir "$d" >/dev/null
+d=$work/vm-giveback
+"$bin/berth" vm start --dir "$d" --image "$work/image" --memory 1024 --no-shares --network none >/dev/null
+st=$("$bin/berth" vm status --dir "$d" --format json)
+pid=$(sed -n 's/.*"vmm_pid": \([0-9]*\).*/\1/p' <<<"$st")
+export BERTH_HOST=$(sed -n 's/.*"endpoint": "\(.*\)".*/\1/p' <<<"$st")
+rss() { awk '/^VmRSS/ {print int($2/1024)}' "/proc/$pid/status"; }
+du_mib() { du -m "$d/data.qcow2" | cut -f1; }
+sleep 10
+idle=$(rss)
+"$bin/berth" load -i "$work/bb-oci.tar" >/dev/null
+id=$("$bin/berth" images -q | head -1); "$bin/berth" tag "$id" bb >/dev/null
+before=$(rss)
+"$bin/berth" run -d --name hog --tmpfs /t:size=700m bb sh -c 'dd if=/dev/zero of=/t/fill bs=1M count=600 2>/dev/null; echo filled; sleep 1000' >/dev/null
+until "$bin/berth" logs hog | grep -q filled; do sleep 0.2; done
+loaded=$(rss)
+"$bin/berth" rm -f hog >/dev/null
+sleep 30
+after=$(rss)
+printf 'QEMU resident: idle %d MiB, before %d, with 600 MiB in tmpfs %d, 30 s after exit %d MiB\n' "$idle" "$before" "$loaded" "$after"
+awk -v b="$before" -v l="$loaded" -v a="$after" 'BEGIN {printf "memory given back: %.0f%% of the rise (target >= 75%%)\n", 100*(l-a)/(l-b)}'
+dbefore=$(du_mib)
+"$bin/berth" run --name writer bb sh -c 'dd if=/dev/zero of=/big bs=1M count=600 2>/dev/null; sync' >/dev/null
+sleep 2
+dfull=$(du_mib)
+"$bin/berth" rm writer >/dev/null
+sleep 60
+dafter=$(du_mib)
+printf 'data disk (du): before %d MiB, with a 600 MiB container %d MiB, a minute after its removal %d MiB\n' "$dbefore" "$dfull" "$dafter"
+awk -v b="$dbefore" -v f="$dfull" -v a="$dafter" 'BEGIN {printf "disk given back: %.0f%% of the growth (target >= 75%%)\n", 100*(f-a)/(f-b)}'
+"$bin/berth" vm stop --dir "$d" >/dev/null
