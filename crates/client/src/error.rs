@@ -157,14 +157,19 @@ impl Error {
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Error {
         let reason = Reason::of(&s);
-        // A status tonic made itself (the connection broke) carries no
-        // reason of the agent's: say what happened to the connection.
-        let message = if reason == Reason::Unavailable && s.get_details_error_info_missing() {
-            format!("lost the connection to the Berth agent: {}", s.message())
-        } else {
-            s.message().to_string()
-        };
-        Error::new(ErrorKind::from_reason(reason), message)
+        // A status tonic made itself carries no reason of the agent's. When
+        // it wraps a transport failure (its source: the connection closed,
+        // an HTTP/2 stream reset) or says Unavailable, the connection
+        // broke: say so, with the kind a front end retries on.
+        let from_transport = s.get_details_error_info_missing()
+            && (reason == Reason::Unavailable || std::error::Error::source(&s).is_some());
+        if from_transport {
+            return Error::new(
+                ErrorKind::Unavailable,
+                format!("lost the connection to the Berth agent: {}", s.message()),
+            );
+        }
+        Error::new(ErrorKind::from_reason(reason), s.message().to_string())
     }
 }
 
@@ -201,6 +206,21 @@ mod tests {
         let cr = Error::from(Reason::CommandCannotRun.status("x"));
         assert_eq!(nf.kind().run_exit_code(), 127);
         assert_eq!(cr.kind().run_exit_code(), 126);
+    }
+
+    #[test]
+    fn a_stream_broken_under_it_is_a_lost_connection() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let s = tonic::Status::from_error(Box::new(io));
+        let e = Error::from(s);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.message().starts_with("lost the connection"), "{e}");
+        // The agent's own failures keep their kind and words.
+        let e = Error::from(Reason::Internal.status("the disk is on fire"));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Internal, "the disk is on fire")
+        );
     }
 
     #[test]

@@ -182,7 +182,10 @@ impl Client {
         })
     }
 
-    /// Runs a command in a running container.
+    /// Runs a command in a running container. A command the container
+    /// lacks does not fail the call: the session starts and ends with exit
+    /// code 127 (126 for one that cannot run), as `docker exec` reports it;
+    /// a missing or stopped container fails the call.
     pub async fn exec(&self, container: &str, options: ExecOptions) -> Result<Session> {
         let (input, msg_tx, requests) = forward(|i| pb::ExecInput {
             input: Some(match i {
