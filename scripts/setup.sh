@@ -6,6 +6,11 @@
 set -euo pipefail
 
 packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs docker.io)
+# Berth Desktop (src-tauri, ui): WebKitGTK and GTK headers for the Tauri
+# crate (a workspace member, so clippy and the build need them), Xvfb and
+# ImageMagick for a display and screenshots, and Debian's WebKitWebDriver
+# for the end-to-end test.
+packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev xvfb xauth webkit2gtk-driver imagemagick)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,22 +31,8 @@ if ! command -v vhost-device-vsock >/dev/null; then
   echo "setup: installing vhost-device-vsock"
   cargo install vhost-device-vsock --version 0.3.0 --locked
 fi
-# Berth Desktop (src-tauri, ui): WebKitGTK and GTK headers for the Tauri
-# crate (a workspace member, so clippy and the build need them), Xvfb and
-# ImageMagick for a display and screenshots, Debian's WebKitWebDriver and
-# tauri-driver for the end-to-end test, and the UI's npm packages from its
-# lockfile.
-desktop=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev xvfb xauth webkit2gtk-driver imagemagick)
-missing=()
-for p in "${desktop[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Berth Desktop's UI packages come from its lockfile, and tauri-driver
+# from crates.io.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "setup: node and npm are missing: install Node 20 first" >&2
   exit 1
