@@ -370,3 +370,30 @@ fn a_pull_streams_typed_progress_per_layer() {
         );
     });
 }
+
+#[test]
+fn one_client_carries_on_after_the_agent_restarts() {
+    let Some((mut agent, _bb)) = agent_with_busybox() else {
+        return;
+    };
+    let c = client(agent.host());
+    let rt = runtime();
+    rt.block_on(async { c.ping().await.unwrap() });
+    agent.restart();
+    rt.block_on(async {
+        // The first call after the restart may still see the old
+        // connection go; the client dials again by itself.
+        let mut last = None;
+        for _ in 0..50 {
+            match c.list_containers(Default::default()).await {
+                Ok(_) => return,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+                    last = Some(e);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the client never got through again: {last:?}");
+    });
+}
