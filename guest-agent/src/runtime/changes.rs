@@ -161,7 +161,8 @@ impl Containers {
     }
 }
 
-async fn run_blocking<T: Send + 'static>(
+/// Runs file work off the async threads.
+pub(super) async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)

@@ -113,31 +113,11 @@ impl Containers {
             .into_iter()
             .find(|n| clean == format!("/etc/{n}"))
         {
-            let id = self.find(input)?.record().id;
-            let file = self.dir_of(&id).join(name);
-            let data = std::fs::read(&file)
-                .map_err(|e| Error::io(format!("reading the container's /etc/{name}"), e))?;
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_mtime(
-                std::fs::metadata(&file)
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs()),
-            );
-            header.set_cksum();
-            // The writer blocks on its reader: off the async threads.
-            let written = tokio::task::spawn_blocking(move || {
-                let mut b = tar::Builder::new(std::io::BufWriter::new(out));
-                b.append_data(&mut header, name, &data[..])
-                    .and_then(|_| b.into_inner())
-                    .and_then(|mut w| std::io::Write::flush(&mut w))
+            let dir = self.dir_of(&self.find(input)?.record().id);
+            return super::changes::run_blocking(move || {
+                copy::copy_out(&dir, name, false, std::io::BufWriter::new(out))
             })
-            .await
-            .map_err(|e| Error::Internal(format!("copying out of the container: {e}")))?;
-            return written.map_err(|e| Error::io("copying out of the container", e));
+            .await;
         }
         let path = path.to_string();
         self.with_rootfs(input, false, move |root| {
