@@ -224,7 +224,7 @@ async fn check_version(endpoint: &str, channel: Channel) -> Result<()> {
         // The first call broke before the agent said anything of its own:
         // most often a TLS listener that refused this client's certificate
         // (TLS 1.3 finishes the handshake before the server checks it).
-        Err(s) if tonic_types::StatusExt::get_details_error_info(&s).is_none() => {
+        Err(s) if !crate::error::has_error_info(&s) => {
             let hint = if endpoint.starts_with("tcp://") {
                 "; if the agent uses TLS, check that your client certificate (--tlscert, \
                  --tlskey) is signed by the CA the agent trusts"

@@ -4,7 +4,6 @@
 //! and out.
 
 use berth_api::v1::{self as pb, containers_client::ContainersClient};
-use futures::StreamExt;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Object, Result};
@@ -71,16 +70,8 @@ impl Client {
         match self.create_container(req.clone()).await {
             Err(e) if e.is_not_found(Object::Image) => {
                 on_pull(None);
-                let mut s = self.pull(&req.image, &req.platform).await?;
-                let mut done = false;
-                while let Some(p) = s.next().await {
-                    let p = p?;
-                    on_pull(Some(&p));
-                    done |= matches!(p, Progress::Pulled(_));
-                }
-                if !done {
-                    return Err(Error::protocol("pull"));
-                }
+                self.pull_watching(&req.image, &req.platform, |p| on_pull(Some(p)))
+                    .await?;
                 self.create_container(req).await
             }
             other => other,

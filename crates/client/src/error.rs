@@ -161,7 +161,7 @@ impl From<tonic::Status> for Error {
         // it wraps a transport failure (its source: the connection closed,
         // an HTTP/2 stream reset) or says Unavailable, the connection
         // broke: say so, with the kind a front end retries on.
-        let from_transport = s.get_details_error_info_missing()
+        let from_transport = !has_error_info(&s)
             && (reason == Reason::Unavailable || std::error::Error::source(&s).is_some());
         if from_transport {
             return Error::new(
@@ -173,16 +173,10 @@ impl From<tonic::Status> for Error {
     }
 }
 
-/// Whether a status carries no `ErrorInfo` (it came from the transport).
-trait MissingInfo {
-    fn get_details_error_info_missing(&self) -> bool;
-}
-
-impl MissingInfo for tonic::Status {
-    fn get_details_error_info_missing(&self) -> bool {
-        use tonic_types::StatusExt;
-        self.get_details_error_info().is_none()
-    }
+/// Whether a status carries an `ErrorInfo`: the agent made it. Without
+/// one it came from the transport (or something between).
+pub(crate) fn has_error_info(s: &tonic::Status) -> bool {
+    tonic_types::StatusExt::get_details_error_info(s).is_some()
 }
 
 #[cfg(test)]

@@ -60,9 +60,22 @@ impl Client {
 
     /// Pulls an image to the end, ignoring progress; returns how it ended.
     pub async fn pull_all(&self, reference: &str, platform: &str) -> Result<pb::PullDone> {
+        self.pull_watching(reference, platform, |_| {}).await
+    }
+
+    /// Pulls an image to the end, showing each step to `watch`; returns
+    /// how it ended.
+    pub async fn pull_watching(
+        &self,
+        reference: &str,
+        platform: &str,
+        mut watch: impl FnMut(&Progress),
+    ) -> Result<pb::PullDone> {
         let mut s = self.pull(reference, platform).await?;
         while let Some(p) = s.next().await {
-            if let Progress::Pulled(done) = p? {
+            let p = p?;
+            watch(&p);
+            if let Progress::Pulled(done) = p {
                 return Ok(done);
             }
         }
