@@ -423,17 +423,15 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
 /// Runs `berth image prune`.
 pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
     if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!(
-            "WARNING! This will remove all {}images. Are you sure you want to continue? [y/N] ",
+        let question = format!(
+            "WARNING! This will remove all {}images. Are you sure you want to continue?",
             if a.all {
                 "images without at least one container associated to them"
             } else {
                 "dangling "
             }
         );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
+        if !crate::ask::yes(&question)? {
             return Ok(());
         }
     }

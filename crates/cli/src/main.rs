@@ -1,6 +1,7 @@
 //! `berth`: the command-line client. Docker's verbs, flags, output and exit
 //! codes, over Berth's gRPC API.
 
+mod ask;
 mod containers;
 mod cp;
 mod detach;

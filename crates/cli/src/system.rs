@@ -164,15 +164,13 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
     }
 }
 
-/// Asks `question` on a terminal; true for y. Without a terminal, false.
+/// Asks `question` on a terminal; true for y. Without a terminal it
+/// refuses with a sentence (a script must say -f).
 fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("refusing to prune without confirmation: add -f (or --force)");
     }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
+    crate::ask::yes(question)
 }
 
 async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
