@@ -27,6 +27,15 @@ pub fn need_root() -> bool {
     false
 }
 
+/// A TCP port on loopback that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The workspace's target directory, where the binaries are.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -205,6 +214,16 @@ impl Agent {
     /// Runs `berth ARGS` against this agent.
     pub fn berth(&self, args: &[&str]) -> Output {
         self.berth_cmd(args).output().expect("run berth")
+    }
+
+    /// Runs `berth ARGS`; returns its exit code, stdout and stderr.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.berth(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// A `berth` command against this agent, for callers that need more control.

@@ -37,19 +37,11 @@ pub struct Registry {
     child: Child,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Registry {
     /// Starts a registry.
     pub fn start(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = crate::free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut auth_yaml = String::new();
         match auth {

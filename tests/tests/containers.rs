@@ -29,16 +29,6 @@ fn inspect_until(agent: &Agent, id: &str, template: &str, want: &str, limit: Dur
     }
 }
 
-/// Runs `berth ARGS`; returns (exit code, stdout, stderr).
-fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
-    let out = agent.berth(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn isolation_is_what_docker_gives() {
     let Some((agent, bb)) = agent_with_busybox() else {
@@ -114,7 +104,7 @@ fn isolation_is_what_docker_gives() {
         out, "ok\n/dev/kmsg\n",
         "--privileged gives the host's devices"
     );
-    let (code, _, _) = run(&agent, &["run", "--rm", bb, "ls", "/dev/kmsg"]);
+    let (code, _, _) = agent.run(&["run", "--rm", bb, "ls", "/dev/kmsg"]);
     assert_ne!(code, 0, "an unprivileged container has a host device");
     let out = agent.ok(&[
         "run",
@@ -143,7 +133,7 @@ fn isolation_is_what_docker_gives() {
         ["65534", "65534", "50", "/home/nobody"]
     );
     // Read-only root, managed /etc files, environment and working directory.
-    let (code, _, _) = run(&agent, &["run", "--rm", "--read-only", bb, "touch", "/x"]);
+    let (code, _, _) = agent.run(&["run", "--rm", "--read-only", bb, "touch", "/x"]);
     assert_ne!(code, 0, "a read-only root filesystem accepted a write");
     let out = agent.ok(&[
         "run",
@@ -170,18 +160,15 @@ fn lifecycle_signals_and_exit_codes() {
     let Some((agent, bb)) = agent_with_busybox() else {
         return;
     };
-    let (code, out, _) = run(
-        &agent,
-        &[
-            "run",
-            "--name",
-            "three",
-            bb,
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 3",
-        ],
-    );
+    let (code, out, _) = agent.run(&[
+        "run",
+        "--name",
+        "three",
+        bb,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!((code, out.as_str()), (3, "out\n"));
     assert_eq!(
         inspect(&agent, "three", "{{.State.Status}} {{.State.ExitCode}}"),
@@ -194,7 +181,7 @@ fn lifecycle_signals_and_exit_codes() {
     let defaults = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
     let status = agent.ok(&["run", "--rm", bb, "grep", "^Sig[BI]", "/proc/self/status"]);
     assert_eq!(status, defaults);
-    let (code, out, err) = run(&agent, &["run", "--rm", bb, "sh", "-c", "yes | head -1"]);
+    let (code, out, err) = agent.run(&["run", "--rm", bb, "sh", "-c", "yes | head -1"]);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "y\n", ""));
     let logs = agent.berth(&["logs", "three"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
@@ -296,20 +283,17 @@ fn limits_oom_fork_bomb_and_cpus() {
         return;
     };
     // A memory hog dies alone: 137, OOMKilled, and the agent lives on.
-    let (code, _, _) = run(
-        &agent,
-        &[
-            "run",
-            "--name",
-            "hog",
-            "-m",
-            "32m",
-            bb,
-            "sh",
-            "-c",
-            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
-        ],
-    );
+    let (code, _, _) = agent.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        bb,
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
     assert_eq!(code, 137);
     assert_eq!(inspect(&agent, "hog", "{{.State.OOMKilled}}"), "true");
     agent.ok(&["version"]);
@@ -495,9 +479,9 @@ fn stdin_logs_follow_and_exec() {
         "grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -n true 2>/dev/null || echo refused",
     ]);
     assert_eq!(out, "Seccomp:2\nrefused\n");
-    let (code, _, _) = run(&agent, &["exec", &id, "sh", "-c", "exit 9"]);
+    let (code, _, _) = agent.run(&["exec", &id, "sh", "-c", "exit 9"]);
     assert_eq!(code, 9);
-    let (code, _, err) = run(&agent, &["exec", &id, "/no/such/binary"]);
+    let (code, _, err) = agent.run(&["exec", &id, "/no/such/binary"]);
     assert_eq!(code, 127, "{err}");
     let mut child = agent
         .berth_cmd(&["exec", "-i", &id, "cat"])
@@ -730,7 +714,7 @@ fn two_hundred_parallel_cycles_while_the_agent_serves() {
             let agent = agent.clone();
             std::thread::spawn(move || {
                 for _ in 0..25 {
-                    let (code, _, err) = run(&agent, &["run", "--rm", bb, "true"]);
+                    let (code, _, err) = agent.run(&["run", "--rm", bb, "true"]);
                     assert_eq!(code, 0, "{err}");
                 }
             })
@@ -806,14 +790,14 @@ fn bad_input_gets_one_sentence() {
             "not built",
         ),
     ] {
-        let (code, _, err) = run(&agent, &args);
+        let (code, _, err) = agent.run(&args);
         assert_eq!(code, 125, "{args:?}: {err}");
         assert!(
             err.contains(says) && err.trim().lines().count() == 1,
             "{args:?}: {err}"
         );
     }
-    let (code, _, err) = run(&agent, &["run", "--rm", bb, "/no/such/binary"]);
+    let (code, _, err) = agent.run(&["run", "--rm", bb, "/no/such/binary"]);
     assert_eq!(code, 127, "{err}");
     assert!(
         agent.ok(&["ps", "-aq"]).trim().is_empty(),
@@ -821,7 +805,7 @@ fn bad_input_gets_one_sentence() {
     );
     agent.ok(&["create", "--name", "dup", bb, "true"]);
     // As Docker's CLI: `create` reports the engine's refusal with 1.
-    let (code, _, err) = run(&agent, &["create", "--name", "dup", bb, "true"]);
+    let (code, _, err) = agent.run(&["create", "--name", "dup", bb, "true"]);
     assert_eq!(code, 1);
     assert!(err.contains("already in use"), "{err}");
     assert!(agent.fails(&["kill", "dup"]).contains("is not running"));

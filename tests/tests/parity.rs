@@ -6,14 +6,9 @@ use berth_tests::Agent;
 
 /// Runs `berth ARGS`; returns (exit code, stdout, stderr).
 fn run(agent: &Agent, args: &[&str]) -> (i32, String, String) {
-    let out = agent.berth(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (code, out, err) = agent.run(args);
     assert!(!err.contains("panicked"), "berth {args:?}: {err}");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        err,
-    )
+    (code, out, err)
 }
 
 #[test]

@@ -42,14 +42,6 @@ fn certs(dir: &Path, ca: &str, names: &[(&str, bool)]) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts berth-agent with `args`; waits until `ready` says so.
 fn agent(root: &Path, args: &[&str], ready: impl Fn() -> bool) -> std::process::Child {
     let child = Command::new(bin("berth-agent"))
@@ -133,7 +125,10 @@ fn plain_tcp_off_loopback_is_refused_at_start() {
     let out = Command::new(bin("berth-agent"))
         .arg("--root")
         .arg(dir.path().join("root"))
-        .args(["--listen", &format!("tcp://0.0.0.0:{}", free_port())])
+        .args([
+            "--listen",
+            &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -153,7 +148,7 @@ fn a_client_certificate_from_another_ca_is_refused() {
     let d = dir.path();
     certs(d, "ca", &[("server", true), ("client", false)]);
     certs(d, "otherca", &[("stranger", false)]);
-    let port = free_port();
+    let port = berth_tests::free_port();
     let host = format!("tcp://127.0.0.1:{port}");
     let p = |f: &str| d.join(f).display().to_string();
     let mut child = agent(

@@ -13,14 +13,6 @@ use std::time::{Duration, Instant};
 use berth_tests::containers::busybox_archive;
 use berth_tests::vm::{can_boot, Vm};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
@@ -121,7 +113,7 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
         "served from the host folder\n",
     )
     .unwrap();
-    let port = free_port();
+    let port = berth_tests::free_port();
     let www = format!("{share_path}/www:/www:ro");
     let publish = format!("{port}:80");
     vm.ok(&[
@@ -151,7 +143,7 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
 
     // Bulk traffic both ways at once over the transport: 16 MiB through an
     // echo server, written and read at the same time.
-    let echo_port = free_port();
+    let echo_port = berth_tests::free_port();
     vm.ok(&[
         "run",
         "-d",
