@@ -143,12 +143,7 @@ mod tests {
         }
     }
 
-    fn f(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
+    use crate::util::filters as f;
 
     #[test]
     fn reference_patterns_match_within_a_component() {

@@ -98,12 +98,7 @@ mod filter_tests {
         }
     }
 
-    fn f(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
+    use crate::util::filters as f;
 
     #[test]
     fn network_filters_and_prune_selection() {

@@ -419,12 +419,7 @@ mod filter_tests {
     use super::*;
     use crate::runtime::record::tests::record;
 
-    fn f(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
+    use crate::util::filters as f;
 
     #[test]
     fn ps_filters_match_as_docker_s() {

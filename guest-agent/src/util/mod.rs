@@ -13,3 +13,13 @@ pub mod jsonfile;
 pub mod links;
 pub mod names;
 pub mod netns;
+
+/// Docker-style filters (`key` → values) written compactly, for tests of
+/// the engine's filters.
+#[cfg(test)]
+pub fn filters(pairs: &[(&str, &[&str])]) -> std::collections::HashMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}
