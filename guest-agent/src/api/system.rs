@@ -97,7 +97,7 @@ impl System for SystemApi {
                 size: u.size,
                 shared_size: u.shared_size,
                 unique_size: u.unique_size,
-                containers: self.0.containers.image_users(&u.id),
+                containers: self.0.images.user_count(&u.id),
                 id: u.id,
             })
             .collect();

@@ -119,6 +119,12 @@ impl ImageService {
         users.get(image).and_then(|l| l.first().cloned())
     }
 
+    /// How many containers use image `image`.
+    pub fn user_count(&self, image: &str) -> u32 {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.get(image).map_or(0, |l| l.len() as u32)
+    }
+
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root

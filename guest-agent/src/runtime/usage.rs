@@ -1,6 +1,7 @@
 //! What containers and their volumes amount to, for `info` and `system
 //! df`: counts by state, each container's writable layer, each volume's
-//! size and users, each image's users.
+//! size and users (each image's users are the image service's
+//! `user_count`).
 
 use super::Containers;
 use crate::util::du::dir_size;
@@ -93,14 +94,6 @@ impl Containers {
                 name: v.name,
             })
             .collect()
-    }
-
-    /// How many containers were made from the image `image_id`.
-    pub fn image_users(&self, image_id: &str) -> u32 {
-        self.all()
-            .iter()
-            .filter(|e| e.record().image_id == image_id)
-            .count() as u32
     }
 }
 
