@@ -122,6 +122,14 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
         "run", "-d", "--name", "box", bb, "sh", "-c",
         "ln -s / /escape; ln -s ../../../../../../.. /up; mkdir /data; echo inside > /data/f; exec sleep 600",
     ]);
+    // The container makes /data as it starts: wait for it, or a copy into
+    // /data/ can land before the folder exists.
+    for _ in 0..100 {
+        if agent.run(&["exec", "box", "test", "-f", "/data/f"]).0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let host = agent.dir.path();
     std::fs::write(host.join("note"), "from the host\n").unwrap();
     // In: a file into a directory, and under a new name.
