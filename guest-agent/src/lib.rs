@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod build;
 pub mod cgroups;
 pub mod digest;
 pub mod error;

@@ -38,6 +38,7 @@ async fn agent(root: &Path) -> Arc<Agent> {
     .await
     .unwrap();
     Arc::new(Agent {
+        builder: berth_agent::build::Builder::new(root, images.clone(), containers.clone()),
         images,
         containers,
         networks,

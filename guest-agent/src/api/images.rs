@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status::{not_built, to_status};
+use super::status::to_status;
 use super::system::credentials;
 use super::Agent;
 use crate::error::Error;
@@ -21,7 +21,7 @@ use crate::image::Progress;
 /// Images over the agent.
 pub struct ImagesApi(pub Arc<Agent>);
 
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(super) type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Runs long engine work in a task and streams its progress, then one last
 /// message built from its outcome.
@@ -347,9 +347,21 @@ impl Images for ImagesApi {
 
     async fn build(
         &self,
-        _: Request<Streaming<pb::BuildRequest>>,
+        request: Request<Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
-        Err(not_built("/berth.v1.Images/Build"))
+        super::build::build(&self.0, request.into_inner()).await
+    }
+
+    async fn prune_build_cache(
+        &self,
+        _: Request<pb::PruneBuildCacheRequest>,
+    ) -> Result<Response<pb::PruneBuildCacheResponse>, Status> {
+        let (deleted, space_reclaimed) =
+            self.0.images.prune_build_cache().await.map_err(to_status)?;
+        Ok(Response::new(pb::PruneBuildCacheResponse {
+            deleted,
+            space_reclaimed,
+        }))
     }
 
     async fn import(

@@ -2,6 +2,7 @@
 //! engine calls and engine errors into statuses. Calls of services not
 //! built yet answer UNIMPLEMENTED with a sentence naming what is missing.
 
+pub mod build;
 pub mod containers;
 pub mod convert;
 pub mod files;
@@ -66,6 +67,8 @@ use crate::volume::Volumes;
 
 /// Everything the services need.
 pub struct Agent {
+    /// Dockerfile builds.
+    pub builder: Arc<crate::build::Builder>,
     /// The image engine.
     pub images: Arc<ImageService>,
     /// The container engine.

@@ -86,6 +86,7 @@ impl System for SystemApi {
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
         let (layers_size, blobs_size) = self.0.images.disk_usage().map_err(to_status)?;
+        let cache = self.0.images.cache_usage().map_err(to_status)?;
         let usage = self
             .0
             .images
@@ -131,6 +132,8 @@ impl System for SystemApi {
             volumes,
             layers_size,
             blobs_size,
+            build_cache_count: cache.entries,
+            build_cache_size: cache.bytes,
         }))
     }
 

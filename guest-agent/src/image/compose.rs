@@ -90,13 +90,13 @@ impl ImageService {
         })
     }
 
-    /// Stores a new image: `base`'s layers and then `layer`, with
+    /// Stores a new image: `base`'s layers and then `layer` (when given), with
     /// `config` (whose `rootfs` and `history` are filled in here), named
     /// `name` when given. Returns its id.
     pub async fn store_composed(
         self: &Arc<Self>,
         base: Option<&ImageRecord>,
-        layer: NewLayer,
+        layer: Option<NewLayer>,
         mut config: Value,
         history: Value,
         name: Option<&str>,
@@ -115,13 +115,15 @@ impl ImageService {
                 diff_ids.push(json!(l.diff_id));
             }
         }
-        layers.push(layer.desc.clone());
-        diff_ids.push(json!(layer.diff_id));
+        if let Some(layer) = &layer {
+            layers.push(layer.desc.clone());
+            diff_ids.push(json!(layer.diff_id));
+        }
         config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
         if !config["history"].is_array() {
             config["history"] = json!([]);
         }
-        if let Some(h) = config["history"].as_array_mut() {
+        if let Some(h) = config["history"].as_array_mut().filter(|_| !history.is_null()) {
             h.push(history);
         }
         config["created"] = json!(chrono::Utc::now().to_rfc3339());
@@ -274,7 +276,7 @@ impl ImageService {
         });
         let name = (!reference.is_empty()).then_some(reference);
         let id = self
-            .store_composed(None, layer, config, history, name)
+            .store_composed(None, Some(layer), config, history, name)
             .await?;
         self.events
             .emit("image", "import", &id, &[("name", reference)]);

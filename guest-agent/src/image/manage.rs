@@ -27,12 +27,15 @@ pub enum Removed {
 }
 
 impl ImageService {
-    /// Every stored image, newest first.
+    /// Every stored image, newest first, except the build cache's own
+    /// steps (untagged images a build made; see [`super::cache`]).
     pub fn list(&self) -> Result<Vec<ImageEntry>> {
+        let cache = self.cache_ids()?;
         let mut out: Vec<ImageEntry> = self
             .meta
             .images()?
             .into_iter()
+            .filter(|(record, tags)| !tags.is_empty() || !cache.contains(&record.id))
             .map(|(record, tags)| ImageEntry { record, tags })
             .collect();
         out.sort_by(|a, b| {
@@ -54,6 +57,18 @@ impl ImageService {
         };
         let all = self.list()?;
         let hex = input.strip_prefix("sha256:").unwrap_or(input);
+        // A build step's image (hidden from the list) by its full id.
+        if hex.len() == 64 {
+            let id = format!("sha256:{hex}");
+            if let Some(record) = self.meta.image(&id)? {
+                let tags = all
+                    .iter()
+                    .find(|e| e.record.id == id)
+                    .map(|e| e.tags.clone())
+                    .unwrap_or_default();
+                return Ok(ImageEntry { record, tags });
+            }
+        }
         if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits: Vec<&ImageEntry> = all
                 .iter()
@@ -172,7 +187,7 @@ impl ImageService {
 
     /// Removes every blob and snapshot that no image record references.
     /// Callers hold the gc lock exclusively.
-    fn collect_garbage(&self, out: &mut Vec<Removed>) -> Result<u64> {
+    pub(super) fn collect_garbage(&self, out: &mut Vec<Removed>) -> Result<u64> {
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();
         for (record, _) in self.meta.images()? {

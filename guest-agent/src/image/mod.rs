@@ -5,6 +5,7 @@
 //! layer only translates requests into its calls.
 
 pub mod archive;
+pub mod cache;
 pub mod compose;
 pub mod content;
 pub mod download;

@@ -68,7 +68,7 @@ impl Containers {
         let name = (!reference.is_empty()).then_some(reference);
         let id = self
             .images
-            .store_composed(Some(&image.record), layer??, config, history, name)
+            .store_composed(Some(&image.record), Some(layer??), config, history, name)
             .await?;
         self.emit("commit", &r, &[("imageID", &id)]);
         Ok(id)

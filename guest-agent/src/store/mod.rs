@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 /// Full reference ("docker.io/library/alpine:latest") → image id.
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
+/// Build cache key (a step's inputs, hashed) → the id of the image the
+/// step made. Created by the first build.
+const BUILD_CACHE: TableDefinition<&str, &str> = TableDefinition::new("build_cache");
 /// "images" → the format of the records in [`IMAGES`]. Databases written
 /// before it existed have no such table: their records are version 0.
 const FORMAT: TableDefinition<&str, u32> = TableDefinition::new("format");
@@ -207,6 +210,56 @@ impl Metadata {
         }
         txn.commit()?;
         Ok(removed)
+    }
+}
+
+impl Metadata {
+    /// The image a build step with this cache key made, if one did.
+    pub fn cached(&self, key: &str) -> Result<Option<String>> {
+        let txn = self.db()?.begin_read()?;
+        let Ok(table) = txn.open_table(BUILD_CACHE) else {
+            return Ok(None);
+        };
+        Ok(table.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    /// Remembers the image a build step made.
+    pub fn set_cached(&self, key: &str, id: &str) -> Result<()> {
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(BUILD_CACHE)?.insert(key, id)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every build cache entry: (key, image id).
+    pub fn cache_entries(&self) -> Result<Vec<(String, String)>> {
+        let txn = self.db()?.begin_read()?;
+        let Ok(table) = txn.open_table(BUILD_CACHE) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets every build cache entry; returns them.
+    pub fn clear_cache(&self) -> Result<Vec<(String, String)>> {
+        let entries = self.cache_entries()?;
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut table = txn.open_table(BUILD_CACHE)?;
+            for (k, _) in &entries {
+                table.remove(k.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(entries)
     }
 }
 

@@ -1,0 +1,717 @@
+//! `COPY` and `ADD`: the sources (context files, wildcards, another
+//! stage's or image's files, URLs, local tars ADD unpacks) gathered into
+//! one tar whose names are their places in the image, hashed for the
+//! cache key (names, modes, owners, link targets, contents — not times),
+//! then written through a container's root filesystem so parents that
+//! exist keep their owners and modes and symlinks resolve inside it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::ast::{Copy, Instruction};
+use super::config;
+use super::run::{step_container, Scratch};
+use super::stage::{args_key, key_of, Run, State};
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+
+/// The gathered sources: a tar on disk and the hash of what it holds.
+struct Gathered {
+    path: PathBuf,
+    builder: tar::Builder<File>,
+    hash: Hasher,
+    /// Directories already written (for scratch images' parents).
+    dirs: std::collections::BTreeSet<String>,
+    /// The owner every entry gets (`--chown`), else the source's.
+    owner: Option<(u32, u32)>,
+    /// The mode every entry gets (`--chmod`).
+    mode: Option<u32>,
+}
+
+impl Gathered {
+    /// Adds one entry named `name` (relative to `/`) from header `h` and
+    /// `data`.
+    fn add(&mut self, name: &str, mut h: tar::Header, data: &mut dyn Read) -> Result<()> {
+        if let Some((u, g)) = self.owner {
+            h.set_uid(u as u64);
+            h.set_gid(g as u64);
+        }
+        if let Some(m) = self.mode {
+            h.set_mode(m);
+        }
+        let link = h
+            .link_name()
+            .ok()
+            .flatten()
+            .map(|l| l.to_string_lossy().into_owned());
+        for part in [
+            name,
+            &format!("{:?}", h.entry_type()),
+            &format!("{:o}", h.mode().unwrap_or(0)),
+            &h.uid().unwrap_or(0).to_string(),
+            &h.gid().unwrap_or(0).to_string(),
+            link.as_deref().unwrap_or(""),
+        ] {
+            self.hash.update(part.as_bytes());
+            self.hash.update(b"\0");
+        }
+        let mut hashing = HashingReader {
+            inner: data,
+            hash: &mut self.hash,
+        };
+        let writing = |e: io::Error| Error::io("gathering the files to copy", e);
+        if h.entry_type().is_dir() {
+            self.dirs.insert(name.to_string());
+        }
+        match link {
+            Some(target) if h.entry_type().is_symlink() => {
+                h.set_size(0);
+                self.builder
+                    .append_link(&mut h, name, target)
+                    .map_err(writing)
+            }
+            _ => self
+                .builder
+                .append_data(&mut h, name, &mut hashing)
+                .map_err(writing),
+        }
+    }
+
+    /// Adds directory entries for the parents of `name` not yet added
+    /// (for images with no filesystem below, FROM scratch).
+    fn parents(&mut self, name: &str) -> Result<()> {
+        let mut at = String::new();
+        let parts: Vec<&str> = name.split('/').collect();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            at = if at.is_empty() {
+                p.to_string()
+            } else {
+                format!("{at}/{p}")
+            };
+            if !self.dirs.contains(&at) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                self.dirs.insert(at.clone());
+                self.builder
+                    .append_data(&mut h, &at, io::empty())
+                    .map_err(|e| Error::io("gathering the files to copy", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct HashingReader<'a> {
+    inner: &'a mut dyn Read,
+    hash: &'a mut Hasher,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A header for a file on disk (times and modes kept).
+fn header_of(meta: &std::fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// Joins a destination directory and a relative name, without a leading
+/// slash.
+fn under(dir: &str, name: &str) -> String {
+    let d = dir.trim_matches('/');
+    let n = name.trim_matches('/');
+    match (d.is_empty(), n.is_empty()) {
+        (true, _) => n.to_string(),
+        (_, true) => d.to_string(),
+        _ => format!("{d}/{n}"),
+    }
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+impl Run {
+    /// A path in the context (cleaned, never above it) that exists.
+    pub(super) fn context_path(&self, src: &str) -> Result<PathBuf> {
+        let rel = config::clean(&format!("/{src}"));
+        let path = self.work.context.join(rel.trim_start_matches('/'));
+        let root = self
+            .work
+            .context
+            .canonicalize()
+            .map_err(|e| Error::io("reading the context", e))?;
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(&root) => Ok(path),
+            Ok(_) => Err(Error::InvalidArgument(format!(
+                "{src} leads outside the build context through a symlink"
+            ))),
+            Err(_) => Err(Error::not_found(format!(
+                "\"{src}\" not found in the build context: check the path and .dockerignore"
+            ))),
+        }
+    }
+
+    /// The hash of a context path's tree (for bind mounts' cache keys).
+    pub(super) fn hash_context(&self, src: &str) -> Result<String> {
+        let path = self.context_path(src)?;
+        let mut g = self.gather_into(&format!("hash-{}", crate::digest::random_id()))?;
+        self.add_tree(&mut g, &path, "", false)?;
+        let _ = std::fs::remove_file(&g.path);
+        Ok(g.hash.finish())
+    }
+
+    fn gather_into(&self, name: &str) -> Result<Gathered> {
+        let path = self.work.dir().join(name);
+        let file = File::create(&path).map_err(|e| Error::io("gathering the files to copy", e))?;
+        Ok(Gathered {
+            path,
+            builder: tar::Builder::new(file),
+            hash: Hasher::default(),
+            dirs: Default::default(),
+            owner: None,
+            mode: None,
+        })
+    }
+
+    /// Adds `path` (a file, link or directory's contents) as `dest`.
+    fn add_tree(&self, g: &mut Gathered, path: &Path, dest: &str, scratch: bool) -> Result<()> {
+        let meta =
+            std::fs::symlink_metadata(path).map_err(|e| Error::io("reading the context", e))?;
+        if !meta.is_dir() {
+            return self.add_entry(g, path, &meta, dest, scratch);
+        }
+        let mut names: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| Error::io("reading the context", e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let child = path.join(&n);
+            let name = under(dest, &n.to_string_lossy());
+            let m = std::fs::symlink_metadata(&child)
+                .map_err(|e| Error::io("reading the context", e))?;
+            self.add_entry(g, &child, &m, &name, scratch)?;
+            if m.is_dir() {
+                self.add_tree(g, &child, &name, scratch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_entry(
+        &self,
+        g: &mut Gathered,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        name: &str,
+        scratch: bool,
+    ) -> Result<()> {
+        if scratch {
+            g.parents(name)?;
+        }
+        let h = header_of(meta);
+        let reading =
+            |e: io::Error| Error::io(format!("reading {} from the context", path.display()), e);
+        if meta.is_file() {
+            let mut f = File::open(path).map_err(reading)?;
+            g.add(name, h, &mut f)
+        } else if meta.file_type().is_symlink() {
+            let mut h = h;
+            let target = std::fs::read_link(path).map_err(reading)?;
+            h.set_link_name(&target).map_err(reading)?;
+            g.add(name, h, &mut io::empty())
+        } else if meta.is_dir() {
+            g.add(name, h, &mut io::empty())
+        } else {
+            Ok(()) // sockets, devices and fifos in a context are not copied
+        }
+    }
+
+    /// Runs a COPY or ADD step; true when the cache held its result.
+    pub(super) async fn copy(
+        &self,
+        state: &mut State,
+        args: &BTreeMap<String, String>,
+        ins: &Instruction,
+        c: &Copy,
+        add: bool,
+        done: &Mutex<HashMap<usize, State>>,
+    ) -> Result<bool> {
+        let esc = self.file.escape;
+        let expand = |raw: &str| config::expand(&state.config, args, esc, raw);
+        let raw_dest = expand(&c.dest)?;
+        let workdir = state.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let dest = if raw_dest.starts_with('/') {
+            config::clean(&raw_dest)
+        } else {
+            config::clean(&format!("{}/{raw_dest}", workdir))
+        };
+        let sources: Vec<String> = c.sources.iter().map(|s| expand(s)).collect::<Result<_>>()?;
+        let into_dir = raw_dest.ends_with('/')
+            || raw_dest == "."
+            || sources.len() + c.heredocs.len() > 1
+            || sources.iter().any(|s| has_glob(s));
+        let scratch = state.image.is_none();
+        let mut g = self.gather_into(&format!("copy-{}", crate::digest::random_id()))?;
+        g.owner = match &c.chown {
+            Some(raw) => Some(self.owner(state, &expand(raw)?)?),
+            None => None,
+        };
+        g.mode = match &c.chmod {
+            Some(raw) => Some(u32::from_str_radix(&expand(raw)?, 8).map_err(|_| {
+                Error::InvalidArgument(format!("--chmod={raw} is not an octal mode such as 0755"))
+            })?),
+            None => None,
+        };
+        for doc in &c.heredocs {
+            let name = if into_dir {
+                under(&dest, &doc.name)
+            } else {
+                under(&dest, "")
+            };
+            if scratch {
+                g.parents(&name)?;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(doc.body.len() as u64);
+            g.add(&name, h, &mut doc.body.as_bytes())?;
+        }
+        if let Some(from) = &c.from {
+            let from = super::words::expand(from, &|n| self.plan.globals.get(n).cloned(), esc)
+                .map_err(Error::InvalidArgument)?;
+            self.gather_from(&mut g, &from, &sources, &dest, into_dir, scratch, done)
+                .await?;
+        } else {
+            for src in &sources {
+                if add && (src.starts_with("http://") || src.starts_with("https://")) {
+                    self.gather_url(&mut g, src, &dest, into_dir, scratch)
+                        .await?;
+                    continue;
+                }
+                let matches = self.context_matches(src)?;
+                for (path, base) in matches {
+                    let meta = std::fs::metadata(&path)
+                        .map_err(|e| Error::io("reading the context", e))?;
+                    if meta.is_dir() {
+                        self.add_tree(&mut g, &path, &under(&dest, ""), scratch)?;
+                    } else if add && self.gather_archive(&mut g, &path, &dest, scratch)? {
+                        // a local tar, unpacked
+                    } else {
+                        let name = if into_dir {
+                            under(&dest, &base)
+                        } else {
+                            under(&dest, "")
+                        };
+                        let meta = std::fs::metadata(&path)
+                            .map_err(|e| Error::io("reading the context", e))?;
+                        self.add_entry(&mut g, &path, &meta, &name, scratch)?;
+                    }
+                }
+            }
+        }
+        g.builder
+            .finish()
+            .map_err(|e| Error::io("gathering the files to copy", e))?;
+        let spooled = g.path.clone();
+        let key = key_of(&[&state.key, &ins.text, &args_key(args), &g.hash.finish()]);
+        if let Some(hit) = self.lookup(&key)? {
+            let _ = std::fs::remove_file(&spooled);
+            self.adopt(state, key, &hit.id)?;
+            return Ok(true);
+        }
+        let layer = self.apply_tar(state, &spooled).await;
+        let _ = std::fs::remove_file(&spooled);
+        let words = if add { "ADD" } else { "COPY" };
+        let created_by = format!("{words} {} {dest} # buildkit", sources.join(" "));
+        self.commit(state, key, layer?, &created_by).await?;
+        Ok(false)
+    }
+
+    /// The context paths `src` names (a path or a wildcard), each with
+    /// its base name.
+    fn context_matches(&self, src: &str) -> Result<Vec<(PathBuf, String)>> {
+        if !has_glob(src) {
+            let path = self.context_path(src)?;
+            let base = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(vec![(path, base)]);
+        }
+        let rel = config::clean(&format!("/{src}"));
+        let pattern = glob::Pattern::new(rel.trim_start_matches('/'))
+            .map_err(|e| Error::InvalidArgument(format!("bad wildcard {src:?}: {e}")))?;
+        let mut out = Vec::new();
+        let mut todo = vec![self.work.context.clone()];
+        while let Some(dir) = todo.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let path = e.path();
+                let rel = path
+                    .strip_prefix(&self.work.context)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                if pattern.matches_with(
+                    &rel,
+                    glob::MatchOptions {
+                        require_literal_separator: true,
+                        ..Default::default()
+                    },
+                ) {
+                    out.push((path.clone(), e.file_name().to_string_lossy().into_owned()));
+                } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(path);
+                }
+            }
+        }
+        out.sort();
+        if out.is_empty() {
+            return Err(Error::not_found(format!(
+                "no source files were specified: nothing in the build context matches {src:?}"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// ADD of a local tar: unpacks it into `dest`; false when `path` is
+    /// no archive.
+    fn gather_archive(
+        &self,
+        g: &mut Gathered,
+        path: &Path,
+        dest: &str,
+        scratch: bool,
+    ) -> Result<bool> {
+        let mut head = [0u8; 512];
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        let compressed = crate::image::layers::Compression::sniff(&head[..n])
+            != crate::image::layers::Compression::None;
+        let plain_tar = n >= 262 && &head[257..262] == b"ustar";
+        if !compressed && !plain_tar {
+            return Ok(false);
+        }
+        let file = File::open(path).map_err(|e| Error::io("reading an archive to ADD", e))?;
+        let reader = crate::image::layers::decompress(file)
+            .map_err(|e| Error::io("reading an archive to ADD", e))?;
+        let mut archive = tar::Archive::new(reader);
+        let entries = match archive.entries() {
+            Ok(e) => e,
+            Err(_) => return Ok(false),
+        };
+        for entry in entries {
+            let mut entry = entry.map_err(|e| {
+                Error::InvalidArgument(format!("{} is a broken archive: {e}", path.display()))
+            })?;
+            let rel = config::clean(&format!(
+                "/{}",
+                entry
+                    .path()
+                    .map_err(|e| Error::io("reading an archive", e))?
+                    .to_string_lossy()
+            ));
+            if rel == "/" {
+                continue;
+            }
+            let name = under(dest, &rel);
+            if scratch {
+                g.parents(&name)?;
+            }
+            let h = entry.header().clone();
+            if matches!(
+                h.entry_type(),
+                tar::EntryType::Regular
+                    | tar::EntryType::Directory
+                    | tar::EntryType::Symlink
+                    | tar::EntryType::Continuous
+            ) {
+                g.add(&name, h, &mut entry)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// ADD of a URL: the file, mode 0600, named after the URL's last part
+    /// when `dest` is a directory.
+    async fn gather_url(
+        &self,
+        g: &mut Gathered,
+        url: &str,
+        dest: &str,
+        into_dir: bool,
+        scratch: bool,
+    ) -> Result<()> {
+        let unreachable = |e: String| {
+            Error::Unavailable(format!(
+                "failed to fetch {url}: {e}; check the URL and the network"
+            ))
+        };
+        let resp = reqwest::get(url)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unreachable(format!(
+                "the server answered {}",
+                resp.status()
+            )));
+        }
+        let body = resp.bytes().await.map_err(|e| unreachable(e.to_string()))?;
+        let base = url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("download")
+            .to_string();
+        let name = if into_dir {
+            under(dest, &base)
+        } else {
+            under(dest, "")
+        };
+        if scratch {
+            g.parents(&name)?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o600);
+        h.set_size(body.len() as u64);
+        h.set_mtime(chrono::Utc::now().timestamp() as u64);
+        g.add(&name, h, &mut body.as_ref())
+    }
+
+    /// `--chown` as numeric ids, names looked up in the image's files.
+    fn owner(&self, state: &State, spec: &str) -> Result<(u32, u32)> {
+        let lowers: Vec<PathBuf> = match &state.image {
+            Some(r) => r
+                .layers
+                .iter()
+                .rev()
+                .map(|l| self.builder.images.snapshots.fs_path(&l.chain_id))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let passwd = crate::runtime::user::read_etc(&lowers, "passwd");
+        let group = crate::runtime::user::read_etc(&lowers, "group");
+        let ids = crate::runtime::user::resolve(spec, &passwd, &group)?;
+        Ok((ids.uid, ids.gid))
+    }
+
+    /// Writes the gathered tar over the state's filesystem; returns the
+    /// new layer.
+    async fn apply_tar(
+        &self,
+        state: &State,
+        tar_path: &Path,
+    ) -> Result<crate::image::compose::NewLayer> {
+        let images = self.builder.images.clone();
+        let Some(image) = &state.image else {
+            let path = tar_path.to_path_buf();
+            return tokio::task::spawn_blocking(move || {
+                images.store_layer(|w| {
+                    let mut f = File::open(&path)
+                        .map_err(|e| Error::io("reading the gathered files", e))?;
+                    io::copy(&mut f, w)
+                        .map(|_| ())
+                        .map_err(|e| Error::io("writing a layer", e))
+                })
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
+        };
+        let containers = self.builder.containers.clone();
+        let (id, _) = containers.create(step_container(&image.id, state)).await?;
+        let scratch = Scratch::new(containers.clone(), id);
+        let path = tar_path.to_path_buf();
+        containers
+            .with_rootfs(scratch.id(), true, move |root| {
+                crate::runtime::copy::copy_in(root, "/", true, || File::open(&path))
+            })
+            .await?;
+        let record = containers.find(scratch.id())?.record();
+        let c = containers.clone();
+        let layer =
+            tokio::task::spawn_blocking(move || images.store_layer(|w| c.changes_tar(&record, w)))
+                .await
+                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
+        scratch.remove().await;
+        layer
+    }
+}
+
+impl Run {
+    /// The image a `--from` names: a stage's result, or an image (pulled
+    /// when missing).
+    async fn source_image(
+        &self,
+        from: &str,
+        done: &Mutex<HashMap<usize, State>>,
+    ) -> Result<Option<String>> {
+        let names: HashMap<String, usize> = self
+            .file
+            .stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
+            .collect();
+        if let Some(j) = super::stage::stage_ref(&names, usize::MAX, from) {
+            let state = done.lock().unwrap().get(&j).cloned();
+            return match state {
+                Some(s) => Ok(s.image.map(|r| r.id)),
+                None => Err(Error::InvalidArgument(format!(
+                    "stage {from} is not built before it is used"
+                ))),
+            };
+        }
+        let images = &self.builder.images;
+        if let Ok(e) = images.find(from) {
+            return Ok(Some(e.record.id));
+        }
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        images.pull(from, None, &Default::default(), &tx).await?;
+        Ok(Some(images.find(from)?.record.id))
+    }
+
+    /// Writes what `image` has at `src` to a tar file in the workspace
+    /// (its top entry named after `src`'s last part).
+    async fn export_path(&self, image: &str, src: &str) -> Result<PathBuf> {
+        let containers = self.builder.containers.clone();
+        let mut cfg = step_container(
+            image,
+            &State {
+                image: None,
+                config: serde_json::json!({}),
+                key: String::new(),
+                dirty: false,
+            },
+        );
+        cfg.image = image.to_string();
+        let (id, _) = containers.create(cfg).await?;
+        let scratch = Scratch::new(containers.clone(), id);
+        let out = self
+            .work
+            .dir()
+            .join(format!("from-{}", crate::digest::random_id()));
+        let (o, s) = (out.clone(), src.to_string());
+        containers
+            .with_rootfs(scratch.id(), false, move |root| {
+                let f = File::create(&o).map_err(|e| Error::io("copying from a stage", e))?;
+                crate::runtime::copy::copy_out(root, &s, true, io::BufWriter::new(f))
+            })
+            .await?;
+        scratch.remove().await;
+        Ok(out)
+    }
+
+    /// COPY --from: each source's files from a stage or image.
+    #[allow(clippy::too_many_arguments)]
+    async fn gather_from(
+        &self,
+        g: &mut Gathered,
+        from: &str,
+        sources: &[String],
+        dest: &str,
+        into_dir: bool,
+        scratch: bool,
+        done: &Mutex<HashMap<usize, State>>,
+    ) -> Result<()> {
+        let Some(image) = self.source_image(from, done).await? else {
+            return Err(Error::not_found(format!(
+                "{from} has no files to copy (a scratch stage with nothing added)"
+            )));
+        };
+        for src in sources {
+            if has_glob(src) {
+                return Err(Error::InvalidArgument(format!(
+                    "wildcards in COPY --from ({src}) are not supported yet: name the files or a folder"
+                )));
+            }
+            let tar_path = self.export_path(&image, src).await?;
+            let reading = |e: io::Error| Error::io("reading files from another stage", e);
+            let mut archive = tar::Archive::new(File::open(&tar_path).map_err(reading)?);
+            for entry in archive.entries().map_err(reading)? {
+                let mut entry = entry.map_err(reading)?;
+                let path = entry
+                    .path()
+                    .map_err(reading)?
+                    .to_string_lossy()
+                    .into_owned();
+                let (first, rest) = path
+                    .trim_matches('/')
+                    .split_once('/')
+                    .unwrap_or((path.trim_matches('/'), ""));
+                let h = entry.header().clone();
+                let name = if rest.is_empty() {
+                    if h.entry_type().is_dir() {
+                        continue;
+                    }
+                    if into_dir {
+                        under(dest, first)
+                    } else {
+                        under(dest, "")
+                    }
+                } else {
+                    under(dest, rest)
+                };
+                if scratch {
+                    g.parents(&name)?;
+                }
+                g.add(&name, h, &mut entry)?;
+            }
+            let _ = std::fs::remove_file(&tar_path);
+        }
+        Ok(())
+    }
+
+    /// A folder holding what a stage or image has at `src`, for a
+    /// `RUN --mount=type=bind,from=…`.
+    pub(super) async fn materialize(
+        &self,
+        from: &str,
+        src: &str,
+        vertex: u32,
+        n: usize,
+    ) -> Result<PathBuf> {
+        let image = match self.source_image(from, &self.done).await {
+            Ok(Some(i)) => i,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "RUN --mount from={from}: {from} is a stage with no files, or not built yet"
+                )))
+            }
+        };
+        let tar_path = self.export_path(&image, src).await?;
+        let dir = self.work.dir().join(format!("bind-{vertex}-{n}"));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("preparing a bind mount", e))?;
+        let f = File::open(&tar_path).map_err(|e| Error::io("preparing a bind mount", e))?;
+        crate::snapshot::apply::apply_layer(f, &dir, &[])
+            .map_err(|e| Error::io("preparing a bind mount", e))?;
+        let _ = std::fs::remove_file(&tar_path);
+        let base = src
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        Ok(if base.is_empty() { dir } else { dir.join(base) })
+    }
+}
