@@ -2,6 +2,7 @@
 //! codes, over Berth's gRPC API.
 
 mod ask;
+mod build;
 mod containers;
 mod cp;
 mod detach;
@@ -73,6 +74,11 @@ enum Command {
     History(images::HistoryArgs),
     /// Load images from a tar archive.
     Load(images::LoadArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Manage builds.
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Log in to a registry.
     Login(system::LoginArgs),
     /// Log out from a registry.
@@ -243,6 +249,8 @@ fn main() {
             Command::Save(a) => images::save(&conn, a).await,
             Command::History(a) => images::history(&conn, a).await,
             Command::Load(a) => images::load(&conn, a).await,
+            Command::Build(a) => build::build(&conn, a).await,
+            Command::Builder(c) => build::builder(&conn, c).await,
             Command::Login(a) => system::login(&conn, a).await,
             Command::Logout(a) => system::logout(a),
             Command::Version(a) => system::version(&conn, a).await,

@@ -26,8 +26,8 @@ pub enum SystemCommand {
     /// Show disk usage.
     Df(DfArgs),
     /// Remove unused data: stopped containers, unused networks, dangling
-    /// images (and with -a every unused image, with --volumes unused
-    /// anonymous volumes).
+    /// images, unused build cache (and with -a every unused image and all
+    /// build cache, with --volumes unused anonymous volumes).
     Prune(PruneArgs),
 }
 
@@ -187,6 +187,11 @@ async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
         } else {
             "all dangling images"
         });
+        what.push(if a.all {
+            "all build cache"
+        } else {
+            "unused build cache"
+        });
         let list: String = what.iter().map(|w| format!("\n  - {w}")).collect();
         if !confirm(&format!(
             "WARNING! This will remove:{list}\n\nAre you sure you want to continue?"
@@ -225,6 +230,15 @@ async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
             println!("{}: {}", item.action.to_lowercase(), item.value);
         }
         println!();
+    }
+    // An agent without a build cache has nothing to prune there.
+    match conn.prune_build_cache(a.all).await {
+        Ok((deleted, space)) => {
+            reclaimed += space;
+            crate::build::print_pruned(&deleted);
+        }
+        Err(e) if e.kind() == berth_client::ErrorKind::Unimplemented => {}
+        Err(e) => return Err(e.into()),
     }
     println!("Total reclaimed space: {}", format::size(reclaimed));
     Ok(())
@@ -294,6 +308,13 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
             volumes_size,
             volumes_free,
         ),
+        usage_row(
+            "Build Cache",
+            d.build_cache_count as usize,
+            0,
+            d.build_cache_size,
+            d.build_cache_size,
+        ),
     ];
     format::print_rows(
         a.format.as_deref(),
@@ -333,6 +354,7 @@ async fn df(conn: &Conn, a: DfArgs) -> Result<()> {
             ],
             &rows,
         );
+        println!("\nBuild cache usage: {}", format::size(d.build_cache_size));
     }
     Ok(())
 }

@@ -12,8 +12,9 @@
 //!   JSON —, history, tag, remove, prune, save, load, import), containers
 //!   ([`Client::create_pulling`] for `run`'s semantics, start, stop,
 //!   restart, kill, pause, remove, rename, wait, inspect, list, top, diff,
-//!   export, commit, copy in and out), [`session`]s for attach and exec,
-//!   logs, stats and events as [`Stream`]s, networks, volumes, system
+//!   export, commit, copy in and out), image builds ([`Client::build`]
+//!   with typed [`BuildEvent`]s, the build cache's prune), [`session`]s
+//!   for attach and exec, logs, stats and events as [`Stream`]s, networks, volumes, system
 //!   (version, info, disk usage, login, published ports), and the VM
 //!   ([`vm`], with the `vm` feature).
 //! - **Types**: the agent's messages ([`types`], the `berth.v1` API) all
@@ -43,9 +44,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod build;
 pub mod connect;
 pub mod containers;
 pub mod credentials;
+pub mod dockerignore;
 pub mod error;
 pub mod images;
 pub mod networks;
@@ -64,6 +67,7 @@ pub use berth_api::names;
 pub use berth_api::v1 as types;
 /// The API version this client speaks.
 pub use berth_api::API_VERSION;
+pub use build::{BuildEvent, BuildOptions, Secret};
 pub use connect::{discover, Client, ConnectOptions, Source};
 pub use error::{Error, ErrorKind, Object, Result};
 /// A point in time, as the agent's messages carry it.
