@@ -13,21 +13,16 @@ use crate::error::Result;
 /// The build cache's share of the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheUsage {
-    /// Cache entries whose image still exists.
+    /// Images build steps made that still exist.
     pub entries: u32,
     /// Bytes of layers only the cache's images hold.
     pub bytes: u64,
 }
 
 impl ImageService {
-    /// The ids of images the build cache points at.
+    /// The ids of images build steps made.
     pub(super) fn cache_ids(&self) -> Result<HashSet<String>> {
-        Ok(self
-            .meta
-            .cache_entries()?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect())
+        Ok(self.meta.build_images()?.into_iter().collect())
     }
 
     /// The image a build step with `key` made, when it still exists.
@@ -40,7 +35,7 @@ impl ImageService {
 
     /// What `system df` shows for the build cache.
     pub fn cache_usage(&self) -> Result<CacheUsage> {
-        let entries = self.meta.cache_entries()?;
+        let ids = self.meta.build_images()?;
         let mut visible_chains = HashSet::new();
         for e in self.list()? {
             for l in &e.record.layers {
@@ -49,7 +44,7 @@ impl ImageService {
         }
         let mut counted = HashSet::new();
         let mut usage = CacheUsage::default();
-        for (_, id) in entries {
+        for id in ids {
             let Some(record) = self.meta.image(&id)? else {
                 continue;
             };
@@ -69,7 +64,7 @@ impl ImageService {
     /// the bytes reclaimed.
     pub async fn prune_build_cache(&self) -> Result<(Vec<String>, u64)> {
         let _guard = self.gc_lock.write().await;
-        let entries = self.meta.clear_cache()?;
+        let (entries, ids) = self.meta.clear_cache()?;
         let tagged: HashSet<String> = self
             .meta
             .images()?
@@ -77,11 +72,9 @@ impl ImageService {
             .filter(|(_, tags)| !tags.is_empty())
             .map(|(r, _)| r.id)
             .collect();
-        let mut deleted = Vec::new();
-        let mut seen = HashSet::new();
-        for (key, id) in entries {
-            deleted.push(key);
-            if tagged.contains(&id) || self.user_of(&id).is_some() || !seen.insert(id.clone()) {
+        let deleted = entries.into_iter().map(|(key, _)| key).collect();
+        for id in ids {
+            if tagged.contains(&id) || self.user_of(&id).is_some() {
                 continue;
             }
             self.meta.remove_image(&id)?;

@@ -18,6 +18,9 @@ const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
 /// Build cache key (a step's inputs, hashed) → the id of the image the
 /// step made. Created by the first build.
 const BUILD_CACHE: TableDefinition<&str, &str> = TableDefinition::new("build_cache");
+/// Id of every image a build step made (whether or not a cache key still
+/// points at it) → "". Hidden from `images` while untagged.
+const BUILD_IMAGES: TableDefinition<&str, &str> = TableDefinition::new("build_images");
 /// "images" → the format of the records in [`IMAGES`]. Databases written
 /// before it existed have no such table: their records are version 0.
 const FORMAT: TableDefinition<&str, u32> = TableDefinition::new("format");
@@ -227,8 +230,22 @@ impl Metadata {
     pub fn set_cached(&self, key: &str, id: &str) -> Result<()> {
         let txn = self.db()?.begin_write()?;
         txn.open_table(BUILD_CACHE)?.insert(key, id)?;
+        txn.open_table(BUILD_IMAGES)?.insert(id, "")?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// The ids of every image a build step made.
+    pub fn build_images(&self) -> Result<Vec<String>> {
+        let txn = self.db()?.begin_read()?;
+        let Ok(table) = txn.open_table(BUILD_IMAGES) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(row?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     /// Every build cache entry: (key, image id).
@@ -245,11 +262,13 @@ impl Metadata {
         Ok(out)
     }
 
-    /// Forgets every build cache entry; returns them.
-    pub fn clear_cache(&self) -> Result<Vec<(String, String)>> {
+    /// Forgets every build cache entry; returns the entries and the ids
+    /// of the images build steps made.
+    pub fn clear_cache(&self) -> Result<(Vec<(String, String)>, Vec<String>)> {
         let entries = self.cache_entries()?;
-        if entries.is_empty() {
-            return Ok(entries);
+        let ids = self.build_images()?;
+        if entries.is_empty() && ids.is_empty() {
+            return Ok((entries, ids));
         }
         let txn = self.db()?.begin_write()?;
         {
@@ -257,9 +276,13 @@ impl Metadata {
             for (k, _) in &entries {
                 table.remove(k.as_str())?;
             }
+            let mut table = txn.open_table(BUILD_IMAGES)?;
+            for id in &ids {
+                table.remove(id.as_str())?;
+            }
         }
         txn.commit()?;
-        Ok(entries)
+        Ok((entries, ids))
     }
 }
 
