@@ -3,6 +3,7 @@
 //! own), images built offline as OCI layouts and pushed with skopeo, and
 //! the real `berth-agent` and `berth` binaries.
 
+pub mod build;
 pub mod containers;
 pub mod docker;
 pub mod images;

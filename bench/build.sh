@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Build benchmarks, side by side with Debian's peers; prints medians and ratios.
+#
+#   a. A small context (a few files; FROM busybox, COPY, RUN, ENV, CMD):
+#      - fully cached rebuild (target: Berth <= 0.1 s and >= 2x faster than docker build),
+#      - cold build, every step run again with --no-cache, base image already stored
+#        (target: no slower than buildah).
+#   b. A 10k-file context, one file changed, then rebuilt (COPY . and a RUN after it run
+#      again; target: >= 2x faster than buildah).
+#
+# Peers: `buildah bud --layers` (chroot isolation, overlay store, private root) and
+# `docker build` (BuildKit) against a private dockerd (Debian's docker.io: no bridge, no
+# iptables, so the host's firewall stays as it was). Every builder pulls the same busybox
+# base from the same local registry. RUN steps have no network in Berth and docker
+# (--network none); buildah's chroot isolation shares the host's (no setup, its fastest).
+#
+# Usage: bench/build.sh [RUNS]   (default 10). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-10}
+root=$PWD
+work=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
+
+scripts/setup.sh
+need=()
+for p in buildah docker.io runc hyperfine; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release --locked -p berth-agent -p berth-cli
+bin=$root/target/release
+buildah_store=(--root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
+
+cleanup() {
+  [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true
+  [[ -n "${dockerd_pid:-}" ]] && kill "$dockerd_pid" 2>/dev/null || true
+  [[ -n "${registry_pid:-}" ]] && kill "$registry_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  buildah "${buildah_store[@]}" rm -a >/dev/null 2>&1 || true
+  umount -R "$work/buildah" 2>/dev/null || true
+  umount -R "$work/docker" 2>/dev/null || true
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+source bench/lib.sh
+busybox_image "$work"
+
+# The base in a local registry.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+cat >"$work/registry.yml" <<EOC
+version: 0.1
+storage: { filesystem: { rootdirectory: $work/registry } }
+http: { addr: "$reg" }
+log: { level: error, accesslog: { disabled: true } }
+EOC
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.05; done
+skopeo copy -q "oci:$work/layout:latest" "docker://$reg/bench/bb:1" --dest-tls-verify=false
+base=$reg/bench/bb:1
+
+# Berth.
+start_agent "$bin" "$work"
+
+# buildah: a private overlay store.
+buildah=(buildah "${buildah_store[@]}" bud --layers --isolation chroot --tls-verify=false -q)
+
+# docker: a private dockerd; registries on loopback are insecure to it.
+mkdir -p "$work/docker"
+cat >"$work/daemon.json" <<EOC
+{ "data-root": "$work/docker/data", "exec-root": "$work/docker/exec", "pidfile": "$work/docker/pid",
+  "hosts": ["unix://$work/docker/docker.sock"], "bridge": "none", "iptables": false, "ip-forward": false,
+  "ip-masq": false, "insecure-registries": ["127.0.0.0/8"] }
+EOC
+/usr/sbin/dockerd --config-file "$work/daemon.json" >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 200); do [[ -S $work/docker/docker.sock ]] && break; sleep 0.05; done
+export DOCKER_BUILDKIT=1
+docker=(env DOCKER_CONFIG="$work/docker/client" /usr/bin/docker -H "unix://$work/docker/docker.sock")
+for _ in $(seq 100); do "${docker[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+
+# a. The small context.
+small=$work/small
+mkdir -p "$small"
+printf 'one\n' >"$small/a.txt"
+printf 'two\n' >"$small/b.txt"
+printf '#!/bin/sh\ncat /app/all\n' >"$small/run.sh"
+chmod 755 "$small/run.sh"
+cat >"$small/Dockerfile" <<EOD
+FROM $base
+COPY a.txt b.txt run.sh /app/
+RUN cat /app/a.txt /app/b.txt > /app/all && echo built
+ENV GREETING=hello
+CMD ["/app/run.sh"]
+EOD
+# b. 10k files in 100 folders.
+big=$work/big
+python3 - "$big" <<'EOP'
+import os, sys
+root = sys.argv[1]
+for d in range(100):
+    os.makedirs(f"{root}/src/d{d}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/src/d{d}/f{f}.txt", "w") as fh:
+            fh.write(f"file {d}/{f}\n" * 8)
+EOP
+cat >"$big/Dockerfile" <<EOD
+FROM $base
+COPY src /src
+RUN find /src -type f | wc -l > /count
+EOD
+
+berth_build="$bin/berth build -q --network none"
+docker_build="${docker[*]} build -q --network none"
+buildah_build="${buildah[*]}"
+
+# Every builder pulls the base and fills its cache once before timing.
+for ctx in "$small" "$big"; do
+  $berth_build -t bench "$ctx" >/dev/null
+  $buildah_build -t bench "$ctx" >/dev/null
+  $docker_build -t bench "$ctx" >/dev/null
+done
+
+hf() { # name, hyperfine args...
+  hyperfine --style none --export-json "$work/$1.json" "${@:2}" >/dev/null 2>&1 || \
+    hyperfine --style basic --export-json "$work/$1.json" "${@:2}"
+}
+echo "bench: small context, fully cached rebuild (median of $runs)"
+hf a-cached-berth --warmup 2 --runs "$runs" "$berth_build -t bench $small"
+hf a-cached-buildah --warmup 2 --runs "$runs" "$buildah_build -t bench $small"
+hf a-cached-docker --warmup 2 --runs "$runs" "$docker_build -t bench $small"
+echo "bench: small context, cold (--no-cache) build (median of $runs)"
+hf a-cold-berth --runs "$runs" "$berth_build --no-cache -t bench $small"
+hf a-cold-buildah --runs "$runs" "$buildah_build --no-cache -t bench $small"
+hf a-cold-docker --runs "$runs" "$docker_build --no-cache -t bench $small"
+echo "bench: 10k-file context, one file changed, rebuilt (median of $runs)"
+change="sh -c 'date +%s%N > $big/src/d7/f7.txt'"
+hf b-berth --runs "$runs" --prepare "$change" "$berth_build -t bench $big"
+hf b-buildah --runs "$runs" --prepare "$change" "$buildah_build -t bench $big"
+hf b-docker --runs "$runs" --prepare "$change" "$docker_build -t bench $big"
+
+python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+med = lambda n: json.load(open(f"{w}/{n}.json"))["results"][0]["median"]
+def row(title, key, target):
+    b, h, d = med(f"{key}-berth"), med(f"{key}-buildah"), med(f"{key}-docker")
+    print(f"{title}")
+    print(f"  berth   {b*1000:8.0f} ms")
+    print(f"  buildah {h*1000:8.0f} ms   berth is {h/b:5.2f}x faster")
+    print(f"  docker  {d*1000:8.0f} ms   berth is {d/b:5.2f}x faster")
+    print(f"  target: {target}")
+row("a. small context, fully cached rebuild", "a-cached", "berth <= 100 ms and >= 2x faster than docker")
+row("a. small context, cold build (--no-cache)", "a-cold", "berth no slower than buildah (ratio >= 1)")
+row("b. 10k-file context, one file changed", "b", "berth >= 2x faster than buildah")
+PY
