@@ -92,10 +92,7 @@ impl Gathered {
                 format!("{at}/{p}")
             };
             if !self.dirs.contains(&at) {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
+                let mut h = made_header(tar::EntryType::Directory, 0o755, 0);
                 self.dirs.insert(at.clone());
                 self.builder
                     .append_data(&mut h, &at, io::empty())
@@ -117,6 +114,18 @@ impl Read for HashingReader<'_> {
         self.hash.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// A header for an entry made here (root-owned, now).
+fn made_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+    h
 }
 
 /// A header for a file on disk (times and modes kept).
@@ -290,9 +299,7 @@ impl Run {
             if scratch {
                 g.parents(&name)?;
             }
-            let mut h = tar::Header::new_gnu();
-            h.set_mode(0o644);
-            h.set_size(doc.body.len() as u64);
+            let h = made_header(tar::EntryType::Regular, 0o644, doc.body.len() as u64);
             g.add(&name, h, &mut doc.body.as_bytes())?;
         }
         if let Some(from) = &c.from {
@@ -493,10 +500,7 @@ impl Run {
         if scratch {
             g.parents(&name)?;
         }
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o600);
-        h.set_size(body.len() as u64);
-        h.set_mtime(chrono::Utc::now().timestamp() as u64);
+        let h = made_header(tar::EntryType::Regular, 0o600, body.len() as u64);
         g.add(&name, h, &mut body.as_ref())
     }
 

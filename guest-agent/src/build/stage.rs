@@ -255,7 +255,7 @@ impl Run {
             .clone()
             .map(|n| format!("{n} "))
             .unwrap_or_default();
-        let steps = 1 + stage
+        let mut steps = 1 + stage
             .instructions
             .iter()
             .filter(|i| matches!(i.kind, Kind::Run(_) | Kind::Copy(_) | Kind::Add(_)))
@@ -292,8 +292,30 @@ impl Run {
                 args.insert(p.to_string(), v.clone());
             }
         }
+        // The base image's ONBUILD triggers run first, and are not
+        // inherited further.
+        let mut instructions: Vec<Instruction> = Vec::new();
+        if let Some(triggers) = state.config["config"]["OnBuild"].as_array().cloned() {
+            for t in triggers.iter().filter_map(|t| t.as_str()) {
+                let parsed = super::parse::parse(&format!("FROM scratch\n{t}")).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "the base image's ONBUILD {t:?} is invalid: {}",
+                        e.message
+                    ))
+                })?;
+                for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                    ins.line = stage.line;
+                    if matches!(ins.kind, Kind::Run(_) | Kind::Copy(_) | Kind::Add(_)) {
+                        steps += 1;
+                    }
+                    instructions.push(ins);
+                }
+            }
+            state.config["config"]["OnBuild"] = Value::Null;
+        }
+        instructions.extend(stage.instructions.iter().cloned());
         let mut n = 1;
-        for ins in &stage.instructions {
+        for ins in &instructions {
             let fail = |vertex: u32, e: &Error| {
                 let _ = self.send(BuildEvent::Failed {
                     vertex,
