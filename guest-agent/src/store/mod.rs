@@ -18,6 +18,9 @@ const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
 /// Build cache key (a step's inputs, hashed) → the id of the image the
 /// step made. Created by the first build.
 const BUILD_CACHE: TableDefinition<&str, &str> = TableDefinition::new("build_cache");
+/// A build cache entry: (key, image id).
+pub type CacheEntry = (String, String);
+
 /// Id of every image a build step made (whether or not a cache key still
 /// points at it) → "". Hidden from `images` while untagged.
 const BUILD_IMAGES: TableDefinition<&str, &str> = TableDefinition::new("build_images");
@@ -249,7 +252,7 @@ impl Metadata {
     }
 
     /// Every build cache entry: (key, image id).
-    pub fn cache_entries(&self) -> Result<Vec<(String, String)>> {
+    pub fn cache_entries(&self) -> Result<Vec<CacheEntry>> {
         let txn = self.db()?.begin_read()?;
         let Ok(table) = txn.open_table(BUILD_CACHE) else {
             return Ok(Vec::new());
@@ -264,7 +267,7 @@ impl Metadata {
 
     /// Forgets every build cache entry; returns the entries and the ids
     /// of the images build steps made.
-    pub fn clear_cache(&self) -> Result<(Vec<(String, String)>, Vec<String>)> {
+    pub fn clear_cache(&self) -> Result<(Vec<CacheEntry>, Vec<String>)> {
         let entries = self.cache_entries()?;
         let ids = self.build_images()?;
         if entries.is_empty() && ids.is_empty() {
