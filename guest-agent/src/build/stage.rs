@@ -536,3 +536,7 @@ pub(super) fn args_key(args: &BTreeMap<String, String>) -> String {
 fn shown(ins: &Instruction) -> String {
     ins.text.lines().next().unwrap_or_default().to_string()
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
