@@ -18,8 +18,18 @@ pub struct Workspace {
 }
 
 impl Drop for Workspace {
+    /// Removes the workspace on a thread of its own (a big context takes
+    /// a while), so the build's answer does not wait for it.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let dir = self.dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("build-cleanup".into())
+            .spawn(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            });
+        if spawned.is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -23,7 +23,12 @@ struct Gathered {
     path: PathBuf,
     builder: tar::Builder<File>,
     hash: Hasher,
-    /// Directories already written (for scratch images' parents).
+    /// The image's layer directories, top first (empty for scratch).
+    lowers: Vec<PathBuf>,
+    /// A parent of an entry is a symlink or file in the image: the files
+    /// go through a container, where it resolves as the image sees it.
+    fallback: bool,
+    /// Directories written, or found in the image.
     dirs: std::collections::BTreeSet<String>,
     /// The owner every entry gets (`--chown`), else the source's.
     owner: Option<(u32, u32)>,
@@ -80,8 +85,8 @@ impl Gathered {
         }
     }
 
-    /// Adds directory entries for the parents of `name` not yet added
-    /// (for images with no filesystem below, FROM scratch).
+    /// Adds directory entries for the parents of `name` that neither this
+    /// tar nor the image has, so the tar is the step's whole layer.
     fn parents(&mut self, name: &str) -> Result<()> {
         let mut at = String::new();
         let parts: Vec<&str> = name.split('/').collect();
@@ -91,16 +96,58 @@ impl Gathered {
             } else {
                 format!("{at}/{p}")
             };
-            if !self.dirs.contains(&at) {
-                let mut h = made_header(tar::EntryType::Directory, 0o755, 0);
-                self.dirs.insert(at.clone());
-                self.builder
-                    .append_data(&mut h, &at, io::empty())
-                    .map_err(|e| Error::io("gathering the files to copy", e))?;
+            if self.dirs.contains(&at) {
+                continue;
+            }
+            self.dirs.insert(at.clone());
+            match lower_kind(&self.lowers, &at) {
+                Lower::Dir => {}
+                Lower::Other => self.fallback = true,
+                Lower::Missing => {
+                    let mut h = made_header(tar::EntryType::Directory, 0o755, 0);
+                    self.builder
+                        .append_data(&mut h, &at, io::empty())
+                        .map_err(|e| Error::io("gathering the files to copy", e))?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// What an image's layers hold at a path.
+enum Lower {
+    Missing,
+    Dir,
+    Other,
+}
+
+/// What `rel` is in the image whose layer directories are `lowers` (top
+/// first): each layer is looked at component by component, never
+/// following a link, and a whiteout hides what is below.
+fn lower_kind(lowers: &[PathBuf], rel: &str) -> Lower {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    'layers: for layer in lowers {
+        let mut path = layer.clone();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            path.push(part);
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
+                continue 'layers;
+            };
+            let last = i + 1 == parts.len();
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                return Lower::Missing;
+            }
+            if !m.is_dir() {
+                return Lower::Other;
+            }
+            if last {
+                return Lower::Dir;
+            }
+        }
+    }
+    Lower::Missing
 }
 
 struct HashingReader<'a> {
@@ -154,6 +201,16 @@ fn has_glob(s: &str) -> bool {
 }
 
 impl Run {
+    /// An image's layer directories, top first.
+    fn layer_dirs(&self, image: &crate::store::ImageRecord) -> Result<Vec<PathBuf>> {
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.builder.images.snapshots.fs_path(&l.chain_id))
+            .collect()
+    }
+
     /// A path in the context (cleaned, never above it) that exists.
     pub(super) fn context_path(&self, src: &str) -> Result<PathBuf> {
         let rel = config::clean(&format!("/{src}"));
@@ -188,6 +245,8 @@ impl Run {
         let file = File::create(&path).map_err(|e| Error::io("gathering the files to copy", e))?;
         Ok(Gathered {
             path,
+            lowers: Vec::new(),
+            fallback: false,
             builder: tar::Builder::new(file),
             hash: Hasher::default(),
             dirs: Default::default(),
@@ -278,8 +337,12 @@ impl Run {
             || raw_dest == "."
             || sources.len() + c.heredocs.len() > 1
             || sources.iter().any(|s| has_glob(s));
-        let scratch = state.image.is_none();
+        // Parents are added to the tar as the image needs them.
+        let scratch = true;
         let mut g = self.gather_into(&format!("copy-{}", crate::digest::random_id()))?;
+        if let Some(image) = &state.image {
+            g.lowers = self.layer_dirs(image)?;
+        }
         g.owner = match &c.chown {
             Some(raw) => Some(self.owner(state, &expand(raw)?)?),
             None => None,
@@ -339,13 +402,14 @@ impl Run {
             .finish()
             .map_err(|e| Error::io("gathering the files to copy", e))?;
         let spooled = g.path.clone();
+        let through_container = g.fallback;
         let key = key_of(&[&state.key, &ins.text, &args_key(args), &g.hash.finish()]);
         if let Some(hit) = self.lookup(&key)? {
             let _ = std::fs::remove_file(&spooled);
             self.adopt(state, key, &hit.id)?;
             return Ok(true);
         }
-        let layer = self.apply_tar(state, &spooled).await;
+        let layer = self.apply_tar(state, &spooled, through_container).await;
         let _ = std::fs::remove_file(&spooled);
         let words = if add { "ADD" } else { "COPY" };
         let created_by = format!("{words} {} {dest} # buildkit", sources.join(" "));
@@ -507,12 +571,7 @@ impl Run {
     /// `--chown` as numeric ids, names looked up in the image's files.
     fn owner(&self, state: &State, spec: &str) -> Result<(u32, u32)> {
         let lowers: Vec<PathBuf> = match &state.image {
-            Some(r) => r
-                .layers
-                .iter()
-                .rev()
-                .map(|l| self.builder.images.snapshots.fs_path(&l.chain_id))
-                .collect::<Result<_>>()?,
+            Some(r) => self.layer_dirs(r)?,
             None => Vec::new(),
         };
         let passwd = crate::runtime::user::read_etc(&lowers, "passwd");
@@ -527,21 +586,26 @@ impl Run {
         &self,
         state: &State,
         tar_path: &Path,
+        through_container: bool,
     ) -> Result<crate::image::compose::NewLayer> {
         let images = self.builder.images.clone();
-        let Some(image) = &state.image else {
-            let path = tar_path.to_path_buf();
-            return tokio::task::spawn_blocking(move || {
-                images.store_layer(|w| {
-                    let mut f = File::open(&path)
-                        .map_err(|e| Error::io("reading the gathered files", e))?;
-                    io::copy(&mut f, w)
-                        .map(|_| ())
-                        .map_err(|e| Error::io("writing a layer", e))
+        let image = match &state.image {
+            Some(image) if through_container => image,
+            // The tar holds every parent the image lacks: it is the layer.
+            _ => {
+                let path = tar_path.to_path_buf();
+                return tokio::task::spawn_blocking(move || {
+                    images.store_layer(|w| {
+                        let mut f = File::open(&path)
+                            .map_err(|e| Error::io("reading the gathered files", e))?;
+                        io::copy(&mut f, w)
+                            .map(|_| ())
+                            .map_err(|e| Error::io("writing a layer", e))
+                    })
                 })
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
+                .await
+                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
+            }
         };
         let containers = self.builder.containers.clone();
         let (id, _) = containers.create(step_container(&image.id, state)).await?;

@@ -153,7 +153,9 @@ impl Builder {
             crate::image::reference::ImageRef::parse(tag)
                 .map_err(|e| Error::InvalidArgument(format!("invalid tag {tag:?}: {e}")))?;
         }
+        let started = std::time::Instant::now();
         let work = context::Workspace::receive(&self.dir.join("work"), chunks).await?;
+        tracing::info!("build: context received in {:?}", started.elapsed());
         let (name, text) = work.dockerfile(&opts)?;
         let file = parse::parse(&text).map_err(|e| {
             Error::InvalidArgument(format!(
@@ -173,6 +175,7 @@ impl Builder {
             exit: Default::default(),
         };
         let id = run.build().await?;
+        tracing::info!("build: done in {:?}", started.elapsed());
         let opts = &run.opts;
         for tag in &opts.tags {
             let key = crate::image::reference::ImageRef::parse(tag)?.key();
