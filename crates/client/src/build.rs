@@ -192,6 +192,8 @@ fn locate_dockerfile(
     match real.strip_prefix(&root).ok().and_then(|r| r.to_str()) {
         Some(rel) => {
             let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+            // Sent beside the context, so .dockerignore may exclude it.
+            o.dockerfile_text = std::fs::read(&real).map_err(missing)?;
             o.dockerfile = rel.clone();
             o.dockerfile_name = Path::new(&rel)
                 .file_name()
@@ -476,7 +478,8 @@ mod tests {
         let (_, o) = request_options(d.path(), &opts).unwrap();
         assert_eq!(
             (o.dockerfile.as_str(), o.dockerfile_text.len()),
-            ("sub/App.Dockerfile", 0)
+            ("sub/App.Dockerfile", 13),
+            "a Dockerfile in the context travels beside it too, so .dockerignore may exclude it"
         );
     }
 

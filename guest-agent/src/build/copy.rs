@@ -411,8 +411,7 @@ impl Run {
         }
         let layer = self.apply_tar(state, &spooled, through_container).await;
         let _ = std::fs::remove_file(&spooled);
-        let words = if add { "ADD" } else { "COPY" };
-        let created_by = format!("{words} {} {dest} # buildkit", sources.join(" "));
+        let created_by = format!("{} # buildkit", ins.text.lines().next().unwrap_or_default());
         self.commit(state, key, layer?, &created_by).await?;
         Ok(false)
     }

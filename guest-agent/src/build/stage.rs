@@ -377,7 +377,15 @@ impl Run {
                 kind => {
                     config::apply(&mut state.config, &args, self.file.escape, kind)
                         .map_err(|e| self.at(ins, e))?;
-                    config::add_history(&mut state.config, &ins.text, true);
+                    // WORKDIR's history shows the folder it set, as Docker's.
+                    let shown = match kind {
+                        Kind::Workdir(_) => format!(
+                            "WORKDIR {}",
+                            state.config["config"]["WorkingDir"].as_str().unwrap_or("/")
+                        ),
+                        _ => ins.text.clone(),
+                    };
+                    config::add_history(&mut state.config, &shown, true);
                     state.key = key_of(&[&state.key, &ins.text, &args_key(&args)]);
                     state.dirty = true;
                 }

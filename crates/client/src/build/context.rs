@@ -22,7 +22,9 @@ pub struct Context {
 impl Context {
     /// Reads the context's ignore rules: `<dockerfile>.dockerignore` when
     /// it exists, else `.dockerignore` at the root; `dockerfile` is the
-    /// Dockerfile's path relative to the root when it is inside it.
+    /// Dockerfile's path relative to the root when it is inside it. What
+    /// the rules exclude is not sent, the Dockerfile and the ignore file
+    /// included (as BuildKit: the Dockerfile travels beside the context).
     pub fn new(root: &Path, dockerfile: Option<&str>) -> Result<Context> {
         let mut candidates = Vec::new();
         if let Some(df) = dockerfile {
@@ -34,17 +36,11 @@ impl Context {
             match std::fs::read_to_string(root.join(c)) {
                 Ok(text) => {
                     matcher = Matcher::parse(&text)?;
-                    if !matcher.is_empty() {
-                        matcher.add(&format!("!{c}"))?;
-                    }
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(format_args!("cannot read {c}"), e)),
             }
-        }
-        if let (Some(df), false) = (dockerfile, matcher.is_empty()) {
-            matcher.add(&format!("!{df}"))?;
         }
         Ok(Context {
             root: root.to_path_buf(),
@@ -284,7 +280,6 @@ mod tests {
             names,
             [
                 ".dockerignore",
-                "Dockerfile",
                 "link",
                 "logs/",
                 "logs/keep/",
