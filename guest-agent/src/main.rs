@@ -121,7 +121,8 @@ fn run(args: Args) -> Result<()> {
         )
         .await?;
         tracing::debug!("containers open after {:?}", started.elapsed());
-        let builder = berth_agent::build::Builder::new(&args.root, images.clone(), containers.clone());
+        let builder =
+            berth_agent::build::Builder::new(&args.root, images.clone(), containers.clone());
         let agent = Arc::new(Agent {
             builder,
             images,

@@ -88,6 +88,28 @@ fn the_vm_runs_containers_shares_folders_and_survives_crashes() {
             .trim(),
         "hello from the VM"
     );
+    // A build whose context crosses vsock: a host folder's file, copied
+    // into the image and read by a RUN step in the guest.
+    let ctx = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "built in the VM\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nCOPY hello.txt /srv/\nRUN cat /srv/hello.txt > /srv/copy.txt\n",
+    )
+    .unwrap();
+    vm.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "vm-built",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        vm.ok(&["run", "--rm", "vm-built", "cat", "/srv/copy.txt"])
+            .trim(),
+        "built in the VM"
+    );
     // A container's process starts with no signal blocked: `berth stop`'s
     // SIGTERM and a terminal's Ctrl-C reach it (PID 1 in the VM blocks the
     // signals it waits for; nothing below it may inherit that).

@@ -123,7 +123,10 @@ impl ImageService {
         if !config["history"].is_array() {
             config["history"] = json!([]);
         }
-        if let Some(h) = config["history"].as_array_mut().filter(|_| !history.is_null()) {
+        if let Some(h) = config["history"]
+            .as_array_mut()
+            .filter(|_| !history.is_null())
+        {
             h.push(history);
         }
         config["created"] = json!(chrono::Utc::now().to_rfc3339());
