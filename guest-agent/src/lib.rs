@@ -1,4 +1,4 @@
-//! berth-agent: Berth's engine and its gRPC service.
+//! berth-agent: Berth's engine, its gRPC service and the Docker Engine API.
 //!
 //! The engine — `image` (registry, content store, pull/push, archives,
 //! queries), `snapshot` (layers), `store` (image metadata), `runtime`
@@ -8,12 +8,14 @@
 //! returns its own types, keeps its own versioned records on disk, and
 //! fails with typed [`error::Error`]s. Tests drive it directly, and
 //! `tests/layering.rs` fails the build if an engine module imports `api`,
-//! `init`, `server`, `berth_api::v1`, prost or tonic. `api` only converts
-//! protobuf messages to and from engine types and engine errors to
-//! statuses (`api::status`, the one place, with a `berth_api::Reason` in
-//! every status); `server` puts the API on its listeners; `init` is PID 1
-//! in the VM, which hands the engine readiness gates rather than being
-//! asked by it.
+//! `dockerapi`, `init`, `server`, `berth_api::v1`, prost or tonic. `api`
+//! only converts protobuf messages to and from engine types and engine
+//! errors to statuses (`api::status`, the one place, with a
+//! `berth_api::Reason` in every status); `dockerapi` is the second front
+//! end, the Docker Engine API over the same engine objects (HTTP/JSON,
+//! Docker's error shape); `server` puts the gRPC API on its listeners;
+//! `init` is PID 1 in the VM, which hands the engine readiness gates
+//! rather than being asked by it.
 
 #![warn(missing_docs)]
 
@@ -21,6 +23,7 @@ pub mod api;
 pub mod build;
 pub mod cgroups;
 pub mod digest;
+pub mod dockerapi;
 pub mod error;
 pub mod events;
 pub mod host;

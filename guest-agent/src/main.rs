@@ -37,6 +37,11 @@ struct Args {
     /// The CA that signs accepted client certificates (PEM).
     #[arg(long)]
     tls_client_ca: Option<PathBuf>,
+    /// Where to serve the Docker Engine API (repeatable): unix:///path or
+    /// tcp://127.0.0.1:port. With the default --listen and no
+    /// --docker-listen, unix:///run/berth/docker.sock.
+    #[arg(long = "docker-listen")]
+    docker_listen: Vec<String>,
     /// A registry (host:port) that may be reached over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -78,6 +83,14 @@ fn run(args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let endpoints = args
         .listen
+        .iter()
+        .map(|l| l.parse::<Endpoint>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut docker_listen = args.docker_listen.clone();
+    if docker_listen.is_empty() && args.listen == [berth_api::DEFAULT_ENDPOINT] {
+        docker_listen.push(berth_agent::dockerapi::listen::DEFAULT_DOCKER_ENDPOINT.into());
+    }
+    let docker_endpoints = docker_listen
         .iter()
         .map(|l| l.parse::<Endpoint>())
         .collect::<Result<Vec<_>, _>>()?;
@@ -152,8 +165,11 @@ fn run(args: Args) -> Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         };
+        let docker = berth_agent::dockerapi::listen::bind(&docker_endpoints).await?;
+        let docker = berth_agent::dockerapi::listen::serve(docker, agent.clone(), stop_rx.clone());
+        let grpc = serve(&endpoints, routes(agent), &tls, stop_rx);
         tokio::select! {
-            served = serve(&endpoints, routes(agent), &tls, stop_rx) => served,
+            served = async { tokio::try_join!(grpc, docker).map(|_| ()) } => served,
             _ = grace => {
                 tracing::warn!("connections still open 3 s after shutdown began; leaving them");
                 Ok(())

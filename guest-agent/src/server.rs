@@ -69,17 +69,7 @@ pub async fn serve(
         let routes = routes.clone();
         let task = match ep {
             Endpoint::Unix(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                let _ = std::fs::remove_file(path);
-                let listener = tokio::net::UnixListener::bind(path)
-                    .with_context(|| format!("cannot listen on {ep}"))?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-                if let Some(gid) = group_id("berth") {
-                    let _ = nix::unistd::chown(path, None, Some(gid));
-                }
+                let listener = bind_unix(path).with_context(|| format!("cannot listen on {ep}"))?;
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
                 tokio::spawn(
                     Server::builder()
@@ -138,6 +128,21 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Binds a Unix socket at `path` (making its folder, replacing a stale
+/// socket) with mode 0660 and group `berth` when that group exists.
+pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = group_id("berth") {
+        let _ = nix::unistd::chown(path, None, Some(gid));
+    }
+    Ok(listener)
 }
 
 /// A vsock connection that tonic can serve.

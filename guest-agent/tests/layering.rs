@@ -1,12 +1,12 @@
 //! The engine's layering, enforced by the build: no engine module imports
-//! the gRPC layer (`api`, `server`), PID 1's code (`init`), or the API's
+//! a front end (`api`, `dockerapi`, `server`), PID 1's code (`init`), or the API's
 //! generated types (`berth_api::v1`, prost, tonic). Records on disk and
 //! the engine's calls use Berth's own types; `api/` translates.
 
 use std::path::{Path, PathBuf};
 
-/// The engine: every module of the agent's library except `api`, `init`
-/// and `server`.
+/// The engine: every module of the agent's library except the front ends
+/// (`api`, `dockerapi`), `init` and `server`.
 const ENGINE: &[&str] = &[
     "cgroups",
     "image",
@@ -26,6 +26,7 @@ const ENGINE: &[&str] = &[
 /// What an engine module may not name.
 const FORBIDDEN: &[&str] = &[
     "crate::api",
+    "crate::dockerapi",
     "crate::init",
     "crate::server",
     "berth_api::v1",

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod containers;
 pub mod docker;
+pub mod dockerapi;
 pub mod images;
 pub mod registry;
 pub mod vm;

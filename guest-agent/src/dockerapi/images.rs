@@ -1,0 +1,307 @@
+//! Images: list, pull (`POST /images/create`, with dockerd's JSON
+//! progress stream), inspect, history, tag and remove.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::{image_error, truthy, ApiError, ApiResult, State};
+use crate::image::manage::{ImageEntry, Removed};
+use crate::image::reference::familiar;
+use crate::image::registry::Credentials;
+use crate::image::Progress;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Seconds since the epoch of an RFC 3339 time, or 0.
+fn unix_seconds(rfc3339: Option<&str>) -> i64 {
+    rfc3339
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0, |t| t.timestamp())
+}
+
+/// `GET /images/json`.
+pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> {
+    let filters = super::parse_filters(q.get("filters"))?;
+    let images = &api.agent.images;
+    let mut out = Vec::new();
+    for entry in images.list_filtered(&filters)? {
+        let (config, _) = images.config_of(&entry)?;
+        let labels = config.config.and_then(|c| c.labels).unwrap_or_default();
+        out.push(json!({
+            "Id": entry.record.id,
+            "ParentId": "",
+            "RepoTags": entry.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+            "RepoDigests": entry.record.repo_digests.iter().map(|d| familiar(d)).collect::<Vec<_>>(),
+            "Created": unix_seconds(config.created.as_deref()),
+            "Size": entry.record.size,
+            "SharedSize": -1,
+            "VirtualSize": entry.record.size,
+            "Labels": labels,
+            "Containers": images.user_count(&entry.record.id),
+        }));
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+/// Credentials from the `X-Registry-Auth` header (base64url JSON).
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let Some(raw) = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()) else {
+        return Credentials::default();
+    };
+    let raw = raw.trim().trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw))
+        .unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let token = if s("registrytoken").is_empty() {
+        s("identitytoken")
+    } else {
+        s("registrytoken")
+    };
+    Credentials {
+        username: s("username"),
+        password: s("password"),
+        token,
+    }
+}
+
+/// One progress message as dockerd writes it.
+fn progress_json(p: &Progress) -> Value {
+    let mut m = json!({ "status": p.status });
+    if !p.id.is_empty() {
+        m["id"] = json!(p.id);
+    }
+    if p.total > 0 && p.status == "Downloading" {
+        m["progressDetail"] = json!({ "current": p.current, "total": p.total });
+    } else {
+        m["progressDetail"] = json!({});
+    }
+    m
+}
+
+/// A line of a JSON stream.
+fn line(v: &Value) -> bytes::Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    b.into()
+}
+
+/// An error at the end of a JSON stream, as dockerd sends it.
+pub fn stream_error(message: &str) -> bytes::Bytes {
+    line(&json!({ "errorDetail": { "message": message }, "error": message }))
+}
+
+/// `POST /images/create?fromImage=&tag=`: a pull, streamed.
+pub async fn create(
+    AxState(api): State,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad(
+            "fromSrc (docker import) is not served by Berth's Engine API yet: use `berth import`",
+        ));
+    }
+    let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
+        return Err(ApiError::bad("fromImage is required"));
+    };
+    let tag = q.get("tag").map(String::as_str).unwrap_or("");
+    let reference = if tag.is_empty() || from.contains('@') {
+        from.clone()
+    } else if tag.contains(':') {
+        format!("{from}@{tag}")
+    } else {
+        format!("{from}:{tag}")
+    };
+    crate::image::reference::ImageRef::parse(&reference).map_err(ApiError::from)?;
+    let platform = q.get("platform").cloned().unwrap_or_default();
+    let creds = credentials(&headers);
+    let images = api.agent.images.clone();
+    let (ptx, prx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let (dtx, drx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+    tokio::spawn(async move {
+        let platform = Some(platform.as_str());
+        if let Err(e) = images.pull(&reference, platform, &creds, &ptx).await {
+            let _ = dtx.send(stream_error(&e.to_string()));
+        }
+    });
+    let progress = UnboundedReceiverStream::new(prx).map(|p| line(&progress_json(&p)));
+    let body = progress
+        .chain(UnboundedReceiverStream::new(drx))
+        .map(Ok::<_, std::io::Error>);
+    Ok((
+        [("Content-Type", "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// The name and the action of a path under `/images/`.
+fn split_action(rest: &str) -> (&str, &str) {
+    for action in ["/json", "/history", "/tag", "/push", "/get"] {
+        if let Some(name) = rest.strip_suffix(action) {
+            return (name, &action[1..]);
+        }
+    }
+    (rest, "")
+}
+
+fn rest_of(req: &Request) -> String {
+    req.uri()
+        .path()
+        .strip_prefix("/images/")
+        .unwrap_or("")
+        .to_string()
+}
+
+fn find(api: &super::DockerApi, name: &str) -> ApiResult<ImageEntry> {
+    api.agent
+        .images
+        .find(name)
+        .map_err(|e| image_error(e, name))
+}
+
+/// `GET /images/{name}/json` and `GET /images/{name}/history`.
+pub async fn get_any(AxState(api): State, req: Request) -> ApiResult<Response> {
+    let rest = rest_of(&req);
+    let (name, action) = split_action(&rest);
+    match action {
+        "json" => inspect(&api, name),
+        "history" => history(&api, name),
+        _ => Err(ApiError::missing(format!(
+            "page not found: GET /images/{rest} is not served by Berth"
+        ))),
+    }
+}
+
+fn inspect(api: &super::DockerApi, name: &str) -> ApiResult<Response> {
+    let entry = find(api, name)?;
+    let (config, raw) = api.agent.images.config_of(&entry)?;
+    let raw: Value = serde_json::from_str(&raw).unwrap_or_default();
+    let body = json!({
+        "Id": entry.record.id,
+        "RepoTags": entry.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+        "RepoDigests": entry.record.repo_digests.iter().map(|d| familiar(d)).collect::<Vec<_>>(),
+        "Parent": "",
+        "Comment": raw["comment"].as_str().unwrap_or(""),
+        "Created": config.created.clone().unwrap_or_default(),
+        "DockerVersion": "",
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": raw.get("config").cloned().unwrap_or(json!({})),
+        "Architecture": config.architecture,
+        "Variant": config.variant.clone(),
+        "Os": config.os,
+        "Size": entry.record.size,
+        "GraphDriver": { "Name": "overlayfs", "Data": null },
+        "RootFS": {
+            "Type": "layers",
+            "Layers": entry.record.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+        },
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        "Descriptor": {
+            "mediaType": entry.record.manifest_media_type,
+            "digest": entry.record.manifest_digest,
+        },
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+fn history(api: &super::DockerApi, name: &str) -> ApiResult<Response> {
+    let entry = find(api, name)?;
+    let images = &api.agent.images;
+    let (config, _) = images.config_of(&entry)?;
+    let tags: Vec<String> = entry.tags.iter().map(|t| familiar(t)).collect();
+    let items: Vec<Value> = images
+        .history(&config, &entry)
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({
+                "Id": if h.id.is_empty() { "<missing>".to_string() } else { h.id },
+                "Created": unix_seconds(h.created.as_deref()),
+                "CreatedBy": h.created_by,
+                "Tags": if i == 0 { json!(tags) } else { json!(null) },
+                "Size": h.size,
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    Ok(axum::Json(items).into_response())
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub async fn post_any(AxState(api): State, Query(q): Params, req: Request) -> ApiResult<Response> {
+    let rest = rest_of(&req);
+    let (name, action) = split_action(&rest);
+    if action != "tag" {
+        return Err(ApiError::missing(format!(
+            "page not found: POST /images/{rest} is not served by Berth yet"
+        )));
+    }
+    let repo = q.get("repo").cloned().unwrap_or_default();
+    if repo.is_empty() {
+        return Err(ApiError::bad("repo is required"));
+    }
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo,
+    };
+    find(&api, name)?;
+    api.agent.images.tag(name, &target)?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `DELETE /images/{name}?force=&noprune=`.
+pub async fn remove(AxState(api): State, Query(q): Params, req: Request) -> ApiResult<Response> {
+    let name = rest_of(&req);
+    find(&api, &name)?;
+    let (items, _) = api
+        .agent
+        .images
+        .remove(&name, truthy(q.get("force")), truthy(q.get("noprune")))
+        .await
+        .map_err(|e| image_error(e, &name))?;
+    let out: Vec<Value> = items
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(v) => json!({ "Untagged": familiar(&v) }),
+            Removed::Deleted(v) => json!({ "Deleted": v }),
+        })
+        .collect();
+    Ok(axum::Json(out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_split_into_name_and_action() {
+        assert_eq!(
+            split_action("127.0.0.1:5000/a/b:1/json"),
+            ("127.0.0.1:5000/a/b:1", "json")
+        );
+        assert_eq!(split_action("busybox/tag"), ("busybox", "tag"));
+        assert_eq!(split_action("busybox"), ("busybox", ""));
+    }
+
+    #[test]
+    fn registry_auth_headers_decode() {
+        let mut h = HeaderMap::new();
+        let enc = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"username":"u","password":"p","serveraddress":"r"}"#);
+        h.insert("X-Registry-Auth", enc.parse().unwrap());
+        let c = credentials(&h);
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The Docker Engine API end to end: the stock `docker` CLI (28) against
+//! berth-agent's `--docker-listen` socket, running real containers as
+//! root from the harness's busybox image and pulling from a real
+//! registry.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use berth_tests::containers::{busybox_rootfs, host_arch};
+use berth_tests::dockerapi::DockerAgent;
+use berth_tests::images::{Compression, Layout};
+use berth_tests::need_root;
+use berth_tests::registry::{Auth, Registry};
+
+#[test]
+fn version_info_and_errors_speak_docker() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let v = d.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(v.trim(), "1.51 linux");
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.OSType}} {{.Driver}} {{.Containers}}",
+    ]);
+    assert_eq!(info.trim(), "linux overlayfs 0");
+    let (code, _, err) = d.docker(&["inspect", "no-such-thing-here"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("No such object") || err.contains("No such"),
+        "{err}"
+    );
+    let (code, _, err) = d.docker(&["stop", "nosuchcontainer"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nosuchcontainer"), "{err}");
+}
+
+#[test]
+fn pull_images_inspect_tag_and_remove() {
+    if !need_root() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let mut layout = Layout::new();
+    let (dg, size) = layout.image(&[busybox_rootfs()], Compression::Gzip, host_arch());
+    layout.tag("t", &dg, size, false);
+    let image = format!("{}/test/busybox:1", reg.addr);
+    layout.push("t", &image, &[]);
+    let d = DockerAgent::start(false);
+    let out = d.ok(&["pull", &image]);
+    assert!(
+        out.contains("Pull complete") || out.contains("Downloaded"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with(&image), "{out}");
+    let again = d.ok(&["pull", &image]);
+    assert!(again.contains("Image is up to date"), "{again}");
+    let list = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(list.contains(&image), "{list}");
+    let arch = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Architecture}} {{.Os}}",
+        &image,
+    ]);
+    assert_eq!(arch.trim(), format!("{} linux", host_arch()));
+    d.ok(&["tag", &image, "mine:2"]);
+    let list = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(list.contains("mine:2"), "{list}");
+    let history = d.ok(&["history", "-q", "mine:2"]);
+    assert!(!history.trim().is_empty());
+    let rm = d.ok(&["rmi", "mine:2"]);
+    assert!(rm.contains("Untagged: mine:2"), "{rm}");
+    let (code, _, err) = d.docker(&["pull", &format!("{}/test/nope:1", reg.addr)]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn run_propagates_output_and_exit_codes() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let out = d.ok(&["run", "--rm", bb, "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+    let (code, _, _) = d.docker(&["run", "--rm", bb, "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    let (code, out, err) = d.docker(&["run", "--rm", bb, "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "out\n", "err\n"));
+    // Stdin piped in, its end passed on.
+    let mut child = d
+        .docker_cmd(&["run", "-i", "--rm", bb, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert!(out.status.success());
+    let left = d.ok(&["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "--rm left {left}");
+}
+
+#[test]
+fn detached_containers_list_log_exec_stop_and_remove() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "tier=front",
+        bb,
+        "sh",
+        "-c",
+        "echo started; echo oops >&2; exec sleep 300",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "web running");
+    let ps = d.ok(&["ps", "-q", "--filter", "label=tier=front"]);
+    assert_eq!(ps.trim(), &id[..12]);
+    let mut logs = String::new();
+    for _ in 0..50 {
+        let (_, out, err) = d.docker(&["logs", "web"]);
+        logs = format!("{out}|{err}");
+        if logs == "started\n|oops\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(logs, "started\n|oops\n");
+    assert_eq!(d.ok(&["exec", "web", "echo", "x"]), "x\n");
+    let (code, _, _) = d.docker(&["exec", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5);
+    let mut child = d
+        .docker_cmd(&["exec", "-i", "web", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    let state = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.Name}} {{.Config.Image}}",
+        "web",
+    ]);
+    assert_eq!(state.trim(), format!("running /web {bb}"));
+    d.ok(&["stop", "-t", "1", "web"]);
+    let state = d.ok(&["inspect", "-f", "{{.State.Status}}", "web"]);
+    assert_eq!(state.trim(), "exited");
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "web exited");
+    d.ok(&["rm", "web"]);
+    let (code, _, err) = d.docker(&["logs", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: web"), "{err}");
+}
+
+#[test]
+fn networks_volumes_and_refused_options() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    d.ok(&["network", "create", "appnet"]);
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.lines().any(|l| l == "appnet bridge"), "{ls}");
+    let sub = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "appnet",
+    ]);
+    assert!(sub.contains('/'), "{sub}");
+    d.ok(&["network", "rm", "appnet"]);
+    let (code, _, _) = d.docker(&["network", "inspect", "appnet"]);
+    assert_eq!(code, 1);
+    d.ok(&["volume", "create", "data1"]);
+    let ls = d.ok(&["volume", "ls", "-q"]);
+    assert!(ls.lines().any(|l| l == "data1"), "{ls}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data1:/data",
+        bb,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(out, "");
+    let out = d.ok(&["run", "--rm", "-v", "data1:/data", bb, "cat", "/data/f"]);
+    assert_eq!(out, "kept\n");
+    d.ok(&["volume", "rm", "data1"]);
+    // An option Berth cannot honour is refused by name, not ignored.
+    let (code, _, err) = d.docker(&["run", "--rm", "--link", "a:b", bb, "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("HostConfig.Links"), "{err}");
+}
