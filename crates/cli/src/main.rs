@@ -7,6 +7,7 @@ mod containers;
 mod cp;
 mod detach;
 mod format;
+mod health;
 mod images;
 mod mounts;
 mod network;

@@ -152,6 +152,8 @@ pub struct CreateArgs {
     /// Pull image before running: always, missing or never.
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,
+    #[command(flatten)]
+    pub health: crate::health::HealthArgs,
     /// The image, then the container's command and its arguments: every
     /// word after the image is the container's, flags and `--` too (as
     /// Docker stops parsing its own flags at the image).
@@ -365,6 +367,7 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
         security_opt: a.security_opt.clone(),
         expose: a.expose.clone(),
+        healthcheck: a.health.config()?,
         network_aliases: a.network_alias.clone(),
         mounts: a
             .volume

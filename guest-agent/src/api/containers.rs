@@ -45,6 +45,7 @@ fn state(r: &Record) -> pb::ContainerState {
         error: r.state.error.clone(),
         started_at: ts(r.state.started_at),
         finished_at: ts(r.state.finished_at),
+        health: r.state.health.as_ref().map(super::convert::health),
     }
 }
 
@@ -255,6 +256,12 @@ impl ContainersRpc for ContainersApi {
                     state: r.state.status.clone(),
                     status: s.status,
                     ports: r.state.ports.iter().map(port_binding).collect(),
+                    health: r
+                        .state
+                        .health
+                        .as_ref()
+                        .map_or("none", |h| h.status.as_str())
+                        .to_string(),
                     labels: r.config.labels,
                     ..Default::default()
                 }

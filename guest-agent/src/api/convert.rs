@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use berth_api::v1 as pb;
 
 use crate::runtime::config::{
-    ContainerConfig, ExecOptions, MountRequest, PortBinding, Resources, RestartPolicy, Ulimit,
+    ContainerConfig, ExecOptions, HealthConfig, MountRequest, PortBinding, Resources,
+    RestartPolicy, Ulimit,
 };
+use crate::runtime::health::Health;
 
 /// A time as the API carries it.
 pub fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<prost_types::Timestamp> {
@@ -104,6 +106,14 @@ pub fn container_config(r: pb::CreateContainerRequest) -> ContainerConfig {
         cpuset_cpus: r.cpuset_cpus,
         security_opt: r.security_opt,
         expose: r.expose,
+        healthcheck: r.healthcheck.map(|h| HealthConfig {
+            test: h.test,
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        }),
     }
 }
 
@@ -176,6 +186,32 @@ pub fn create_request(c: ContainerConfig) -> pb::CreateContainerRequest {
         cpuset_cpus: c.cpuset_cpus,
         security_opt: c.security_opt,
         expose: c.expose,
+        healthcheck: c.healthcheck.map(|h| pb::HealthConfig {
+            test: h.test,
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        }),
+    }
+}
+
+/// A container's health as the API carries it.
+pub fn health(h: &Health) -> pb::ContainerHealth {
+    pb::ContainerHealth {
+        status: h.status.clone(),
+        failing_streak: h.failing_streak,
+        log: h
+            .log
+            .iter()
+            .map(|r| pb::HealthcheckResult {
+                start: ts(Some(r.start)),
+                end: ts(Some(r.end)),
+                exit_code: r.exit_code,
+                output: r.output.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -233,6 +233,9 @@ pub struct RunConfig {
     /// Stop signal.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// The health check (`HEALTHCHECK`), as Docker's `HealthConfig` JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 /// One history step.

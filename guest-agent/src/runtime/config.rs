@@ -91,6 +91,28 @@ pub struct ContainerConfig {
     pub security_opt: Vec<String>,
     /// Ports exposed without publishing ("80", "53/udp").
     pub expose: Vec<String>,
+    /// The health check (`--health-*`, `--no-healthcheck`); the image's
+    /// fills in what it leaves unset.
+    pub healthcheck: Option<HealthConfig>,
+}
+
+/// A health check as Docker's `HealthConfig` has it (durations in
+/// nanoseconds, 0: the image's or the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HealthConfig {
+    /// `[]` (inherit), `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", cmd]`.
+    pub test: Vec<String>,
+    /// Between checks.
+    pub interval: i64,
+    /// How long one check may take.
+    pub timeout: i64,
+    /// Failures in this time after the start do not count.
+    pub start_period: i64,
+    /// Between checks during the start period.
+    pub start_interval: i64,
+    /// Failures in a row that make the container unhealthy.
+    pub retries: i32,
 }
 
 /// One resource limit (`--ulimit`).

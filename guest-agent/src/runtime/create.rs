@@ -26,6 +26,9 @@ impl Containers {
         if swap && !spec::swap_accounting() {
             warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
         }
+        if let Some(h) = &config.healthcheck {
+            super::health::validate(h)?;
+        }
         let name = self.claim_name(&config.name)?;
         let image = self.images.find(&config.image)?;
         let run = self.image_config(&image.record.id)?;

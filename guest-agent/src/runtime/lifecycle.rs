@@ -237,6 +237,7 @@ impl Containers {
                             .is_ok();
                     if !ended {
                         self.watch(record.id.clone());
+                        self.watch_health(&entry);
                     }
                 } else {
                     self.finished(&record.id).await;

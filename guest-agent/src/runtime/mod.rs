@@ -24,6 +24,7 @@ pub mod config;
 pub mod copy;
 mod create;
 pub mod exec;
+pub mod health;
 pub mod lifecycle;
 mod limits;
 pub mod logs;

@@ -81,6 +81,13 @@ fn matches_filters(r: &Record, filters: &HashMap<String, Vec<String>>) -> bool {
                 None => r.config.labels.contains_key(v),
             },
             "exited" => r.state.status == "exited" && r.state.exit_code.to_string() == *v,
+            "health" => {
+                r.state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str())
+                    == v
+            }
             _ => false,
         })
     })
@@ -94,9 +101,20 @@ impl Containers {
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ContainerSummary>> {
         for key in filters.keys() {
-            if !["status", "name", "id", "ancestor", "label", "exited"].contains(&key.as_str()) {
+            if ![
+                "status", "name", "id", "ancestor", "label", "exited", "health",
+            ]
+            .contains(&key.as_str())
+            {
                 return Err(Error::InvalidArgument(format!(
-                    "invalid filter {key:?}: use status, name, id, ancestor, label or exited"
+                    "invalid filter {key:?}: use status, name, id, ancestor, label, exited or health"
+                )));
+            }
+        }
+        for v in filters.get("health").into_iter().flatten() {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "Unrecognised filter value for health: {v}"
                 )));
             }
         }
@@ -125,7 +143,7 @@ impl Containers {
         let c = &r.config;
         let res = c.resources.unwrap_or_default();
         let policy = c.restart_policy.clone().unwrap_or_default();
-        json!({
+        let mut v = json!({
             "Id": r.id,
             "Created": r.created.to_rfc3339_opts(SecondsFormat::Nanos, true),
             "Path": r.path,
@@ -186,7 +204,11 @@ impl Containers {
             "Mounts": self.mounts_json(r),
             "Config": self.config_json(r),
             "NetworkSettings": self.network_settings_json(r),
-        })
+        });
+        if let Some(h) = &r.state.health {
+            v["State"]["Health"] = super::health::state_json(h);
+        }
+        v
     }
 
     /// The container's `Config` as Docker shows it: the image's settings
@@ -196,7 +218,14 @@ impl Containers {
         // An image removed with `rmi -f` leaves the user's settings alone.
         let image = self.image_config(&r.image_id).unwrap_or_default();
         let merged = super::merge::merged_config(c, &image);
-        json!({
+        let health = super::health::merged(
+            c.healthcheck.as_ref(),
+            image
+                .healthcheck
+                .as_ref()
+                .and_then(super::health::from_image),
+        );
+        let mut v = json!({
             "Hostname": r.hostname,
             "Domainname": "",
             "User": merged.user,
@@ -214,7 +243,11 @@ impl Containers {
             "ExposedPorts": merged.exposed_ports,
             "StopSignal": c.stop_signal,
             "StopTimeout": c.stop_timeout,
-        })
+        });
+        if let Some(h) = health {
+            v["Healthcheck"] = super::health::config_json(&h);
+        }
+        v
     }
 
     /// Processes in the container, as `ps` on the host shows them (`-ef`

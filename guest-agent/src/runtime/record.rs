@@ -72,6 +72,9 @@ pub struct State {
     /// Its published ports while it runs.
     #[serde(default)]
     pub ports: Vec<crate::network::Published>,
+    /// Its health, when it has a health check (see [`super::health`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl State {
@@ -85,7 +88,10 @@ impl State {
 pub fn human_status(state: &State, now: DateTime<Utc>) -> String {
     let ago = |t: Option<DateTime<Utc>>| human_duration(now - t.unwrap_or(now));
     match state.status.as_str() {
-        "running" => format!("Up {}", ago(state.started_at)),
+        "running" => match &state.health {
+            Some(h) => format!("Up {} ({})", ago(state.started_at), h.label()),
+            None => format!("Up {}", ago(state.started_at)),
+        },
         "paused" => format!("Up {} (Paused)", ago(state.started_at)),
         "restarting" => format!(
             "Restarting ({}) {} ago",

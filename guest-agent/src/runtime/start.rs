@@ -109,6 +109,7 @@ impl Containers {
                 return Err(e);
             }
         };
+        let checked = self.health_probe(&record).is_some();
         let started = self.spawn_and_start(entry, &opts, attach).await;
         let (pid, monitor_pid, conn) = match started {
             Ok(v) => v,
@@ -127,9 +128,11 @@ impl Containers {
             r.state.oom_killed = false;
             r.state.stopped_by_user = false;
             r.state.ports = ports;
+            r.state.health = super::health::at_start(r.state.health.take(), checked);
         })?;
         self.emit("start", &record, &[]);
         self.watch(id);
+        self.watch_health(entry);
         Ok(conn)
     }
 
