@@ -218,3 +218,67 @@ fn networks_volumes_and_refused_options() {
     assert_ne!(code, 0);
     assert!(err.contains("HostConfig.Links"), "{err}");
 }
+
+#[test]
+fn classic_build_streams_steps_and_tags_the_image() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {bb}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "from the context\n").unwrap();
+    let out = d
+        .docker_cmd(&["build", "-t", "built:1", ctx.path().to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Step 1/3 : FROM bb"), "{text}");
+    assert!(text.contains("Successfully built"), "{text}");
+    assert!(text.contains("Successfully tagged built:1"), "{text}");
+    assert_eq!(d.ok(&["run", "--rm", "built:1"]), "from the context\n");
+    // A failing RUN fails the build; the CLI exits with the step's code,
+    // as with dockerd.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {bb}\nRUN exit 7\n"),
+    )
+    .unwrap();
+    let out = d
+        .docker_cmd(&["build", ctx.path().to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn tty_runs_and_missing_commands_exit_as_docker() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let (code, _, err) = d.docker(&["run", "--rm", bb, "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    // Output of a TTY container is raw (no frames), with the terminal's
+    // line endings.
+    let out = d.ok(&["run", "--rm", "-t", bb, "echo", "tty"]);
+    assert_eq!(out, "tty\r\n");
+    let id = d.ok(&["create", bb, "echo", "later"]);
+    let out = d.ok(&["start", "-a", id.trim()]);
+    assert_eq!(out, "later\n");
+    let out = d.ok(&["logs", id.trim()]);
+    assert_eq!(out, "later\n");
+}

@@ -13,10 +13,11 @@
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
-//! (hijacked streams), [`exec`], [`networks`], [`volumes`] and
+//! (hijacked streams), [`exec`], [`build`], [`networks`], [`volumes`] and
 //! [`listen`] (the sockets).
 
 pub mod attach;
+pub mod build;
 pub mod containers;
 pub mod create;
 pub mod exec;
@@ -268,6 +269,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
+        .route("/build", post(build::build))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route(
