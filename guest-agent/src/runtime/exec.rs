@@ -99,7 +99,12 @@ impl Containers {
             process["user"] = serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids});
         }
         if req.privileged {
-            let all: Vec<&str> = spec::ALL_CAPS.to_vec();
+            // Every capability the agent may hand out (on some hosts even
+            // root lacks one, and asking for it fails the exec).
+            let all = spec::capabilities(&super::config::ContainerConfig {
+                privileged: true,
+                ..Default::default()
+            })?;
             process["capabilities"] =
                 serde_json::json!({"bounding": all, "effective": all, "permitted": all});
         }
