@@ -152,6 +152,9 @@ pub struct CreateArgs {
     /// Pull image before running: always, missing or never.
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,
+    /// Log driver options (max-size=10m, max-file=3).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     #[command(flatten)]
     pub health: crate::health::HealthArgs,
     /// The image, then the container's command and its arguments: every
@@ -368,6 +371,17 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         security_opt: a.security_opt.clone(),
         expose: a.expose.clone(),
         healthcheck: a.health.config()?,
+        log_opts: a
+            .log_opt
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .with_context(|| {
+                        format!("invalid key value pair format in logging opts: {kv:?}")
+                    })
+            })
+            .collect::<Result<_>>()?,
         network_aliases: a.network_alias.clone(),
         mounts: a
             .volume

@@ -114,6 +114,7 @@ pub fn container_config(r: pb::CreateContainerRequest) -> ContainerConfig {
             start_interval: h.start_interval,
             retries: h.retries,
         }),
+        log_opts: r.log_opts,
     }
 }
 
@@ -194,6 +195,7 @@ pub fn create_request(c: ContainerConfig) -> pb::CreateContainerRequest {
             start_interval: h.start_interval,
             retries: h.retries,
         }),
+        log_opts: c.log_opts,
     }
 }
 

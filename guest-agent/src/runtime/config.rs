@@ -94,6 +94,9 @@ pub struct ContainerConfig {
     /// The health check (`--health-*`, `--no-healthcheck`); the image's
     /// fills in what it leaves unset.
     pub healthcheck: Option<HealthConfig>,
+    /// Options of the json-file log (`--log-opt`: `max-size`, `max-file`,
+    /// …); empty: Berth's defaults.
+    pub log_opts: HashMap<String, String>,
 }
 
 /// A health check as Docker's `HealthConfig` has it (durations in

@@ -29,6 +29,7 @@ impl Containers {
         if let Some(h) = &config.healthcheck {
             super::health::validate(h)?;
         }
+        super::logs::limits(&config.log_opts)?;
         let name = self.claim_name(&config.name)?;
         let image = self.images.find(&config.image)?;
         let run = self.image_config(&image.record.id)?;

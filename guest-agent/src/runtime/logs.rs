@@ -13,6 +13,83 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
 /// The default number of files kept (the live one included).
 pub const DEFAULT_MAX_FILES: u32 = 3;
+/// The `--log-opt` keys Docker's json-file driver takes.
+const LOG_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+/// The rotation size and file count `--log-opt` asks for (Berth's
+/// defaults for what it leaves out), refusing what Docker's json-file
+/// driver refuses, with its sentences.
+pub fn limits(
+    opts: &std::collections::HashMap<String, String>,
+) -> crate::error::Result<(u64, u32)> {
+    use crate::error::Error;
+    if let Some(key) = opts.keys().find(|k| !LOG_OPTS.contains(&k.as_str())) {
+        return Err(Error::InvalidArgument(format!(
+            "unknown log opt '{key}' for json-file log driver"
+        )));
+    }
+    let size = match opts.get("max-size") {
+        None => None,
+        Some(text) => Some(human_size(text).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "invalid size: '{text}': use a number with an optional unit (k, m, g)"
+            ))
+        })?),
+    };
+    let files = match opts.get("max-file") {
+        None => None,
+        Some(text) => {
+            let n: i64 = text.parse().map_err(|_| {
+                Error::InvalidArgument(format!("invalid max-file {text:?}: it is a number"))
+            })?;
+            if n < 1 {
+                return Err(Error::InvalidArgument(
+                    "max-file cannot be less than 1".into(),
+                ));
+            }
+            Some(n.min(u32::MAX as i64) as u32)
+        }
+    };
+    if files.is_some_and(|n| n > 1) && size.is_none() {
+        return Err(Error::InvalidArgument(
+            "max-file can only be set if max-size is set".into(),
+        ));
+    }
+    Ok((
+        size.unwrap_or(DEFAULT_MAX_SIZE),
+        files.unwrap_or(if size.is_some() { 1 } else { DEFAULT_MAX_FILES }),
+    ))
+}
+
+/// A size as Docker's `units.FromHumanSize` reads it ("10m", "1.5k",
+/// "20kb"; decimal units).
+fn human_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..digits].parse().ok()?;
+    let mult = match &t[digits..] {
+        "" => 1e0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        _ => return None,
+    };
+    (n >= 0.0).then_some((n * mult) as u64)
+}
+
 /// The longest line kept in memory before it is written as a partial line.
 const MAX_LINE: usize = 16 << 10;
 
@@ -237,6 +314,43 @@ pub fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_opts_set_the_rotation_as_docker_s_json_file() {
+        let opts = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        assert_eq!(
+            limits(&opts(&[])).unwrap(),
+            (DEFAULT_MAX_SIZE, DEFAULT_MAX_FILES)
+        );
+        assert_eq!(limits(&opts(&[("max-size", "10k")])).unwrap(), (10_000, 1));
+        assert_eq!(
+            limits(&opts(&[("max-size", "1.5m"), ("max-file", "4")])).unwrap(),
+            (1_500_000, 4)
+        );
+        for (pairs, sentence) in [
+            (
+                vec![("max-file", "2")],
+                "max-file can only be set if max-size is set",
+            ),
+            (
+                vec![("max-size", "1k"), ("max-file", "0")],
+                "max-file cannot be less than 1",
+            ),
+            (vec![("max-size", "lots")], "invalid size: 'lots'"),
+            (
+                vec![("mode", "x")],
+                "unknown log opt 'mode' for json-file log driver",
+            ),
+        ] {
+            let e = limits(&opts(&pairs)).unwrap_err().to_string();
+            assert!(e.contains(sentence), "{e}");
+        }
+    }
 
     /// Every line a container logged, oldest first.
     fn read_all(path: &Path) -> Vec<Line> {

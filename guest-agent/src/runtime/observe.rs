@@ -190,7 +190,11 @@ impl Containers {
                 "PublishAllPorts": c.publish_all,
                 "Dns": c.dns,
                 "ExtraHosts": c.extra_hosts,
-                "LogConfig": { "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } },
+                "LogConfig": { "Type": "json-file", "Config": if c.log_opts.is_empty() {
+                    json!({ "max-size": "10m", "max-file": "3" })
+                } else {
+                    json!(c.log_opts)
+                } },
                 "CgroupParent": "/berth",
             },
             "GraphDriver": {

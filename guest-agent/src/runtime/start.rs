@@ -62,6 +62,7 @@ impl Containers {
         let id = record.id.clone();
         let dir = self.dir_of(&id);
         let image = self.images.find(&record.image_id)?;
+        let (log_max_size, log_max_files) = logs::limits(&record.config.log_opts)?;
         let opts = Options {
             id: id.clone(),
             state_root: self.state_root.clone(),
@@ -78,8 +79,8 @@ impl Containers {
             open_stdin: record.config.open_stdin,
             stdin_once: record.config.open_stdin && attach.is_some_and(|a| a.stdin),
             log_path: self.log_path(&id),
-            log_max_size: logs::DEFAULT_MAX_SIZE,
-            log_max_files: logs::DEFAULT_MAX_FILES,
+            log_max_size,
+            log_max_files,
             socket: self.socket_of(&id),
             run_state: dir.join("run.json"),
             helper: agent_exe()?.with_file_name(CREATE_HELPER),
