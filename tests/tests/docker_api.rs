@@ -80,6 +80,12 @@ fn pull_images_inspect_tag_and_remove() {
     assert!(rm.contains("Untagged: mine:2"), "{rm}");
     let (code, _, err) = d.docker(&["pull", &format!("{}/test/nope:1", reg.addr)]);
     assert_eq!(code, 1, "{err}");
+    // `run` of an image not stored pulls it first, as Docker does.
+    d.ok(&["rmi", &image]);
+    let (code, out, err) =
+        d.docker(&["run", "--rm", "--network", "none", &image, "echo", "pulled"]);
+    assert_eq!((code, out.as_str()), (0, "pulled\n"), "{err}");
+    assert!(err.contains("Unable to find image"), "{err}");
 }
 
 #[test]
@@ -281,4 +287,56 @@ fn tty_runs_and_missing_commands_exit_as_docker() {
     assert_eq!(out, "later\n");
     let out = d.ok(&["logs", id.trim()]);
     assert_eq!(out, "later\n");
+}
+
+#[test]
+fn health_restart_kill_and_force_remove() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        bb,
+        "sleep",
+        "300",
+    ]);
+    let mut health = String::new();
+    for _ in 0..50 {
+        health = d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"]);
+        if health.trim() == "healthy" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(health.trim(), "healthy");
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(healthy)"), "{ps}");
+    let before = d.ok(&["inspect", "-f", "{{.State.Pid}}", "hc"]);
+    d.ok(&["restart", "-t", "1", "hc"]);
+    let after = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "hc"]);
+    assert!(after.starts_with("running "), "{after}");
+    assert_ne!(after.split_whitespace().nth(1), Some(before.trim()));
+    d.ok(&["kill", "hc"]);
+    let state = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "hc",
+    ]);
+    assert_eq!(state.trim(), "exited 137");
+    d.ok(&["start", "hc"]);
+    let (code, _, err) = d.docker(&["rm", "hc"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("container is running"), "{err}");
+    d.ok(&["rm", "-f", "hc"]);
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }

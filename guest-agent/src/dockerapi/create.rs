@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::{image_error, json_response, ApiError, ApiResult, State};
 use crate::runtime::config::{
-    ContainerConfig, MountRequest, PortBinding, Resources, RestartPolicy, Ulimit,
+    ContainerConfig, HealthConfig, MountRequest, PortBinding, Resources, RestartPolicy, Ulimit,
 };
 
 /// `Config` fields this module maps, or that only shape the client's own
@@ -261,11 +261,13 @@ pub fn container_config(name: &str, body: &Value) -> ApiResult<ContainerConfig> 
             "Config.{f} is not supported by Berth"
         )));
     }
-    if !is_zero(&body["Healthcheck"]) {
-        return Err(ApiError::bad(
-            "Config.Healthcheck is not supported by Berth's Engine API yet",
-        ));
-    }
+    let healthcheck = match &body["Healthcheck"] {
+        Value::Null => None,
+        h => Some(
+            serde_json::from_value::<HealthConfig>(h.clone())
+                .map_err(|e| ApiError::bad(format!("invalid Config.Healthcheck: {e}")))?,
+        ),
+    };
     let host = body["HostConfig"].as_object().unwrap_or(&empty);
     if let Some(f) = unsupported(host, HOST_KNOWN) {
         return Err(ApiError::bad(format!(
@@ -426,6 +428,7 @@ pub fn container_config(name: &str, body: &Value) -> ApiResult<ContainerConfig> 
             .flatten()
             .map(|(k, _)| k.clone())
             .collect(),
+        healthcheck,
         ..Default::default()
     })
 }
@@ -488,6 +491,10 @@ mod tests {
         assert!(c.mounts[0].read_only && c.mounts[0].kind == "bind");
         assert_eq!(c.mounts[1].kind, "volume");
         assert_eq!(c.expose, vec!["80/tcp"]);
+        assert!(c.healthcheck.is_none());
+        let body = json!({"Image": "bb", "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "Retries": 2}});
+        let h = container_config("", &body).unwrap().healthcheck.unwrap();
+        assert_eq!((h.test.len(), h.interval, h.retries), (2, 1_000_000_000, 2));
     }
 
     #[test]
