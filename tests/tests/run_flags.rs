@@ -98,3 +98,72 @@ fn log_opts_rotate_the_json_file_log() {
         assert!(err.contains(sentence), "{opt}: {err}");
     }
 }
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `ExecIDs` of container `id` (empty for Docker's `null`).
+fn exec_ids(agent: &Agent, id: &str) -> Vec<String> {
+    let out = agent.ok(&["inspect", "-f", "{{json .ExecIDs}}", id]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    match v {
+        serde_json::Value::Null => Vec::new(),
+        v => serde_json::from_value(v).unwrap(),
+    }
+}
+
+#[test]
+fn exec_sessions_are_listed_while_they_run_and_end_with_their_code() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let since = now_secs().to_string();
+    let id = agent
+        .ok(&["run", "-d", bb, "sleep", "60"])
+        .trim()
+        .to_string();
+    assert!(exec_ids(&agent, &id).is_empty());
+    agent.ok(&["exec", "-d", &id, "sleep", "30"]);
+    agent.ok(&["exec", "-d", &id, "sleep", "31"]);
+    let mut running = exec_ids(&agent, &id);
+    running.sort();
+    assert_eq!(running.len(), 2, "{running:?}");
+    let (code, _, _) = agent.run(&["exec", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    // The finished session is not listed; the running ones still are.
+    let mut still = exec_ids(&agent, &id);
+    still.sort();
+    assert_eq!(still, running);
+    // Their ends are events with the exit codes; a stopped container
+    // has no sessions.
+    agent.ok(&["kill", &id]);
+    agent.ok(&["wait", &id]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !exec_ids(&agent, &id).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "sessions left listed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let until = (now_secs() + 1).to_string();
+    let filter = format!("container={id}");
+    let events = agent.ok(&[
+        "events", "--since", &since, "--until", &until, "--filter", &filter,
+    ]);
+    let dies: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains(" exec_die "))
+        .collect();
+    assert_eq!(dies.len(), 3, "{events}");
+    assert!(dies.iter().any(|l| l.contains("exitCode=3")), "{events}");
+    for exec in &running {
+        assert!(
+            dies.iter().any(|l| l.contains(&format!("execID={exec}"))),
+            "no exec_die for {exec}: {events}"
+        );
+    }
+    agent.ok(&["rm", &id]);
+}

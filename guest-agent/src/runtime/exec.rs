@@ -18,6 +18,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 use super::config::ExecOptions;
+use super::execs::{ExecEnd, ExecState};
 use super::protocol::read_json;
 use super::seccomp::filter::{self, FilteringExecutor};
 use super::{spec, user, Containers};
@@ -37,6 +38,8 @@ pub struct ExecProcess {
     pub master: Option<OwnedFd>,
     /// An id for the session.
     pub id: String,
+    /// Whoever waits for the process reports its end here.
+    pub end: ExecEnd,
 }
 
 impl Containers {
@@ -188,7 +191,26 @@ impl Containers {
             &r.id,
             &[("name", &r.name), ("execID", &session)],
         );
+        self.execs.started(ExecState {
+            id: session.clone(),
+            container_id: r.id.clone(),
+            cmd: req.cmd.clone(),
+            tty: req.tty,
+            privileged: req.privileged,
+            user: req.user.clone(),
+            running: true,
+            exit_code: None,
+            ended: None,
+        });
+        let end = ExecEnd {
+            table: self.execs.clone(),
+            events: self.events.clone(),
+            id: session.clone(),
+            container_id: r.id.clone(),
+            container_name: r.name.clone(),
+        };
         Ok(ExecProcess {
+            end,
             stdin: child.stdin.take(),
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
@@ -196,6 +218,18 @@ impl Containers {
             master,
             id: session,
         })
+    }
+}
+
+impl Containers {
+    /// An exec session by id (running, or ended a short while ago).
+    pub fn exec_state(&self, id: &str) -> Result<ExecState> {
+        self.execs.get(id)
+    }
+
+    /// The ids of a container's running exec sessions (`ExecIDs`).
+    pub fn exec_ids(&self, container_id: &str) -> Vec<String> {
+        self.execs.running_ids(container_id)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod copy;
 mod create;
 pub mod exec;
+pub mod execs;
 pub mod health;
 pub mod lifecycle;
 mod limits;
@@ -151,6 +152,8 @@ pub struct Containers {
     volumes: Arc<Volumes>,
     events: Events,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
+    /// Exec sessions, running and recently ended.
+    execs: execs::ExecTable,
     /// True once networks are reconciled with the records; starts wait for
     /// it (in the VM it waits for PID 1 to load the network modules).
     ready: watch::Sender<bool>,
@@ -178,6 +181,7 @@ impl Containers {
             networks,
             volumes,
             table: Mutex::new(BTreeMap::new()),
+            execs: Default::default(),
             ready: watch::channel(false).0,
         });
         for d in [&me.dir, &me.state_root, &me.sockets] {

@@ -143,6 +143,7 @@ impl Containers {
         let c = &r.config;
         let res = c.resources.unwrap_or_default();
         let policy = c.restart_policy.clone().unwrap_or_default();
+        let exec_ids = Some(self.exec_ids(&r.id)).filter(|ids| !ids.is_empty());
         let mut v = json!({
             "Id": r.id,
             "Created": r.created.to_rfc3339_opts(SecondsFormat::Nanos, true),
@@ -166,6 +167,7 @@ impl Containers {
             "HostnamePath": self.dir_of(&r.id).join("hostname"),
             "HostsPath": self.dir_of(&r.id).join("hosts"),
             "LogPath": self.log_path(&r.id),
+            "ExecIDs": exec_ids,
             "Name": format!("/{}", r.name),
             "RestartCount": r.restart_count,
             "Driver": "overlay2",

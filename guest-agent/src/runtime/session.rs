@@ -144,7 +144,9 @@ impl Containers {
         let id = p.id.clone();
         if opts.detach {
             tokio::spawn(async move {
-                let _ = p.child.wait().await;
+                let status = p.child.wait().await;
+                p.end
+                    .ended(status.ok().and_then(|s| s.code()).unwrap_or(255), false);
             });
             return Ok((id, rx));
         }
@@ -236,6 +238,7 @@ impl Containers {
             }
             forward.abort();
             let code = status.ok().and_then(|s| s.code()).unwrap_or(255);
+            p.end.ended(code, false);
             let _ = tx.send(StdioOutput::Exit(code)).await;
         });
         Ok((id, rx))

@@ -208,6 +208,12 @@ impl Containers {
             // A process the check left behind may hold the pipes open.
             let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
         }
+        let code = match &status {
+            Ok(Ok(s)) => s.code().unwrap_or(-1),
+            _ => -1,
+        };
+        // Docker unregisters a check's exec session when it ends.
+        p.end.ended(code, true);
         let output = out.lock().unwrap_or_else(|e| e.into_inner()).text();
         match status {
             Ok(status) => {
