@@ -166,6 +166,11 @@ pub async fn kill(
         .kill(&r.id, &signal)
         .await
         .map_err(|e| container_error(e, &id))?;
+    // As dockerd: a SIGKILL answers once the container is down.
+    if ["KILL", "SIGKILL", "9"].contains(&signal.to_ascii_uppercase().as_str()) {
+        let down = api.agent.containers.wait(&r.id, "not-running");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), down).await;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

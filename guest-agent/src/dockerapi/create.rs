@@ -22,7 +22,6 @@ use crate::runtime::config::{
 /// session (attach flags, stdin-once), so they never change behaviour.
 const CONFIG_KNOWN: &[&str] = &[
     "Hostname",
-    "Domainname",
     "User",
     "AttachStdin",
     "AttachStdout",
@@ -43,7 +42,6 @@ const CONFIG_KNOWN: &[&str] = &[
     "NetworkDisabled",
     "ArgsEscaped",
     "OnBuild",
-    "MacAddress",
     "HostConfig",
     "NetworkingConfig",
     "Healthcheck",
@@ -83,11 +81,6 @@ const HOST_KNOWN: &[&str] = &[
     "ContainerIDFile",
     "Runtime",
     "Isolation",
-    "CgroupnsMode",
-    "MaskedPaths",
-    "ReadonlyPaths",
-    "OomKillDisable",
-    "Annotations",
     "MemorySwappiness",
 ];
 
@@ -287,6 +280,12 @@ pub fn container_config(name: &str, body: &Value) -> ApiResult<ContainerConfig> 
             "HostConfig.LogConfig.Type {log:?} is not supported by Berth: it logs json-file"
         )));
     }
+    let isolation = string(&h["Isolation"]);
+    if !isolation.is_empty() && isolation != "default" {
+        return Err(ApiError::bad(format!(
+            "HostConfig.Isolation {isolation:?} is not supported by Berth"
+        )));
+    }
     let runtime = string(&h["Runtime"]);
     if !runtime.is_empty() && runtime != "runc" && runtime != "berth" {
         return Err(ApiError::bad(format!(
@@ -429,6 +428,12 @@ pub fn container_config(name: &str, body: &Value) -> ApiResult<ContainerConfig> 
             .map(|(k, _)| k.clone())
             .collect(),
         healthcheck,
+        log_opts: h["LogConfig"]["Config"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), string(v)))
+            .collect(),
         ..Default::default()
     })
 }
@@ -505,6 +510,21 @@ mod tests {
         assert!(e.message.contains("HostConfig.Links"), "{}", e.message);
         let body = json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}});
         assert!(container_config("", &body).is_err());
+        for (key, value) in [
+            ("OomKillDisable", json!(true)),
+            ("MaskedPaths", json!(["/proc/x"])),
+            ("CgroupnsMode", json!("host")),
+            ("VolumesFrom", json!(["other"])),
+        ] {
+            let body = json!({"Image": "bb", "HostConfig": {key: value}});
+            let e = container_config("", &body).unwrap_err();
+            assert!(e.message.contains(key), "{}", e.message);
+        }
+        let body = json!({"Image": "bb", "MacAddress": "02:42:ac:11:00:02"});
+        assert!(container_config("", &body).is_err());
+        let body = json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}}});
+        let c = container_config("", &body).unwrap();
+        assert_eq!(c.log_opts["max-size"], "1m");
     }
 
     #[test]
