@@ -167,3 +167,65 @@ fn exec_sessions_are_listed_while_they_run_and_end_with_their_code() {
     }
     agent.ok(&["rm", &id]);
 }
+
+#[test]
+fn device_gives_a_host_device_with_the_permissions_asked_for() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    // An unbound loop device: reading it is harmless (it is empty), and
+    // writing it fails with "No space left" where the cgroup allows it.
+    let host = "/dev/loop7";
+    if !std::path::Path::new(host).exists() {
+        assert!(
+            std::process::Command::new("mknod")
+                .args([host, "b", "7", "7"])
+                .status()
+                .unwrap()
+                .success(),
+            "mknod {host}"
+        );
+    }
+    let script = "ls -l /dev/xloop; \
+        dd if=/dev/xloop of=/dev/null count=1 2>/dev/null && echo read=ok || echo read=refused; \
+        dd if=/dev/zero of=/dev/xloop count=1 2>&1 | grep -q 'not permitted' && echo write=refused || echo write=allowed";
+    let device = format!("{host}:/dev/xloop:r");
+    let out = agent.ok(&["run", "--rm", "--device", &device, bb, "sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with('b'), "{out}");
+    assert!(
+        lines[0].contains("7,   7") || lines[0].contains("7, 7"),
+        "{out}"
+    );
+    assert_eq!(&lines[1..], ["read=ok", "write=refused"], "{out}");
+    let device = format!("{host}:/dev/xloop");
+    let out = agent.ok(&["run", "--rm", "--device", &device, bb, "sh", "-c", script]);
+    assert!(out.ends_with("read=ok\nwrite=allowed\n"), "{out}");
+    // Without --device the container has no such node.
+    let out = agent.ok(&["run", "--rm", bb, "sh", "-c", "ls /dev/loop7 2>&1 || true"]);
+    assert!(out.contains("No such file"), "{out}");
+
+    let id = agent
+        .ok(&["create", "--device", "/dev/loop7:rw", bb])
+        .trim()
+        .to_string();
+    let devices = agent.ok(&["inspect", "-f", "{{json .HostConfig.Devices}}", &id]);
+    let devices: serde_json::Value = serde_json::from_str(&devices).unwrap();
+    assert_eq!(
+        devices,
+        serde_json::json!([{"PathOnHost": "/dev/loop7", "PathInContainer": "/dev/loop7", "CgroupPermissions": "rw"}])
+    );
+    agent.ok(&["rm", &id]);
+
+    for (spec, sentence) in [
+        (
+            "/dev/no-such-dev",
+            "error gathering device information while adding custom device \"/dev/no-such-dev\": no such file or directory",
+        ),
+        ("/dev/loop7:/dev/x:rwz", "bad mode specified: rwz"),
+    ] {
+        let (code, _, err) = agent.run(&["run", "--device", spec, bb, "true"]);
+        assert_eq!(code, 125, "{spec}: {err}");
+        assert!(err.contains(sentence), "{spec}: {err}");
+    }
+}

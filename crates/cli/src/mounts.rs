@@ -1,4 +1,5 @@
-//! Docker's mount flags in the CLI: `-v`, `--mount` and `--tmpfs`.
+//! Docker's mount flags in the CLI: `-v`, `--mount` and `--tmpfs`; and
+//! `--device`, which mounts a host device.
 
 use anyhow::{bail, Result};
 use berth_client::types as pb;
@@ -125,9 +126,68 @@ pub fn parse_tmpfs(spec: &str) -> Result<pb::Mount> {
     })
 }
 
+/// True for Docker's device permissions: some of `r`, `w`, `m`, once each.
+fn device_mode(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 3
+        && p.chars().all(|c| "rwm".contains(c))
+        && p.chars().enumerate().all(|(i, c)| !p[i + 1..].contains(c))
+}
+
+/// Parses `--device HOST[:CONTAINER][:PERMS]` as Docker's CLI does (a
+/// second field that reads as permissions is the permissions).
+pub fn parse_device(spec: &str) -> Result<pb::DeviceMapping> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if device_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => {
+            if !device_mode(m) {
+                bail!("invalid argument {spec:?} for \"--device\" flag: bad mode specified: {m}");
+            }
+            (*h, *c, *m)
+        }
+        _ => bail!("invalid argument {spec:?} for \"--device\" flag: bad format for path: {spec}"),
+    };
+    if host.is_empty() {
+        bail!("invalid argument {spec:?} for \"--device\" flag: bad format for path: {spec}");
+    }
+    if !container.starts_with('/') {
+        bail!(
+            "invalid argument {spec:?} for \"--device\" flag: {container} is not an absolute path"
+        );
+    }
+    Ok(pb::DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: container.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_as_docker_reads_them() {
+        let d = |s: &str| {
+            let m = parse_device(s).unwrap();
+            (m.path_on_host, m.path_in_container, m.cgroup_permissions)
+        };
+        let own = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(d("/dev/fuse"), own("/dev/fuse", "/dev/fuse", "rwm"));
+        assert_eq!(d("/dev/fuse:r"), own("/dev/fuse", "/dev/fuse", "r"));
+        assert_eq!(d("/dev/sda:/dev/xvdc"), own("/dev/sda", "/dev/xvdc", "rwm"));
+        assert_eq!(
+            d("/dev/sda:/dev/xvdc:rw"),
+            own("/dev/sda", "/dev/xvdc", "rw")
+        );
+        let e = parse_device("/dev/sda:/dev/x:rwz").unwrap_err().to_string();
+        assert!(e.contains("bad mode specified: rwz"), "{e}");
+        assert!(parse_device("/dev/sda:x").is_err());
+        assert!(parse_device("a:b:c:d").is_err());
+    }
 
     #[test]
     fn volume_flags_read_as_dockers() {

@@ -152,6 +152,9 @@ pub struct CreateArgs {
     /// Pull image before running: always, missing or never.
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMS]).
+    #[arg(long = "device")]
+    pub device: Vec<String>,
     /// Log driver options (max-size=10m, max-file=3).
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
@@ -371,6 +374,11 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         security_opt: a.security_opt.clone(),
         expose: a.expose.clone(),
         healthcheck: a.health.config()?,
+        devices: a
+            .device
+            .iter()
+            .map(|d| crate::mounts::parse_device(d))
+            .collect::<Result<_>>()?,
         log_opts: a
             .log_opt
             .iter()

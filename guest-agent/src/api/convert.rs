@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use berth_api::v1 as pb;
 
 use crate::runtime::config::{
-    ContainerConfig, ExecOptions, HealthConfig, MountRequest, PortBinding, Resources,
-    RestartPolicy, Ulimit,
+    ContainerConfig, DeviceMapping, ExecOptions, HealthConfig, MountRequest, PortBinding,
+    Resources, RestartPolicy, Ulimit,
 };
 use crate::runtime::health::Health;
 
@@ -115,6 +115,15 @@ pub fn container_config(r: pb::CreateContainerRequest) -> ContainerConfig {
             retries: h.retries,
         }),
         log_opts: r.log_opts,
+        devices: r
+            .devices
+            .into_iter()
+            .map(|d| DeviceMapping {
+                path_on_host: d.path_on_host,
+                path_in_container: d.path_in_container,
+                cgroup_permissions: d.cgroup_permissions,
+            })
+            .collect(),
     }
 }
 
@@ -196,6 +205,15 @@ pub fn create_request(c: ContainerConfig) -> pb::CreateContainerRequest {
             retries: h.retries,
         }),
         log_opts: c.log_opts,
+        devices: c
+            .devices
+            .into_iter()
+            .map(|d| pb::DeviceMapping {
+                path_on_host: d.path_on_host,
+                path_in_container: d.path_in_container,
+                cgroup_permissions: d.cgroup_permissions,
+            })
+            .collect(),
     }
 }
 

@@ -97,6 +97,20 @@ pub struct ContainerConfig {
     /// Options of the json-file log (`--log-opt`: `max-size`, `max-file`,
     /// …); empty: Berth's defaults.
     pub log_opts: HashMap<String, String>,
+    /// Host devices given to it (`--device`).
+    pub devices: Vec<DeviceMapping>,
+}
+
+/// A host device given to a container (`--device HOST[:CONTAINER[:PERMS]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceMapping {
+    /// The device (or a directory of devices) on the host.
+    pub path_on_host: String,
+    /// Where it appears in the container (the host path when empty).
+    pub path_in_container: String,
+    /// Some of `r`, `w`, `m` (empty: `rwm`).
+    pub cgroup_permissions: String,
 }
 
 /// A health check as Docker's `HealthConfig` has it (durations in

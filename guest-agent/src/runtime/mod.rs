@@ -23,6 +23,7 @@ mod changes;
 pub mod config;
 pub mod copy;
 mod create;
+mod devices;
 pub mod exec;
 pub mod execs;
 pub mod health;

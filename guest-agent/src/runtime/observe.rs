@@ -198,6 +198,7 @@ impl Containers {
                     json!(c.log_opts)
                 } },
                 "CgroupParent": "/berth",
+                "Devices": super::devices::devices_json(&c.devices),
             },
             "GraphDriver": {
                 "Name": "overlay2",

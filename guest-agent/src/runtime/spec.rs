@@ -309,6 +309,13 @@ pub fn build(input: &SpecInput) -> Result<Built> {
     if config.privileged {
         linux["devices"] = json!(host_devices(Path::new("/dev")));
     } else {
+        let (nodes, rules) = super::devices::mapped(&config.devices)?;
+        if !nodes.is_empty() {
+            linux["devices"] = json!(nodes);
+            if let Some(list) = linux["resources"]["devices"].as_array_mut() {
+                list.extend(rules);
+            }
+        }
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
         if !security.seccomp_unconfined {
