@@ -340,3 +340,64 @@ fn health_restart_kill_and_force_remove() {
     d.ok(&["rm", "-f", "hc"]);
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn interactive_terminal_sessions_and_resize() {
+    if !need_root() {
+        return;
+    }
+    use berth_tests::containers::PtySession;
+    use std::time::Duration;
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let mut s =
+        PtySession::spawn(d.docker_cmd(&["run", "-it", "--rm", "--name", "tty1", bb, "sh"]));
+    s.write("stty size; echo $((6*7))\n");
+    let seen = s.read_until("42", Duration::from_secs(20));
+    assert!(
+        seen.contains("24 80"),
+        "the terminal's size did not reach the container: {seen:?}"
+    );
+    s.write("exit 4\n");
+    assert_eq!(s.wait(Duration::from_secs(20)), 4);
+    // exec -it into a running container.
+    d.ok(&["run", "-d", "--name", "box", bb, "sleep", "300"]);
+    let mut s = PtySession::spawn(d.docker_cmd(&["exec", "-it", "box", "sh"]));
+    s.write("echo $((7*7)); exit\n");
+    s.read_until("49", Duration::from_secs(20));
+    assert_eq!(s.wait(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn ports_rename_pause_top_and_prune() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    d.ok(&[
+        "run", "-d", "--name", "srv", "-p", "18080:80", bb, "sleep", "300",
+    ]);
+    let port = d.ok(&["port", "srv", "80"]);
+    assert!(port.contains(":18080"), "{port}");
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains("18080->80/tcp"), "{ps}");
+    d.ok(&["rename", "srv", "srv2"]);
+    d.ok(&["pause", "srv2"]);
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "srv2"]);
+    assert_eq!(st.trim(), "paused");
+    d.ok(&["unpause", "srv2"]);
+    let top = d.ok(&["top", "srv2"]);
+    assert!(top.contains("sleep 300"), "{top}");
+    d.ok(&["create", "--name", "idle", bb, "true"]);
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers"), "{pruned}");
+    let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "srv2");
+    d.ok(&["volume", "create", "unused"]);
+    let pruned = d.ok(&["volume", "prune", "-a", "-f"]);
+    assert!(pruned.contains("unused"), "{pruned}");
+    d.ok(&["network", "create", "spare"]);
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("spare"), "{pruned}");
+}

@@ -327,6 +327,57 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(
+    AxState(api): State,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
+    let r = record(&api, &id)?;
+    let name = q.get("name").cloned().unwrap_or_default();
+    api.agent
+        .containers
+        .rename(&r.id, &name)
+        .map_err(|e| container_error(e, &id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /containers/{id}/pause` and `/unpause`.
+pub async fn pause(
+    AxState(api): State,
+    Path(id): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let r = record(&api, &id)?;
+    let paused = !req.uri().path().ends_with("/unpause");
+    api.agent
+        .containers
+        .pause(&r.id, paused)
+        .await
+        .map_err(|e| container_error(e, &id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /containers/{id}/top?ps_args=`.
+pub async fn top(
+    AxState(api): State,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
+    let r = record(&api, &id)?;
+    let args: Vec<String> = q
+        .get("ps_args")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let t = api
+        .agent
+        .containers
+        .top(&r.id, &args)
+        .await
+        .map_err(|e| container_error(e, &id))?;
+    Ok(axum::Json(json!({ "Titles": t.titles, "Processes": t.rows })).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

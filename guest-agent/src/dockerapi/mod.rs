@@ -13,8 +13,8 @@
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
-//! (hijacked streams), [`exec`], [`build`], [`networks`], [`volumes`] and
-//! [`listen`] (the sockets).
+//! (hijacked streams), [`exec`], [`build`], [`networks`], [`volumes`],
+//! [`prune`] and [`listen`] (the sockets).
 
 pub mod attach;
 pub mod build;
@@ -24,6 +24,7 @@ pub mod exec;
 pub mod images;
 pub mod listen;
 pub mod networks;
+pub mod prune;
 pub mod system;
 pub mod volumes;
 
@@ -251,6 +252,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
                 .post(images::post_any),
         )
         .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(prune::containers))
+        .route("/images/prune", post(prune::images))
+        .route("/volumes/prune", post(prune::volumes))
+        .route("/networks/prune", post(prune::networks))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::pause))
+        .route("/containers/{id}/top", get(containers::top))
         .route("/containers/create", post(create::create))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
