@@ -331,6 +331,52 @@ fn checks_stop_with_the_container_and_resume_after_an_agent_restart() {
 }
 
 #[test]
+fn the_client_sets_a_check_and_reads_the_health() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    let c = berth_client::Client::new(berth_client::ConnectOptions {
+        host: Some(agent.host()),
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let req = berth_client::types::CreateContainerRequest {
+            image: bb.to_string(),
+            cmd: vec!["sleep".into(), "60".into()],
+            network: "none".into(),
+            healthcheck: Some(berth_client::types::HealthConfig {
+                test: vec!["CMD".into(), "sh".into(), "-c".into(), "echo up".into()],
+                interval: 200_000_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = c.create_container(req).await.unwrap().id;
+        assert_eq!(c.container_health(&id).await.unwrap(), None);
+        c.start_container(&id).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let health = loop {
+            let h = c.container_health(&id).await.unwrap().expect("a health");
+            if h.status == "healthy" || Instant::now() > deadline {
+                break h;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            (health.status.as_str(), health.failing_streak),
+            ("healthy", 0)
+        );
+        assert_eq!(health.log[0].output, "up\n");
+        assert_eq!(health.log[0].exit_code, 0);
+        c.remove_container(&id, true, false).await.unwrap();
+    });
+}
+
+#[test]
 fn bad_health_flags_are_refused_as_docker_refuses_them() {
     let Some((agent, bb)) = agent_with_busybox() else {
         return;

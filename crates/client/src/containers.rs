@@ -1,7 +1,7 @@
 //! Containers: create (pulling the image when it is missing, as `docker
 //! run` does), start, stop, restart, kill, pause, remove, rename, wait,
-//! inspect, list, top, prune, commit, export, diff, and copying files in
-//! and out.
+//! inspect (and health), list, top, prune, commit, export, diff, and
+//! copying files in and out.
 
 use berth_api::v1::{self as pb, containers_client::ContainersClient};
 use tonic::transport::Channel;
@@ -186,6 +186,17 @@ impl Client {
                 format!("the agent's inspect document for {id} is not JSON: {e}"),
             )
         })
+    }
+
+    /// A container's health (`None` when it has no health check): its
+    /// status ("starting", "healthy", "unhealthy"), failing streak and last
+    /// results.
+    pub async fn container_health(&self, id: &str) -> Result<Option<pb::ContainerHealth>> {
+        Ok(self
+            .inspect_container(id)
+            .await?
+            .state
+            .and_then(|s| s.health))
     }
 
     /// Lists containers.
