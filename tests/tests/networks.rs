@@ -24,10 +24,21 @@ fn fetch(url: &str) -> String {
 
 /// Berth's links, tables and namespaces left in the agent's network.
 fn leftovers(agent: &Agent) -> String {
-    let out = agent.sh(
-        "ip -o link | grep -E ' (berth[0-9]|bth-|vb)' ; nft list tables | grep berth; ip -o addr | grep -E '10\\.21[34]\\.'",
-    );
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The default bridge (berth0, 10.213/16) and its NAT stay up while the
+    // agent runs, as Docker's docker0 does; user networks' bridges and
+    // rules, veths and namespaces go. A veth goes with its container's
+    // namespace, which the kernel frees a moment after the container.
+    let mut text = String::new();
+    for _ in 0..30 {
+        let out = agent.sh(
+            "ip -o link | grep -E ' (berth[1-9]|bth-|vb)' ; nft list table ip berth 2>/dev/null | grep -E 'bth-|10\\.214\\.'; ip -o addr | grep -E '10\\.214\\.'",
+        );
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     if let Ok(rd) = std::fs::read_dir(agent.root().join("netns")) {
         for e in rd.flatten() {
             text.push_str(&format!("netns {}\n", e.path().display()));

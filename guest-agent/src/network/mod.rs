@@ -74,6 +74,12 @@ pub struct Networks {
     upstreams: Mutex<BTreeMap<String, Vec<SocketAddr>>>,
     ports: ports::Reservations,
     events: Events,
+    /// The default bridge once it is up: it stays up while the agent
+    /// runs (as Docker's `docker0`), so a container's start and exit do
+    /// not create and delete it, nor change the firewall.
+    default_up: std::sync::atomic::AtomicBool,
+    /// The rules `nft` was last given; the same rules are not given again.
+    last_rules: Mutex<Option<String>>,
 }
 
 impl Networks {
@@ -90,6 +96,8 @@ impl Networks {
             upstreams: Mutex::default(),
             ports: ports::Reservations::default(),
             events,
+            default_up: Default::default(),
+            last_rules: Mutex::default(),
         }))
     }
 
@@ -206,9 +214,15 @@ impl Networks {
             Some(want) => ipam::check_wanted(&subnet, gateway, &used, want)?,
             None => ipam::next_free(&subnet, gateway, &used)?,
         };
+        let t = std::time::Instant::now();
         let host = Netlink::host()?;
-        let first_bridge = self.store.active_bridges().is_empty();
+        let first_bridge = self.active_bridges().is_empty();
         host.ensure_bridge(&net.bridge, &subnet, gateway).await?;
+        if net.name == DEFAULT {
+            self.default_up
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        tracing::debug!("join {}: bridge ready in {:?}", m.id, t.elapsed());
         set_sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1");
         if first_bridge {
             self.store.enable_forwarding();
@@ -217,7 +231,13 @@ impl Networks {
         let veth = format!("{VETH_PREFIX}{short}{index:x}");
         let peer = format!("vp{short}{index:x}");
         let ns = self.ns_path(&m.id);
-        host.add_veth(&veth, &peer, &net.bridge, &ns).await?;
+        if host.add_veth(&veth, &peer, &net.bridge, &ns).await.is_err() {
+            // The same container's last pair, which the kernel frees with
+            // its old namespace, may not be gone yet: remove it and retry.
+            host.delete(&veth).await;
+            host.add_veth(&veth, &peer, &net.bridge, &ns).await?;
+        }
+        tracing::debug!("join {}: veth added at {:?}", m.id, t.elapsed());
         let mac = ipam::mac_of(ip);
         let inside = Netlink::inside(&ns)?;
         let interface = format!("eth{index}");
@@ -244,8 +264,11 @@ impl Networks {
             interface,
             aliases,
         };
+        tracing::debug!("join {}: addresses set at {:?}", m.id, t.elapsed());
         self.store.set_endpoint_of(&net.id, &m.id, Some(ep))?;
+        tracing::debug!("join {}: endpoint stored at {:?}", m.id, t.elapsed());
         self.refresh_firewall()?;
+        tracing::debug!("join {}: firewall at {:?}", m.id, t.elapsed());
         self.events.emit(
             "network",
             "connect",
@@ -269,18 +292,25 @@ impl Networks {
                 net.name
             )));
         };
-        self.drop_endpoint(&net, &ep).await;
+        self.drop_endpoint(&net, &ep, false).await;
         self.refresh_firewall()
     }
 
-    async fn drop_endpoint(&self, net: &NetworkRecord, ep: &Endpoint) {
+    /// Takes an endpoint off its network. With `keep_veth` (the
+    /// container's namespace is going away, which frees the pair) the
+    /// veth is left to the kernel: deleting it waits for the network
+    /// stack to settle, tens of milliseconds a container.
+    async fn drop_endpoint(&self, net: &NetworkRecord, ep: &Endpoint, keep_veth: bool) {
         if let Ok(host) = Netlink::host() {
-            host.delete(&ep.veth).await;
+            if !keep_veth {
+                host.delete(&ep.veth).await;
+            }
             let _ = self.store.set_endpoint_of(&net.id, &ep.container, None);
-            if self
-                .store
-                .find(&net.id)
-                .is_ok_and(|n| n.endpoints.is_empty())
+            if net.name != DEFAULT
+                && self
+                    .store
+                    .find(&net.id)
+                    .is_ok_and(|n| n.endpoints.is_empty())
             {
                 host.delete(&net.bridge).await;
             }
@@ -308,19 +338,23 @@ impl Networks {
             // Never networked (--network none or host): nothing to undo.
             return;
         }
+        let t = std::time::Instant::now();
         {
             let _busy = self.busy.lock().await;
             for (net, ep) in self.endpoints_of(id) {
-                self.drop_endpoint(&net, &ep).await;
+                self.drop_endpoint(&net, &ep, true).await;
             }
-            if self.store.active_bridges().is_empty() {
+            tracing::debug!("detach {id}: endpoints dropped in {:?}", t.elapsed());
+            if self.active_bridges().is_empty() {
                 self.store.restore_forwarding();
             }
             if let Err(e) = self.refresh_firewall() {
                 tracing::warn!("{e}");
             }
+            tracing::debug!("detach {id}: firewall at {:?}", t.elapsed());
         }
         netns::remove(&ns);
+        tracing::debug!("detach {id}: namespace removed at {:?}", t.elapsed());
     }
 
     /// Publishes a running container's ports: reserves each host port
@@ -363,7 +397,7 @@ impl Networks {
             for ep in net.endpoints.values() {
                 if !running.contains_key(&ep.container) {
                     let _busy = self.busy.lock().await;
-                    self.drop_endpoint(&net, ep).await;
+                    self.drop_endpoint(&net, ep, false).await;
                 }
             }
         }
@@ -425,8 +459,19 @@ impl Networks {
     }
 
     /// Renders and applies the firewall from the current state.
+    /// Bridges with containers on them, and the default one once up.
+    fn active_bridges(&self) -> Vec<String> {
+        let mut active = self.store.active_bridges();
+        if self.default_up.load(std::sync::atomic::Ordering::Relaxed)
+            && !active.iter().any(|b| b == DEFAULT_BRIDGE)
+        {
+            active.push(DEFAULT_BRIDGE.to_string());
+        }
+        active
+    }
+
     fn refresh_firewall(&self) -> Result<()> {
-        let active = self.store.active_bridges();
+        let active = self.active_bridges();
         let bridges: Vec<firewall::Bridge> = self
             .store
             .all()
@@ -441,7 +486,15 @@ impl Networks {
             })
             .collect();
         let forwards = self.ports.forwards();
-        firewall::apply(&firewall::render(&bridges, &forwards))
+        let rules = firewall::render(&bridges, &forwards);
+        let mut last = self.last_rules.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(rules.as_str()) {
+            return Ok(());
+        }
+        *last = None;
+        firewall::apply(&rules)?;
+        *last = Some(rules);
+        Ok(())
     }
 
     fn set_upstreams(&self, m: &Member) {

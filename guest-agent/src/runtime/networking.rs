@@ -67,9 +67,11 @@ impl Containers {
         if record.networks.is_empty() {
             return Ok(Vec::new());
         }
+        let t = std::time::Instant::now();
         self.networks
             .attach(&member_of(record), &record.networks)
             .await?;
+        tracing::debug!("network up for {} in {:?}", record.id, t.elapsed());
         let done = (|| {
             let eps = self.networks.endpoints_of(&record.id);
             let Some((_, first)) = eps.first() else {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::netns;
@@ -114,45 +114,27 @@ impl Netlink {
     /// Makes the veth pair `host`/`peer`, puts `host` on `bridge` and up,
     /// and moves `peer` into the namespace at `ns`.
     pub async fn add_veth(&self, host: &str, peer: &str, bridge: &str, ns: &Path) -> Result<()> {
+        // One request: the host side made on the bridge and up, the peer
+        // made inside the namespace (moving a made link between
+        // namespaces waits for the network stack, tens of milliseconds).
+        let bridge = self.index(bridge).await?;
+        let ns_file = std::fs::File::open(ns)
+            .map_err(|e| Error::io("opening the container's network namespace", e))?;
+        let peer_msg = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(ns_file.as_raw_fd())
+            .build();
+        let msg = LinkVeth::new(host, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .controller(bridge)
+            .up()
+            .build();
         self.0
             .link()
-            .add(LinkVeth::new(host, peer).build())
+            .add(msg)
             .execute()
             .await
-            .map_err(failed("creating a veth pair"))?;
-        let done = async {
-            let bridge = self.index(bridge).await?;
-            let index = self.index(host).await?;
-            self.0
-                .link()
-                .set(
-                    LinkUnspec::new_with_index(index)
-                        .controller(bridge)
-                        .up()
-                        .build(),
-                )
-                .execute()
-                .await
-                .map_err(failed("joining a veth to its bridge"))?;
-            let ns_file = std::fs::File::open(ns)
-                .map_err(|e| Error::io("opening the container's network namespace", e))?;
-            let peer = self.index(peer).await?;
-            self.0
-                .link()
-                .set(
-                    LinkUnspec::new_with_index(peer)
-                        .setns_by_fd(ns_file.as_raw_fd())
-                        .build(),
-                )
-                .execute()
-                .await
-                .map_err(failed("moving a veth into the container"))
-        };
-        if let Err(e) = done.await {
-            self.delete(host).await;
-            return Err(e);
-        }
-        Ok(())
+            .map_err(failed("creating a veth pair"))
     }
 
     /// Inside a container: renames `peer` to `name`, gives it `mac` and
