@@ -401,3 +401,64 @@ fn ports_rename_pause_top_and_prune() {
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("spare"), "{pruned}");
 }
+
+#[test]
+fn events_stats_and_network_connect() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    d.ok(&["run", "-d", "--name", "ev", bb, "sleep", "300"]);
+    // The stream ends at `until`: a second from now.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let since = since.to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    assert!(events.lines().any(|l| l == "container create"), "{events}");
+    assert!(events.lines().any(|l| l == "container start"), "{events}");
+    let stats = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "ev",
+    ]);
+    assert_eq!(stats.trim(), "ev 1");
+    d.ok(&["network", "create", "side"]);
+    d.ok(&["network", "connect", "--alias", "evy", "side", "ev"]);
+    let nets = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "ev",
+    ]);
+    assert!(nets.contains("side"), "{nets}");
+    d.ok(&["network", "disconnect", "side", "ev"]);
+    let nets = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "ev",
+    ]);
+    assert!(!nets.contains("side"), "{nets}");
+}

@@ -10,6 +10,7 @@
 //! `/v1.NN/` prefix (1.24 to [`API_VERSION`]) or none.
 //!
 //! One file per area: [`system`] (`/_ping`, `/version`, `/info`),
+//! [`events`], [`stats`],
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
@@ -20,11 +21,13 @@ pub mod attach;
 pub mod build;
 pub mod containers;
 pub mod create;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod listen;
 pub mod networks;
 pub mod prune;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 
@@ -243,6 +246,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route(
@@ -260,6 +264,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::pause))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/containers/create", post(create::create))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))

@@ -153,3 +153,61 @@ pub async fn remove(AxState(api): State, Path(id): Path<String>) -> ApiResult<Re
         .map_err(|e| network_error(e, &id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `POST /networks/{id}/connect`: `{"Container", "EndpointConfig":
+/// {"Aliases", "IPAMConfig": {"IPv4Address"}}}`.
+pub async fn connect(
+    AxState(api): State,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let b: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("invalid JSON in the connect request: {e}")))?;
+    let container = b["Container"].as_str().unwrap_or_default().to_string();
+    let ep = &b["EndpointConfig"];
+    for f in ["Links", "MacAddress", "DriverOpts"] {
+        if !ep[f].is_null() && ep[f] != json!([]) && ep[f] != json!("") && ep[f] != json!({}) {
+            return Err(ApiError::bad(format!(
+                "EndpointConfig.{f} is not supported by Berth"
+            )));
+        }
+    }
+    let aliases: Vec<String> = ep["Aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    let ip = ep["IPAMConfig"]["IPv4Address"].as_str().unwrap_or_default();
+    api.agent
+        .networks
+        .find(&id)
+        .map_err(|e| network_error(e, &id))?;
+    api.agent
+        .containers
+        .connect(&container, &id, aliases, ip)
+        .await
+        .map_err(|e| super::container_error(e, &container))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /networks/{id}/disconnect`: `{"Container", "Force"}`.
+pub async fn disconnect(
+    AxState(api): State,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let b: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("invalid JSON in the disconnect request: {e}")))?;
+    let container = b["Container"].as_str().unwrap_or_default().to_string();
+    api.agent
+        .networks
+        .find(&id)
+        .map_err(|e| network_error(e, &id))?;
+    api.agent
+        .containers
+        .disconnect(&container, &id)
+        .await
+        .map_err(|e| super::container_error(e, &container))?;
+    Ok(StatusCode::OK.into_response())
+}
