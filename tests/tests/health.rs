@@ -217,7 +217,11 @@ fn a_check_that_hangs_times_out_and_is_killed() {
             "60",
         ],
     );
-    let h = health_until(&agent, &id, "unhealthy", status_is("unhealthy"));
+    // Three timed-out checks: none of them is left running.
+    let h = health_until(&agent, &id, "three timeouts", |h| {
+        h["FailingStreak"].as_u64().unwrap_or(0) >= 3
+    });
+    assert_eq!(h["Status"], "unhealthy");
     let first = &h["Log"][0];
     assert_eq!(first["ExitCode"], -1, "{h}");
     assert_eq!(first["Output"], "Health check exceeded timeout (300ms)");
@@ -278,7 +282,25 @@ fn an_images_healthcheck_is_run_merged_with_flags_or_disabled() {
     assert_eq!(ps_health(&agent, "none"), [off[..12].to_string()]);
     let status = ps_status(&agent, &off);
     assert!(!status.contains('('), "{status}");
-    agent.ok(&["rm", "-f", &id, &failing, &off]);
+    // A shell-form check runs in the image's SHELL, as Docker runs it.
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {bb}\nSHELL [\"/bin/echo\", \"via\"]\nHEALTHCHECK --interval=200ms CMD shell\n"
+        ),
+    )
+    .unwrap();
+    agent.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "shelled",
+        context.path().to_str().unwrap(),
+    ]);
+    let shelled = run_d(&agent, &["shelled", "sleep", "60"]);
+    let h = health_until(&agent, &shelled, "healthy", status_is("healthy"));
+    assert_eq!(h["Log"][0]["Output"], "via shell\n");
+    agent.ok(&["rm", "-f", &id, &failing, &off, &shelled]);
 }
 
 #[test]

@@ -236,6 +236,9 @@ pub struct RunConfig {
     /// The health check (`HEALTHCHECK`), as Docker's `HealthConfig` JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<serde_json::Value>,
+    /// The shell of shell-form commands (`SHELL`), `/bin/sh -c` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// One history step.

@@ -180,13 +180,20 @@ pub fn validate(h: &HealthConfig) -> Result<()> {
     Ok(())
 }
 
-/// The command a check runs, or `None` for no check (`NONE`, empty).
-pub fn probe(h: &HealthConfig) -> Option<Vec<String>> {
+/// The command a check runs, or `None` for no check (`NONE`, empty);
+/// `CMD-SHELL` runs in the image's `shell` (`/bin/sh -c` when empty).
+pub fn probe(h: &HealthConfig, shell: &[String]) -> Option<Vec<String>> {
     let (kind, rest) = h.test.split_first()?;
     match kind.as_str() {
         "CMD" if !rest.is_empty() => Some(rest.to_vec()),
         "CMD-SHELL" if !rest.is_empty() => {
-            Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
+            let mut argv = if shell.is_empty() {
+                vec!["/bin/sh".into(), "-c".into()]
+            } else {
+                shell.to_vec()
+            };
+            argv.push(rest.join(" "));
+            Some(argv)
         }
         _ => None,
     }
@@ -327,16 +334,21 @@ mod tests {
     #[test]
     fn probes_from_tests() {
         assert_eq!(
-            probe(&cfg(&["CMD", "true", "x"])),
+            probe(&cfg(&["CMD", "true", "x"]), &[]),
             Some(vec!["true".into(), "x".into()])
         );
         assert_eq!(
-            probe(&cfg(&["CMD-SHELL", "exit 1"])),
+            probe(&cfg(&["CMD-SHELL", "exit 1"]), &[]),
             Some(vec!["/bin/sh".into(), "-c".into(), "exit 1".into()])
         );
-        assert_eq!(probe(&cfg(&["NONE"])), None);
-        assert_eq!(probe(&cfg(&[])), None);
-        assert_eq!(probe(&cfg(&["CMD"])), None);
+        assert_eq!(probe(&cfg(&["NONE"]), &[]), None);
+        assert_eq!(probe(&cfg(&[]), &[]), None);
+        assert_eq!(probe(&cfg(&["CMD"]), &[]), None);
+        let bash = ["/bin/bash".to_string(), "-ec".to_string()];
+        assert_eq!(
+            probe(&cfg(&["CMD-SHELL", "x"]), &bash),
+            Some(vec!["/bin/bash".into(), "-ec".into(), "x".into()])
+        );
     }
 
     #[test]
@@ -354,7 +366,7 @@ mod tests {
         assert_eq!((m.test, m.interval, m.retries), (image.test.clone(), 9, 7));
         assert_eq!(merged(None, Some(image.clone())), Some(image));
         let none = merged(Some(&cfg(&["NONE"])), Some(cfg(&["CMD", "x"])));
-        assert_eq!(none.as_ref().and_then(probe), None);
+        assert_eq!(none.as_ref().and_then(|h| probe(h, &[])), None);
         assert_eq!(merged(None, None), None);
     }
 

@@ -81,7 +81,14 @@ impl Containers {
         if r.config.labels.contains_key("dev.berth.build") {
             return None;
         }
-        self.health_config(r).as_ref().and_then(probe)
+        let shell = self
+            .image_config(&r.image_id)
+            .ok()
+            .and_then(|c| c.shell)
+            .unwrap_or_default();
+        self.health_config(r)
+            .as_ref()
+            .and_then(|h| probe(h, &shell))
     }
 
     /// Checks the container's current run until it stops (nothing when
