@@ -462,3 +462,48 @@ fn events_stats_and_network_connect() {
     ]);
     assert!(!nets.contains("side"), "{nets}");
 }
+
+#[test]
+fn cp_in_and_out() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    d.ok(&["run", "-d", "--name", "cpbox", bb, "sleep", "300"]);
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("in.txt");
+    std::fs::write(&src, "to the container\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "cpbox:/tmp/"]);
+    assert_eq!(
+        d.ok(&["exec", "cpbox", "cat", "/tmp/in.txt"]),
+        "to the container\n"
+    );
+    d.ok(&[
+        "exec",
+        "cpbox",
+        "sh",
+        "-c",
+        "mkdir -p /out/sub && echo back > /out/sub/f",
+    ]);
+    let dest = host.path().join("copied");
+    d.ok(&["cp", "cpbox:/out", dest.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("sub/f")).unwrap(),
+        "back\n"
+    );
+    let (code, _, err) = d.docker(&["cp", "cpbox:/no/such/file", host.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Could not find the file"), "{err}");
+    // A stopped container's files too.
+    d.ok(&["stop", "-t", "0", "cpbox"]);
+    d.ok(&[
+        "cp",
+        "cpbox:/tmp/in.txt",
+        host.path().join("again.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("again.txt")).unwrap(),
+        "to the container\n"
+    );
+}

@@ -10,13 +10,14 @@
 //! `/v1.NN/` prefix (1.24 to [`API_VERSION`]) or none.
 //!
 //! One file per area: [`system`] (`/_ping`, `/version`, `/info`),
-//! [`events`], [`stats`],
+//! [`events`], [`stats`], [`archive`] (`docker cp`),
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
 //! (hijacked streams), [`exec`], [`build`], [`networks`], [`volumes`],
 //! [`prune`] and [`listen`] (the sockets).
 
+pub mod archive;
 pub mod attach;
 pub mod build;
 pub mod containers;
@@ -265,6 +266,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/containers/{id}/unpause", post(containers::pause))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(stats::stats))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).put(archive::put),
+        )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/containers/create", post(create::create))
