@@ -507,3 +507,68 @@ fn cp_in_and_out() {
         "to the container\n"
     );
 }
+
+/// docker-py's everyday calls, when it is installed (PyPI `docker` 7).
+const DOCKER_PY: &str = r#"
+import io, sys, tarfile, docker
+c = docker.from_env()
+assert c.ping()
+out = c.containers.run("bb", ["sh", "-c", "echo py"], remove=True)
+assert out == b"py\n", out
+box = c.containers.run("bb", ["sleep", "300"], detach=True, name="pybox")
+code, got = box.exec_run(["sh", "-c", "echo ex; exit 2"])
+assert (code, got) == (2, b"ex\n"), (code, got)
+data = io.BytesIO()
+with tarfile.open(fileobj=data, mode="w") as t:
+    body = b"put\n"
+    info = tarfile.TarInfo("put.txt"); info.size = len(body)
+    t.addfile(info, io.BytesIO(body))
+assert box.put_archive("/tmp", data.getvalue())
+stream, stat = box.get_archive("/tmp/put.txt")
+raw = b"".join(stream)
+with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+    assert t.extractfile("put.txt").read() == b"put\n"
+assert stat["name"] == "put.txt", stat
+box.reload(); assert box.status == "running", box.status
+box.stop(timeout=1); box.reload(); assert box.status == "exited"
+assert box.wait()["StatusCode"] == 137 or box.wait()["StatusCode"] >= 0
+logs = c.containers.run("bb", ["sh", "-c", "echo a; echo b >&2"], detach=True)
+logs.wait()
+assert logs.logs(stdout=True, stderr=False) == b"a\n", logs.logs()
+logs.remove()
+df = io.BytesIO(b"FROM bb\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n")
+img, log = c.images.build(fileobj=df, tag="pybuilt:1", rm=True)
+assert "pybuilt:1" in img.tags, img.tags
+assert c.containers.run("pybuilt:1", remove=True) == b"built\n"
+box.remove(force=True)
+print("ok")
+"#;
+
+#[test]
+fn docker_py_drives_berth() {
+    if !need_root() {
+        return;
+    }
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: docker-py is not installed (pip install docker)");
+        return;
+    }
+    let d = DockerAgent::start(true);
+    d.load_busybox();
+    let out = std::process::Command::new("python3")
+        .args(["-c", DOCKER_PY])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\nagent log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+}
