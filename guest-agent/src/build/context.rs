@@ -1,8 +1,13 @@
-//! A build's workspace: the context the client sent, unpacked, and the
-//! files a build needs for a while (secrets). Removed when the build
-//! ends, however it ends; a crash's leftovers go at the next start.
+//! A build's workspace: the context the client sent, kept as the tar it
+//! came in with an index of its entries (never unpacked: creating and
+//! deleting thousands of files per build cost seconds on an ordinary
+//! disk), and the files a build needs for a while (secrets, gathered
+//! sources). Removed when the build ends, however it ends; a crash's
+//! leftovers go at the next start.
 
-use std::io::{self, Read};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -10,16 +15,82 @@ use tokio::sync::mpsc;
 use super::BuildOptions;
 use crate::error::{Error, Result};
 
+/// What an entry of the context is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// One entry of the context.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its kind.
+    pub kind: NodeKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time (seconds).
+    pub mtime: u64,
+    /// Bytes of content.
+    pub size: u64,
+    /// A link's target.
+    pub link: Option<String>,
+    /// Where its content starts in the tar.
+    offset: u64,
+}
+
+impl Node {
+    /// A tar header for it (root-owned, as COPY makes files).
+    pub fn header(&self) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(match self.kind {
+            NodeKind::File => tar::EntryType::Regular,
+            NodeKind::Dir => tar::EntryType::Directory,
+            NodeKind::Symlink => tar::EntryType::Symlink,
+        });
+        h.set_mode(self.mode);
+        h.set_mtime(self.mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(if self.kind == NodeKind::File {
+            self.size
+        } else {
+            0
+        });
+        if let Some(l) = &self.link {
+            let _ = h.set_link_name(l);
+        }
+        h
+    }
+}
+
+fn dir_node() -> Node {
+    Node {
+        kind: NodeKind::Dir,
+        mode: 0o755,
+        mtime: 0,
+        size: 0,
+        link: None,
+        offset: 0,
+    }
+}
+
 /// One build's directory under `<root>/build/work`.
 pub struct Workspace {
     dir: PathBuf,
-    /// The unpacked context.
-    pub context: PathBuf,
+    tar: PathBuf,
+    /// The context's entries by path ("" is the root; no leading or
+    /// trailing slash).
+    pub nodes: BTreeMap<String, Node>,
 }
 
 impl Drop for Workspace {
-    /// Removes the workspace on a thread of its own (a big context takes
-    /// a while), so the build's answer does not wait for it.
+    /// Removes the workspace on a thread of its own, so the build's
+    /// answer does not wait for it.
     fn drop(&mut self) {
         let dir = self.dir.clone();
         let spawned = std::thread::Builder::new()
@@ -33,67 +104,152 @@ impl Drop for Workspace {
     }
 }
 
-/// Reads the chunks a channel brings as one byte stream (for the tar
-/// reader, on a blocking thread).
-struct ChunkReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.at >= self.buf.len() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => {
-                    self.buf = chunk;
-                    self.at = 0;
-                }
-                None => return Ok(0),
-            }
+/// A context entry's name as an index key, or None for names that
+/// climb out of the context.
+fn key_of(name: &Path) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in name.components() {
+        match c {
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            std::path::Component::CurDir | std::path::Component::RootDir => {}
+            _ => return None,
         }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
+    Some(parts.join("/"))
 }
 
 impl Workspace {
-    /// Makes a workspace under `work` and unpacks the context tar that
-    /// `chunks` bring into it (never writing outside it, whatever the
-    /// archive holds).
-    pub async fn receive(work: &Path, chunks: mpsc::Receiver<Vec<u8>>) -> Result<Workspace> {
+    /// Makes a workspace under `work`, stores the context tar that
+    /// `chunks` bring and indexes it.
+    pub async fn receive(work: &Path, mut chunks: mpsc::Receiver<Vec<u8>>) -> Result<Workspace> {
         let dir = work.join(&crate::digest::random_id()[..16]);
-        let context = dir.join("context");
-        std::fs::create_dir_all(&context)
-            .map_err(|e| Error::io("making the build's workspace", e))?;
-        let me = Workspace { dir, context };
-        let target = me.context.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut reader = ChunkReader {
-                rx: chunks,
-                buf: Vec::new(),
-                at: 0,
-            };
-            let applied = crate::snapshot::apply::apply_layer(&mut reader, &target, &[]);
-            // Drain what a refused archive left, so the sender is not stuck.
-            let _ = io::copy(&mut reader, &mut io::sink());
-            applied
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("unpacking the context crashed: {e}")))?
-        .map_err(|e| {
-            Error::InvalidArgument(format!(
-                "the build context is not a readable tar archive: {e}"
-            ))
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("making the build's workspace", e))?;
+        let mut me = Workspace {
+            tar: dir.join("context.tar"),
+            dir,
+            nodes: BTreeMap::new(),
+        };
+        let mut file = io::BufWriter::with_capacity(
+            1 << 20,
+            File::create(&me.tar).map_err(|e| Error::io("storing the context", e))?,
+        );
+        while let Some(chunk) = chunks.recv().await {
+            file.write_all(&chunk)
+                .map_err(|e| Error::io("storing the context", e))?;
+        }
+        file.flush()
+            .map_err(|e| Error::io("storing the context", e))?;
+        drop(file);
+        let path = me.tar.clone();
+        me.nodes = tokio::task::spawn_blocking(move || index(&path))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the context crashed: {e}")))??;
         Ok(me)
     }
 
     /// The workspace's own directory (for secrets and the like).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The content of a file entry.
+    pub fn open(&self, node: &Node) -> io::Result<io::Take<File>> {
+        let mut f = File::open(&self.tar)?;
+        f.seek(SeekFrom::Start(node.offset))?;
+        Ok(f.take(node.size))
+    }
+
+    /// The path `rel` names, following symlinks inside the context (a
+    /// link that climbs above the root stops there, as in a chroot).
+    pub fn resolve(&self, rel: &str) -> Result<String> {
+        let missing = || {
+            Error::not_found(format!(
+                "\"{rel}\" not found in the build context: check the path and .dockerignore"
+            ))
+        };
+        let mut todo: Vec<String> = rel
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(String::from)
+            .rev()
+            .collect();
+        let mut at: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop() {
+            if part == ".." {
+                at.pop();
+                continue;
+            }
+            at.push(part);
+            let node = self.nodes.get(&at.join("/")).ok_or_else(missing)?;
+            if let (NodeKind::Symlink, Some(target)) = (node.kind, &node.link) {
+                hops += 1;
+                if hops > 40 {
+                    return Err(Error::InvalidArgument(format!(
+                        "{rel} in the build context is a loop of symlinks"
+                    )));
+                }
+                at.pop();
+                if target.starts_with('/') {
+                    at.clear();
+                }
+                todo.extend(
+                    target
+                        .split('/')
+                        .filter(|p| !p.is_empty() && *p != ".")
+                        .map(String::from)
+                        .rev(),
+                );
+            }
+        }
+        Ok(at.join("/"))
+    }
+
+    /// Every entry under directory `rel`, parents before children.
+    pub fn under<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = (&'a String, &'a Node)> + 'a {
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| !k.is_empty())
+    }
+
+    /// Writes the tree at `rel` into the folder `into` (for `RUN
+    /// --mount=type=bind` from the context).
+    pub fn extract(&self, rel: &str, into: &Path) -> Result<PathBuf> {
+        let root = self.resolve(rel)?;
+        let fail = |e: io::Error| Error::io("preparing a bind mount from the context", e);
+        let mut b = tar::Builder::new(Vec::new());
+        let node = self.nodes.get(&root).cloned().unwrap_or_else(dir_node);
+        let base = Path::new(&root)
+            .file_name()
+            .map_or("ctx".into(), |n| n.to_string_lossy().into_owned());
+        let mut entries: Vec<(String, Node)> = vec![(base.clone(), node.clone())];
+        if node.kind == NodeKind::Dir {
+            let skip = if root.is_empty() { 0 } else { root.len() + 1 };
+            for (k, n) in self.under(&root) {
+                entries.push((format!("{base}/{}", &k[skip..]), n.clone()));
+            }
+        }
+        for (name, n) in entries {
+            let mut h = n.header();
+            if n.kind == NodeKind::File {
+                b.append_data(&mut h, &name, self.open(&n).map_err(fail)?)
+                    .map_err(fail)?;
+            } else if let (NodeKind::Symlink, Some(l)) = (n.kind, &n.link) {
+                b.append_link(&mut h, &name, l).map_err(fail)?;
+            } else {
+                b.append_data(&mut h, &name, io::empty()).map_err(fail)?;
+            }
+        }
+        let data = b.into_inner().map_err(fail)?;
+        std::fs::create_dir_all(into).map_err(fail)?;
+        crate::snapshot::apply::apply_layer(&data[..], into, &[]).map_err(fail)?;
+        Ok(into.join(base))
     }
 
     /// The Dockerfile's name (for messages) and text: the one sent
@@ -112,28 +268,140 @@ impl Workspace {
         if let Some(text) = &opts.dockerfile_text {
             return Ok((name, text.clone()));
         }
-        let fd = crate::util::copy::open_in_root(&self.context, path, nix::fcntl::OFlag::O_RDONLY)
-            .map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "failed to read dockerfile: open {path}: {}; give its path with -f",
-                    no_such(&e)
-                ))
-            })?;
+        let unreadable = |why: String| {
+            Error::InvalidArgument(format!(
+                "failed to read dockerfile: open {path}: {why}; give its path with -f"
+            ))
+        };
+        let node = self
+            .resolve(path)
+            .ok()
+            .and_then(|r| self.nodes.get(&r).cloned())
+            .filter(|n| n.kind == NodeKind::File)
+            .ok_or_else(|| unreadable("no such file or directory".into()))?;
         let mut text = String::new();
-        std::fs::File::from(fd)
-            .take(16 << 20)
-            .read_to_string(&mut text)
-            .map_err(|e| {
-                Error::InvalidArgument(format!("failed to read dockerfile {path}: {e}"))
-            })?;
+        self.open(&node)
+            .and_then(|mut r| r.read_to_string(&mut text))
+            .map_err(|e| unreadable(e.to_string()))?;
         Ok((name, text))
     }
 }
 
-fn no_such(e: &io::Error) -> String {
-    if e.kind() == io::ErrorKind::NotFound {
-        "no such file or directory".into()
-    } else {
-        e.to_string()
+/// Reads the stored context tar into an index (regular files, folders
+/// and links; other kinds are left out, as Docker's context skips them).
+fn index(path: &Path) -> Result<BTreeMap<String, Node>> {
+    let bad = |e: io::Error| {
+        Error::InvalidArgument(format!(
+            "the build context is not a readable tar archive: {e}"
+        ))
+    };
+    let mut nodes = BTreeMap::new();
+    nodes.insert(String::new(), dir_node());
+    let mut archive = tar::Archive::new(File::open(path).map_err(bad)?);
+    for entry in archive.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let h = entry.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => NodeKind::File,
+            tar::EntryType::Directory => NodeKind::Dir,
+            tar::EntryType::Symlink => NodeKind::Symlink,
+            _ => continue,
+        };
+        let Some(key) = key_of(&entry.path().map_err(bad)?) else {
+            continue;
+        };
+        // Parents the archive did not list.
+        let mut at = String::new();
+        for part in key
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, p)| p)
+        {
+            at = if at.is_empty() {
+                part.to_string()
+            } else {
+                format!("{at}/{part}")
+            };
+            nodes.entry(at.clone()).or_insert_with(dir_node);
+        }
+        let link = entry
+            .link_name()
+            .map_err(bad)?
+            .map(|l| l.to_string_lossy().into_owned());
+        nodes.insert(
+            key,
+            Node {
+                kind,
+                mode: h.mode().map_err(bad)? & 0o7777,
+                mtime: h.mtime().unwrap_or(0),
+                size: entry.size(),
+                link,
+                offset: entry.raw_file_position(),
+            },
+        );
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(
+        entries: &[(&str, &str)],
+        links: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Workspace) {
+        let d = tempfile::tempdir().unwrap();
+        let tar = d.path().join("context.tar");
+        let mut b = tar::Builder::new(File::create(&tar).unwrap());
+        for (name, body) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(body.len() as u64);
+            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        for (name, target) in links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        let nodes = index(&tar).unwrap();
+        let w = Workspace {
+            dir: d.path().join("none"),
+            tar,
+            nodes,
+        };
+        (d, w)
+    }
+
+    #[test]
+    fn files_are_read_from_the_tar_and_parents_are_implied() {
+        let (_d, w) = workspace(&[("src/a/x.txt", "hello"), ("top", "t")], &[]);
+        let n = w.nodes.get("src/a/x.txt").unwrap().clone();
+        let mut s = String::new();
+        w.open(&n).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+        assert_eq!(w.nodes.get("src").unwrap().kind, NodeKind::Dir);
+        let under: Vec<&String> = w.under("src").map(|(k, _)| k).collect();
+        assert_eq!(under, ["src/a", "src/a/x.txt"]);
+    }
+
+    #[test]
+    fn links_resolve_inside_the_context_only() {
+        let (_d, w) = workspace(
+            &[("real/f", "x")],
+            &[("up", "../../../etc"), ("abs", "/real"), ("rel", "real/f")],
+        );
+        assert_eq!(w.resolve("abs/f").unwrap(), "real/f");
+        assert_eq!(w.resolve("rel").unwrap(), "real/f");
+        assert!(
+            w.resolve("up/passwd").is_err(),
+            "a link never leaves the context"
+        );
+        assert!(w.resolve("missing").is_err());
     }
 }

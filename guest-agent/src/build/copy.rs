@@ -13,13 +13,14 @@ use std::sync::Mutex;
 
 use super::ast::{Copy, Instruction};
 use super::config;
+use super::context::{Node, NodeKind};
 use super::run::{step_container, Scratch};
 use super::stage::{args_key, key_of, Run, State};
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 
 /// The gathered sources: a tar on disk and the hash of what it holds.
-struct Gathered {
+pub(super) struct Gathered {
     path: PathBuf,
     builder: tar::Builder<File>,
     hash: Hasher,
@@ -39,7 +40,12 @@ struct Gathered {
 impl Gathered {
     /// Adds one entry named `name` (relative to `/`) from header `h` and
     /// `data`.
-    fn add(&mut self, name: &str, mut h: tar::Header, data: &mut dyn Read) -> Result<()> {
+    pub(super) fn add(
+        &mut self,
+        name: &str,
+        mut h: tar::Header,
+        data: &mut dyn Read,
+    ) -> Result<()> {
         if let Some((u, g)) = self.owner {
             h.set_uid(u as u64);
             h.set_gid(g as u64);
@@ -87,7 +93,7 @@ impl Gathered {
 
     /// Adds directory entries for the parents of `name` that neither this
     /// tar nor the image has, so the tar is the step's whole layer.
-    fn parents(&mut self, name: &str) -> Result<()> {
+    pub(super) fn parents(&mut self, name: &str) -> Result<()> {
         let mut at = String::new();
         let parts: Vec<&str> = name.split('/').collect();
         for p in &parts[..parts.len().saturating_sub(1)] {
@@ -175,18 +181,9 @@ fn made_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-/// A header for a file on disk (times and modes kept).
-fn header_of(meta: &std::fs::Metadata) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-    h.set_uid(0);
-    h.set_gid(0);
-    h
-}
-
 /// Joins a destination directory and a relative name, without a leading
 /// slash.
-fn under(dir: &str, name: &str) -> String {
+pub(super) fn under(dir: &str, name: &str) -> String {
     let d = dir.trim_matches('/');
     let n = name.trim_matches('/');
     match (d.is_empty(), n.is_empty()) {
@@ -196,7 +193,7 @@ fn under(dir: &str, name: &str) -> String {
     }
 }
 
-fn has_glob(s: &str) -> bool {
+pub(super) fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
@@ -211,31 +208,16 @@ impl Run {
             .collect()
     }
 
-    /// A path in the context (cleaned, never above it) that exists.
-    pub(super) fn context_path(&self, src: &str) -> Result<PathBuf> {
-        let rel = config::clean(&format!("/{src}"));
-        let path = self.work.context.join(rel.trim_start_matches('/'));
-        let root = self
-            .work
-            .context
-            .canonicalize()
-            .map_err(|e| Error::io("reading the context", e))?;
-        match path.canonicalize() {
-            Ok(real) if real.starts_with(&root) => Ok(path),
-            Ok(_) => Err(Error::InvalidArgument(format!(
-                "{src} leads outside the build context through a symlink"
-            ))),
-            Err(_) => Err(Error::not_found(format!(
-                "\"{src}\" not found in the build context: check the path and .dockerignore"
-            ))),
-        }
+    /// The context entry a source names (links followed inside it).
+    pub(super) fn context_path(&self, src: &str) -> Result<String> {
+        self.work.resolve(&config::clean(&format!("/{src}")))
     }
 
     /// The hash of a context path's tree (for bind mounts' cache keys).
     pub(super) fn hash_context(&self, src: &str) -> Result<String> {
-        let path = self.context_path(src)?;
+        let key = self.context_path(src)?;
         let mut g = self.gather_into(&format!("hash-{}", crate::digest::random_id()))?;
-        self.add_tree(&mut g, &path, "", false)?;
+        self.add_tree(&mut g, &key, "", false)?;
         let _ = std::fs::remove_file(&g.path);
         Ok(g.hash.finish())
     }
@@ -255,58 +237,41 @@ impl Run {
         })
     }
 
-    /// Adds `path` (a file, link or directory's contents) as `dest`.
-    fn add_tree(&self, g: &mut Gathered, path: &Path, dest: &str, scratch: bool) -> Result<()> {
-        let meta =
-            std::fs::symlink_metadata(path).map_err(|e| Error::io("reading the context", e))?;
-        if !meta.is_dir() {
-            return self.add_entry(g, path, &meta, dest, scratch);
+    /// Adds context entry `key` (a file, link or folder's contents) as
+    /// `dest`.
+    fn add_tree(&self, g: &mut Gathered, key: &str, dest: &str, scratch: bool) -> Result<()> {
+        let node =
+            self.work.nodes.get(key).cloned().ok_or_else(|| {
+                Error::not_found(format!("\"{key}\" not found in the build context"))
+            })?;
+        if node.kind != NodeKind::Dir {
+            return self.add_entry(g, &node, dest, scratch);
         }
-        let mut names: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| Error::io("reading the context", e))?
-            .flatten()
-            .map(|e| e.file_name())
+        let skip = if key.is_empty() { 0 } else { key.len() + 1 };
+        let children: Vec<(String, Node)> = self
+            .work
+            .under(key)
+            .map(|(k, n)| (k[skip..].to_string(), n.clone()))
             .collect();
-        names.sort();
-        for n in names {
-            let child = path.join(&n);
-            let name = under(dest, &n.to_string_lossy());
-            let m = std::fs::symlink_metadata(&child)
-                .map_err(|e| Error::io("reading the context", e))?;
-            self.add_entry(g, &child, &m, &name, scratch)?;
-            if m.is_dir() {
-                self.add_tree(g, &child, &name, scratch)?;
-            }
+        for (rel, n) in children {
+            self.add_entry(g, &n, &under(dest, &rel), scratch)?;
         }
         Ok(())
     }
 
-    fn add_entry(
-        &self,
-        g: &mut Gathered,
-        path: &Path,
-        meta: &std::fs::Metadata,
-        name: &str,
-        scratch: bool,
-    ) -> Result<()> {
+    fn add_entry(&self, g: &mut Gathered, node: &Node, name: &str, scratch: bool) -> Result<()> {
         if scratch {
             g.parents(name)?;
         }
-        let h = header_of(meta);
-        let reading =
-            |e: io::Error| Error::io(format!("reading {} from the context", path.display()), e);
-        if meta.is_file() {
-            let mut f = File::open(path).map_err(reading)?;
+        let h = node.header();
+        if node.kind == NodeKind::File {
+            let mut f = self
+                .work
+                .open(node)
+                .map_err(|e| Error::io(format!("reading {name} from the context"), e))?;
             g.add(name, h, &mut f)
-        } else if meta.file_type().is_symlink() {
-            let mut h = h;
-            let target = std::fs::read_link(path).map_err(reading)?;
-            h.set_link_name(&target).map_err(reading)?;
-            g.add(name, h, &mut io::empty())
-        } else if meta.is_dir() {
-            g.add(name, h, &mut io::empty())
         } else {
-            Ok(()) // sockets, devices and fifos in a context are not copied
+            g.add(name, h, &mut io::empty())
         }
     }
 
@@ -377,13 +342,13 @@ impl Run {
                         .await?;
                     continue;
                 }
-                let matches = self.context_matches(src)?;
-                for (path, base) in matches {
-                    let meta = std::fs::metadata(&path)
-                        .map_err(|e| Error::io("reading the context", e))?;
-                    if meta.is_dir() {
-                        self.add_tree(&mut g, &path, &under(&dest, ""), scratch)?;
-                    } else if add && self.gather_archive(&mut g, &path, &dest, scratch)? {
+                for (key, base) in self.context_matches(src)? {
+                    let node = self.work.nodes.get(&key).cloned().ok_or_else(|| {
+                        Error::not_found(format!("\"{src}\" not found in the build context"))
+                    })?;
+                    if node.kind == NodeKind::Dir {
+                        self.add_tree(&mut g, &key, &under(&dest, ""), scratch)?;
+                    } else if add && self.gather_archive(&mut g, &node, &dest, scratch)? {
                         // a local tar, unpacked
                     } else {
                         let name = if into_dir {
@@ -391,9 +356,7 @@ impl Run {
                         } else {
                             under(&dest, "")
                         };
-                        let meta = std::fs::metadata(&path)
-                            .map_err(|e| Error::io("reading the context", e))?;
-                        self.add_entry(&mut g, &path, &meta, &name, scratch)?;
+                        self.add_entry(&mut g, &node, &name, scratch)?;
                     }
                 }
             }
@@ -416,47 +379,28 @@ impl Run {
         Ok(false)
     }
 
-    /// The context paths `src` names (a path or a wildcard), each with
+    /// The context entries `src` names (a path or a wildcard), each with
     /// its base name.
-    fn context_matches(&self, src: &str) -> Result<Vec<(PathBuf, String)>> {
+    fn context_matches(&self, src: &str) -> Result<Vec<(String, String)>> {
+        let base_of = |k: &str| k.rsplit('/').next().unwrap_or_default().to_string();
         if !has_glob(src) {
-            let path = self.context_path(src)?;
-            let base = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok(vec![(path, base)]);
+            let key = self.context_path(src)?;
+            let given = config::clean(&format!("/{src}"));
+            return Ok(vec![(key, base_of(&given))]);
         }
         let rel = config::clean(&format!("/{src}"));
         let pattern = glob::Pattern::new(rel.trim_start_matches('/'))
             .map_err(|e| Error::InvalidArgument(format!("bad wildcard {src:?}: {e}")))?;
+        let opts = glob::MatchOptions {
+            require_literal_separator: true,
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        let mut todo = vec![self.work.context.clone()];
-        while let Some(dir) = todo.pop() {
-            let Ok(rd) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let path = e.path();
-                let rel = path
-                    .strip_prefix(&self.work.context)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned();
-                if pattern.matches_with(
-                    &rel,
-                    glob::MatchOptions {
-                        require_literal_separator: true,
-                        ..Default::default()
-                    },
-                ) {
-                    out.push((path.clone(), e.file_name().to_string_lossy().into_owned()));
-                } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    todo.push(path);
-                }
+        for k in self.work.nodes.keys().filter(|k| !k.is_empty()) {
+            if pattern.matches_with(k, opts) {
+                out.push((self.work.resolve(k)?, base_of(k)));
             }
         }
-        out.sort();
         if out.is_empty() {
             return Err(Error::not_found(format!(
                 "no source files were specified: nothing in the build context matches {src:?}"
@@ -470,12 +414,14 @@ impl Run {
     fn gather_archive(
         &self,
         g: &mut Gathered,
-        path: &Path,
+        node: &Node,
         dest: &str,
         scratch: bool,
     ) -> Result<bool> {
         let mut head = [0u8; 512];
-        let n = File::open(path)
+        let n = self
+            .work
+            .open(node)
             .and_then(|mut f| f.read(&mut head))
             .unwrap_or(0);
         let compressed = crate::image::layers::Compression::sniff(&head[..n])
@@ -484,7 +430,10 @@ impl Run {
         if !compressed && !plain_tar {
             return Ok(false);
         }
-        let file = File::open(path).map_err(|e| Error::io("reading an archive to ADD", e))?;
+        let file = self
+            .work
+            .open(node)
+            .map_err(|e| Error::io("reading an archive to ADD", e))?;
         let reader = crate::image::layers::decompress(file)
             .map_err(|e| Error::io("reading an archive to ADD", e))?;
         let mut archive = tar::Archive::new(reader);
@@ -494,7 +443,7 @@ impl Run {
         };
         for entry in entries {
             let mut entry = entry.map_err(|e| {
-                Error::InvalidArgument(format!("{} is a broken archive: {e}", path.display()))
+                Error::InvalidArgument(format!("the archive to ADD is broken: {e}"))
             })?;
             let rel = config::clean(&format!(
                 "/{}",
@@ -623,162 +572,5 @@ impl Run {
                 .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
         scratch.remove().await;
         layer
-    }
-}
-
-impl Run {
-    /// The image a `--from` names: a stage's result, or an image (pulled
-    /// when missing).
-    async fn source_image(
-        &self,
-        from: &str,
-        done: &Mutex<HashMap<usize, State>>,
-    ) -> Result<Option<String>> {
-        let names: HashMap<String, usize> = self
-            .file
-            .stages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
-            .collect();
-        if let Some(j) = super::stage::stage_ref(&names, usize::MAX, from) {
-            let state = done.lock().unwrap().get(&j).cloned();
-            return match state {
-                Some(s) => Ok(s.image.map(|r| r.id)),
-                None => Err(Error::InvalidArgument(format!(
-                    "stage {from} is not built before it is used"
-                ))),
-            };
-        }
-        let images = &self.builder.images;
-        if let Ok(e) = images.find(from) {
-            return Ok(Some(e.record.id));
-        }
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        images.pull(from, None, &Default::default(), &tx).await?;
-        Ok(Some(images.find(from)?.record.id))
-    }
-
-    /// Writes what `image` has at `src` to a tar file in the workspace
-    /// (its top entry named after `src`'s last part).
-    async fn export_path(&self, image: &str, src: &str) -> Result<PathBuf> {
-        let containers = self.builder.containers.clone();
-        let mut cfg = step_container(
-            image,
-            &State {
-                image: None,
-                config: serde_json::json!({}),
-                key: String::new(),
-                dirty: false,
-            },
-        );
-        cfg.image = image.to_string();
-        let (id, _) = containers.create(cfg).await?;
-        let scratch = Scratch::new(containers.clone(), id);
-        let out = self
-            .work
-            .dir()
-            .join(format!("from-{}", crate::digest::random_id()));
-        let (o, s) = (out.clone(), src.to_string());
-        containers
-            .with_rootfs(scratch.id(), false, move |root| {
-                let f = File::create(&o).map_err(|e| Error::io("copying from a stage", e))?;
-                crate::runtime::copy::copy_out(root, &s, true, io::BufWriter::new(f))
-            })
-            .await?;
-        scratch.remove().await;
-        Ok(out)
-    }
-
-    /// COPY --from: each source's files from a stage or image.
-    #[allow(clippy::too_many_arguments)]
-    async fn gather_from(
-        &self,
-        g: &mut Gathered,
-        from: &str,
-        sources: &[String],
-        dest: &str,
-        into_dir: bool,
-        scratch: bool,
-        done: &Mutex<HashMap<usize, State>>,
-    ) -> Result<()> {
-        let Some(image) = self.source_image(from, done).await? else {
-            return Err(Error::not_found(format!(
-                "{from} has no files to copy (a scratch stage with nothing added)"
-            )));
-        };
-        for src in sources {
-            if has_glob(src) {
-                return Err(Error::InvalidArgument(format!(
-                    "wildcards in COPY --from ({src}) are not supported yet: name the files or a folder"
-                )));
-            }
-            let tar_path = self.export_path(&image, src).await?;
-            let reading = |e: io::Error| Error::io("reading files from another stage", e);
-            let mut archive = tar::Archive::new(File::open(&tar_path).map_err(reading)?);
-            for entry in archive.entries().map_err(reading)? {
-                let mut entry = entry.map_err(reading)?;
-                let path = entry
-                    .path()
-                    .map_err(reading)?
-                    .to_string_lossy()
-                    .into_owned();
-                let (first, rest) = path
-                    .trim_matches('/')
-                    .split_once('/')
-                    .unwrap_or((path.trim_matches('/'), ""));
-                let h = entry.header().clone();
-                let name = if rest.is_empty() {
-                    if h.entry_type().is_dir() {
-                        continue;
-                    }
-                    if into_dir {
-                        under(dest, first)
-                    } else {
-                        under(dest, "")
-                    }
-                } else {
-                    under(dest, rest)
-                };
-                if scratch {
-                    g.parents(&name)?;
-                }
-                g.add(&name, h, &mut entry)?;
-            }
-            let _ = std::fs::remove_file(&tar_path);
-        }
-        Ok(())
-    }
-
-    /// A folder holding what a stage or image has at `src`, for a
-    /// `RUN --mount=type=bind,from=…`.
-    pub(super) async fn materialize(
-        &self,
-        from: &str,
-        src: &str,
-        vertex: u32,
-        n: usize,
-    ) -> Result<PathBuf> {
-        let image = match self.source_image(from, &self.done).await {
-            Ok(Some(i)) => i,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "RUN --mount from={from}: {from} is a stage with no files, or not built yet"
-                )))
-            }
-        };
-        let tar_path = self.export_path(&image, src).await?;
-        let dir = self.work.dir().join(format!("bind-{vertex}-{n}"));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("preparing a bind mount", e))?;
-        let f = File::open(&tar_path).map_err(|e| Error::io("preparing a bind mount", e))?;
-        crate::snapshot::apply::apply_layer(f, &dir, &[])
-            .map_err(|e| Error::io("preparing a bind mount", e))?;
-        let _ = std::fs::remove_file(&tar_path);
-        let base = src
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
-        Ok(if base.is_empty() { dir } else { dir.join(base) })
     }
 }

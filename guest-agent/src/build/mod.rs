@@ -16,6 +16,7 @@ pub mod ast;
 mod config;
 pub mod context;
 mod copy;
+mod from;
 pub mod parse;
 mod run;
 mod stage;

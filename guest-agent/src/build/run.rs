@@ -70,6 +70,11 @@ pub(super) fn step_container(image: &str, state: &State) -> ContainerConfig {
         user: c["User"].as_str().unwrap_or_default().to_string(),
         network: "none".into(),
         labels: [("dev.berth.build".to_string(), "step".to_string())].into(),
+        // A build step is never health-checked.
+        healthcheck: Some(crate::runtime::config::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -242,7 +247,9 @@ impl Run {
                 MountKind::Bind => {
                     let source = m.source.clone().unwrap_or_else(|| "/".into());
                     let dir = match &m.from {
-                        None => self.context_path(&source)?,
+                        None => self
+                            .work
+                            .extract(&source, &self.work.dir().join(format!("ctx-{vertex}-{n}")))?,
                         Some(from) => self.materialize(from, &source, vertex, n).await?,
                     };
                     out.push(bind(&dir.to_string_lossy(), &m.target, !m.read_write));
