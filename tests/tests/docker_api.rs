@@ -86,6 +86,20 @@ fn pull_images_inspect_tag_and_remove() {
         d.docker(&["run", "--rm", "--network", "none", &image, "echo", "pulled"]);
     assert_eq!((code, out.as_str()), (0, "pulled\n"), "{err}");
     assert!(err.contains("Unable to find image"), "{err}");
+    // Push under another name, pull it back; save and load.
+    let pushed = format!("{}/test/again:2", reg.addr);
+    d.ok(&["tag", &image, &pushed]);
+    let out = d.ok(&["push", &pushed]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    d.ok(&["rmi", &pushed]);
+    d.ok(&["pull", &pushed]);
+    let tar = d.dir.path().join("saved.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), &pushed]);
+    d.ok(&["rmi", &pushed]);
+    let out = d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("Loaded image"), "{out}");
+    let list = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(list.contains(&pushed), "{list}");
 }
 
 #[test]
@@ -267,6 +281,9 @@ fn classic_build_streams_steps_and_tags_the_image() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.lines().any(|l| l == "Images 2"), "{df}");
+    assert!(df.lines().any(|l| l.starts_with("Build Cache ")), "{df}");
 }
 
 #[test]

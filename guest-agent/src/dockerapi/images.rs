@@ -52,7 +52,7 @@ pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> 
 }
 
 /// Credentials from the `X-Registry-Auth` header (base64url JSON).
-fn credentials(headers: &HeaderMap) -> Credentials {
+pub(super) fn credentials(headers: &HeaderMap) -> Credentials {
     let Some(raw) = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()) else {
         return Credentials::default();
     };
@@ -76,7 +76,7 @@ fn credentials(headers: &HeaderMap) -> Credentials {
 }
 
 /// One progress message as dockerd writes it.
-fn progress_json(p: &Progress) -> Value {
+pub(super) fn progress_json(p: &Progress) -> Value {
     let mut m = json!({ "status": p.status });
     if !p.id.is_empty() {
         m["id"] = json!(p.id);
@@ -171,13 +171,14 @@ fn find(api: &super::DockerApi, name: &str) -> ApiResult<ImageEntry> {
         .map_err(|e| image_error(e, name))
 }
 
-/// `GET /images/{name}/json` and `GET /images/{name}/history`.
+/// `GET /images/{name}/json`, `/history` and `/get`.
 pub async fn get_any(AxState(api): State, req: Request) -> ApiResult<Response> {
     let rest = rest_of(&req);
     let (name, action) = split_action(&rest);
     match action {
         "json" => inspect(&api, name),
         "history" => history(&api, name),
+        "get" => super::transfer::save(&api, vec![name.to_string()]).await,
         _ => Err(ApiError::missing(format!(
             "page not found: GET /images/{rest} is not served by Berth"
         ))),
@@ -239,10 +240,18 @@ fn history(api: &super::DockerApi, name: &str) -> ApiResult<Response> {
     Ok(axum::Json(items).into_response())
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
-pub async fn post_any(AxState(api): State, Query(q): Params, req: Request) -> ApiResult<Response> {
+/// `POST /images/{name}/tag?repo=&tag=` and `POST /images/{name}/push`.
+pub async fn post_any(
+    AxState(api): State,
+    Query(q): Params,
+    headers: HeaderMap,
+    req: Request,
+) -> ApiResult<Response> {
     let rest = rest_of(&req);
     let (name, action) = split_action(&rest);
+    if action == "push" {
+        return super::transfer::push(&api, name, &q, &headers).await;
+    }
     if action != "tag" {
         return Err(ApiError::missing(format!(
             "page not found: POST /images/{rest} is not served by Berth yet"

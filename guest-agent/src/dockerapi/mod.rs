@@ -9,8 +9,10 @@
 //! the hijacked attach and exec streams. Every path may carry a
 //! `/v1.NN/` prefix (1.24 to [`API_VERSION`]) or none.
 //!
-//! One file per area: [`system`] (`/_ping`, `/version`, `/info`),
-//! [`events`], [`stats`], [`archive`] (`docker cp`),
+//! One file per area: [`system`] (`/_ping`, `/version`, `/info`,
+//! `/system/df`),
+//! [`events`], [`stats`], [`archive`] (`docker cp`), [`transfer`]
+//! (push, save, load),
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
@@ -30,6 +32,7 @@ pub mod networks;
 pub mod prune;
 pub mod stats;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -248,8 +251,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(events::events))
+        .route("/system/df", get(system::df))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/get", get(transfer::get_many))
+        .route("/images/load", post(transfer::load))
         .route(
             "/images/{*rest}",
             get(images::get_any)

@@ -156,3 +156,67 @@ pub async fn info(AxState(api): State) -> ApiResult<Response> {
     }
     Ok(axum::Json(body).into_response())
 }
+
+/// `GET /system/df`: what images, containers, volumes and the build cache
+/// hold. The build cache is one entry with its total (the engine counts
+/// it as a whole).
+pub async fn df(AxState(api): State) -> ApiResult<Response> {
+    let a = &api.agent;
+    let (layers_size, _) = a.images.disk_usage()?;
+    let cache = a.images.cache_usage()?;
+    let images: Vec<_> = a
+        .images
+        .usage()?
+        .into_iter()
+        .map(|u| {
+            json!({
+                "Id": u.id, "ParentId": "", "RepoTags": u.repo_tags, "RepoDigests": [],
+                "Created": 0, "Size": u.size, "SharedSize": u.shared_size,
+                "Containers": a.images.user_count(&u.id), "Labels": {},
+            })
+        })
+        .collect();
+    let containers: Vec<_> = a
+        .containers
+        .usage()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image,
+                "ImageID": "", "Command": "", "Created": 0, "State": c.state, "Status": "",
+                "SizeRw": c.size_rw, "SizeRootFs": 0, "Labels": {}, "Ports": [], "Mounts": [],
+            })
+        })
+        .collect();
+    let volumes: Vec<_> = a
+        .containers
+        .volume_usage()
+        .into_iter()
+        .map(|v| {
+            json!({
+                "Name": v.name, "Driver": "local",
+                "Mountpoint": a.volumes.data_path(&v.name).display().to_string(),
+                "Labels": {}, "Scope": "local", "Options": {},
+                "UsageData": { "Size": v.size, "RefCount": v.ref_count },
+            })
+        })
+        .collect();
+    let build_cache = if cache.entries == 0 {
+        json!([])
+    } else {
+        json!([{
+            "ID": "berth-build-cache", "Type": "regular", "Size": cache.bytes,
+            "InUse": false, "Shared": false,
+            "Description": format!("{} cached build steps", cache.entries),
+            "UsageCount": cache.entries,
+        }])
+    };
+    Ok(axum::Json(json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": build_cache,
+    }))
+    .into_response())
+}
