@@ -12,7 +12,7 @@
 //! One file per area: [`system`] (`/_ping`, `/version`, `/info`,
 //! `/system/df`),
 //! [`events`], [`stats`], [`archive`] (`docker cp`), [`transfer`]
-//! (push, save, load),
+//! (push, save, load), [`commit`] (changes, export, commit, login),
 //! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
 //! [`create`] (the create body mapped onto the engine's
 //! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
@@ -22,6 +22,7 @@
 pub mod archive;
 pub mod attach;
 pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod create;
 pub mod events;
@@ -252,6 +253,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/info", get(system::info))
         .route("/events", get(events::events))
         .route("/system/df", get(system::df))
+        .route("/auth", post(commit::auth))
+        .route("/commit", post(commit::commit))
+        .route("/containers/{id}/changes", get(commit::changes))
+        .route("/containers/{id}/export", get(commit::export))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/get", get(transfer::get_many))
