@@ -304,6 +304,24 @@ fn tty_runs_and_missing_commands_exit_as_docker() {
     assert_eq!(out, "later\n");
     let out = d.ok(&["logs", id.trim()]);
     assert_eq!(out, "later\n");
+    // attach?logs=1 without a live stream replays what it wrote, framed
+    // (here without an upgrade: the body is the stream).
+    let raw = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "--unix-socket",
+            d.socket().to_str().unwrap(),
+        ])
+        .arg(format!(
+            "http://x/v1.51/containers/{}/attach?logs=1&stdout=1&stderr=1",
+            id.trim()
+        ))
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(raw, b"\x01\0\0\0\0\0\0\x06later\n");
 }
 
 #[test]

@@ -218,7 +218,29 @@ pub async fn pump(
     }
 }
 
-/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=`.
+/// What the container wrote so far (`logs=1`), framed as attach frames.
+async fn stored_output(api: &DockerApi, id: &str, w: AttachWanted, tty: bool) -> Vec<Bytes> {
+    let opts = crate::runtime::LogOptions {
+        stdout: w.stdout,
+        stderr: w.stderr,
+        ..Default::default()
+    };
+    let Ok(mut rx) = api.agent.containers.logs(id, opts) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Some(l) = rx.recv().await {
+        out.push(if tty {
+            Bytes::from(l.log.into_bytes())
+        } else {
+            let stream = if l.stream == "stderr" { 2 } else { 1 };
+            super::containers::frame(stream, l.log.as_bytes())
+        });
+    }
+    out
+}
+
+/// `POST /containers/{id}/attach?stream=&logs=&stdin=&stdout=&stderr=`.
 pub async fn attach(
     AxState(api): State,
     Path(id): Path<String>,
@@ -226,10 +248,10 @@ pub async fn attach(
     req: Request,
 ) -> ApiResult<Response> {
     let r = super::containers::record(&api, &id)?;
-    if !truthy(q.get("stream")) {
-        return Err(ApiError::bad(
-            "attach without stream=1 (logs only) is not served by Berth yet: use GET /containers/{id}/logs",
-        ));
+    let logs = truthy(q.get("logs"));
+    let live = truthy(q.get("stream"));
+    if !logs && !live {
+        return Err(ApiError::bad("attach needs stream=1, logs=1 or both"));
     }
     let wanted = AttachWanted {
         stdin: truthy(q.get("stdin")),
@@ -237,6 +259,24 @@ pub async fn attach(
         stderr: truthy(q.get("stderr")),
     };
     let tty = r.config.tty;
+    let replay = if logs {
+        stored_output(&api, &r.id, wanted, tty).await
+    } else {
+        Vec::new()
+    };
+    if !live {
+        let (resp, stream) = hijack(req, tty);
+        tokio::spawn(async move {
+            if let Ok(stream) = stream.await {
+                for b in replay {
+                    if stream.out.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        return Ok(resp);
+    }
     let (input_tx, input_rx) = mpsc::channel(64);
     api.pending.add_live(&r.id, input_tx.clone());
     let output = if r.state.is_running() {
@@ -267,6 +307,11 @@ pub async fn attach(
         let Ok(stream) = stream.await else {
             return;
         };
+        for b in replay {
+            if stream.out.send(b).await.is_err() {
+                return;
+            }
+        }
         // Without a start (the client gave up, or the start failed) the
         // stream just ends.
         let Ok(output) = output.await else {
