@@ -10,14 +10,37 @@
 //! `/v1.NN/` prefix (1.24 to [`API_VERSION`]) or none.
 //!
 //! One file per area: [`system`] (`/_ping`, `/version`, `/info`,
-//! `/system/df`),
-//! [`events`], [`stats`], [`archive`] (`docker cp`), [`transfer`]
-//! (push, save, load), [`commit`] (changes, export, commit, login),
-//! [`images`], [`containers`] (lifecycle, list, inspect, logs, wait),
-//! [`create`] (the create body mapped onto the engine's
-//! `ContainerConfig`, refusing what Berth cannot honour), [`attach`]
-//! (hijacked streams), [`exec`], [`build`], [`networks`], [`volumes`],
-//! [`prune`] and [`listen`] (the sockets).
+//! `/system/df`), [`events`], [`images`], [`transfer`] (push, save,
+//! load), [`containers`] (lifecycle, list, inspect, logs, wait, rename,
+//! pause, top), [`create`] (the create body mapped onto the engine's
+//! `ContainerConfig`), [`attach`] (hijacked streams), [`exec`],
+//! [`stats`], [`archive`] (`docker cp`), [`commit`] (changes, export,
+//! commit, login), [`build`], [`networks`], [`volumes`], [`prune`] and
+//! [`listen`] (the sockets).
+//!
+//! ## Not served yet, and how each answers
+//! - Paths not listed above — `/images/search`, `/containers/{id}/update`,
+//!   `/containers/{id}/attach/ws`, `/session` (BuildKit), `/distribution`,
+//!   swarm, plugins, secrets, configs — answer 404 with a sentence naming
+//!   the path. `POST /build?version=2` (BuildKit) answers 400: build with
+//!   `DOCKER_BUILDKIT=0`.
+//! - Create fields Berth cannot honour answer 400 naming the field when
+//!   set to anything but their zero value: `Config.Domainname`,
+//!   `Config.MacAddress`, `HostConfig.Links`, `VolumesFrom`, `IpcMode`,
+//!   `UTSMode`, `UsernsMode`, `CgroupParent`, `Devices`, `DeviceRequests`,
+//!   `DeviceCgroupRules`, `DnsOptions`, `DnsSearch`, `OomScoreAdj`,
+//!   `OomKillDisable`, `MemoryReservation`, `MemorySwappiness`,
+//!   `KernelMemory`, `Blkio*`, `CpuPeriod`, `CpuQuota`, `CpuRealtime*`,
+//!   `CpusetMems`, `MaskedPaths`, `ReadonlyPaths`, `CgroupnsMode`,
+//!   `Annotations`, a `LogConfig.Type` other than json-file, a `Runtime`
+//!   other than runc, a second network in `NetworkingConfig`; `HostConfig
+//!   .Mounts` of types other than bind, volume and tmpfs.
+//! - Filters the engine does not know answer 400 (container list, prune,
+//!   events); `fromSrc` (import) and a commit's config body answer 400;
+//!   a gzipped build context answers with an error in the build stream.
+//! - Exec instances live in this module's memory for the agent's life
+//!   (the engine runs an exec as one call); a detached exec's exit code
+//!   is not recorded.
 
 pub mod archive;
 pub mod attach;
