@@ -213,6 +213,37 @@ fn networks_volumes_and_refused_options() {
         "appnet",
     ]);
     assert!(sub.contains('/'), "{sub}");
+    // Containers on a user network reach each other by name and alias.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "db",
+        bb,
+        "sleep",
+        "300",
+    ]);
+    for name in ["srv", "db"] {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            bb,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "5",
+            name,
+        ]);
+        assert!(out.contains("1 packets received"), "{name}: {out}");
+    }
+    d.ok(&["rm", "-f", "srv"]);
     d.ok(&["network", "rm", "appnet"]);
     let (code, _, _) = d.docker(&["network", "inspect", "appnet"]);
     assert_eq!(code, 1);
