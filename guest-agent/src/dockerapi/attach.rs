@@ -60,7 +60,8 @@ impl Pending {
 pub async fn start_with_waiting_attaches(api: &DockerApi, id: &str) -> Result<()> {
     let waiting = api.pending.waiting().remove(id).unwrap_or_default();
     let containers = &api.agent.containers;
-    let mut waiting = waiting.into_iter();
+    // An attach whose client went away before the start is dropped.
+    let mut waiting = waiting.into_iter().filter(|w| !w.output.is_closed());
     let Some(first) = waiting.next() else {
         containers.start(id, None).await?;
         return Ok(());
