@@ -1,0 +1,170 @@
+//! The Docker Engine API with other clients than Docker's CLI 28:
+//! docker-py 7 (when installed), Debian's docker 20.10 client (API 1.41),
+//! and `docker login` against a registry that wants credentials, with
+//! commit, diff and export.
+
+use berth_tests::dockerapi::DockerAgent;
+use berth_tests::need_root;
+use berth_tests::registry::{Auth, Registry};
+
+/// docker-py's everyday calls, when it is installed (PyPI `docker` 7).
+const DOCKER_PY: &str = r#"
+import io, sys, tarfile, docker
+c = docker.from_env()
+assert c.ping()
+out = c.containers.run("bb", ["sh", "-c", "echo py"], remove=True)
+assert out == b"py\n", out
+box = c.containers.run("bb", ["sleep", "300"], detach=True, name="pybox")
+code, got = box.exec_run(["sh", "-c", "echo ex; exit 2"])
+assert (code, got) == (2, b"ex\n"), (code, got)
+data = io.BytesIO()
+with tarfile.open(fileobj=data, mode="w") as t:
+    body = b"put\n"
+    info = tarfile.TarInfo("put.txt"); info.size = len(body)
+    t.addfile(info, io.BytesIO(body))
+assert box.put_archive("/tmp", data.getvalue())
+stream, stat = box.get_archive("/tmp/put.txt")
+raw = b"".join(stream)
+with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+    assert t.extractfile("put.txt").read() == b"put\n"
+assert stat["name"] == "put.txt", stat
+box.reload(); assert box.status == "running", box.status
+box.stop(timeout=1); box.reload(); assert box.status == "exited"
+assert box.wait()["StatusCode"] == 137 or box.wait()["StatusCode"] >= 0
+logs = c.containers.run("bb", ["sh", "-c", "echo a; echo b >&2"], detach=True)
+logs.wait()
+assert logs.logs(stdout=True, stderr=False) == b"a\n", logs.logs()
+logs.remove()
+df = io.BytesIO(b"FROM bb\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n")
+img, log = c.images.build(fileobj=df, tag="pybuilt:1", rm=True)
+assert "pybuilt:1" in img.tags, img.tags
+assert c.containers.run("pybuilt:1", remove=True) == b"built\n"
+box.remove(force=True)
+print("ok")
+"#;
+
+#[test]
+fn docker_py_drives_berth() {
+    if !need_root() {
+        return;
+    }
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: docker-py is not installed (pip install docker)");
+        return;
+    }
+    let d = DockerAgent::start(true);
+    d.load_busybox();
+    let out = std::process::Command::new("python3")
+        .args(["-c", DOCKER_PY])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\nagent log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+}
+
+#[test]
+fn commit_diff_export_and_login() {
+    if !need_root() {
+        return;
+    }
+    let reg = Registry::start(Auth::Basic);
+    let d = DockerAgent::start(false);
+    let (code, _, err) = d.docker(&["login", "-u", "nobody", "-p", "wrong", &reg.addr]);
+    assert_eq!(code, 1, "{err}");
+    let out = d.ok(&[
+        "login",
+        "-u",
+        berth_tests::registry::USER,
+        "-p",
+        berth_tests::registry::PASS,
+        &reg.addr,
+    ]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let bb = d.load_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "chg",
+        "--network",
+        "none",
+        bb,
+        "sh",
+        "-c",
+        "echo new > /made && rm /etc/hostname.orig 2>/dev/null; true",
+    ]);
+    let diff = d.ok(&["diff", "chg"]);
+    assert!(diff.lines().any(|l| l == "A /made"), "{diff}");
+    d.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "chg",
+        "committed:1",
+    ]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "committed:1"]),
+        "new\n"
+    );
+    let tar = d.dir.path().join("export.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), "chg"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "made"),
+        "{names}"
+    );
+    // A registry that needs credentials: the CLI sends them (X-Registry-Auth).
+    let image = format!("{}/private/bb:1", reg.addr);
+    d.ok(&["tag", bb, &image]);
+    d.ok(&["push", &image]);
+}
+
+#[test]
+fn debian_docker_20_10_client_works_too() {
+    if !need_root() || !std::path::Path::new("/usr/bin/docker").exists() {
+        return;
+    }
+    let d = DockerAgent::start(true);
+    let bb = d.load_busybox();
+    let old = |args: &[&str]| {
+        let mut c = std::process::Command::new("/usr/bin/docker");
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config-old"));
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = old(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!((code, out.trim()), (0, "1.51"), "{err}");
+    let (code, out, err) = old(&["run", "--rm", bb, "echo", "old client"]);
+    assert_eq!((code, out.as_str()), (0, "old client\n"), "{err}");
+    let (code, _, _) = old(&["run", "--rm", bb, "sh", "-c", "exit 9"]);
+    assert_eq!(code, 9);
+    let (code, out, err) = old(&["run", "-d", "--name", "o1", bb, "sleep", "60"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim().len(), 64);
+    let (code, out, _) = old(&["exec", "o1", "echo", "in"]);
+    assert_eq!((code, out.as_str()), (0, "in\n"));
+    let (_, out, _) = old(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(out.trim(), "o1");
+    let (code, _, _) = old(&["rm", "-f", "o1"]);
+    assert_eq!(code, 0);
+}
