@@ -87,14 +87,17 @@ hyper() { # name, command
 }
 echo "bench: run --rm IMAGE true, median of $runs"
 t_berth=$(hyper berth "$bin/berth run --rm --network none bb true")
+# The path a user takes first: the default bridge (veth, address, route, DNS).
+t_bridge=$(hyper berth-bridge "$bin/berth run --rm bb true")
 t_podman=$(hyper podman "podman ${podman_root[*]} run --rm --network none bb true")
 t_docker=$(hyper docker "${docker_cmd[*]} run --rm bb true")
 t_runc=$(hyper runc "sh -c 'cd $work/bundle && runc run bench-runc-\$\$ >/dev/null'")
 t_crun=$(hyper crun "$crun_cmd" || echo 0)
-python3 - "$t_berth" "$t_podman" "$t_docker" "$t_runc" "$t_crun" <<'EOP'
+python3 - "$t_berth" "$t_podman" "$t_docker" "$t_runc" "$t_crun" "$t_bridge" <<'EOP'
 import sys
-b, p, d, r, c = map(float, sys.argv[1:])
+b, p, d, r, c, br = map(float, sys.argv[1:])
 print(f"  berth  {b:8.1f} ms")
+print(f"  berth on the default bridge {br:8.1f} ms   bridge/none = {br/b:4.2f} (target <= 1.5)")
 print(f"  podman {p:8.1f} ms   berth is {p/b:4.1f}x faster")
 print(f"  docker {d:8.1f} ms   berth is {d/b:4.1f}x faster")
 print(f"  runc   {r:8.1f} ms   berth/runc = {b/r:4.2f}")
