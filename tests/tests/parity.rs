@@ -215,7 +215,7 @@ fn formats_are_go_templates_everywhere() {
         ),
         (
             &["system", "df", "--format", "{{.Type}}"],
-            "Images\nContainers\nLocal Volumes\n",
+            "Images\nContainers\nLocal Volumes\nBuild Cache\n",
         ),
     ];
     let mut wrong = Vec::new();

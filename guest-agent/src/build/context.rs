@@ -333,7 +333,7 @@ fn index(path: &Path) -> Result<BTreeMap<String, Node>> {
             key,
             Node {
                 kind,
-                mode: h.mode().map_err(bad)? & 0o7777,
+                mode: h.mode().unwrap_or(0o644) & 0o7777,
                 mtime: h.mtime().unwrap_or(0),
                 size: entry.size(),
                 link,
@@ -364,6 +364,7 @@ mod tests {
         for (name, target) in links {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
             h.set_size(0);
             b.append_link(&mut h, name, target).unwrap();
         }
