@@ -15,7 +15,7 @@ fn a_build_stopped_half_way_leaves_no_container_mount_or_workspace() {
     let Some(env) = BuildEnv::start() else {
         return;
     };
-    let text = format!("FROM {}\nRUN echo started; sleep 60\n", env.base);
+    let text = format!("FROM {}\nRUN echo started; sleep 67\n", env.base);
     let ctx = context(&[("Dockerfile", &text)]);
     let mut child = env
         .agent
@@ -54,7 +54,7 @@ fn a_build_stopped_half_way_leaves_no_container_mount_or_workspace() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let sleepers = env.agent.sh("pgrep -fx 'sleep [6]0' || true");
+    let sleepers = env.agent.sh("pgrep -fx 'sleep [6]7' || true");
     assert!(
         String::from_utf8_lossy(&sleepers.stdout).trim().is_empty(),
         "the RUN step's process outlived the build"

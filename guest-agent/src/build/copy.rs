@@ -556,8 +556,7 @@ impl Run {
             }
         };
         let containers = self.builder.containers.clone();
-        let (id, _) = containers.create(step_container(&image.id, state)).await?;
-        let scratch = Scratch::new(containers.clone(), id);
+        let scratch = Scratch::create(&containers, step_container(&image.id, state)).await?;
         let path = tar_path.to_path_buf();
         containers
             .with_rootfs(scratch.id(), true, move |root| {

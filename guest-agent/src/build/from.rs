@@ -60,8 +60,7 @@ impl Run {
             },
         );
         cfg.image = image.to_string();
-        let (id, _) = containers.create(cfg).await?;
-        let scratch = Scratch::new(containers.clone(), id);
+        let scratch = Scratch::create(&containers, cfg).await?;
         let out = self
             .work
             .dir()

@@ -44,13 +44,52 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Creates a step's container. The create runs as a task of its own:
+    /// a build dropped meanwhile (its client gone) still gets the
+    /// container removed, never left half-made.
+    pub async fn create(containers: &Arc<Containers>, cfg: ContainerConfig) -> Result<Scratch> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let c = containers.clone();
+        tokio::spawn(async move {
+            let made = c
+                .create(cfg)
+                .await
+                .map(|(id, _)| Scratch::new(c.clone(), id));
+            // Nobody waits any more: the Scratch sent back is dropped here,
+            // which removes the container.
+            let _ = tx.send(made);
+        });
+        rx.await
+            .map_err(|_| Error::Internal("creating a build step's container crashed".into()))?
+    }
+
+    /// Starts the container, as a task of its own: a dropped build
+    /// never leaves a start half-done (the removal waits for it).
+    pub async fn start(&self) -> Result<()> {
+        let (c, id) = (self.containers.clone(), self.id().to_string());
+        tokio::spawn(async move { c.start(&id, None).await.map(|_| ()) })
+            .await
+            .map_err(|e| Error::Internal(format!("starting a build step crashed: {e}")))?
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let containers = self.containers.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = containers.remove(&id, true, true).await;
+                    // A removal that fails (the container still stopping)
+                    // is tried again for a while.
+                    for _ in 0..25 {
+                        match containers.remove(&id, true, true).await {
+                            Ok(_) | Err(Error::NotFound(..)) => return,
+                            Err(e) => tracing::debug!("removing build step {id}: {e}"),
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    tracing::warn!("a build step's container {id} could not be removed");
                 });
             }
         }
@@ -161,9 +200,8 @@ impl Run {
         cfg.mounts = self.run_mounts(step, vertex).await?;
         cfg.mounts.extend(extra);
         let containers = self.builder.containers.clone();
-        let (id, _) = containers.create(cfg).await?;
-        let scratch = Scratch::new(containers.clone(), id);
-        containers.start(scratch.id(), None).await?;
+        let scratch = Scratch::create(&containers, cfg).await?;
+        scratch.start().await?;
         let mut lines = containers.logs(
             scratch.id(),
             LogOptions {
