@@ -166,19 +166,15 @@ pub(super) fn apply(
         }
         Kind::Healthcheck(None) => config["config"]["Healthcheck"] = json!({"Test": ["NONE"]}),
         Kind::Healthcheck(Some(h)) => {
-            let mut v = json!({ "Test": h.test });
-            for (name, n) in [
-                ("Interval", h.interval),
-                ("Timeout", h.timeout),
-                ("StartPeriod", h.start_period),
-                ("StartInterval", h.start_interval),
-                ("Retries", h.retries),
-            ] {
-                if n != 0 {
-                    v[name] = json!(n);
-                }
-            }
-            config["config"]["Healthcheck"] = v;
+            config["config"]["Healthcheck"] =
+                crate::runtime::health::config_json(&crate::runtime::config::HealthConfig {
+                    test: h.test.clone(),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    start_period: h.start_period,
+                    start_interval: h.start_interval,
+                    retries: h.retries.clamp(0, i32::MAX as i64) as i32,
+                });
         }
         Kind::Shell(s) => config["config"]["Shell"] = json!(s),
         Kind::Onbuild(t) => {

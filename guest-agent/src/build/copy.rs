@@ -556,7 +556,8 @@ impl Run {
             }
         };
         let containers = self.builder.containers.clone();
-        let scratch = Scratch::create(&containers, step_container(&image.id, state)).await?;
+        let scratch =
+            Scratch::create(&containers, step_container(&image.id, &state.config)).await?;
         let path = tar_path.to_path_buf();
         containers
             .with_rootfs(scratch.id(), true, move |root| {

@@ -21,14 +21,7 @@ impl Run {
         from: &str,
         done: &Mutex<HashMap<usize, State>>,
     ) -> Result<Option<String>> {
-        let names: HashMap<String, usize> = self
-            .file
-            .stages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
-            .collect();
-        if let Some(j) = super::stage::stage_ref(&names, usize::MAX, from) {
+        if let Some(j) = super::stage::stage_ref(&self.plan.names, usize::MAX, from) {
             let state = done.lock().unwrap().get(&j).cloned();
             return match state {
                 Some(s) => Ok(s.image.map(|r| r.id)),
@@ -37,29 +30,14 @@ impl Run {
                 ))),
             };
         }
-        let images = &self.builder.images;
-        if let Ok(e) = images.find(from) {
-            return Ok(Some(e.record.id));
-        }
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        images.pull(from, None, &Default::default(), &tx).await?;
-        Ok(Some(images.find(from)?.record.id))
+        Ok(Some(self.image_entry(from, false).await?.record.id))
     }
 
     /// Writes what `image` has at `src` to a tar file in the workspace
     /// (its top entry named after `src`'s last part).
     async fn export_path(&self, image: &str, src: &str) -> Result<PathBuf> {
         let containers = self.builder.containers.clone();
-        let mut cfg = step_container(
-            image,
-            &State {
-                image: None,
-                config: serde_json::json!({}),
-                key: String::new(),
-                dirty: false,
-            },
-        );
-        cfg.image = image.to_string();
+        let cfg = step_container(image, &serde_json::json!({}));
         let scratch = Scratch::create(&containers, cfg).await?;
         let out = self
             .work

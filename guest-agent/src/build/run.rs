@@ -97,14 +97,14 @@ impl Drop for Scratch {
 }
 
 /// A build step's container config over `image`.
-pub(super) fn step_container(image: &str, state: &State) -> ContainerConfig {
-    let c = &state.config["config"];
+pub(super) fn step_container(image: &str, config: &serde_json::Value) -> ContainerConfig {
+    let c = &config["config"];
     ContainerConfig {
         image: image.to_string(),
         // Replaced for RUN; COPY's containers never start.
         cmd: vec!["/.berth-build-step".into()],
         entrypoint_set: true,
-        env: config::env_of(&state.config),
+        env: config::env_of(config),
         working_dir: c["WorkingDir"].as_str().unwrap_or_default().to_string(),
         user: c["User"].as_str().unwrap_or_default().to_string(),
         network: "none".into(),
@@ -185,7 +185,7 @@ impl Run {
             extra.push(bind(&file.to_string_lossy(), "/dev/.berth-heredoc", true));
             argv = vec!["/dev/.berth-heredoc".into()];
         }
-        let mut cfg = step_container(&image.id, state);
+        let mut cfg = step_container(&image.id, &state.config);
         cfg.cmd = argv.clone();
         cfg.network = network.to_string();
         for (k, v) in args {

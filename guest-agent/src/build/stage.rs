@@ -41,6 +41,8 @@ pub(super) struct Plan {
     pub target: usize,
     /// The stages the target needs, the target included.
     pub needed: HashSet<usize>,
+    /// Stage names (lowercased) and their indexes.
+    pub names: HashMap<String, usize>,
 }
 
 impl Plan {
@@ -128,6 +130,7 @@ impl Plan {
             deps,
             target,
             needed,
+            names,
         })
     }
 }
@@ -434,20 +437,7 @@ impl Run {
             });
         }
         let images = &self.builder.images;
-        let found = if self.opts.pull {
-            None
-        } else {
-            images.find(base).ok()
-        };
-        let entry = match found {
-            Some(e) => e,
-            None => {
-                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-                let creds = crate::image::registry::Credentials::default();
-                images.pull(base, None, &creds, &tx).await?;
-                images.find(base)?
-            }
-        };
+        let entry = self.image_entry(base, self.opts.pull).await?;
         let config: Value = serde_json::from_slice(&images.content.read(&entry.record.id)?)
             .map_err(|e| Error::Internal(format!("the image's config is unreadable: {e}")))?;
         Ok(State {
@@ -456,6 +446,25 @@ impl Run {
             config,
             dirty: false,
         })
+    }
+
+    /// The stored image `reference` names, pulled when missing (or
+    /// always, with `pull`).
+    pub async fn image_entry(
+        &self,
+        reference: &str,
+        pull: bool,
+    ) -> Result<crate::image::manage::ImageEntry> {
+        let images = &self.builder.images;
+        if !pull {
+            if let Ok(e) = images.find(reference) {
+                return Ok(e);
+            }
+        }
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let creds = crate::image::registry::Credentials::default();
+        images.pull(reference, None, &creds, &tx).await?;
+        images.find(reference)
     }
 
     /// Stores the config changes made since the last layer as an image of
