@@ -559,18 +559,20 @@ impl Run {
         let scratch =
             Scratch::create(&containers, step_container(&image.id, &state.config)).await?;
         let path = tar_path.to_path_buf();
-        containers
-            .with_rootfs(scratch.id(), true, move |root| {
-                crate::runtime::copy::copy_in(root, "/", true, || File::open(&path))
-            })
-            .await?;
-        let record = containers.find(scratch.id())?.record();
-        let c = containers.clone();
-        let layer =
+        let id = scratch.id().to_string();
+        let layer = async {
+            containers
+                .with_rootfs(&id, true, move |root| {
+                    crate::runtime::copy::copy_in(root, "/", true, || File::open(&path))
+                })
+                .await?;
+            let record = containers.find(&id)?.record();
+            let c = containers.clone();
             tokio::task::spawn_blocking(move || images.store_layer(|w| c.changes_tar(&record, w)))
                 .await
-                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
-        scratch.remove().await;
-        layer
+                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?
+        }
+        .await;
+        scratch.finish(layer).await
     }
 }

@@ -44,13 +44,13 @@ impl Run {
             .dir()
             .join(format!("from-{}", crate::digest::random_id()));
         let (o, s) = (out.clone(), src.to_string());
-        containers
+        let copied = containers
             .with_rootfs(scratch.id(), false, move |root| {
                 let f = File::create(&o).map_err(|e| Error::io("copying from a stage", e))?;
                 crate::runtime::copy::copy_out(root, &s, true, io::BufWriter::new(f))
             })
-            .await?;
-        scratch.remove().await;
+            .await;
+        scratch.finish(copied).await?;
         Ok(out)
     }
 

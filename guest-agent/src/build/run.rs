@@ -36,12 +36,27 @@ impl Scratch {
         self.id.as_deref().unwrap_or_default()
     }
 
-    /// Removes the container now.
-    pub async fn remove(mut self) {
+    /// Removes the container now, then hands back `outcome`: a step that
+    /// failed returns only once its container is gone.
+    pub async fn finish<T>(mut self, outcome: Result<T>) -> Result<T> {
         if let Some(id) = self.id.take() {
-            let _ = self.containers.remove(&id, true, true).await;
+            remove_retrying(&self.containers, &id).await;
         }
+        outcome
     }
+}
+
+/// Removes container `id`, trying again for a while when the removal
+/// fails (the container still stopping).
+async fn remove_retrying(containers: &Containers, id: &str) {
+    for _ in 0..25 {
+        match containers.remove(id, true, true).await {
+            Ok(_) | Err(Error::NotFound(..)) => return,
+            Err(e) => tracing::debug!("removing build step {id}: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tracing::warn!("a build step's container {id} could not be removed");
 }
 
 impl Scratch {
@@ -79,18 +94,7 @@ impl Drop for Scratch {
         if let Some(id) = self.id.take() {
             let containers = self.containers.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    // A removal that fails (the container still stopping)
-                    // is tried again for a while.
-                    for _ in 0..25 {
-                        match containers.remove(&id, true, true).await {
-                            Ok(_) | Err(Error::NotFound(..)) => return,
-                            Err(e) => tracing::debug!("removing build step {id}: {e}"),
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                    tracing::warn!("a build step's container {id} could not be removed");
-                });
+                rt.spawn(async move { remove_retrying(&containers, &id).await });
             }
         }
     }
@@ -201,6 +205,25 @@ impl Run {
         cfg.mounts.extend(extra);
         let containers = self.builder.containers.clone();
         let scratch = Scratch::create(&containers, cfg).await?;
+        let outcome = self
+            .run_in(&containers, &scratch, &argv, vertex, started)
+            .await;
+        let layer = scratch.finish(outcome).await?;
+        let created_by = format!("RUN {} # buildkit", argv.join(" "));
+        self.commit(state, key, layer, &created_by).await?;
+        Ok(false)
+    }
+
+    /// Starts a step's container, streams its output, waits for it and
+    /// stores its changes as a layer.
+    async fn run_in(
+        &self,
+        containers: &Arc<Containers>,
+        scratch: &Scratch,
+        argv: &[String],
+        vertex: u32,
+        started: Instant,
+    ) -> Result<crate::image::compose::NewLayer> {
         scratch.start().await?;
         let mut lines = containers.logs(
             scratch.id(),
@@ -228,14 +251,9 @@ impl Run {
         }
         let record = containers.find(scratch.id())?.record();
         let (c, images) = (containers.clone(), self.builder.images.clone());
-        let layer =
-            tokio::task::spawn_blocking(move || images.store_layer(|w| c.changes_tar(&record, w)))
-                .await
-                .map_err(|e| Error::Internal(format!("storing the step's layer crashed: {e}")))??;
-        scratch.remove().await;
-        let created_by = format!("RUN {} # buildkit", argv.join(" "));
-        self.commit(state, key, layer, &created_by).await?;
-        Ok(false)
+        tokio::task::spawn_blocking(move || images.store_layer(|w| c.changes_tar(&record, w)))
+            .await
+            .map_err(|e| Error::Internal(format!("storing the step's layer crashed: {e}")))?
     }
 
     /// The step's `--mount`s as container mounts.
