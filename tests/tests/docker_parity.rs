@@ -292,6 +292,27 @@ fn everyday_commands_match_docker() {
             names[0], names[1]
         ));
     }
+    // cp reaches volumes and binds, running and stopped (issue 21).
+    let seen: Vec<Vec<String>> = sides
+        .iter()
+        .map(|side| cp_through_mounts(side, &image, &host.path().join(side.name())))
+        .collect();
+    let expected = [
+        "vol",
+        "in",
+        "bind",
+        "in",
+        "read-only refused",
+        "in",
+        "in",
+        "data/ data/in data/in3 data/v",
+    ];
+    if seen[0] != seen[1] || seen[0] != expected {
+        failures.push(format!(
+            "cp through mounts: berth {:?}, docker {:?}, expected {expected:?}",
+            seen[0], seen[1]
+        ));
+    }
     // Output cut short by its reader ends quietly (row 28).
     for side in &sides {
         let bin = match side {
@@ -318,6 +339,111 @@ fn everyday_commands_match_docker() {
         "Berth and Docker differ:\n{}",
         failures.join("\n")
     );
+}
+
+/// The first file in the tar `cp SRC -` writes, as text.
+fn cp_out_text(side: &Side, src: &str) -> String {
+    let out = side.cmd(&["cp", src, "-"]).output().unwrap();
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let Ok(entries) = archive.entries() else {
+        return String::new();
+    };
+    for mut e in entries.flatten() {
+        if e.header().entry_type().is_file() {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            return text.trim_end().to_string();
+        }
+    }
+    String::new()
+}
+
+/// `cp` in and out of a volume, a bind and a read-only bind of a running
+/// container, then of the stopped container: what each step saw.
+fn cp_through_mounts(side: &Side, image: &str, host: &Path) -> Vec<String> {
+    let bind = host.join("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    std::fs::write(bind.join("b"), "bind\n").unwrap();
+    let file = host.join("in");
+    std::fs::write(&file, "in\n").unwrap();
+    let (file, b) = (file.to_str().unwrap(), bind.to_str().unwrap());
+    let (bnd, ro) = (format!("{b}:/bnd"), format!("{b}:/ro:ro"));
+    side.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vc",
+        "--network",
+        "none",
+        "-v",
+        "vcv:/data",
+        "-v",
+        &bnd,
+        "-v",
+        &ro,
+        image,
+        "sh",
+        "-c",
+        "echo vol > /data/v; sleep 600",
+    ]);
+    for _ in 0..100 {
+        if side.run(&["exec", "vc", "test", "-f", "/data/v"]).0 == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut seen = vec![cp_out_text(side, "vc:/data/v")];
+    side.ok(&["cp", file, "vc:/data/in"]);
+    seen.push(
+        side.ok(&["exec", "vc", "cat", "/data/in"])
+            .trim()
+            .to_string(),
+    );
+    seen.push(cp_out_text(side, "vc:/bnd/b"));
+    side.ok(&["cp", file, "vc:/bnd/in2"]);
+    seen.push(
+        std::fs::read_to_string(bind.join("in2"))
+            .unwrap_or_default()
+            .trim()
+            .into(),
+    );
+    let (code, _, _) = side.run(&["cp", file, "vc:/ro/x"]);
+    let refused = code == 1 && !bind.join("x").exists();
+    seen.push(
+        if refused {
+            "read-only refused"
+        } else {
+            "read-only written"
+        }
+        .into(),
+    );
+    side.ok(&["stop", "-t", "0", "vc"]);
+    seen.push(cp_out_text(side, "vc:/data/in"));
+    side.ok(&["cp", file, "vc:/data/in3"]);
+    let out = side.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vcv:/data",
+        image,
+        "cat",
+        "/data/in3",
+    ]);
+    seen.push(out.trim().to_string());
+    let out = side.cmd(&["cp", "vc:/data", "-"]).output().unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    seen.push(names.join(" "));
+    side.ok(&["rm", "-f", "vc"]);
+    side.ok(&["volume", "rm", "vcv"]);
+    seen
 }
 
 /// Runs a shell script with the command's environment instead of the

@@ -6,11 +6,17 @@
 //! container swaps links while the copy runs (CVE-2018-15664). Each
 //! archive entry is written relative to its resolved parent directory with
 //! `O_NOFOLLOW`/`O_EXCL`, and names with `..` are refused.
+//!
+//! A copy sees the container's volumes and binds where the container sees
+//! them, as Docker's does: [`in_view`] runs it in a thread with a mount
+//! namespace of its own in which each is mounted over the root (at a
+//! place resolved in the root too), so nothing changes in the agent's or
+//! the container's namespace.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
@@ -290,6 +296,187 @@ fn write_entry<R: Read>(
             Some(nix::unistd::Gid::from_raw(gid)),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )?;
+    }
+    Ok(())
+}
+
+/// A host folder or file that a copy sees at `destination` in the
+/// container (a volume, a bind, or one of the `/etc` files Berth writes).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// The host path.
+    pub source: PathBuf,
+    /// Where the container sees it.
+    pub destination: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Made in the root when missing and the copy writes (Docker makes a
+    /// container's mount points when it copies into it).
+    pub make: bool,
+}
+
+/// Runs `f` where `root` holds everything in `bound` at its destination:
+/// in a thread of its own, in a private mount namespace that ends with
+/// it. A destination that is missing is made when `writable` and the
+/// entry asks for it, else left out.
+pub fn in_view<T: Send>(
+    root: &Path,
+    bound: &[Bound],
+    writable: bool,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    if bound.is_empty() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            enter_view(root, bound, writable)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Internal("the copy crashed".into())))
+    })
+}
+
+/// Unshares this thread's mounts and mounts `bound` over `root`.
+fn enter_view(root: &Path, bound: &[Bound], writable: bool) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let fail = |what: &str, e: io::Error| Error::Internal(format!("{what} for the copy: {e}"));
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| fail("a mount namespace cannot be made", e.into()))?;
+    // Nothing mounted here may reach the agent's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| fail("the mounts cannot be made private", e.into()))?;
+    // Outer mounts first, so an inner one lands inside its volume.
+    let mut order: Vec<&Bound> = bound.iter().collect();
+    order.sort_by_key(|b| b.destination.matches('/').count());
+    for b in order {
+        let is_dir = b.source.is_dir();
+        let target = match open_in_root(root, &b.destination, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && writable && b.make => {
+                make_point(root, &b.destination, is_dir)
+                    .and_then(|_| open_in_root(root, &b.destination, OFlag::O_PATH))
+                    .map_err(|e| fail(&format!("{} cannot be made", b.destination), e))?
+            }
+            Err(_) => continue,
+        };
+        mount_at(&b.source, &target, b.read_only)
+            .map_err(|e| fail(&format!("{} cannot be mounted", b.destination), e))?;
+    }
+    Ok(())
+}
+
+/// Mounts a copy of the host's `source` on the opened `target` (the new
+/// mount API: no path is looked up again once `target` is open).
+fn mount_at(source: &Path, target: &OwnedFd, read_only: bool) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let check = |rc: libc::c_long| {
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    let src = CString::new(source.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new
+    // descriptor (a detached copy of the mount) that we alone own.
+    let tree = unsafe {
+        let fd = check(libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
+        ))?;
+        OwnedFd::from_raw_fd(fd as i32)
+    };
+    if read_only {
+        #[repr(C)]
+        struct MountAttr {
+            set: u64,
+            clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            set: MOUNT_ATTR_RDONLY,
+            clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: the attributes live across the call, with their size.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        })?;
+    }
+    // SAFETY: both descriptors are open; the paths are empty strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// Makes a missing mount point (a folder, or an empty file for a file)
+/// and its parents, each step resolved inside `root`.
+fn make_point(root: &Path, dest: &str, dir: bool) -> io::Result<()> {
+    let parts: Vec<&str> = dest.split('/').filter(|p| !p.is_empty()).collect();
+    let Some((last, parents)) = parts.split_last() else {
+        return Ok(());
+    };
+    let mut rel = String::new();
+    for (i, name) in parts.iter().enumerate() {
+        let parent = open_in_root(root, &rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        let made = if i < parents.len() || dir {
+            nix::sys::stat::mkdirat(
+                Some(parent.as_raw_fd()),
+                *name,
+                Mode::from_bits_truncate(0o755),
+            )
+        } else {
+            openat(
+                Some(parent.as_raw_fd()),
+                *last,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            // SAFETY: openat returned a new descriptor that we alone own.
+            .map(|fd| drop(unsafe { OwnedFd::from_raw_fd(fd) }))
+        };
+        match made {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        rel = format!("{rel}/{name}");
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! `commit`, `export`, `cp` (see [`super::copy`] for the safe walking).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -105,29 +105,17 @@ impl Containers {
         follow: bool,
         out: impl Write + Send + 'static,
     ) -> Result<()> {
-        // The files Berth manages in `/etc` are bound over the image's in
-        // the container's own mount namespace: copy those out of the
-        // container's folder, as the container sees them.
-        let clean = format!("/{}", path.trim_matches('/'));
-        if let Some(name) = ["hostname", "hosts", "resolv.conf"]
-            .into_iter()
-            .find(|n| clean == format!("/etc/{n}"))
-        {
-            let dir = self.dir_of(&self.find(input)?.record().id);
-            return super::changes::run_blocking(move || {
-                copy::copy_out(&dir, name, false, std::io::BufWriter::new(out))
-            })
-            .await;
-        }
         let path = path.to_string();
-        self.with_rootfs(input, false, move |root| {
+        self.with_files(input, false, move |root| {
             copy::copy_out(root, &path, follow, std::io::BufWriter::new(out))
         })
         .await
     }
 
     /// `cp` in: the tar in `input_tar` extracted into the container's
-    /// directory `dest`.
+    /// directory `dest`. Refused, as Docker refuses it, inside a
+    /// read-only volume or bind, or outside every volume of a container
+    /// with a read-only root.
     pub async fn copy_to(
         &self,
         input: &str,
@@ -135,11 +123,73 @@ impl Containers {
         keep_owner: bool,
         input_tar: PathBuf,
     ) -> Result<()> {
+        let r = self.find(input)?.record();
+        let clean = format!("/{}", dest.trim_matches('/'));
+        let within = |m: &str| clean == m || clean.starts_with(&format!("{m}/"));
+        match r
+            .mounts
+            .iter()
+            .filter(|m| m.kind != "tmpfs" && within(&m.destination))
+            .max_by_key(|m| m.destination.len())
+        {
+            Some(m) if m.read_only => {
+                return Err(Error::InvalidArgument(
+                    "mounted volume is marked read-only".into(),
+                ))
+            }
+            None if r.config.read_only => {
+                return Err(Error::InvalidArgument(
+                    "container rootfs is marked read-only".into(),
+                ))
+            }
+            _ => {}
+        }
         let dest = dest.to_string();
-        self.with_rootfs(input, true, move |root| {
+        self.with_files(input, true, move |root| {
             copy::copy_in(root, &dest, keep_owner, || {
                 std::fs::File::open(&input_tar).map(std::io::BufReader::new)
             })
+        })
+        .await
+    }
+
+    /// Runs `f` on the container's files as `cp` sees them (as Docker's
+    /// does): its root filesystem with its volumes, binds and the `/etc`
+    /// files Berth writes mounted at their places, in a mount namespace
+    /// of the copy's own. `writable` as for [`Containers::with_rootfs`].
+    pub async fn with_files<T: Send + 'static>(
+        &self,
+        input: &str,
+        writable: bool,
+        f: impl FnOnce(&Path) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let r = self.find(input)?.record();
+        let dir = self.dir_of(&r.id);
+        // Berth's /etc files first: a user's mount at the same place is
+        // mounted over them, as in the container.
+        let mut bound: Vec<copy::Bound> = ["hostname", "hosts", "resolv.conf"]
+            .into_iter()
+            .filter(|n| dir.join(n).is_file())
+            .map(|n| copy::Bound {
+                source: dir.join(n),
+                destination: format!("/etc/{n}"),
+                read_only: false,
+                make: false,
+            })
+            .collect();
+        bound.extend(
+            r.mounts
+                .iter()
+                .filter(|m| m.kind != "tmpfs")
+                .map(|m| copy::Bound {
+                    source: m.source.clone(),
+                    destination: m.destination.clone(),
+                    read_only: m.read_only,
+                    make: true,
+                }),
+        );
+        self.with_rootfs(input, writable, move |root| {
+            copy::in_view(root, &bound, writable, || f(root))
         })
         .await
     }
