@@ -28,8 +28,10 @@ pub fn record(api: &super::DockerApi, id: &str) -> ApiResult<Record> {
 
 /// `GET /containers/json?all=&limit=&filters=`.
 pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> {
-    let filters = super::parse_filters(q.get("filters"))?;
+    let mut filters = super::parse_filters(q.get("filters"))?;
+    let labels = super::take_filter(&mut filters, "label");
     let mut list = api.agent.containers.list(truthy(q.get("all")), &filters)?;
+    list.retain(|s| super::labels_match(&labels, |k| s.record.config.labels.get(k).cloned()));
     if let Some(n) = q.get("limit").and_then(|l| l.parse::<usize>().ok()) {
         if n > 0 {
             list.truncate(n);
@@ -80,10 +82,28 @@ pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> 
     Ok(axum::Json(out).into_response())
 }
 
-/// `GET /containers/{id}/json`: the engine's Docker-shaped inspect.
+/// `GET /containers/{id}/json`: the engine's Docker-shaped inspect. The
+/// container's short id is one of its aliases on each user network (as
+/// dockerd answered before API 1.44; later ones list it in `DNSNames`
+/// only, which Berth's DNS answers too). compose 1.29 disconnects and
+/// reconnects a created container whose aliases lack it, and the engine
+/// keeps a created container that left its only network on none.
 pub async fn inspect(AxState(api): State, Path(id): Path<String>) -> ApiResult<Response> {
     let r = record(&api, &id)?;
-    Ok(axum::Json(api.agent.containers.inspect_json(&r)).into_response())
+    let mut v = api.agent.containers.inspect_json(&r);
+    let short = &r.id[..12.min(r.id.len())];
+    let nets = v["NetworkSettings"]["Networks"].as_object_mut();
+    for (name, ep) in nets.into_iter().flatten() {
+        if ["bridge", "host", "none"].contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(aliases) = ep["Aliases"].as_array_mut() {
+            if !aliases.iter().any(|a| a == short) {
+                aliases.push(json!(short));
+            }
+        }
+    }
+    Ok(axum::Json(v).into_response())
 }
 
 /// `POST /containers/{id}/start`: starts it, handing the output to an

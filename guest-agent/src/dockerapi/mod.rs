@@ -59,6 +59,7 @@ pub mod system;
 pub mod transfer;
 pub mod volumes;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -187,10 +188,8 @@ pub fn truthy(v: Option<&String>) -> bool {
 
 /// Docker's `filters` query parameter (`{"key": ["v"]}` or the old
 /// `{"key": {"v": true}}`) as the engine takes filters.
-pub fn parse_filters(
-    raw: Option<&String>,
-) -> ApiResult<std::collections::HashMap<String, Vec<String>>> {
-    let mut out = std::collections::HashMap::new();
+pub fn parse_filters(raw: Option<&String>) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut out = HashMap::new();
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(out);
     };
@@ -208,6 +207,32 @@ pub fn parse_filters(
         out.insert(k.clone(), list);
     }
     Ok(out)
+}
+
+/// Takes the filter `key` out of `filters`, for a handler to apply itself.
+pub fn take_filter(filters: &mut HashMap<String, Vec<String>>, key: &str) -> Vec<String> {
+    filters.remove(key).unwrap_or_default()
+}
+
+/// Docker's `label` filter: true when every `key` or `key=value` in
+/// `wanted` holds for the labels `get` reads (dockerd requires them all;
+/// the engine's own filters take any of a key's values).
+pub fn labels_match(wanted: &[String], get: impl Fn(&str) -> Option<String>) -> bool {
+    wanted.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => get(k).is_some_and(|x| x == v),
+        None => get(w).is_some(),
+    })
+}
+
+/// Refuses a filter key outside `allowed`, naming it, as dockerd does.
+pub fn only_filters(filters: &HashMap<String, Vec<String>>, allowed: &[&str]) -> ApiResult<()> {
+    match filters.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad(format!(
+            "invalid filter {k:?}: use {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Strips a `/v1.NN` prefix, refusing versions outside the served range.
@@ -379,5 +404,10 @@ mod tests {
         assert_eq!(f["status"], vec!["exited"]);
         assert_eq!(f["label"], vec!["a=b"]);
         assert!(parse_filters(Some(&"nope".into())).is_err());
+        let labels: HashMap<&str, &str> = [("a", "1"), ("b", "2")].into();
+        let get = |k: &str| labels.get(k).map(|v| v.to_string());
+        assert!(labels_match(&["a=1".into(), "b".into()], get));
+        assert!(!labels_match(&["a=1".into(), "b=3".into()], get));
+        assert!(!labels_match(&["c".into()], get));
     }
 }

@@ -68,12 +68,25 @@ pub async fn list(
     AxState(api): State,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let filters = super::parse_filters(q.get("filters"))?;
+    let mut filters = super::parse_filters(q.get("filters"))?;
+    super::only_filters(
+        &filters,
+        &["name", "id", "driver", "label", "type", "scope"],
+    )?;
+    let labels = super::take_filter(&mut filters, "label");
+    let kinds = super::take_filter(&mut filters, "type");
+    let scopes = super::take_filter(&mut filters, "scope");
     let out: Vec<Value> = api
         .agent
         .networks
         .list_filtered(&filters)
         .iter()
+        .filter(|n| super::labels_match(&labels, |k| n.labels.get(k).cloned()))
+        .filter(|n| {
+            let kind = if n.builtin() { "builtin" } else { "custom" };
+            kinds.is_empty() || kinds.iter().any(|k| k == kind)
+        })
+        .filter(|_| scopes.is_empty() || scopes.iter().any(|s| s == "local"))
         .map(network_json)
         .collect();
     Ok(axum::Json(out).into_response())
@@ -105,7 +118,9 @@ pub async fn create(AxState(api): State, body: axum::body::Bytes) -> ApiResult<R
     if name.is_empty() {
         return Err(ApiError::bad("a network needs a Name"));
     }
-    for f in ["EnableIPv6", "Attachable", "Ingress", "ConfigOnly"] {
+    // Attachable (compose sets it) only matters to swarm's overlay
+    // networks: every Berth network takes standalone containers.
+    for f in ["EnableIPv6", "Ingress", "ConfigOnly"] {
         if b[f].as_bool() == Some(true) {
             return Err(ApiError::bad(format!(
                 "{f} is not supported by Berth's networks"

@@ -39,13 +39,18 @@ pub async fn list(
     AxState(api): State,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let filters = super::parse_filters(q.get("filters"))?;
+    let mut filters = super::parse_filters(q.get("filters"))?;
+    super::only_filters(&filters, &["name", "dangling", "driver", "label"])?;
+    let labels = super::take_filter(&mut filters, "label");
+    let drivers = super::take_filter(&mut filters, "driver");
     let in_use = api.agent.containers.volumes_in_use();
     let volumes: Vec<Value> = api
         .agent
         .volumes
         .list_filtered(&filters, &in_use)
         .iter()
+        .filter(|v| super::labels_match(&labels, |k| v.labels.get(k).cloned()))
+        .filter(|v| drivers.is_empty() || drivers.contains(&v.driver))
         .map(|v| volume_json(&api, v))
         .collect();
     Ok(axum::Json(json!({ "Volumes": volumes, "Warnings": [] })).into_response())
