@@ -42,10 +42,15 @@ if [[ ! -d "$ui/node_modules" ]] || [[ "$ui/package-lock.json" -nt "$ui/node_mod
   echo "setup: installing the desktop UI's npm packages"
   (cd "$ui" && npm ci --no-audit --no-fund >/dev/null)
 fi
-# docker-py, for the Docker Engine API test with a real Python client.
+# docker-py and testcontainers-python, for the Docker Engine API tests
+# with real Python clients.
 if ! python3 -c "import docker" 2>/dev/null; then
   echo "setup: installing docker-py from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check "docker==7.1.0"
+fi
+if ! python3 -c "import testcontainers.core.wait_strategies" 2>/dev/null; then
+  echo "setup: installing testcontainers-python from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check "testcontainers==4.15.0"
 fi
 if ! command -v tauri-driver >/dev/null; then
   echo "setup: installing tauri-driver"

@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{container_error, truthy, ApiError, ApiResult, State};
+use crate::network::NetworkRecord;
 use crate::runtime::{LogOptions, Record};
 
 type Params = Query<HashMap<String, String>>;
@@ -37,6 +38,7 @@ pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> 
             list.truncate(n);
         }
     }
+    let nets = api.agent.networks.list();
     let out: Vec<_> = list
         .into_iter()
         .map(|s| {
@@ -74,12 +76,58 @@ pub async fn list(AxState(api): State, Query(q): Params) -> ApiResult<Response> 
                 "State": r.state.status,
                 "Status": s.status,
                 "HostConfig": { "NetworkMode": network },
-                "NetworkSettings": { "Networks": {} },
+                "NetworkSettings": { "Networks": list_networks(&r, &nets) },
                 "Mounts": [],
             })
         })
         .collect();
     Ok(axum::Json(out).into_response())
+}
+
+/// A container's networks as `GET /containers/json` shows them (clients
+/// such as testcontainers read the gateway and address from there).
+fn list_networks(r: &Record, nets: &[NetworkRecord]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for j in &r.networks {
+        let Some(net) = nets.iter().find(|n| n.id == j.network) else {
+            continue;
+        };
+        let ep = net.endpoints.get(&r.id);
+        let prefix = net.subnet().map_or(0, |s| s.prefix_len());
+        out.insert(
+            net.name.clone(),
+            json!({
+                "IPAMConfig": null,
+                "Links": null,
+                "Aliases": null,
+                "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                "DriverOpts": null,
+                "NetworkID": net.id,
+                "EndpointID": ep.map(|e| e.veth.clone()).unwrap_or_default(),
+                "Gateway": if ep.is_some() { net.gateway.clone() } else { String::new() },
+                "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": if ep.is_some() { prefix } else { 0 },
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": null,
+            }),
+        );
+    }
+    if r.networks.is_empty() {
+        let mode = if r.config.network.is_empty() {
+            "none"
+        } else {
+            r.config.network.as_str()
+        };
+        if let Some(net) = nets.iter().find(|n| n.name == mode || n.id == mode) {
+            out.insert(
+                net.name.clone(),
+                json!({ "NetworkID": net.id, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "" }),
+            );
+        }
+    }
+    out.into()
 }
 
 /// `GET /containers/{id}/json`: the engine's Docker-shaped inspect. The
