@@ -103,6 +103,14 @@ const CASES: &[Case] = &[
     case(&["logs", "no-such-container"], Code),
     case(&["inspect", "no-such-thing"], Code),
     case(&["rmi", "no-such-image:1"], Code),
+    case(&["rmi", "-f", "no-such-image:1"], Code),
+    // Prunes ask on standard output and read the answer (none: no) from
+    // standard input, a terminal or not (row 6).
+    case(&["image", "prune", "-a"], Output),
+    case(&["image", "prune"], Output),
+    case(&["container", "prune"], Output),
+    case(&["network", "prune"], Output),
+    case(&["system", "prune"], Output),
 ];
 
 /// Berth or Docker.
@@ -313,6 +321,21 @@ fn everyday_commands_match_docker() {
             seen[0], seen[1]
         ));
     }
+    // rmi of an image containers use (row 24).
+    let rmi: Vec<Vec<(i32, String, String)>> =
+        sides.iter().map(|s| rmi_in_use(s, &image)).collect();
+    for (step, (b, d)) in rmi[0].iter().zip(&rmi[1]).enumerate() {
+        let sentence =
+            d.2.trim()
+                .trim_start_matches("Error response from daemon: ");
+        let same =
+            b.0 == d.0 && b.1 == d.1 && b.2.to_lowercase().contains(&sentence.to_lowercase());
+        if !same {
+            failures.push(format!(
+                "rmi of an image in use, step {step}: berth {b:?}, docker {d:?}"
+            ));
+        }
+    }
     // Output cut short by its reader ends quietly (row 28).
     for side in &sides {
         let bin = match side {
@@ -443,6 +466,48 @@ fn cp_through_mounts(side: &Side, image: &str, host: &Path) -> Vec<String> {
     seen.push(names.join(" "));
     side.ok(&["rm", "-f", "vc"]);
     side.ok(&["volume", "rm", "vcv"]);
+    seen
+}
+
+/// `rmi` of an image a stopped container uses, with and without -f, and
+/// by id of one a running container uses: each step's exit code, first
+/// line of output and error (ids normalised).
+fn rmi_in_use(side: &Side, image: &str) -> Vec<(i32, String, String)> {
+    side.ok(&["commit", "pc", "local/inuse:1"]);
+    let id = side
+        .ok(&["images", "-q", "local/inuse:1"])
+        .trim()
+        .to_string();
+    side.ok(&[
+        "create",
+        "--name",
+        "iu",
+        "--network",
+        "none",
+        "local/inuse:1",
+        "true",
+    ]);
+    let base = side.ok(&["images", "-q", image]).trim().to_string();
+    let steps: [&[&str]; 7] = [
+        &["rmi", "local/inuse:1"],
+        &["rmi", &id],
+        &["rmi", "-f", "local/inuse:1"],
+        &["images", "-q", "local/inuse:1"],
+        &["start", "-a", "iu"],
+        &["rmi", "-f", "local/inuse:1"],
+        &["rmi", "-f", &base],
+    ];
+    let seen = steps
+        .iter()
+        .map(|args| {
+            let (code, out, err) = side.run(args);
+            let first = out.lines().next().unwrap_or("").to_string();
+            (code, normalise(&first), normalise(err.trim()))
+        })
+        .collect();
+    side.ok(&["rm", "iu"]);
+    // Docker deleted it at the forced rmi; Berth kept it for the container.
+    let _ = side.run(&["rmi", &id]);
     seen
 }
 

@@ -410,7 +410,11 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
             }
             Err(e) => {
                 eprintln!("Error: {e}");
-                failed = Some(anyhow::anyhow!("some images could not be removed"));
+                // As Docker's: with -f a missing image is told, not failed.
+                let missing = matches!(e.kind(), berth_client::ErrorKind::NotFound(_));
+                if !(a.force && missing) {
+                    failed = Some(anyhow::anyhow!("some images could not be removed"));
+                }
             }
         }
     }
@@ -422,18 +426,15 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> Result<()> {
 
 /// Runs `berth image prune`.
 pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
-    if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let question = format!(
-            "WARNING! This will remove all {}images. Are you sure you want to continue?",
-            if a.all {
-                "images without at least one container associated to them"
-            } else {
-                "dangling "
-            }
-        );
-        if !crate::ask::yes(&question)? {
-            return Ok(());
-        }
+    let what = if a.all {
+        "images without at least one container associated to them"
+    } else {
+        "dangling images"
+    };
+    let warning =
+        format!("WARNING! This will remove all {what}.\nAre you sure you want to continue?");
+    if !crate::ask::confirm(a.force, &warning)? {
+        return Ok(());
     }
     let resp = conn.prune_images(a.all).await?;
     if !resp.items.is_empty() {

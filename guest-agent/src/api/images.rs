@@ -263,10 +263,23 @@ impl Images for ImagesApi {
         request: Request<pb::RemoveImageRequest>,
     ) -> Result<Response<pb::RemoveImageResponse>, Status> {
         let req = request.into_inner();
+        // Docker refuses even a forced removal by id of an image a running
+        // container uses: the engine is told which container that is.
+        let running = match self.0.images.find(&req.reference) {
+            Ok(image) => self
+                .0
+                .containers
+                .all()
+                .into_iter()
+                .map(|c| c.record())
+                .find(|r| r.image_id == image.record.id && r.state.is_running())
+                .map(|r| r.id),
+            Err(_) => None,
+        };
         let (items, _) = self
             .0
             .images
-            .remove(&req.reference, req.force, req.no_prune)
+            .remove_with(&req.reference, req.force, req.no_prune, running.as_deref())
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::RemoveImageResponse {

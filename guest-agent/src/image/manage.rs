@@ -120,6 +120,23 @@ impl ImageService {
         force: bool,
         no_prune: bool,
     ) -> Result<(Vec<Removed>, u64)> {
+        self.remove_with(input, force, no_prune, None).await
+    }
+
+    /// [`Self::remove`], told which running container (if any) uses the
+    /// image. An image some container uses is never deleted: without
+    /// `force` the removal is refused with Docker's sentences; with it,
+    /// its names are removed and it stays, nameless, while a container
+    /// uses it (as Docker's containerd image store keeps it), unless a
+    /// running container uses an image given by id, which Docker refuses
+    /// even when forced.
+    pub async fn remove_with(
+        &self,
+        input: &str,
+        force: bool,
+        no_prune: bool,
+        running: Option<&str>,
+    ) -> Result<(Vec<Removed>, u64)> {
         let _guard = self.gc_lock.write().await;
         let entry = self.find(input)?;
         let id = entry.record.id.clone();
@@ -127,27 +144,52 @@ impl ImageService {
             .ok()
             .filter(|r| entry.tags.contains(&r.key()));
         let mut out = Vec::new();
-        if let Some(container) = self.user_of(&id) {
-            if by_name.is_none() || entry.tags.len() <= 1 {
-                return Err(Error::Conflict(format!(
-                    "unable to delete {input}: container {} uses the image; remove the container first (berth rm)",
-                    &container[..12.min(container.len())]
-                )));
+        let user = self.user_of(&id);
+        let short = |c: &str| c[..12.min(c.len())].to_string();
+        if let Some(container) = &user {
+            let image = super::short_id(&id);
+            let refusal = match (&by_name, running) {
+                (Some(_), _) if !force && entry.tags.len() <= 1 => Some(format!(
+                    "conflict: unable to remove repository reference \"{input}\" (must force) - container {} is using its referenced image {image}; remove the container first (berth rm)",
+                    short(container)
+                )),
+                (None, Some(c)) => Some(format!(
+                    "conflict: unable to delete {image} (cannot be forced) - image is being used by running container {}",
+                    short(c)
+                )),
+                (None, None) if !force => Some(format!(
+                    "conflict: unable to delete {image} (must be forced) - image is being used by stopped container {}",
+                    short(container)
+                )),
+                _ => None,
+            };
+            if let Some(sentence) = refusal {
+                return Err(Error::Conflict(sentence));
             }
         }
         if let Some(name) = by_name {
             self.meta.remove_tag(&name.key())?;
             out.push(Removed::Untagged(familiar(&name.key())));
             self.emit("untag", &id, &name.key());
-            if entry.tags.len() > 1 {
+            if entry.tags.len() > 1 || user.is_some() {
                 return Ok((out, 0));
             }
         } else if entry.tags.len() > 1 && !force {
             return Err(Error::Conflict(format!(
-                "unable to delete {} (must be forced): the image is referenced by several names ({}); remove them one by one or use -f",
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories ({}); remove the names one by one or use -f",
                 super::short_id(&id),
                 entry.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>().join(", ")
             )));
+        }
+        if user.is_some() {
+            // Forced, by id, used by stopped containers: every name goes,
+            // the image stays for them.
+            for name in &entry.tags {
+                self.meta.remove_tag(name)?;
+                out.push(Removed::Untagged(familiar(name)));
+                self.emit("untag", &id, name);
+            }
+            return Ok((out, 0));
         }
         for name in self.meta.remove_image(&id)? {
             out.push(Removed::Untagged(familiar(&name)));
