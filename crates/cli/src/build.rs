@@ -342,17 +342,11 @@ pub async fn builder(conn: &Conn, cmd: BuilderCommand) -> Result<()> {
 }
 
 async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
-    if !a.force {
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            bail!("refusing to prune without confirmation: add -f (or --force)");
-        }
-        let what = if a.all { "all" } else { "all dangling" };
-        let question = format!(
-            "WARNING! This will remove {what} build cache. Are you sure you want to continue?"
-        );
-        if !crate::ask::yes(&question)? {
-            return Ok(());
-        }
+    let what = if a.all { "all" } else { "all dangling" };
+    let question =
+        format!("WARNING! This will remove {what} build cache. Are you sure you want to continue?");
+    if !crate::ask::confirm(a.force, &question)? {
+        return Ok(());
     }
     let (deleted, reclaimed) = conn.prune_build_cache(a.all).await?;
     print_pruned(&deleted);

@@ -426,7 +426,12 @@ pub struct PruneArgs {
 }
 
 /// Runs `berth container prune`.
-pub async fn prune(conn: &Conn, _a: PruneArgs) -> Result<()> {
+pub async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
+    let warning =
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?";
+    if !crate::ask::confirm(a.force, warning)? {
+        return Ok(());
+    }
     let r = conn
         .prune_containers(pb::PruneContainersRequest::default())
         .await?;

@@ -210,11 +210,16 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
             })
             .await?;
         }
-        NetworkCommand::Prune(_) => {
+        NetworkCommand::Prune(a) => {
+            let warning = "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?";
+            if !crate::ask::confirm(a.force, warning)? {
+                return Ok(());
+            }
             let deleted = c.prune_networks().await?;
             if !deleted.is_empty() {
                 println!("Deleted Networks:");
                 deleted.iter().for_each(|n| println!("{n}"));
+                println!();
             }
         }
     }

@@ -164,17 +164,8 @@ pub async fn system(conn: &Conn, cmd: SystemCommand) -> Result<()> {
     }
 }
 
-/// Asks `question` on a terminal; true for y. Without a terminal it
-/// refuses with a sentence (a script must say -f).
-fn confirm(question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to prune without confirmation: add -f (or --force)");
-    }
-    crate::ask::yes(question)
-}
-
 async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
-    if !a.force {
+    {
         let mut what = vec![
             "all stopped containers",
             "all networks not used by at least one container",
@@ -193,9 +184,10 @@ async fn prune(conn: &Conn, a: PruneArgs) -> Result<()> {
             "unused build cache"
         });
         let list: String = what.iter().map(|w| format!("\n  - {w}")).collect();
-        if !confirm(&format!(
-            "WARNING! This will remove:{list}\n\nAre you sure you want to continue?"
-        ))? {
+        if !crate::ask::confirm(
+            a.force,
+            &format!("WARNING! This will remove:{list}\n\nAre you sure you want to continue?"),
+        )? {
             return Ok(());
         }
     }

@@ -143,6 +143,11 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
             .await?;
         }
         VolumeCommand::Prune(a) => {
+            let what = if a.all { "all" } else { "anonymous" };
+            let warning = format!("WARNING! This will remove {what} local volumes not used by at least one container.\nAre you sure you want to continue?");
+            if !crate::ask::confirm(a.force, &warning)? {
+                return Ok(());
+            }
             let r = c
                 .prune_volumes(pb::PruneVolumesRequest {
                     all: a.all,
@@ -154,10 +159,7 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
                 r.deleted.iter().for_each(|n| println!("{n}"));
                 println!();
             }
-            println!(
-                "Total reclaimed space: {}",
-                format::binary_size(r.space_reclaimed)
-            );
+            println!("Total reclaimed space: {}", format::size(r.space_reclaimed));
         }
     }
     Ok(())
