@@ -336,6 +336,15 @@ fn everyday_commands_match_docker() {
             ));
         }
     }
+    // diff: nothing for an unchanged container; mount points as Docker's (row 34).
+    let diffs: Vec<Vec<String>> = sides
+        .iter()
+        .map(|side| diffs(side, &image, &host.path().join(side.name())))
+        .collect();
+    let changed = "A /etc/foo;A /root/f;A /x;A /x-y;A /x/y;A /x/y/z;C /etc;C /root;D /etc/group";
+    if diffs[0] != diffs[1] || diffs[0] != ["", changed, "C /etc"] {
+        failures.push(format!("diff: berth {:?}, docker {:?}", diffs[0], diffs[1]));
+    }
     // Output cut short by its reader ends quietly (row 28).
     for side in &sides {
         let bin = match side {
@@ -508,6 +517,49 @@ fn rmi_in_use(side: &Side, image: &str) -> Vec<(i32, String, String)> {
     side.ok(&["rm", "iu"]);
     // Docker deleted it at the forced rmi; Berth kept it for the container.
     let _ = side.run(&["rmi", &id]);
+    seen
+}
+
+/// `diff` of an unchanged container, of one with changes and mounts, and
+/// of one that changed only a folder's mode: each sorted (Docker's order
+/// is a map's), joined by `;`.
+fn diffs(side: &Side, image: &str, host: &Path) -> Vec<String> {
+    let bind = host.join("diffbind");
+    std::fs::create_dir_all(&bind).unwrap();
+    let bind = format!("{}:/x/y/z", bind.display());
+    let script = "touch /root/f; rm /etc/group; mkdir /x-y";
+    let runs: [&[&str]; 3] = [
+        &["--name", "d1", image, "true"],
+        &[
+            "--name",
+            "d2",
+            "-v",
+            &bind,
+            "-v",
+            "dv:/etc/foo",
+            "-v",
+            "dv2:/tmp",
+            image,
+            "sh",
+            "-c",
+            script,
+        ],
+        &["--name", "d3", image, "chmod", "700", "/etc"],
+    ];
+    let mut seen = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        side.ok(&[&["run", "--network", "none"][..], run].concat());
+        let name = format!("d{}", i + 1);
+        let mut lines: Vec<String> = side
+            .ok(&["diff", &name])
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        seen.push(lines.join(";"));
+        side.ok(&["rm", "-v", &name]);
+    }
+    side.ok(&["volume", "rm", "dv", "dv2"]);
     seen
 }
 

@@ -493,7 +493,7 @@ impl ContainersRpc for ContainersApi {
         let changes = self
             .0
             .containers
-            .diff(&request.into_inner().id)
+            .changes(&request.into_inner().id)
             .map_err(to_status)?
             .into_iter()
             .map(|c| pb::DiffEntry {

@@ -1,5 +1,6 @@
 //! A container's files out and in, and its state as a new image:
-//! `commit`, `export`, `cp` (see [`super::copy`] for the safe walking).
+//! `commit`, `export`, `cp` (see [`super::copy`] for the safe walking),
+//! and its changes as `docker diff` shows them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -192,6 +193,69 @@ impl Containers {
             copy::in_view(root, &bound, writable, || f(root))
         })
         .await
+    }
+
+    /// `diff` as Docker shows it: [`Containers::diff`]'s changes, with
+    /// the mount points of the container's volumes and binds (and the
+    /// folders made to hold them) listed as Docker lists them, and
+    /// without the folders copied up only to hold Berth's own mount
+    /// points (`/etc` for `/etc/hosts`, …), which Docker keeps in a
+    /// hidden layer; sorted by path, as Docker sorts them.
+    pub fn changes(&self, input: &str) -> Result<Vec<super::changes::Change>> {
+        use std::os::unix::fs::MetadataExt;
+        let r = self.find(input)?.record();
+        let mut out = self.diff(input)?;
+        let image = self.images.find(&r.image_id)?;
+        let lowers = self.layer_dirs(&image.record)?;
+        let upper = self.dir_of(&r.id).join("upper");
+        let lower = |path: &str| {
+            let rel = path.trim_start_matches('/');
+            lowers
+                .iter()
+                .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
+                .filter(|m| !crate::snapshot::overlay::is_whiteout(m))
+        };
+        // Each user mount point and the folders above it that the
+        // container's layer added.
+        for m in &r.mounts {
+            let mut path = String::new();
+            for part in m.destination.split('/').filter(|p| !p.is_empty()) {
+                path = format!("{path}/{part}");
+                let added = std::fs::symlink_metadata(upper.join(&path[1..])).is_ok()
+                    && lower(&path).is_none();
+                if added && !out.iter().any(|c| c.path == path) {
+                    out.push(super::changes::Change {
+                        kind: 'A',
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+        // A folder above Berth's own mount points, unchanged itself and
+        // holding no other change, is no change of the user's.
+        let own: Vec<String> = self
+            .mount_points(&r)
+            .into_iter()
+            .filter(|p| !r.mounts.iter().any(|m| &m.destination == p))
+            .collect();
+        let paths: Vec<String> = out.iter().map(|c| c.path.clone()).collect();
+        out.retain(|c| {
+            let dir = format!("{}/", c.path);
+            let holds_own = own.iter().any(|p| p.starts_with(&dir));
+            let holds_change = paths.iter().any(|p| p.starts_with(&dir));
+            let same = || {
+                let now = std::fs::symlink_metadata(upper.join(&c.path[1..])).ok();
+                match (now, lower(&c.path)) {
+                    (Some(a), Some(b)) => {
+                        (a.mode(), a.uid(), a.gid()) == (b.mode(), b.uid(), b.gid())
+                    }
+                    _ => false,
+                }
+            };
+            !(c.kind == 'C' && holds_own && !holds_change && same())
+        });
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 
     /// A scratch file in the agent's ingest directory for one transfer.
