@@ -18,6 +18,7 @@
 //! seccomp programs ([`seccomp::filter`]); `m/<id12>` are monitor
 //! sockets (short, for the socket address limit).
 
+mod adopt;
 mod caps;
 mod changes;
 pub mod config;
@@ -189,19 +190,31 @@ impl Containers {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
+        // Every process an earlier agent started here, before anything
+        // is decided about the records (see [`adopt`]).
+        let mut processes = adopt::scan(&me.dir);
         let mut found = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&me.dir) {
             for ent in rd.flatten() {
                 let path = ent.path().join("container.json");
+                let id = ent.file_name().to_string_lossy().to_string();
+                // A container skipped here is not this agent's to stop.
+                let procs = processes.remove(&id).unwrap_or_default();
                 match protocol::read_json::<Record>(&path) {
                     Ok(record) if record.version > record::RECORD_VERSION => tracing::warn!(
                         "skipping {}: it was written by a newer agent (format {})",
                         path.display(),
                         record.version
                     ),
-                    Ok(record) => found.push(upgrade(&path, record)?),
+                    Ok(record) => {
+                        if procs != adopt::Found::default() {
+                            processes.insert(id, procs);
+                        }
+                        found.push(upgrade(&path, record)?)
+                    }
                     Err(_) if !path.exists() => {
-                        // A create that never finished.
+                        // A create (or removal) that never finished.
+                        me.stop_orphan(&id, &procs);
                         let _ = std::fs::remove_dir_all(ent.path());
                     }
                     Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
@@ -212,7 +225,9 @@ impl Containers {
             me.images.hold(&record.image_id, &record.id);
             me.insert(record);
         }
+        let cut = me.settle(&processes);
         me.recover().await;
+        me.remove_cut(cut);
         // Serving need not wait for the reconcile: starts do.
         let reconciling = me.clone();
         tokio::spawn(async move {
