@@ -63,16 +63,24 @@ pub async fn start(conn: &Conn, a: StartArgs) -> Result<()> {
     .await
 }
 
-/// Runs one action per named thing (containers, networks, volumes),
-/// printing each name as Docker does, and fails (exit 1) if any failed.
+/// Runs one action per named thing (containers, networks, volumes), up to
+/// 50 at once as Docker's CLI does (`stop` of 100 containers that ignore
+/// SIGTERM takes one timeout, not a hundred), printing each name in the
+/// order given, and fails (exit 1) if any failed.
 pub async fn each<F, Fut>(ids: &[String], f: F) -> Result<()>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<String>>,
 {
+    use futures::StreamExt;
     let mut failed = false;
-    for id in ids {
-        match f(id.clone()).await {
+    let mut results = futures::stream::iter(ids.iter().map(|id| {
+        let done = f(id.clone());
+        async move { (id, done.await) }
+    }))
+    .buffered(50);
+    while let Some((id, result)) = results.next().await {
+        match result {
             Ok(_) => println!("{id}"),
             Err(e) => {
                 eprintln!("Error response from agent: {e:#}");
