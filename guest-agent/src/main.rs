@@ -107,6 +107,8 @@ fn run(args: Args) -> Result<()> {
             berth_agent::init::modules_ready().await;
             opener.open();
         });
+        // Records kept as files: what a kill left of a write goes first.
+        berth_agent::store::records::remove_half_written(&args.root);
         let images = ImageService::open(
             &args.root,
             RegistryOptions {

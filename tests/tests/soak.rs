@@ -568,42 +568,46 @@ fn verify_archive(tar: &Path) -> usize {
 }
 
 /// Files and directories under the agent's root a crash half-wrote and
-/// the start must have removed: partial snapshots, temporary records, an
-/// ingest directory that is not empty.
+/// the start must have removed: partial snapshots, temporary records
+/// (a monitor's `run.tmp` aside: a live monitor may be writing it), an
+/// ingest directory that is not empty. Containers' and volumes' own
+/// trees and the layers' contents are theirs, and not walked.
 fn half_written(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
+    let mut stack = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let parent = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().to_string();
             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            if name.contains(".partial") || (name.ends_with(".tmp") && !is_dir) {
+            let temporary = name.ends_with(".tmp") && name != "run.tmp" && !is_dir;
+            if name.contains(".partial") || temporary || (parent == "ingest" && depth == 1) {
                 out.push(path.display().to_string());
             }
-            // Containers' and volumes' own files are theirs to write.
-            let skip = ["containers", "volumes", "snapshots", "netns", "rt"];
-            if is_dir && !(dir == root && skip.contains(&name.as_str())) {
-                stack.push(path);
+            let walk = match depth {
+                0 => !["netns", "rt", "m", "blobs", "snapshots"].contains(&name.as_str()),
+                1 => parent == "containers" || parent == "volumes",
+                _ => false,
+            };
+            if is_dir && walk {
+                stack.push((path, depth + 1));
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(root.join("snapshots")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.contains(".partial") {
-                out.push(format!("snapshot {name}"));
-            }
+    for e in std::fs::read_dir(root.join("snapshots"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.contains(".partial") {
+            out.push(format!("snapshot {name}"));
         }
-    }
-    if let Ok(rd) = std::fs::read_dir(root.join("ingest")) {
-        out.extend(
-            rd.flatten()
-                .map(|e| format!("ingest {}", e.path().display())),
-        );
     }
     out
 }

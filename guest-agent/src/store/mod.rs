@@ -1,7 +1,10 @@
 //! Image metadata in redb, an embedded transactional database: every
 //! change is one transaction, so a `kill -9` at any moment leaves either
 //! the state before or the state after it, and redb repairs its file on
-//! the next open.
+//! the next open. The records kept as files beside it are cleaned of
+//! interrupted writes at start by [`records`].
+
+pub mod records;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
