@@ -234,6 +234,15 @@ fn everyday_commands_match_docker() {
     layout.tag("t", &d, s, false);
     let image = format!("{}/test/busybox:1", reg.addr);
     layout.push("t", &image, &[]);
+    // A second repository, with two tags of an image with a layer of its own.
+    let tiny =
+        berth_tests::images::tar_of(&[berth_tests::images::E::File("tiny", 0o644, 0, 0, b"t\n")]);
+    let (td, ts) = layout.image(&[tiny], Compression::Gzip, host_arch());
+    layout.tag("tiny", &td, ts, false);
+    let repo = format!("{}/test/tiny", reg.addr);
+    for tag in ["2", "latest"] {
+        layout.push("tiny", &format!("{repo}:{tag}"), &[]);
+    }
     // On the host's network, to reach the registry on loopback; every case
     // runs with --network none, so no bridge is made.
     let agent = Agent::start();
@@ -344,6 +353,24 @@ fn everyday_commands_match_docker() {
     let changed = "A /etc/foo;A /root/f;A /x;A /x-y;A /x/y;A /x/y/z;C /etc;C /root;D /etc/group";
     if diffs[0] != diffs[1] || diffs[0] != ["", changed, "C /etc"] {
         failures.push(format!("diff: berth {:?}, docker {:?}", diffs[0], diffs[1]));
+    }
+    // pull's lines, -a, -q, by digest, a missing tag (rows 38, 9).
+    let pulled: Vec<Vec<(i32, String)>> = sides.iter().map(|s| pulls(s, &repo, &td)).collect();
+    let b = &pulled[0];
+    let told = b[0].1.contains(": Pull complete")
+        && b[1].1.contains("Status: Image is up to date for")
+        && b[2]
+            .1
+            .starts_with("Using default tag: latest\nlatest: Pulling from test/tiny")
+        && b[3].1.contains("2: Pulling from test/tiny")
+        && (b[4].0, b[7].0) == (1, 1);
+    if !told {
+        failures.push(format!("pull: berth told {b:?}"));
+    }
+    for (step, (b, d)) in pulled[0].iter().zip(&pulled[1]).enumerate() {
+        if b != d {
+            failures.push(format!("pull, step {step}:\nberth {b:?}\ndocker {d:?}"));
+        }
     }
     // Output cut short by its reader ends quietly (row 28).
     for side in &sides {
@@ -561,6 +588,35 @@ fn diffs(side: &Side, image: &str, host: &Path) -> Vec<String> {
     }
     side.ok(&["volume", "rm", "dv", "dv2"]);
     seen
+}
+
+/// The pulls of `repo` (tags 2 and latest, one new layer) Docker's CLI
+/// users see: each step's exit code and output, ids normalised and
+/// Docker's "Verifying Checksum" (shown or not, as timing goes) left out.
+fn pulls(side: &Side, repo: &str, digest: &str) -> Vec<(i32, String)> {
+    let by_digest = format!("{repo}@{digest}");
+    let (two, missing) = (format!("{repo}:2"), format!("{repo}:nope"));
+    let steps: [&[&str]; 8] = [
+        &["pull", &two],
+        &["pull", &two],
+        &["pull", repo],
+        &["pull", "-a", repo],
+        &["pull", "-a", &two],
+        &["pull", "-q", repo],
+        &["pull", &by_digest],
+        &["pull", &missing],
+    ];
+    steps
+        .iter()
+        .map(|args| {
+            let (code, out, _) = side.run(args);
+            let out: Vec<&str> = out
+                .lines()
+                .filter(|l| !l.ends_with(": Verifying Checksum"))
+                .collect();
+            (code, normalise(&out.join("\n")))
+        })
+        .collect()
 }
 
 /// Runs a shell script with the command's environment instead of the

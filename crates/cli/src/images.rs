@@ -26,6 +26,9 @@ pub struct PullArgs {
     /// Print only the image reference.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Pull every tag of the repository.
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
 }
 
 /// `berth push`.
@@ -196,7 +199,15 @@ async fn follow(
 /// Runs `berth pull`.
 pub async fn pull(conn: &Conn, a: PullArgs) -> Result<()> {
     let platform = a.platform.unwrap_or_default();
-    let stream = conn.pull(&a.reference, &platform).await?;
+    let last = a.reference.rsplit('/').next().unwrap_or(&a.reference);
+    let tagged = a.reference.contains('@') || last.contains(':');
+    if a.all_tags && tagged {
+        bail!("tag can't be used with --all-tags/-a");
+    }
+    if !a.all_tags && !tagged && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    let stream = conn.pull_tags(&a.reference, &platform, a.all_tags).await?;
     if let Progress::Pulled(done) = follow(stream, a.quiet, "pull").await? {
         println!("{}", familiar(&done.reference));
     }

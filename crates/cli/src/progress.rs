@@ -81,8 +81,11 @@ impl Display {
                 }
             }
             None => {
-                // Plain output: each new status once, not every byte count.
-                if self.last.get(id).map(String::as_str) != Some(status) {
+                // Plain output: each new status once, not every byte
+                // count; statuses that carry a byte count on a terminal
+                // are left out, as Docker's CLI leaves them out.
+                let counting = matches!(status, "Downloading" | "Extracting" | "Pushing");
+                if !counting && self.last.get(id).map(String::as_str) != Some(status) {
                     println!("{id}: {status}");
                     self.last.insert(id.to_string(), status.to_string());
                 }

@@ -40,11 +40,22 @@ impl Client {
     /// Pulls an image with the stored credentials for its registry (see
     /// [`credentials`]); the stream ends with [`Progress::Pulled`].
     pub async fn pull(&self, reference: &str, platform: &str) -> Result<Stream<Progress>> {
+        self.pull_tags(reference, platform, false).await
+    }
+
+    /// [`Self::pull`]; with `all_tags`, every tag of the repository
+    /// `reference` names (`pull --all-tags`).
+    pub async fn pull_tags(
+        &self,
+        reference: &str,
+        platform: &str,
+        all_tags: bool,
+    ) -> Result<Stream<Progress>> {
         let req = pb::PullRequest {
             reference: reference.to_string(),
             platform: platform.to_string(),
             auth: credentials::lookup(&credentials::registry_of(reference)),
-            all_tags: false,
+            all_tags,
         };
         let s = self.images().await?.pull(req).await?.into_inner();
         Ok(stream::typed(s, |m: pb::PullProgress| match m.done {

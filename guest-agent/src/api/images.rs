@@ -99,7 +99,13 @@ impl Images for ImagesApi {
             move |tx| {
                 Box::pin(async move {
                     let platform = Some(req.platform.as_str());
-                    images.pull(&req.reference, platform, &creds, &tx).await
+                    if req.all_tags {
+                        images
+                            .pull_all_tags(&req.reference, platform, &creds, &tx)
+                            .await
+                    } else {
+                        images.pull(&req.reference, platform, &creds, &tx).await
+                    }
                 })
             },
             |p| pb::PullProgress {

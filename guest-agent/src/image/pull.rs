@@ -26,7 +26,8 @@ pub struct PullOutcome {
     pub reference: String,
     /// The manifest digest.
     pub digest: String,
-    /// True when nothing had to be fetched.
+    /// True when nothing had to be fetched and the tag already named
+    /// the image.
     pub up_to_date: bool,
 }
 
@@ -42,6 +43,75 @@ impl ImageService {
         creds: &Credentials,
         tx: &ProgressTx,
     ) -> Result<PullOutcome> {
+        self.pull_one(reference, platform, creds, tx, true).await
+    }
+
+    /// `pull --all-tags`: every tag the registry lists for the repository
+    /// `reference` names (which has no tag or digest), in the registry's
+    /// order, each told as Docker tells it, then one `Status:` line for
+    /// them all. The outcome names the repository.
+    pub async fn pull_all_tags(
+        self: &Arc<Self>,
+        reference: &str,
+        platform: Option<&str>,
+        creds: &Credentials,
+        tx: &ProgressTx,
+    ) -> Result<PullOutcome> {
+        if super::reference::has_tag_or_digest(reference) {
+            return Err(Error::InvalidArgument(
+                "tag can't be used with --all-tags/-a".into(),
+            ));
+        }
+        let image = ImageRef::parse(reference)?;
+        self.registries.network_ready.wait().await;
+        let client = self.registries.client(&image);
+        let tags = client
+            .list_tags(&image.oci, &creds.to_oci(), None, None)
+            .await
+            .map_err(|e| registry_error(&image, "listing the tags of", e))?
+            .tags;
+        let mut last = None;
+        let mut newer = false;
+        for tag in tags {
+            let one = format!("{}:{tag}", image.name());
+            let outcome = self.pull_one(&one, platform, creds, tx, false).await?;
+            newer |= !outcome.up_to_date;
+            last = Some(outcome);
+        }
+        let Some(last) = last else {
+            return Err(Error::no_image(format!(
+                "{} has no tags in its registry",
+                familiar(&image.name())
+            )));
+        };
+        let status = if newer {
+            "Downloaded newer image for"
+        } else {
+            "Image is up to date for"
+        };
+        say(
+            tx,
+            "",
+            format!("Status: {status} {}", familiar(&image.name())),
+            0,
+            0,
+        );
+        Ok(PullOutcome {
+            reference: image.name(),
+            up_to_date: !newer,
+            ..last
+        })
+    }
+
+    /// One pull; `status` ends it with Docker's `Status:` line.
+    async fn pull_one(
+        self: &Arc<Self>,
+        reference: &str,
+        platform: Option<&str>,
+        creds: &Credentials,
+        tx: &ProgressTx,
+        status: bool,
+    ) -> Result<PullOutcome> {
         let image = ImageRef::parse(reference)?;
         let want = match platform.filter(|p| !p.is_empty()) {
             Some(p) => Platform::parse(p)?,
@@ -52,27 +122,38 @@ impl ImageService {
         let _guard = self.gc_lock.read().await;
         let client = Arc::new(self.registries.client(&image));
         let auth = creds.to_oci();
-        let label = image.tag().or(image.digest()).unwrap_or_default();
+        let (bytes, manifest_digest, manifest) =
+            self.resolve_manifest(&client, &image, &auth, &want).await?;
+        // As Docker's: once the manifest is found, by tag or by the whole
+        // reference with its digest, from the repository's path.
+        let label = match image.digest() {
+            Some(_) => image.key(),
+            None => image.tag().unwrap_or_default().to_string(),
+        };
         say(
             tx,
-            label,
-            format!("Pulling from {}", familiar(&image.name())),
+            &label,
+            format!("Pulling from {}", image.oci.repository()),
             0,
             0,
         );
 
-        let (bytes, manifest_digest, manifest) =
-            self.resolve_manifest(&client, &image, &auth, &want).await?;
-
         if let Some(done) = self.already_have(&image, &manifest_digest)? {
             say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
-            say(
-                tx,
-                "",
-                format!("Status: Image is up to date for {}", familiar(&image.key())),
-                0,
-                0,
-            );
+            if status {
+                let news = if done.up_to_date {
+                    "Image is up to date for"
+                } else {
+                    "Downloaded newer image for"
+                };
+                say(
+                    tx,
+                    "",
+                    format!("Status: {news} {}", familiar(&image.key())),
+                    0,
+                    0,
+                );
+            }
             return Ok(done);
         }
 
@@ -140,16 +221,18 @@ impl ImageService {
         self.meta.put_image(&record, &tags)?;
         self.emit("pull", &record.id, &image.key());
         say(tx, "", format!("Digest: {manifest_digest}"), 0, 0);
-        say(
-            tx,
-            "",
-            format!(
-                "Status: Downloaded newer image for {}",
-                familiar(&image.key())
-            ),
-            0,
-            0,
-        );
+        if status {
+            say(
+                tx,
+                "",
+                format!(
+                    "Status: Downloaded newer image for {}",
+                    familiar(&image.key())
+                ),
+                0,
+                0,
+            );
+        }
         Ok(PullOutcome {
             image_id: record.id,
             reference: image.key(),
@@ -261,12 +344,18 @@ impl ImageService {
         } else {
             vec![]
         };
+        // A tag that named another image (or none) is news, as Docker's
+        // "Downloaded newer image" tells even when no byte was fetched.
+        let moved = match tags.first() {
+            Some(tag) => self.meta.tag(tag)?.as_deref() != Some(record.id.as_str()),
+            None => false,
+        };
         self.meta.put_image(&record, &tags)?;
         Ok(Some(PullOutcome {
             image_id: record.id,
             reference: image.key(),
             digest: manifest_digest.to_string(),
-            up_to_date: true,
+            up_to_date: !moved,
         }))
     }
 }
@@ -305,6 +394,8 @@ fn spawn_progress(
         while rx.changed().await.is_ok() {
             let (written, done) = *rx.borrow_and_update();
             if done {
+                // The download has checked its bytes against the digest.
+                say(&tx, &id, "Verifying Checksum", written, dl.size);
                 say(&tx, &id, "Download complete", written, dl.size);
                 break;
             }
@@ -376,6 +467,7 @@ mod tests {
             .await
             .expect("the progress watcher waited for a change that had already come")
             .unwrap();
+        assert_eq!(rx.recv().await.unwrap().status, "Verifying Checksum");
         let last = rx.recv().await.unwrap();
         assert_eq!(last.status, "Download complete");
         assert!(rx.recv().await.is_none(), "the stream ends");

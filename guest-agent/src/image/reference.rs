@@ -9,7 +9,15 @@
 //! to 12 MB without it). The result is still oci-client's `Reference`.
 
 pub use berth_api::names::familiar;
+
 use oci_client::Reference;
+
+/// True when a reference as a user wrote it names a tag or a digest
+/// (`name:tag`, `name@sha256:…`), not only a repository.
+pub fn has_tag_or_digest(input: &str) -> bool {
+    let last = input.rsplit('/').next().unwrap_or(input);
+    input.contains('@') || last.contains(':')
+}
 
 use crate::error::{Error, Result};
 
@@ -211,6 +219,14 @@ fn valid_path_component(c: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tag_or_digest_is_told_from_a_port() {
+        assert!(!super::has_tag_or_digest("127.0.0.1:5000/a/b"));
+        assert!(super::has_tag_or_digest("host:5000/a/b:1"));
+        assert!(super::has_tag_or_digest("a@sha256:00"));
+        assert!(!super::has_tag_or_digest("alpine"));
+    }
+
     use super::*;
 
     #[test]
