@@ -32,6 +32,8 @@ printf '%-34s %s\n' "kills" "$kills"
 printf '%-34s %s\n' "seed" "$(sed -n 's/^soak: seed \([0-9]*\).*/\1/p' "$log")"
 printf '%-34s %s\n' "told succeeded" "$(sed -n 's/.*told succeeded: \({[^}]*}\).*/\1/p' <<<"$summary")"
 printf '%-34s %s\n' "adopted running containers" "$(sed -n 's/.*adopted across restarts: \([0-9]*\).*/\1/p' <<<"$summary")"
+printf '%-34s %s\n' "cut starts stopped at restart" "$(sed -n 's/.*cut starts stopped: \([0-9]*\).*/\1/p' <<<"$summary")"
+printf '%-34s %s\n' "frozen containers thawed" "$(sed -n 's/.*frozen containers thawed: \([0-9]*\).*/\1/p' <<<"$summary")"
 printf '%-34s %s\n' "images verified" "$(sed -n 's/.*images verified: \([0-9]*\).*/\1/p' <<<"$summary")"
 printf '%-34s %s\n' "leftovers found" "${leftovers:-?}"
 printf '%-34s %s s (soak itself: %s)\n' "time" "$((took_ms / 1000)).$((took_ms % 1000 / 100))" \

@@ -82,6 +82,8 @@ struct Soak {
     succeeded: BTreeMap<&'static str, usize>,
     /// Running containers seen adopted after a restart.
     adopted: usize,
+    /// Images whose saved blobs were re-hashed.
+    verified: usize,
     leftovers: usize,
 }
 
@@ -129,6 +131,7 @@ fn kill_9_of_the_agent_never_orphans_a_container_nor_half_writes_an_image() {
         written: Vec::new(),
         succeeded: BTreeMap::new(),
         adopted: 0,
+        verified: 0,
         leftovers: 0,
     };
     let started = Instant::now();
@@ -138,12 +141,16 @@ fn kill_9_of_the_agent_never_orphans_a_container_nor_half_writes_an_image() {
     }
     soak.finish();
     let took = started.elapsed();
+    // What the restarted agents did, from their log.
+    let log = soak.agent.log();
+    let stopped = log.matches("the agent died while it started them").count();
+    let thawed = log.matches("thawed container").count();
     eprintln!(
-        "soak: {kills} kills in {:.1} s; told succeeded: {:?}; running containers adopted across restarts: {}; images verified: {}; leftovers found: {}",
+        "soak: {kills} kills in {:.1} s; told succeeded: {:?}; running containers adopted across restarts: {}; cut starts stopped: {stopped}; frozen containers thawed: {thawed}; images verified: {}; leftovers found: {}",
         took.as_secs_f64(),
         soak.succeeded,
         soak.adopted,
-        soak.reported.len(),
+        soak.verified,
         soak.leftovers
     );
     assert_eq!(soak.leftovers, 0, "leftovers after the kills");
@@ -355,6 +362,7 @@ impl Soak {
             self.agent.ok(&["save", "-o", tar.to_str().unwrap(), &name]);
             let blobs = verify_archive(&tar);
             assert!(blobs >= 3, "round {round}: {name} saved {blobs} blobs");
+            self.verified += 1;
             let _ = std::fs::remove_file(&tar);
         }
         let root = self.agent.root();
@@ -467,7 +475,12 @@ impl Soak {
     fn finish(&mut self) {
         let all = self.ids(&["ps", "-a", "-q", "--no-trunc"]);
         for id in &all {
-            self.agent.ok(&["rm", "-f", id]);
+            // A `--rm` container the restart found cut may be going already.
+            let (code, _, err) = self.agent.run(&["rm", "-f", id]);
+            assert!(
+                code == 0 || err.contains("no such container"),
+                "rm -f {id}: {err}"
+            );
         }
         self.runs.clear();
         let left = self.ids(&["ps", "-a", "-q", "--no-trunc"]);

@@ -156,26 +156,25 @@ fn cgroup_procs(id: &str) -> Vec<i32> {
     pids
 }
 
-/// Thaws container `id`'s cgroup when it is frozen: a `commit` or `pause`
-/// cut by the agent's death leaves a container the record calls running
-/// frozen, where no signal could end it.
-fn thaw(id: &str) {
+/// Thaws container `id`'s cgroup when it is frozen; true when it was.
+fn thaw(id: &str) -> bool {
     let root = Path::new("/sys/fs/cgroup");
     let v2 = root
         .join(crate::cgroups::PARENT)
         .join(id)
         .join("cgroup.freeze");
-    if std::fs::read_to_string(&v2).is_ok_and(|s| s.trim() == "1") {
-        let _ = std::fs::write(&v2, "0");
-    }
     let v1 = root
         .join("freezer")
         .join(crate::cgroups::PARENT)
         .join(id)
         .join("freezer.state");
-    if std::fs::read_to_string(&v1).is_ok_and(|s| s.trim() != "THAWED") {
-        let _ = std::fs::write(&v1, "THAWED");
+    let mut thawed = false;
+    for (file, thawed_state, thaw) in [(v2, "0", "0"), (v1, "THAWED", "THAWED")] {
+        if std::fs::read_to_string(&file).is_ok_and(|s| s.trim() != thawed_state) {
+            thawed |= std::fs::write(&file, thaw).is_ok();
+        }
     }
+    thawed
 }
 
 impl Containers {
@@ -315,8 +314,11 @@ impl Containers {
         }
         for entry in self.all() {
             let record = entry.record();
-            if record.state.status == "running" {
-                thaw(&record.id);
+            // A `commit` or `pause` cut by the agent's death leaves a
+            // container the record calls running frozen, where no signal
+            // could end it.
+            if record.state.status == "running" && thaw(&record.id) {
+                tracing::info!("thawed container {}: a commit or pause was cut", record.id);
             }
             // A `--rm` container whose exit was recorded but whose
             // removal was cut.
