@@ -307,3 +307,37 @@ pub fn enter_netns(ns: &Path) {
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }
+
+/// Live processes named berth-monitor or berth-create (a container's
+/// monitor and create helper, of any agent): (pid, name, the container
+/// directory they were started for). Zombies are left out.
+pub fn berth_processes() -> Vec<(i32, String, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // A zombie holds nothing but its pid, until its reaper waits.
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, s)| s.starts_with('Z'))
+        {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let mut args = cmdline.split(|b| *b == 0);
+        let exe = String::from_utf8_lossy(args.next().unwrap_or_default()).to_string();
+        let name = exe.rsplit('/').next().unwrap_or_default().to_string();
+        if name != "berth-monitor" && name != "berth-create" {
+            continue;
+        }
+        let dir = std::path::PathBuf::from(
+            String::from_utf8_lossy(args.next().unwrap_or_default()).to_string(),
+        );
+        out.push((pid, name, dir));
+    }
+    out
+}

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use berth_tests::containers::{cgroup_dirs, load_busybox, mounts_under};
 use berth_tests::images::{busybox_layer, sha, tar_of, Compression, Layout, E};
 use berth_tests::registry::{Auth, Registry};
-use berth_tests::{need_root, Agent};
+use berth_tests::{berth_processes, need_root, Agent};
 
 /// Images in the registry that the rounds pull in turn (each removed
 /// before it is pulled again, so every pull downloads).
@@ -523,38 +523,6 @@ fn finish(mut child: Child) -> (bool, String) {
             }
         }
     }
-}
-
-/// Processes named berth-monitor or berth-create: (pid, name, the
-/// directory they were started for).
-fn berth_processes() -> Vec<(i32, String, PathBuf)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // A zombie holds nothing but its pid, until its reaper waits.
-        if stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, s)| s.starts_with('Z'))
-        {
-            continue;
-        }
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let mut args = cmdline.split(|b| *b == 0);
-        let exe = String::from_utf8_lossy(args.next().unwrap_or_default()).to_string();
-        let name = exe.rsplit('/').next().unwrap_or_default().to_string();
-        if name != "berth-monitor" && name != "berth-create" {
-            continue;
-        }
-        let dir =
-            PathBuf::from(String::from_utf8_lossy(args.next().unwrap_or_default()).to_string());
-        out.push((pid, name, dir));
-    }
-    out
 }
 
 /// Blob names in an archive from `berth save` that do not match their
