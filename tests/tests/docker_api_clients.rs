@@ -1,7 +1,7 @@
 //! The Docker Engine API with other clients than Docker's CLI 28:
 //! docker-py 7 (when installed), Debian's docker 20.10 client (API 1.41),
 //! and `docker login` against a registry that wants credentials, with
-//! commit, diff and export.
+//! commit, diff and export; `docker update` of a running container.
 
 use berth_tests::dockerapi::DockerAgent;
 use berth_tests::need_root;
@@ -171,4 +171,79 @@ fn debian_docker_20_10_client_works_too() {
     assert_eq!(out.trim(), "o1");
     let (code, _, _) = old(&["rm", "-f", "o1"]);
     assert_eq!(code, 0);
+}
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let bb = d.load_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        bb,
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "192m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:3",
+        "lim",
+    ]);
+    let got = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+        "lim",
+    ]);
+    assert_eq!(got.trim(), "100663296 500000000 50 on-failure");
+    // The running container's cgroup has them (v1 or v2 layout).
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "lim"]);
+    let id = id.trim();
+    let read = |controller: &str, v1: &str, v2: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/berth/{id}/{v1}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/{v2}")))
+            .unwrap_or_default()
+    };
+    let memory = read("memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(memory.trim(), "100663296");
+    assert_eq!(read("pids", "pids.max", "pids.max").trim(), "50");
+    let (code, _, err) = d.docker(&["update", "--blkio-weight", "300", "lim"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("BlkioWeight cannot be updated by Berth"),
+        "{err}"
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "gone",
+        "--network",
+        "none",
+        bb,
+        "sleep",
+        "60",
+    ]);
+    let (code, _, err) = d.docker(&["update", "--restart", "always", "gone"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("AutoRemove"), "{err}");
 }

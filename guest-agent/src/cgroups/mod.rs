@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use libcgroups::common::{
     create_cgroup_manager, get_cgroup_setup, AnyCgroupManager, CgroupConfig, CgroupManager,
-    CgroupSetup, FreezerState,
+    CgroupSetup, ControllerOpt, FreezerState,
 };
 pub use libcgroups::stats::Stats;
 
@@ -100,6 +100,25 @@ impl Cgroup {
             .into_iter()
             .map(|p| p.as_raw())
             .collect())
+    }
+
+    /// Applies `resources` (OCI's shape) to the cgroup of a running
+    /// container, as `update` does; controllers `resources` leaves out
+    /// keep their settings.
+    pub fn set(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        self.manager()?
+            .apply(&ControllerOpt {
+                resources,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "the new limits of {} cannot be applied: {e}",
+                    self.id
+                ))
+            })
     }
 
     /// Freezes (pause) or thaws (unpause) every process.

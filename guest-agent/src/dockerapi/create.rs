@@ -86,7 +86,7 @@ const HOST_KNOWN: &[&str] = &[
 
 /// True when `v` is JSON's zero for its type: what a client sends for an
 /// option the user did not set.
-fn is_zero(v: &Value) -> bool {
+pub fn is_zero(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::Bool(b) => !b,
@@ -98,7 +98,7 @@ fn is_zero(v: &Value) -> bool {
 }
 
 /// The first field of `obj` that is set but neither in `known` nor zero.
-fn unsupported<'a>(obj: &'a Map<String, Value>, known: &[&str]) -> Option<&'a str> {
+pub fn unsupported<'a>(obj: &'a Map<String, Value>, known: &[&str]) -> Option<&'a str> {
     obj.iter()
         .find(|(k, v)| !known.contains(&k.as_str()) && !is_zero(v))
         .map(|(k, _)| k.as_str())

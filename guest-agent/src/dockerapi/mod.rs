@@ -13,13 +13,14 @@
 //! `/system/df`), [`events`], [`images`], [`transfer`] (push, save,
 //! load), [`containers`] (lifecycle, list, inspect, logs, wait, rename,
 //! pause, top), [`create`] (the create body mapped onto the engine's
-//! `ContainerConfig`), [`attach`] (hijacked streams), [`exec`],
+//! `ContainerConfig`), [`update`] (limits and restart policy), [`attach`]
+//! (hijacked streams), [`exec`],
 //! [`stats`], [`archive`] (`docker cp`), [`commit`] (changes, export,
 //! commit, login), [`build`], [`networks`], [`volumes`], [`prune`] and
 //! [`listen`] (the sockets).
 //!
 //! ## Not served yet, and how each answers
-//! - Paths not listed above — `/images/search`, `/containers/{id}/update`,
+//! - Paths not listed above — `/images/search`,
 //!   `/containers/{id}/attach/ws`, `/session` (BuildKit), `/distribution`,
 //!   swarm, plugins, secrets, configs — answer 404 with a sentence naming
 //!   the path. `POST /build?version=2` (BuildKit) answers 400: build with
@@ -35,8 +36,12 @@
 //!   `Annotations`, a `LogConfig.Type` other than json-file, a `Runtime`
 //!   other than runc, a second network in `NetworkingConfig`; `HostConfig
 //!   .Mounts` of types other than bind, volume and tmpfs.
-//! - Filters the engine does not know answer 400 (container list, prune,
-//!   events); `fromSrc` (import) and a commit's config body answer 400;
+//! - `update` fields other than memory, swap, CPUs, CPU shares, pids,
+//!   CPU set and restart policy answer 400 naming the field (see
+//!   [`update`]).
+//! - Filters the engine does not know answer 400 (container, network and
+//!   volume lists, prune, events); label filters are applied here, all of
+//!   them required, as dockerd does; `fromSrc` (import) and a commit's config body answer 400;
 //!   a gzipped build context answers with an error in the build stream.
 //! - Exec instances live in this module's memory for the agent's life
 //!   (the engine runs an exec as one call); a detached exec's exit code
@@ -57,6 +62,7 @@ pub mod prune;
 pub mod stats;
 pub mod system;
 pub mod transfer;
+pub mod update;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -321,6 +327,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/volumes/prune", post(prune::volumes))
         .route("/networks/prune", post(prune::networks))
         .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(update::update))
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::pause))
         .route("/containers/{id}/top", get(containers::top))

@@ -1,12 +1,72 @@
 //! A container's limits: rlimits (`--ulimit`, never above the host's hard
-//! limit) and cgroup resources (memory, swap, CPU, pids).
+//! limit) and cgroup resources (memory, swap, CPU, pids), which `update`
+//! changes on a created or running container.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use super::config::ContainerConfig;
+use super::{Containers, Record};
 use crate::error::{Error, Result};
+
+impl Containers {
+    /// `update`: new limits (resources, `cpuset_cpus`) and restart policy
+    /// for container `input`, made by `change` on a copy of its
+    /// configuration (nothing else it changes is kept), checked as `run`'s
+    /// flags are, applied to its cgroup at once when it runs and kept for
+    /// its later starts.
+    pub async fn update_limits(
+        &self,
+        input: &str,
+        change: impl FnOnce(&mut ContainerConfig),
+    ) -> Result<Record> {
+        let entry = self.find(input)?;
+        let _busy = entry.busy.lock().await;
+        let record = entry.record();
+        let mut config = record.config.clone();
+        change(&mut config);
+        let res = config.resources.unwrap_or_default();
+        let old = record.config.resources.unwrap_or_default();
+        if res.memory_swap_bytes == old.memory_swap_bytes
+            && res.memory_swap_bytes > 0
+            && res.memory_bytes > res.memory_swap_bytes
+        {
+            return Err(Error::InvalidArgument(
+                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into(),
+            ));
+        }
+        let policy = config
+            .restart_policy
+            .clone()
+            .filter(|p| !matches!(p.name.as_str(), "" | "no"));
+        if config.auto_remove && policy.is_some() {
+            return Err(Error::Conflict(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        config.restart_policy = policy;
+        let mut wanted = resources(&config, config.privileged)?;
+        if record.state.is_running() {
+            // The devices were set at create (with --device); leave them.
+            if let Some(o) = wanted.as_object_mut() {
+                o.remove("devices");
+            }
+            if res.pids_limit == 0 {
+                wanted["pids"] = json!({ "limit": -1 });
+            }
+            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(wanted)
+                .map_err(|e| Error::Internal(format!("the new limits do not parse: {e}")))?;
+            crate::cgroups::Cgroup::of(&record.id).set(&oci)?;
+        }
+        self.update(&entry, |r| {
+            r.config.resources = config.resources;
+            r.config.cpuset_cpus = config.cpuset_cpus.clone();
+            r.config.restart_policy = config.restart_policy.clone();
+        })
+    }
+}
 
 /// The rlimits: Docker's `nofile` default (1048576) capped at the host's
 /// hard limit, then each `--ulimit`, which may not exceed it either.
