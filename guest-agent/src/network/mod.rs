@@ -156,15 +156,19 @@ impl Networks {
     /// Gives a starting container its namespace and joins it to `joins`
     /// (the first one carries the default route).
     pub async fn attach(self: &Arc<Self>, m: &Member, joins: &[Join]) -> Result<()> {
+        let t = std::time::Instant::now();
         let ns = self.ns_path(&m.id);
         netns::remove(&ns);
         netns::create(&ns)?;
+        tracing::debug!("attach {}: namespace made in {:?}", m.id, t.elapsed());
         let done = async {
             Netlink::inside(&ns)?.lo_up().await?;
+            tracing::debug!("attach {}: lo up at {:?}", m.id, t.elapsed());
             for (i, j) in joins.iter().enumerate() {
                 self.join(m, j, i).await?;
             }
             let socket = dns::bind(&ns)?;
+            tracing::debug!("attach {}: DNS bound at {:?}", m.id, t.elapsed());
             self.set_upstreams(m);
             let task = dns::serve(socket, m.id.clone(), self.clone());
             if let Some(old) = self.dns_tasks().insert(m.id.clone(), task) {
