@@ -21,7 +21,7 @@ cargo build --locked -p berth-agent -p berth-cli
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 start=$(date +%s%N)
 status=0
-env SOAK_KILLS="$kills" ${2:+SOAK_SEED="$2"} cargo nextest run --locked -p berth-tests --test soak \
+env SOAK_KILLS="$kills" ${2:+SOAK_SEED="$2"} cargo nextest run -p berth-tests --test soak \
   --no-capture >"$log" 2>&1 || status=$?
 took_ms=$((($(date +%s%N) - start) / 1000000))
 grep '^soak: ' "$log" || true
