@@ -1,7 +1,8 @@
 //! The Docker Engine API with other clients than Docker's CLI 28:
 //! docker-py 7 (when installed), Debian's docker 20.10 client (API 1.41),
 //! and `docker login` against a registry that wants credentials, with
-//! commit, diff and export; `docker update` of a running container.
+//! commit, diff and export; `docker update` of a running container and
+//! `docker search`.
 
 use berth_tests::dockerapi::DockerAgent;
 use berth_tests::need_root;
@@ -246,4 +247,67 @@ fn update_changes_the_limits_of_a_running_container() {
     let (code, _, err) = d.docker(&["update", "--restart", "always", "gone"]);
     assert_eq!(code, 1);
     assert!(err.contains("AutoRemove"), "{err}");
+}
+
+/// A registry search API on loopback answering every request with two
+/// results; returns its address.
+fn fake_search_api() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = r#"{"num_results":2,"query":"web","results":[
+                {"name":"team/web","description":"a web server","star_count":7,"is_official":false,"is_automated":false},
+                {"name":"team/webby","description":null,"star_count":1,"is_official":true,"is_automated":false}]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn search_asks_the_registry_and_says_when_it_cannot() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let api = fake_search_api();
+    let out = d.ok(&[
+        "search",
+        "--format",
+        "{{.Name}} {{.StarCount}} {{.IsOfficial}}",
+        &format!("{api}/web"),
+    ]);
+    assert_eq!(out, format!("{api}/team/web 7 \n{api}/team/webby 1 [OK]\n"));
+    let out = d.ok(&[
+        "search",
+        "--filter",
+        "stars=5",
+        "--format",
+        "{{.Name}}",
+        &format!("{api}/web"),
+    ]);
+    assert_eq!(out, format!("{api}/team/web\n"));
+    // A registry without the search API (distribution), and none at all.
+    let reg = Registry::start(Auth::None);
+    let (code, _, err) = d.docker(&["search", &format!("{}/bb", reg.addr)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("its search API (GET /v1/search) answered 404"),
+        "{err}"
+    );
+    let closed = berth_tests::free_port();
+    let (code, _, err) = d.docker(&["search", &format!("127.0.0.1:{closed}/bb")]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the registry cannot be reached (Connection refused"),
+        "{err}"
+    );
 }

@@ -13,15 +13,15 @@
 //! `/system/df`), [`events`], [`images`], [`transfer`] (push, save,
 //! load), [`containers`] (lifecycle, list, inspect, logs, wait, rename,
 //! pause, top), [`create`] (the create body mapped onto the engine's
-//! `ContainerConfig`), [`update`] (limits and restart policy), [`attach`]
+//! `ContainerConfig`), [`update`] (limits and restart policy), [`search`]
+//! (the registry's search API), [`attach`]
 //! (hijacked streams), [`exec`],
 //! [`stats`], [`archive`] (`docker cp`), [`commit`] (changes, export,
 //! commit, login), [`build`], [`networks`], [`volumes`], [`prune`] and
 //! [`listen`] (the sockets).
 //!
 //! ## Not served yet, and how each answers
-//! - Paths not listed above — `/images/search`,
-//!   `/containers/{id}/attach/ws`, `/session` (BuildKit), `/distribution`,
+//! - Paths not listed above — `/containers/{id}/attach/ws`, `/session` (BuildKit), `/distribution`,
 //!   swarm, plugins, secrets, configs — answer 404 with a sentence naming
 //!   the path. `POST /build?version=2` (BuildKit) answers 400: build with
 //!   `DOCKER_BUILDKIT=0`.
@@ -59,6 +59,7 @@ pub mod images;
 pub mod listen;
 pub mod networks;
 pub mod prune;
+pub mod search;
 pub mod stats;
 pub mod system;
 pub mod transfer;
@@ -315,6 +316,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/get", get(transfer::get_many))
         .route("/images/load", post(transfer::load))
+        .route("/images/search", get(search::search))
         .route(
             "/images/{*rest}",
             get(images::get_any)

@@ -213,6 +213,104 @@ pub async fn check_login(
     }
 }
 
+/// One result of a registry search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchResult {
+    /// The repository ("library/busybox", or "HOST/NAME" elsewhere).
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its stars.
+    pub star_count: u64,
+    /// An official image.
+    pub is_official: bool,
+    /// An automated build.
+    pub is_automated: bool,
+}
+
+/// The registry a search term names ("HOST/TERM"; Docker Hub's index
+/// otherwise) and the term to send it.
+pub fn search_target(term: &str) -> (String, String) {
+    match term.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            let host = if host == "docker.io" || host == "index.docker.io" {
+                "index.docker.io"
+            } else {
+                host
+            };
+            (host.to_string(), rest.to_string())
+        }
+        _ => ("index.docker.io".to_string(), term.to_string()),
+    }
+}
+
+/// Searches the v1 search API (`GET /v1/search?q=&n=`) of the registry
+/// `term` names, as `docker search` does; an unreachable registry, or one
+/// without that API, is an error saying so.
+pub async fn search(
+    options: &RegistryOptions,
+    term: &str,
+    limit: u32,
+) -> crate::error::Result<Vec<SearchResult>> {
+    options.network_ready.wait().await;
+    let (host, query) = search_target(term);
+    let plain = is_loopback(&host) || options.insecure.contains(&host);
+    let url = format!(
+        "{}://{host}/v1/search",
+        if plain { "http" } else { "https" }
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build an HTTP client: {e}")))?;
+    let unreachable = |e: reqwest::Error| {
+        // reqwest's own sentence names only the URL: say why.
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        Error::Unavailable(format!(
+            "cannot search {host}: the registry cannot be reached ({cause})"
+        ))
+    };
+    let resp = http
+        .get(&url)
+        .query(&[("q", query.as_str()), ("n", &limit.to_string())])
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if !resp.status().is_success() {
+        return Err(Error::Unavailable(format!(
+            "cannot search {host}: its search API (GET /v1/search) answered {}; not every registry offers one",
+            resp.status()
+        )));
+    }
+    let body: serde_json::Value = resp.json().await.map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot search {host}: its answer is not a search result ({e})"
+        ))
+    })?;
+    let prefix = if host == "index.docker.io" {
+        String::new()
+    } else {
+        format!("{host}/")
+    };
+    Ok(body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(limit as usize)
+        .map(|r| SearchResult {
+            name: format!("{prefix}{}", r["name"].as_str().unwrap_or_default()),
+            description: r["description"].as_str().unwrap_or_default().to_string(),
+            star_count: r["star_count"].as_u64().unwrap_or(0),
+            is_official: r["is_official"].as_bool().unwrap_or(false),
+            is_automated: r["is_automated"].as_bool().unwrap_or(false),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +322,23 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com"));
         assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn a_search_term_names_its_registry() {
+        let t = |term: &str| search_target(term);
+        assert_eq!(t("busybox"), ("index.docker.io".into(), "busybox".into()));
+        assert_eq!(
+            t("bitnami/redis"),
+            ("index.docker.io".into(), "bitnami/redis".into())
+        );
+        assert_eq!(
+            t("localhost:5000/web"),
+            ("localhost:5000".into(), "web".into())
+        );
+        assert_eq!(
+            t("docker.io/busybox"),
+            ("index.docker.io".into(), "busybox".into())
+        );
     }
 }
