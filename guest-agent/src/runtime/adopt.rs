@@ -99,6 +99,21 @@ fn parse_cmdline(cmdline: &[u8]) -> Option<(bool, PathBuf)> {
     ))
 }
 
+/// True when live process `pid` is a monitor or helper started for the
+/// container directory `dir`.
+pub(super) fn started_for(pid: i32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let Some((_, arg)) = parse_cmdline(&cmdline) else {
+        return false;
+    };
+    alive(pid)
+        && (arg == dir
+            || std::fs::canonicalize(&arg)
+                .is_ok_and(|a| std::fs::canonicalize(dir).is_ok_and(|d| a == d)))
+}
+
 fn is_container_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }

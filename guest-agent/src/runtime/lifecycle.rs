@@ -46,11 +46,11 @@ impl Containers {
             None => {
                 // The monitor died: the process has no one to wait for it.
                 let pid = entry.record().state.pid;
-                if pid > 0 && run.monitor_pid > 0 && !monitor_alive(run.monitor_pid) {
+                if pid > 0 && run.monitor_pid > 0 && !monitor_alive(run.monitor_pid, &dir) {
                     let _ =
                         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
                 }
-                if monitor_alive(entry.record().state.monitor_pid) {
+                if monitor_alive(entry.record().state.monitor_pid, &dir) {
                     // Still running: the connection just failed; follow it again.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     self.watch(id.to_string());
@@ -226,7 +226,7 @@ impl Containers {
         for entry in self.all() {
             let record = entry.record();
             if record.state.is_running() || record.state.status == "restarting" {
-                if monitor_alive(record.state.monitor_pid) {
+                if monitor_alive(record.state.monitor_pid, &self.dir_of(&record.id)) {
                     // A process that ended while the agent was away is
                     // recorded before the agent serves again.
                     let run: RunState =

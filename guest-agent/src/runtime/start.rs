@@ -261,9 +261,12 @@ pub(super) fn read_ready(fd: OwnedFd) -> String {
     line
 }
 
-/// True when `pid` is a live Berth monitor.
-pub(super) fn monitor_alive(pid: i32) -> bool {
+/// True when `pid` is a live Berth monitor started for the container in
+/// `dir` (a pid the kernel has since given to another program, or to
+/// another container's monitor, is not).
+pub(super) fn monitor_alive(pid: i32, dir: &std::path::Path) -> bool {
     pid > 0
         && std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c.trim_end() == MONITOR)
+        && super::adopt::started_for(pid, dir)
 }
