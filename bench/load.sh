@@ -17,5 +17,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked -p berth-agent -p berth-cli
 BERTH_LOAD_CLIENTS=${1:-16} BERTH_LOAD_RUNS=${2:-1000} CI=true \
-  cargo nextest run --release --locked -p berth-tests --test load --no-capture --test-threads 1 2>&1 |
+  cargo nextest run --release --locked -p berth-tests --test load --no-capture --no-fail-fast --test-threads 1 2>&1 |
   grep -E '^(100 containers|agent RSS|1000 calls|  [a-z -]+ +p50|wait after)|PASS|FAIL|panicked'
