@@ -296,6 +296,21 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
         let (k, v) = f
             .split_once('=')
             .with_context(|| format!("the filter '{f}' is not KEY=VALUE (e.g. status=exited)"))?;
+        const STATES: [&str; 7] = [
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ];
+        if k == "status" && !STATES.contains(&v) {
+            bail!(
+                "Invalid filter '{f}': a status is one of {}",
+                STATES.join(", ")
+            );
+        }
         filters
             .entry(k.to_string())
             .or_default()
@@ -343,6 +358,7 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
                 "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "Size": format::size(c.size_rw),
+                "Mounts": c.mounts.join(","),
             })
         })
         .collect();

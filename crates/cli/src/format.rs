@@ -29,28 +29,31 @@ fn trim_zeros(s: &str) -> String {
     }
 }
 
-/// "3 days ago", as `docker images` says it.
+/// "3 days ago", as `docker images` and `docker ps` say it.
 pub fn ago(seconds: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let d = (now - seconds).max(0);
-    let (n, unit) = match d {
-        d if d < 60 => return "Less than a minute ago".into(),
-        d if d < 3600 => (d / 60, "minute"),
-        d if d < 86400 => (d / 3600, "hour"),
-        d if d < 86400 * 14 => (d / 86400, "day"),
-        d if d < 86400 * 60 => (d / (86400 * 7), "week"),
-        d if d < 86400 * 365 * 2 => (d / (86400 * 30), "month"),
-        d => (d / (86400 * 365), "year"),
-    };
-    if n == 1 {
-        format!(
-            "{} {unit} ago",
-            if unit == "hour" { "About an" } else { "1" }
-        )
-    } else {
-        format!("{n} {unit}s ago")
+    format!("{} ago", human_duration((now - seconds).max(0)))
+}
+
+/// A span of seconds in Docker's words (go-units' `HumanDuration`).
+pub fn human_duration(seconds: i64) -> String {
+    let minutes = seconds / 60;
+    // Hours are rounded, as go-units rounds them.
+    let hours = (seconds + 1800) / 3600;
+    match seconds {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", seconds / 3600 / 24 / 365),
     }
 }
 
@@ -127,9 +130,10 @@ pub fn print_docs(format: Option<&str>, docs: &[serde_json::Value]) -> anyhow::R
     Ok(())
 }
 
-/// Prints rows as a table with columns three spaces apart.
+/// Prints rows as a table as Docker's tabwriter does: columns three
+/// spaces apart, each at least ten characters wide with its padding.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
@@ -141,7 +145,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             if i + 1 == cells.len() {
                 out.push_str(c);
             } else {
-                out.push_str(&format!("{c:<w$}   ", w = widths[i]));
+                let w = (widths[i] + 3).max(10);
+                out.push_str(&format!("{c:<w$}"));
             }
         }
         println!("{}", out.trim_end());
@@ -178,5 +183,25 @@ mod tests {
         assert_eq!(super::size(7_800_000), "7.8MB");
         assert_eq!(super::size(127_000_000), "127MB");
         assert_eq!(super::size(1_500), "1.5kB");
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        let cases = [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (4, "4 seconds"),
+            (61, "About a minute"),
+            (150, "2 minutes"),
+            (3600, "About an hour"),
+            (5 * 3600, "5 hours"),
+            (3 * 86400, "3 days"),
+            (20 * 86400, "2 weeks"),
+            (90 * 86400, "3 months"),
+            (800 * 86400, "2 years"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(super::human_duration(s), want);
+        }
     }
 }

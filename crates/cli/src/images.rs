@@ -252,6 +252,9 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
             filters,
         })
         .await?;
+    // Newest first by when each was built, as Docker lists them.
+    let mut images = images;
+    images.sort_by_key(|i| std::cmp::Reverse(i.created.as_ref().map_or(0, |t| t.seconds)));
     let id_of = |i: &pb::ImageSummary| {
         if a.no_trunc {
             i.id.clone()

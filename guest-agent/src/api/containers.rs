@@ -243,8 +243,12 @@ impl ContainersRpc for ContainersApi {
             .into_iter()
             .map(|s| {
                 let r = s.record;
+                // As dockerd writes it: arguments with a space in quotes.
                 let cmd: Vec<String> = std::iter::once(r.path.clone())
-                    .chain(r.args.clone())
+                    .chain(r.args.iter().map(|a| match a.contains(' ') {
+                        true => format!("'{a}'"),
+                        false => a.clone(),
+                    }))
                     .collect();
                 pb::ContainerSummary {
                     id: r.id,
@@ -263,6 +267,15 @@ impl ContainersRpc for ContainersApi {
                         .map_or("none", |h| h.status.as_str())
                         .to_string(),
                     labels: r.config.labels,
+                    mounts: r
+                        .mounts
+                        .iter()
+                        .filter(|m| m.kind != "tmpfs")
+                        .map(|m| match m.name.is_empty() {
+                            true => m.source.display().to_string(),
+                            false => m.name.clone(),
+                        })
+                        .collect(),
                     ..Default::default()
                 }
             })
