@@ -94,6 +94,7 @@ fn write_opened<W: Write>(
     h.set_uid(stat.st_uid.into());
     h.set_gid(stat.st_gid.into());
     h.set_mtime(stat.st_mtime.max(0) as u64);
+    tree::set_names(&mut h, stat.st_uid, stat.st_gid);
     if SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
         h.set_entry_type(tar::EntryType::Directory);
         h.set_size(0);

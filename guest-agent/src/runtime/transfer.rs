@@ -75,25 +75,23 @@ impl Containers {
         Ok(id)
     }
 
-    /// `export`: the container's whole filesystem as a tar to `out`.
+    /// `export`: the container's whole filesystem as a tar to `out`. Its
+    /// mount points (`/proc`, `/dev`, volumes, …) are there as Docker's
+    /// export has them, empty: what is mounted on them is not the
+    /// container's own.
     pub async fn export(&self, input: &str, out: impl Write + Send + 'static) -> Result<()> {
         let r = self.find(input)?.record();
-        let skip = self.mount_points(&r);
+        let hollow = self.mount_points(&r);
         self.with_rootfs(input, false, move |root| {
             let dir = tree::open_root(root).map_err(|e| Error::io("reading the container", e))?;
-            let opts = tree::TarOptions {
-                skip: skip
-                    .into_iter()
-                    .filter(|p| {
-                        p != "/etc/hosts" && p != "/etc/hostname" && p != "/etc/resolv.conf"
-                    })
-                    .collect(),
-                whiteouts: false,
-            };
+            let opts = tree::TarOptions::default();
             let mut b = tar::Builder::new(std::io::BufWriter::new(out));
-            tree::append_tree(&mut b, &dir, "", &opts)
-                .and_then(|_| b.into_inner().and_then(|mut w| w.flush()))
-                .map_err(|e| Error::io("writing the export", e))
+            tree::visit(&dir, "", &mut |node| {
+                tree::append(&mut b, node, node.path.trim_start_matches('/'), &opts)?;
+                Ok(!hollow.contains(node.path))
+            })
+            .and_then(|_| b.into_inner().and_then(|mut w| w.flush()))
+            .map_err(|e| Error::io("writing the export", e))
         })
         .await
     }

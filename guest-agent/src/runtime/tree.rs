@@ -106,6 +106,43 @@ pub struct TarOptions {
     pub whiteouts: bool,
 }
 
+/// Sets the owner names of `h` (uid and gid already set) from the host's
+/// user and group databases, remembered per thread: every tar written
+/// here names owners, as Docker's `cp`, `export` and layer tars do.
+pub fn set_names(h: &mut tar::Header, uid: u32, gid: u32) {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static USERS: RefCell<HashMap<u32, String>> = RefCell::new(HashMap::new());
+        static GROUPS: RefCell<HashMap<u32, String>> = RefCell::new(HashMap::new());
+    }
+    let user = USERS.with(|m| {
+        m.borrow_mut()
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map_or_else(String::new, |u| u.name)
+            })
+            .clone()
+    });
+    let group = GROUPS.with(|m| {
+        m.borrow_mut()
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map_or_else(String::new, |g| g.name)
+            })
+            .clone()
+    });
+    // A name too long for the header is left out, as tar leaves it.
+    let _ = h.set_username(&user);
+    let _ = h.set_groupname(&group);
+}
+
 /// Writes the entry `node` (named `tar_name` in the archive) to `out`.
 pub fn append<W: Write>(
     out: &mut tar::Builder<W>,
@@ -120,6 +157,7 @@ pub fn append<W: Write>(
     h.set_gid(st.st_gid.into());
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
+    set_names(&mut h, st.st_uid, st.st_gid);
     let kind = node.kind();
     if opts.whiteouts && kind == SFlag::S_IFCHR && st.st_rdev == 0 {
         let (dir, base) = tar_name.rsplit_once('/').unwrap_or(("", tar_name));

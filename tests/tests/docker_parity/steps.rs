@@ -225,3 +225,59 @@ pub(crate) fn pulls(side: &Side, repo: &str, digest: &str) -> Vec<(i32, String)>
         })
         .collect()
 }
+
+/// What `export` of a container with a volume lists (without `bin/`'s
+/// applets and the files of Docker's init layer that Berth does not make
+/// yet: `/.dockerenv`, `/etc/mtab`, `/dev/console`, `/dev/pts`,
+/// `/dev/shm`), each entry with its owner's names, then the owner names
+/// `cp` gives `/etc/passwd`.
+pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
+    side.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "-v",
+        "exv:/data",
+        image,
+        "sleep",
+        "300",
+    ]);
+    let init_layer = [
+        ".dockerenv",
+        "etc/mtab",
+        "dev/console",
+        "dev/pts/",
+        "dev/shm/",
+    ];
+    let listing = |args: &[&str]| -> Vec<String> {
+        let out = side.cmd(args).output().unwrap();
+        tar::Archive::new(&out.stdout[..])
+            .entries()
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let h = e.header();
+                let name = e.path().unwrap().display().to_string();
+                let dir = if h.entry_type().is_dir() && !name.ends_with('/') {
+                    "/"
+                } else {
+                    ""
+                };
+                let user = h.username().ok().flatten().unwrap_or("").to_string();
+                let group = h.groupname().ok().flatten().unwrap_or("").to_string();
+                format!("{name}{dir} {user}/{group}")
+            })
+            .filter(|l| !l.starts_with("bin/") || l.starts_with("bin/ "))
+            .filter(|l| !init_layer.iter().any(|i| l.starts_with(&format!("{i} "))))
+            .collect()
+    };
+    let mut seen = listing(&["export", "ex"]);
+    seen.sort();
+    seen.extend(listing(&["cp", "ex:/etc/passwd", "-"]));
+    side.ok(&["rm", "-f", "ex"]);
+    side.ok(&["volume", "rm", "exv"]);
+    seen
+}
