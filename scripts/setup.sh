@@ -11,6 +11,9 @@ packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-c
 # ImageMagick for a display and screenshots, and Debian's WebKitWebDriver
 # for the end-to-end test.
 packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev xvfb xauth webkit2gtk-driver imagemagick)
+# scripts/cross-check.sh: MinGW for the Windows check; clang (with LLVM's
+# ar) for the macOS one (ring's build script compiles C for the target).
+packages+=(gcc-mingw-w64-x86-64 clang llvm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +28,15 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing: install Rust (rustup) first" >&2
   exit 1
 fi
+# The cross-checked targets (installed only when missing: rustup needs
+# the network).
+installed_targets="$(rustup target list --installed 2>/dev/null || true)"
+for t in x86_64-pc-windows-gnu aarch64-apple-darwin; do
+  if ! grep -qx "$t" <<<"$installed_targets"; then
+    echo "setup: adding the rustup target $t"
+    rustup target add "$t"
+  fi
+done
 # The VM's vsock on Linux hosts without /dev/vhost-vsock: a vhost-user
 # backend in "hybrid vsock" mode.
 if ! command -v vhost-device-vsock >/dev/null; then
