@@ -2,7 +2,7 @@
 //! docker-py 7 (when installed), Debian's docker 20.10 client (API 1.41),
 //! and `docker login` against a registry that wants credentials, with
 //! commit, diff and export; `docker update` of a running container and
-//! `docker search`.
+//! `docker search`; exec instances backed by the engine's sessions.
 
 use berth_tests::dockerapi::DockerAgent;
 use berth_tests::need_root;
@@ -310,4 +310,77 @@ fn search_asks_the_registry_and_says_when_it_cannot() {
         err.contains("the registry cannot be reached (Connection refused"),
         "{err}"
     );
+}
+
+/// `curl` against the agent's Docker socket: the body it answered.
+fn api(d: &DockerAgent, method: &str, path: &str, body: &str) -> serde_json::Value {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(d.socket())
+        .args(["-X", method, "-H", "Content-Type: application/json"])
+        .args(["-d", body, &format!("http://docker/v1.51{path}")])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn exec_instances_are_the_engine_s_sessions() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let bb = d.load_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        bb,
+        "sleep",
+        "300",
+    ]);
+    // A detached exec's exit code is kept.
+    let created = api(
+        &d,
+        "POST",
+        "/containers/ex/exec",
+        r#"{"Cmd": ["sh", "-c", "exit 4"]}"#,
+    );
+    let id = created["Id"].as_str().unwrap().to_string();
+    let before = api(&d, "GET", &format!("/exec/{id}/json"), "");
+    assert_eq!(
+        (&before["Running"], &before["ExitCode"]),
+        (&false.into(), &serde_json::Value::Null)
+    );
+    api(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        r#"{"Detach": true}"#,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ended = loop {
+        let v = api(&d, "GET", &format!("/exec/{id}/json"), "");
+        if v["ExitCode"] == 4 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        (&ended["Running"], &ended["ExitCode"]),
+        (&false.into(), &4.into()),
+        "{ended}"
+    );
+    // A running session, by the id the container's inspect lists.
+    d.ok(&["exec", "-d", "ex", "sleep", "30"]);
+    let ids = d.ok(&["inspect", "-f", "{{range .ExecIDs}}{{.}} {{end}}", "ex"]);
+    let session = ids.split_whitespace().next().expect("an exec id");
+    let v = api(&d, "GET", &format!("/exec/{session}/json"), "");
+    assert_eq!(v["Running"], true, "{v}");
+    assert_eq!(v["ProcessConfig"]["entrypoint"], "sleep", "{v}");
+    let (code, _, err) = d.docker(&["exec", "ex", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5, "{err}");
 }

@@ -1,8 +1,13 @@
 //! Exec instances: `POST /containers/{id}/exec` makes one, `POST
 //! /exec/{id}/start` runs it (hijacked, as attach), `GET /exec/{id}/json`
 //! tells whether it runs and how it ended, `POST /exec/{id}/resize` sizes
-//! its terminal. The engine runs an exec as one call; the instances
-//! between create and start live here, in memory, for the agent's life.
+//! its terminal. What an instance will run waits here until it starts;
+//! from then on the engine's session record ([`Containers::exec_state`],
+//! the `ExecIDs` of the container's inspect) says whether it runs and how
+//! it ended, detached ones too, and a session's own id (from `ExecIDs`)
+//! is inspectable as well.
+//!
+//! [`Containers::exec_state`]: crate::runtime::Containers::exec_state
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,15 +33,13 @@ pub struct ExecEntry {
     pub stdout: bool,
     /// Attach stderr.
     pub stderr: bool,
-    /// Started and not yet ended.
-    pub running: bool,
-    /// Its exit code, once it ended.
-    pub exit_code: Option<i32>,
+    /// The engine's session, once started.
+    pub session: Option<String>,
     /// Its session's input, while it runs (for resize).
     pub input: Option<mpsc::Sender<StdioInput>>,
 }
 
-/// Exec instances by id.
+/// Exec instances by id, until the engine forgets their session.
 #[derive(Default, Clone)]
 pub struct ExecTable(Arc<Mutex<HashMap<String, ExecEntry>>>);
 
@@ -45,12 +48,13 @@ impl ExecTable {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, id: &str) -> ApiResult<ExecEntry> {
-        self.lock()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ApiError::missing(format!("No such exec instance: {id}")))
+    fn get(&self, id: &str) -> Option<ExecEntry> {
+        self.lock().get(id).cloned()
     }
+}
+
+fn no_such_exec(id: &str) -> ApiError {
+    ApiError::missing(format!("No such exec instance: {id}"))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -93,15 +97,22 @@ pub async fn create(
         privileged: flag("Privileged"),
     };
     let exec_id = crate::digest::random_id();
-    api.execs.lock().insert(
+    let containers = &api.agent.containers;
+    let mut table = api.execs.lock();
+    // Instances whose session the engine forgot, or whose container is
+    // gone, go.
+    table.retain(|_, e| match &e.session {
+        Some(s) => containers.exec_state(s).is_ok(),
+        None => containers.find(&e.container).is_ok(),
+    });
+    table.insert(
         exec_id.clone(),
         ExecEntry {
             opts,
             container: r.id,
             stdout: flag("AttachStdout"),
             stderr: flag("AttachStderr"),
-            running: false,
-            exit_code: None,
+            session: None,
             input: None,
         },
     );
@@ -114,8 +125,8 @@ pub async fn start(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let entry = api.execs.get(&id)?;
-    if entry.running || entry.exit_code.is_some() {
+    let entry = api.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
+    if entry.session.is_some() {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
             message: format!("Error: Exec command {id} has already run"),
@@ -132,14 +143,14 @@ pub async fn start(
         .as_array()
         .and_then(|s| Some((s.first()?.as_u64()? as u16, s.get(1)?.as_u64()? as u16)));
     let (input_tx, input_rx) = mpsc::channel(64);
-    let (_, output) = api
+    let (session, output) = api
         .agent
         .containers
         .exec_session(&opts, size, input_rx)
         .await
         .map_err(|e| container_error(e, &entry.container))?;
     if let Some(e) = api.execs.lock().get_mut(&id) {
-        e.running = !opts.detach;
+        e.session = Some(session);
         e.input = Some(input_tx.clone());
     }
     if opts.detach {
@@ -153,50 +164,76 @@ pub async fn start(
     let stdin = opts.attach_stdin;
     let tty = opts.tty;
     tokio::spawn(async move {
-        let record = |code: i32| {
+        // The engine records the exit code; the input goes with the session.
+        let done = move |_: i32| {
             if let Some(e) = execs.lock().get_mut(&id) {
-                e.running = false;
-                e.exit_code = Some(code);
                 e.input = None;
             }
         };
         match stream.await {
-            Ok(stream) => super::attach::pump(stream, tty, stdin, input_tx, output, record).await,
+            Ok(stream) => super::attach::pump(stream, tty, stdin, input_tx, output, done).await,
             Err(_) => {
                 // The client left before the stream: let the process run
-                // out and keep its exit code.
+                // out.
                 let mut output = output;
-                while let Some(o) = output.recv().await {
-                    if let crate::runtime::session::StdioOutput::Exit(code) = o {
-                        record(code);
-                    }
-                }
+                while output.recv().await.is_some() {}
+                done(0);
             }
         }
     });
     Ok(resp)
 }
 
-/// `GET /exec/{id}/json`.
+/// `GET /exec/{id}/json`: an instance made here, or an engine session by
+/// its own id (a container's `ExecIDs`).
 pub async fn inspect(AxState(api): State, Path(id): Path<String>) -> ApiResult<Response> {
-    let e = api.execs.get(&id)?;
-    let o = &e.opts;
+    let containers = &api.agent.containers;
+    let (entry, state) = match api.execs.get(&id) {
+        Some(e) => {
+            let state = e
+                .session
+                .as_deref()
+                .and_then(|s| containers.exec_state(s).ok());
+            (Some(e), state)
+        }
+        None => (
+            None,
+            Some(containers.exec_state(&id).map_err(|_| no_such_exec(&id))?),
+        ),
+    };
+    let (cmd, tty, privileged, user, container) = match (&entry, &state) {
+        (Some(e), _) => (
+            e.opts.cmd.clone(),
+            e.opts.tty,
+            e.opts.privileged,
+            e.opts.user.clone(),
+            e.container.clone(),
+        ),
+        (None, Some(s)) => (
+            s.cmd.clone(),
+            s.tty,
+            s.privileged,
+            s.user.clone(),
+            s.container_id.clone(),
+        ),
+        (None, None) => return Err(no_such_exec(&id)),
+    };
     Ok(axum::Json(json!({
         "ID": id,
-        "Running": e.running,
-        "ExitCode": e.exit_code,
+        "Running": state.as_ref().is_some_and(|s| s.running),
+        "ExitCode": state.as_ref().and_then(|s| s.exit_code),
         "ProcessConfig": {
-            "tty": o.tty,
-            "entrypoint": o.cmd.first(),
-            "arguments": o.cmd.iter().skip(1).collect::<Vec<_>>(),
-            "privileged": o.privileged,
-            "user": o.user,
+            "tty": tty,
+            "entrypoint": cmd.first(),
+            "arguments": cmd.iter().skip(1).collect::<Vec<_>>(),
+            "privileged": privileged,
+            "user": user,
         },
-        "OpenStdin": o.attach_stdin,
-        "OpenStdout": e.stdout,
-        "OpenStderr": e.stderr,
+        "OpenStdin": entry.as_ref().is_some_and(|e| e.opts.attach_stdin),
+        "OpenStdout": entry.as_ref().is_none_or(|e| e.stdout),
+        "OpenStderr": entry.as_ref().is_none_or(|e| e.stderr),
         "CanRemove": false,
-        "ContainerID": e.container,
+        "ContainerID": container,
         "DetachKeys": "",
         "Pid": 0,
     }))
@@ -209,7 +246,7 @@ pub async fn resize(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let e = api.execs.get(&id)?;
+    let e = api.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
     let (rows, cols) = super::attach::size_of(&q)?;
     if let Some(tx) = e.input {
         let _ = tx.send(StdioInput::Resize { rows, cols }).await;

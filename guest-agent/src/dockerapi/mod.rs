@@ -43,9 +43,9 @@
 //!   volume lists, prune, events); label filters are applied here, all of
 //!   them required, as dockerd does; `fromSrc` (import) and a commit's config body answer 400;
 //!   a gzipped build context answers with an error in the build stream.
-//! - Exec instances live in this module's memory for the agent's life
-//!   (the engine runs an exec as one call); a detached exec's exit code
-//!   is not recorded.
+//! - An exec instance that was created but never started lives in this
+//!   module's memory only (the engine records sessions from their start):
+//!   it does not survive an agent restart. `Pid` in exec inspect is 0.
 
 pub mod archive;
 pub mod attach;
