@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+#[cfg(unix)]
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+#[cfg(unix)]
 use tokio::net::UnixStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Uri};
 
@@ -201,14 +203,33 @@ impl Endpoint {
     /// Opens a raw byte stream to a non-TCP endpoint.
     async fn dial_stream(&self) -> std::io::Result<BoxedStream> {
         match self {
+            #[cfg(unix)]
             Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+            #[cfg(target_os = "linux")]
             Endpoint::Vsock { cid, port } => {
                 let addr = tokio_vsock::VsockAddr::new(*cid, *port);
                 Ok(Box::new(tokio_vsock::VsockStream::connect(addr).await?))
             }
+            #[cfg(unix)]
             Endpoint::HybridVsock { path, port } => {
                 Ok(Box::new(hybrid_vsock_connect(path, *port).await?))
             }
+            // Tokio has no AF_UNIX on Windows; the WSL2 VM's agent is
+            // reached over TCP there.
+            #[cfg(not(unix))]
+            Endpoint::Unix(_) | Endpoint::HybridVsock { .. } => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "unix:// and hybrid-vsock:// endpoints need Unix sockets, which Berth does not \
+                 use on Windows: reach the agent with tcp://HOST:PORT",
+            )),
+            // AF_VSOCK from a host is Linux's alone (macOS reaches its VM's
+            // vsock through the VM manager's Unix socket).
+            #[cfg(not(target_os = "linux"))]
+            Endpoint::Vsock { .. } => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "vsock:// endpoints can be dialed only on Linux: on this host use the VM's \
+                 endpoint that `berth vm status` shows",
+            )),
             Endpoint::Tcp { host, port } => Ok(Box::new(
                 tokio::net::TcpStream::connect((host.as_str(), *port)).await?,
             )),
@@ -223,6 +244,7 @@ type BoxedStream = Box<dyn AsyncStream>;
 
 /// Connects through a hybrid-vsock Unix socket to a guest port: writes
 /// `CONNECT <port>\n` and expects `OK <n>\n` before any payload.
+#[cfg(unix)]
 pub async fn hybrid_vsock_connect(
     path: &std::path::Path,
     port: u32,

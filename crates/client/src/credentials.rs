@@ -12,7 +12,12 @@ use serde_json::{json, Value};
 use crate::error::{Error, ErrorKind, Result};
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME")
+    // Windows keeps the home folder in USERPROFILE (as Docker reads it).
+    #[cfg(windows)]
+    let var = "USERPROFILE";
+    #[cfg(not(windows))]
+    let var = "HOME";
+    std::env::var_os(var)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root"))
 }
@@ -127,17 +132,18 @@ pub fn remove(registry: &str) -> Result<bool> {
 
 fn write(path: &PathBuf, cfg: &Value) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Readable by its owner alone. On Windows the file inherits the ACL of
+    // the user's profile folder, which already keeps other users out.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
         .open(&tmp)
         .map_err(|e| Error::io(format_args!("cannot write {}", tmp.display()), e))?;
     let text = serde_json::to_string_pretty(cfg).unwrap_or_default();

@@ -9,7 +9,6 @@
 //! nothing new is sent.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,9 +53,18 @@ impl Seen {
             Ok(m) if m.is_dir() => Seen::Dir,
             Ok(m) => Seen::File {
                 size: m.len(),
-                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                mtime_ns: m.modified().map(epoch_ns).unwrap_or(0),
             },
         }
+    }
+}
+
+/// Nanoseconds between the epoch and `t` (negative before it): the same
+/// figure as `st_mtime`/`st_mtime_nsec` on Unix, and portable to Windows.
+fn epoch_ns(t: std::time::SystemTime) -> i128 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
     }
 }
 

@@ -114,9 +114,38 @@ impl RunState {
 
     /// True when the supervisor that wrote this is still alive.
     pub fn supervisor_alive(&self) -> bool {
-        self.supervisor_pid != 0
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.supervisor_pid as i32), None)
-                .is_ok()
+        self.supervisor_pid != 0 && process_alive(self.supervisor_pid)
+    }
+}
+
+/// True while process `pid` exists (signal 0: no signal is sent).
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+/// True while process `pid` runs: it can be opened and has no exit code yet.
+#[cfg(windows)]
+fn process_alive(pid: u32) -> bool {
+    use std::ffi::c_void;
+    const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
+    const STILL_ACTIVE: u32 = 259;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn OpenProcess(access: u32, inherit: i32, pid: u32) -> *mut c_void;
+        fn GetExitCodeProcess(process: *mut c_void, code: *mut u32) -> i32;
+        fn CloseHandle(handle: *mut c_void) -> i32;
+    }
+    // SAFETY: plain Win32 calls; the handle is closed before returning.
+    unsafe {
+        let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if handle.is_null() {
+            return false;
+        }
+        let mut code = 0u32;
+        let ok = GetExitCodeProcess(handle, &mut code) != 0;
+        CloseHandle(handle);
+        ok && code == STILL_ACTIVE
     }
 }
 

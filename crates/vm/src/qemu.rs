@@ -4,14 +4,27 @@
 //! `vhost-device-vsock` in hybrid mode (the host side is a Unix socket),
 //! QMP for the ACPI power button. KVM, HVF or WHPX when the host has one;
 //! TCG otherwise.
+//!
+//! vhost-device-vsock and QEMU's monitor are reached over Unix sockets, so
+//! this backend boots guests on Unix hosts only; on Windows it says so and
+//! the WSL2 backend (the default there) is the way.
 
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(unix)]
 use std::process::Stdio;
+#[cfg(unix)]
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+#[cfg(unix)]
+use anyhow::Context;
+use anyhow::{bail, Result};
+#[cfg(unix)]
 use berth_api::Endpoint;
+#[cfg(unix)]
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+#[cfg(unix)]
 use tokio::process::{Child, Command};
 
 use crate::backend::{Backend, Instance, LaunchSpec};
@@ -19,6 +32,7 @@ use crate::image::Arch;
 use crate::settings::Network;
 
 /// The guest's vsock context id (each VM has its own vsock device).
+#[cfg(unix)]
 const GUEST_CID: u32 = 3;
 
 /// Boots the guest under QEMU.
@@ -170,11 +184,11 @@ pub fn qemu_args(spec: &LaunchSpec, accel: &str) -> Vec<String> {
             spec.image.system_disk().display()
         ),
     ]);
-    let security = if nix::unistd::geteuid().is_root() {
-        "passthrough"
-    } else {
-        "mapped-xattr"
-    };
+    #[cfg(unix)]
+    let root = nix::unistd::geteuid().is_root();
+    #[cfg(not(unix))]
+    let root = false;
+    let security = if root { "passthrough" } else { "mapped-xattr" };
     for s in &spec.shares {
         push(&[
             "-virtfs",
@@ -227,6 +241,21 @@ impl Backend for QemuBackend {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Box<dyn Instance>> {
+        self.start(spec).await
+    }
+}
+
+impl QemuBackend {
+    #[cfg(not(unix))]
+    async fn start(&self, _spec: &LaunchSpec) -> Result<Box<dyn Instance>> {
+        bail!(
+            "the QEMU backend needs vhost-device-vsock and Unix sockets, which Windows lacks: \
+             use the WSL2 backend (the default; unset BERTH_VM_BACKEND)"
+        )
+    }
+
+    #[cfg(unix)]
+    async fn start(&self, spec: &LaunchSpec) -> Result<Box<dyn Instance>> {
         let run = &spec.run_dir;
         std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
         for f in ["vhost.sock", "vm.vsock", "qmp.sock"] {
@@ -286,6 +315,7 @@ impl Backend for QemuBackend {
             vhost,
             run: run.clone(),
             port: spec.agent_port,
+            #[cfg(target_os = "linux")]
             kernel: spec.image.kernel(),
         }))
     }
@@ -301,6 +331,7 @@ pub fn forwarder() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth"))
 }
 
+#[cfg(unix)]
 fn open_log(path: &Path) -> Result<std::fs::File> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
@@ -312,6 +343,7 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
+#[cfg(unix)]
 async fn wait_for_path(path: &Path, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     while !path.exists() {
@@ -324,14 +356,18 @@ async fn wait_for_path(path: &Path, timeout: Duration) -> Result<()> {
 }
 
 /// A QEMU process and its vsock backend.
+#[cfg(unix)]
 pub struct QemuInstance {
     qemu: Child,
     vhost: Child,
     run: PathBuf,
     port: u32,
+    /// The kernel file, paged out of QEMU once booted (Linux only).
+    #[cfg(target_os = "linux")]
     kernel: PathBuf,
 }
 
+#[cfg(unix)]
 #[tonic::async_trait]
 impl Instance for QemuInstance {
     fn endpoint(&self) -> Endpoint {
@@ -372,6 +408,7 @@ impl Instance for QemuInstance {
     }
 }
 
+#[cfg(unix)]
 impl Drop for QemuInstance {
     fn drop(&mut self) {
         let _ = self.vhost.start_kill();
@@ -431,6 +468,7 @@ pub fn page_out_mapped_file(pid: u32, file: &Path) -> std::io::Result<usize> {
 }
 
 /// Runs one QMP command (after the capabilities handshake).
+#[cfg(unix)]
 pub async fn qmp(socket: &Path, command: &str) -> Result<()> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
