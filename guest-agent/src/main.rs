@@ -72,9 +72,16 @@ fn run(args: Args) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             // libcontainer and libcgroups narrate every container at info.
+            // At debug, the HTTP/2 and TLS layers' frame-by-frame narration
+            // would bury Berth's own timelines: they say info and up.
             tracing_subscriber::EnvFilter::try_new(format!(
-                "{},libcgroups=error,libcontainer=error",
-                args.log_level
+                "{},libcgroups=error,libcontainer=error{}",
+                args.log_level,
+                if args.log_level == "debug" {
+                    ",h2=info,hyper=info,hyper_util=info,tower=info,tonic=info,rustls=info"
+                } else {
+                    ""
+                }
             ))
             .context("--log-level takes error, warn, info, debug or trace")?,
         )

@@ -18,6 +18,7 @@ impl Containers {
     /// shared folders exist once PID 1 has mounted them).
     pub async fn create(&self, mut config: ContainerConfig) -> Result<(String, Vec<String>)> {
         self.wait_ready().await;
+        let t = std::time::Instant::now();
         let (networks, mut warnings) = self.joins_for(&config)?;
         let swap = config
             .resources
@@ -110,6 +111,7 @@ impl Containers {
         self.images.hold(&record.image_id, &id);
         self.insert(record.clone());
         self.emit("create", &record, &[]);
+        tracing::debug!("create {id}: made in {:?}", t.elapsed());
         Ok((id, warnings))
     }
 

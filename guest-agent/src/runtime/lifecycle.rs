@@ -38,6 +38,7 @@ impl Containers {
 
     /// Records how a run ended, then applies `--rm` and restart policies.
     pub(super) async fn finished(self: &Arc<Self>, id: &str) {
+        let t = std::time::Instant::now();
         let Ok(entry) = self.find(id) else { return };
         let dir = self.dir_of(id);
         let run: RunState = read_json(&dir.join("run.json")).unwrap_or_default();
@@ -68,6 +69,7 @@ impl Containers {
             }
         };
         self.network_down(id).await;
+        tracing::debug!("exit of {id} seen; network down in {:?}", t.elapsed());
         let Ok(record) = self.update(&entry, |r| {
             r.state.ports.clear();
             r.state.status = "exited".into();
@@ -86,8 +88,10 @@ impl Containers {
             self.emit("oom", &record, &[]);
         }
         self.emit("die", &record, &[("exitCode", &exit.code.to_string())]);
+        tracing::debug!("exit of {id} recorded at {:?}", t.elapsed());
         if record.config.auto_remove {
             let _ = self.remove(id, true, true).await;
+            tracing::debug!("exit of {id}: removed (--rm) at {:?}", t.elapsed());
             return;
         }
         if let Some(delay) = restart_delay(&record) {

@@ -52,6 +52,8 @@ impl Containers {
     ) -> Result<Option<UnixStream>> {
         // In the VM, overlayfs and the network modules may still be loading.
         self.wait_ready().await;
+        // `--log-level debug` shows each start's timeline.
+        let t = std::time::Instant::now();
         let record = entry.record();
         if record.state.is_running() {
             return match attach {
@@ -110,6 +112,7 @@ impl Containers {
                 return Err(e);
             }
         };
+        tracing::debug!("start {id}: network up at {:?}", t.elapsed());
         let checked = self.health_probe(&record).is_some();
         let started = self.spawn_and_start(entry, &opts, attach).await;
         let (pid, monitor_pid, conn) = match started {
@@ -132,6 +135,7 @@ impl Containers {
             r.state.health = super::health::at_start(r.state.health.take(), checked);
         })?;
         self.emit("start", &record, &[]);
+        tracing::debug!("start {id}: running, recorded at {:?}", t.elapsed());
         self.watch(id);
         self.watch_health(entry);
         Ok(conn)
@@ -147,6 +151,7 @@ impl Containers {
     ) -> Result<(i32, i32, Option<UnixStream>)> {
         let id = opts.id.clone();
         let dir = self.dir_of(&id);
+        let t = std::time::Instant::now();
         let (pid, monitor_pid) = match spawn_monitor(&dir).await {
             Ok(v) => v,
             Err(e) => {
@@ -157,6 +162,10 @@ impl Containers {
                 return Err(e);
             }
         };
+        tracing::debug!(
+            "start {id}: monitor made the container in {:?}",
+            t.elapsed()
+        );
         let conn = match attach {
             Some(w) => Some(self.attach_conn(&id, w).await?),
             None => None,
@@ -178,6 +187,7 @@ impl Containers {
             self.update(entry, |r| r.state.error = reply.error.clone())?;
             return Err(super::start_failure(reply.error));
         }
+        tracing::debug!("start {id}: process started at {:?}", t.elapsed());
         Ok((pid, monitor_pid, conn))
     }
 
