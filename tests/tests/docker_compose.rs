@@ -59,6 +59,9 @@ impl Project<'_> {
             )
             .env_remove("DOCKER_CONTEXT")
             .env_remove("COMPOSE_API_VERSION")
+            // Debian's docker-py 5 first: compose 1.29 breaks on docker-py 7
+            // (PyPI's, which setup installs), were both on one Python.
+            .env("PYTHONPATH", "/usr/lib/python3/dist-packages")
             .output()
             .expect("run docker-compose")
     }
