@@ -81,6 +81,8 @@ const CASES: &[Case] = &[
     case(&["ps", "--filter", "name=pc", "--format", "{{.Command}}|{{.Mounts}}"], Output),
     case(&["ps", "--no-trunc", "--filter", "name=pc", "--format", "{{.Command}}"], Output),
     case(&["ps", "--filter", "status=bogus"], Code),
+    // stats of a stopped container: zeros (row 30).
+    case(&["stats", "--no-stream", "lc"], Output),
     case(&["images", "BB"], Output),
     case(&["port", "pc"], Output),
     case(&["logs", "pc"], Output),
@@ -203,6 +205,18 @@ fn prepare(side: &Side, image: &str) {
         "600",
     ]);
     side.ok(&["stop", "-t", "1", "ec"]);
+    // A stopped container with a long log.
+    side.ok(&[
+        "run",
+        "--name",
+        "lc",
+        "--network",
+        "none",
+        image,
+        "seq",
+        "1",
+        "20000",
+    ]);
     side.ok(&["start", "ec"]);
     side.ok(&["volume", "create", "pv"]);
     side.ok(&["network", "create", "pn"]);
@@ -405,7 +419,7 @@ fn everyday_commands_match_docker() {
         };
         let mut cmd = side.cmd(&[]);
         let script = format!(
-            "{} image inspect {image} | head -c 10 >/dev/null",
+            "{0} image inspect {image} | head -c 10 >/dev/null; {0} logs lc | head -c 10 >/dev/null",
             bin.display()
         );
         let out = cmd.arg0_replace(&script).output().unwrap();

@@ -157,7 +157,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Bytes in binary units, as `docker stats` shows memory ("1.5MiB").
+/// Bytes in binary units, as `docker stats` shows memory ("1.387MiB",
+/// "0B"): go-units' `BytesSize`, four significant digits (Go's `%.4g`).
 pub fn binary_size(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
@@ -166,13 +167,13 @@ pub fn binary_size(bytes: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    format!("{v:.4}")
-        .chars()
-        .take(if v >= 1000.0 { 4 } else { 5 })
-        .collect::<String>()
-        .trim_end_matches('.')
-        .to_string()
-        + units[i]
+    let digits = if v < 1.0 {
+        1
+    } else {
+        v.log10().floor() as i32 + 1
+    };
+    let decimals = (4 - digits).max(0) as usize;
+    format!("{}{}", trim_zeros(&format!("{v:.decimals$}")), units[i])
 }
 
 #[cfg(test)]
@@ -183,6 +184,14 @@ mod tests {
         assert_eq!(super::size(7_800_000), "7.8MB");
         assert_eq!(super::size(127_000_000), "127MB");
         assert_eq!(super::size(1_500), "1.5kB");
+    }
+
+    #[test]
+    fn binary_sizes_read_like_docker() {
+        assert_eq!(super::binary_size(0), "0B");
+        assert_eq!(super::binary_size(888_832), "868KiB");
+        assert_eq!(super::binary_size(1_454_080), "1.387MiB");
+        assert_eq!(super::binary_size(25_275_842_560), "23.54GiB");
     }
 
     #[test]

@@ -295,6 +295,14 @@ fn main() {
         if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
             std::process::exit(*code);
         }
+        // Output cut short by its reader (`berth logs C | head`), written
+        // with `?` rather than print!: quiet, as above.
+        let cut = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        if cut {
+            std::process::exit(141);
+        }
         eprintln!("Error: {e:#}");
         std::process::exit(1);
     }

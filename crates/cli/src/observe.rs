@@ -138,13 +138,50 @@ pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
             .await?;
         ids = list.into_iter().map(|c| c.id).collect();
     }
+    // A container that is not running shows zeros, as Docker's does.
+    let every = conn
+        .list_containers(pb::ListContainersRequest {
+            all: true,
+            ..Default::default()
+        })
+        .await?;
+    let zeros = move |input: &str| {
+        every
+            .iter()
+            .find(|c| {
+                c.id.starts_with(input)
+                    || c.names.iter().any(|n| n.trim_start_matches('/') == input)
+            })
+            .map(|c| pb::StatsSample {
+                id: c.id.clone(),
+                name: c
+                    .names
+                    .first()
+                    .map_or("", |n| n.trim_start_matches('/'))
+                    .to_string(),
+                ..Default::default()
+            })
+    };
+    let stopped = |e: &berth_client::Error| e.kind() == berth_client::ErrorKind::FailedPrecondition;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<pb::StatsSample>>(16);
     for id in &ids {
         let tx = tx.clone();
-        let mut stream = conn.stats(id, !a.no_stream).await?;
+        let zero = zeros(id);
+        let mut stream = match conn.stats(id, !a.no_stream).await {
+            Ok(s) => s,
+            Err(e) if stopped(&e) && zero.is_some() => {
+                let _ = tx.send(Ok(zero.unwrap_or_default())).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         tokio::spawn(async move {
             while let Some(s) = stream.next().await {
-                if tx.send(s.map_err(anyhow::Error::from)).await.is_err() {
+                let s = match s {
+                    Err(e) if stopped(&e) && zero.is_some() => Ok(zero.clone().unwrap_or_default()),
+                    other => other.map_err(anyhow::Error::from),
+                };
+                if tx.send(s).await.is_err() {
                     break;
                 }
             }
