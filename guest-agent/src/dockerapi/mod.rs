@@ -11,20 +11,19 @@
 //!
 //! One file per area: [`system`] (`/_ping`, `/version`, `/info`,
 //! `/system/df`), [`events`], [`images`], [`transfer`] (push, save,
-//! load), [`containers`] (lifecycle, list, inspect, logs, wait, rename,
-//! pause, top), [`create`] (the create body mapped onto the engine's
-//! `ContainerConfig`), [`update`] (limits and restart policy), [`search`]
-//! (the registry's search API), [`attach`]
-//! (hijacked streams), [`exec`],
-//! [`stats`], [`archive`] (`docker cp`), [`commit`] (changes, export,
-//! commit, login), [`build`], [`networks`], [`volumes`], [`prune`] and
-//! [`listen`] (the sockets).
+//! load), [`search`] (the registry's search API), [`containers`]
+//! (lifecycle, list, inspect, logs, wait, rename, pause, top), [`create`]
+//! (the create body mapped onto the engine's `ContainerConfig`),
+//! [`update`] (limits and restart policy), [`attach`] (hijacked streams),
+//! [`exec`], [`stats`], [`archive`] (`docker cp`), [`commit`] (changes,
+//! export, commit, login), [`build`], [`networks`], [`volumes`], [`prune`]
+//! and [`listen`] (the sockets).
 //!
 //! ## Not served yet, and how each answers
-//! - Paths not listed above — `/containers/{id}/attach/ws`, `/session` (BuildKit), `/distribution`,
-//!   swarm, plugins, secrets, configs — answer 404 with a sentence naming
-//!   the path. `POST /build?version=2` (BuildKit) answers 400: build with
-//!   `DOCKER_BUILDKIT=0`.
+//! - Paths not listed above — `/containers/{id}/attach/ws`, `/session`
+//!   (BuildKit), `/distribution`, swarm, plugins, secrets, configs —
+//!   answer 404 with a sentence naming the path. `POST /build?version=2`
+//!   (BuildKit) answers 400: build with `DOCKER_BUILDKIT=0`.
 //! - Create fields Berth cannot honour answer 400 naming the field when
 //!   set to anything but their zero value: `Config.Domainname`,
 //!   `Config.MacAddress`, `HostConfig.Links`, `VolumesFrom`, `IpcMode`,
@@ -36,16 +35,22 @@
 //!   `Annotations`, a `LogConfig.Type` other than json-file, a `Runtime`
 //!   other than runc, a second network in `NetworkingConfig`; `HostConfig
 //!   .Mounts` of types other than bind, volume and tmpfs.
-//! - `update` fields other than memory, swap, CPUs, CPU shares, pids,
-//!   CPU set and restart policy answer 400 naming the field (see
-//!   [`update`]).
+//! - `update` fields other than memory, swap, CPUs, CPU shares, pids, CPU
+//!   set and restart policy answer 400 naming the field (see [`update`]).
 //! - Filters the engine does not know answer 400 (container, network and
-//!   volume lists, prune, events); label filters are applied here, all of
-//!   them required, as dockerd does; `fromSrc` (import) and a commit's config body answer 400;
-//!   a gzipped build context answers with an error in the build stream.
-//! - An exec instance that was created but never started lives in this
-//!   module's memory only (the engine records sessions from their start):
-//!   it does not survive an agent restart. `Pid` in exec inspect is 0.
+//!   volume lists, prune, events); label filters are applied here, every
+//!   one required, as dockerd does. `fromSrc` (import) and a commit's
+//!   config body answer 400; a gzipped build context answers with an
+//!   error in the build stream.
+//! - `/images/search` answers 503 with a sentence when the registry cannot
+//!   be reached or has no v1 search API (distribution has none).
+//! - An exec instance created but never started lives in this module's
+//!   memory only (the engine records sessions from their start): it does
+//!   not survive an agent restart. `Pid` in exec inspect is 0.
+//! - A container's short id is listed among its aliases on user networks
+//!   at every API version (dockerd stopped at 1.44): compose 1.29
+//!   reconnects a created container whose aliases lack it, and the engine
+//!   refuses to reconnect a created container that left its only network.
 
 pub mod archive;
 pub mod attach;
