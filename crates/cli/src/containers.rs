@@ -348,7 +348,11 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
             }
             serde_json::json!({
                 "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
-                "Image": c.image,
+                "Image": if c.image == c.image_id && !a.no_trunc {
+                    c.image_id.trim_start_matches("sha256:").chars().take(12).collect()
+                } else {
+                    c.image.clone()
+                },
                 "Command": format!("\"{command}\""),
                 "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_string()).unwrap_or_default(),
                 "RunningFor": format::ago(created),

@@ -239,10 +239,25 @@ impl ContainersRpc for ContainersApi {
         if r.limit > 0 {
             list.truncate(r.limit as usize);
         }
+        // As dockerd: the name a container was made from while it still
+        // names the container's image, else the image's id (a name that
+        // was removed or moved to another image). One lookup per name.
+        let mut named: std::collections::HashMap<String, bool> = Default::default();
+        let images = &self.0.images;
         let containers = list
             .into_iter()
             .map(|s| {
-                let r = s.record;
+                let mut r = s.record;
+                let still = *named
+                    .entry(format!("{}\n{}", r.image, r.image_id))
+                    .or_insert_with(|| {
+                        images
+                            .find(&r.image)
+                            .is_ok_and(|e| e.record.id == r.image_id)
+                    });
+                if !still {
+                    r.image = r.image_id.clone();
+                }
                 // As dockerd writes it: arguments with a space in quotes.
                 let cmd: Vec<String> = std::iter::once(r.path.clone())
                     .chain(r.args.iter().map(|a| match a.contains(' ') {

@@ -131,11 +131,12 @@ pub(crate) fn rmi_in_use(side: &Side, image: &str) -> Vec<(i32, String, String)>
         "true",
     ]);
     let base = side.ok(&["images", "-q", image]).trim().to_string();
-    let steps: [&[&str]; 7] = [
+    let steps: [&[&str]; 8] = [
         &["rmi", "local/inuse:1"],
         &["rmi", &id],
         &["rmi", "-f", "local/inuse:1"],
         &["images", "-q", "local/inuse:1"],
+        &["ps", "-a", "--filter", "name=iu", "--format", "{{.Image}}"],
         &["start", "-a", "iu"],
         &["rmi", "-f", "local/inuse:1"],
         &["rmi", "-f", &base],
