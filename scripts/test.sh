@@ -10,6 +10,9 @@ cargo fmt --all -- --check
 # app embeds (before clippy and the build compile the Tauri crate).
 (cd ui && npm run --silent lint && npm run --silent check && npm run --silent test && npm run --silent build)
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The host crates' Windows and macOS code (WSL2, Virtualization.framework),
+# type-checked and linted for those targets.
+scripts/cross-check.sh
 cargo build --workspace --locked
 # The guest image the VM tests boot (static agent, Debian kernel, initramfs).
 scripts/build-vm-image.sh target/vm-image
