@@ -5,9 +5,13 @@
 #     the time when the UI has painted it);
 #   - memory: resident memory of the app plus its WebKit processes, idle;
 #   - idle CPU: CPU time of those processes over 10 s of doing nothing.
+#   - with VARIANTS (e.g. VARIANTS="all env settings"), the idle memory of
+#     the app again with each part of its WebKit tuning switched off
+#     (BERTH_DESKTOP_WEBKIT_DEFAULTS=VARIANT, see src-tauri/src/webkit.rs:
+#     `all` is WebKit's defaults), for comparison.
 # Usage: bench/desktop.sh [APP] (default target/desktop/berth-desktop, as
 # scripts/build-desktop.sh builds it). Needs root, Xvfb, and berth and
-# berth-agent in BIN (default target/debug).
+# berth-agent in BIN (default target/debug). N sets the container count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -70,8 +74,21 @@ t1=$(ticks "${pids[@]}")
 hz=$(getconf CLK_TCK)
 kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
 
+# The idle memory with part of the WebKit tuning switched off.
+variants=()
+for v in ${VARIANTS:-}; do
+  BERTH_DESKTOP_WEBKIT_DEFAULTS=$v DISPLAY=$disp "$app" 2>"$work/app.log" &
+  app_pid=$!
+  for _ in $(seq 300); do grep -q "painted" "$work/app.log" && break; sleep 0.05; done
+  sleep 5
+  vp=($(tree "$app_pid"))
+  variants+=("$v: $(($(rss_kib "${vp[@]}") / 1024)) MiB resident, $(($(pss_kib "${vp[@]}") / 1024)) MiB Pss")
+  kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
+done
+
 echo "app: $app"
 echo "containers: $n running"
 echo "start to first painted container list: ${starts[*]} ms (3 cold-ish starts)"
 echo "memory, idle: $((mem / 1024)) MiB resident (VmRSS summed; shared libraries counted in each), $((pss / 1024)) MiB proportional (Pss) (processes:$names)"
+for v in "${variants[@]}"; do echo "memory, idle, BERTH_DESKTOP_WEBKIT_DEFAULTS=$v"; done
 echo "idle CPU over 10 s: $(awk -v d=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.2f%% of one core (%d ticks)", d * 100 / (10 * hz), d}')"

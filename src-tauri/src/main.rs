@@ -8,10 +8,15 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod download;
+mod manage;
 mod run;
+mod settings;
 mod streams;
+mod webkit;
 
 use berth_client::{Client, ConnectOptions};
+use tauri::Manager;
 
 /// What every command shares: the client (one connection, dialed on
 /// first use and again after the agent comes back) and the live streams.
@@ -24,12 +29,22 @@ pub struct App {
 
 fn main() {
     let _ = commands::STARTED.set(std::time::Instant::now());
+    webkit::tune_env();
     let app = App {
         client: Client::new(ConnectOptions::default()),
         streams: streams::Registry::default(),
     };
     tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
         .manage(app)
+        .setup(|app| {
+            let store = settings::Store::open(settings::path(app.handle()));
+            app.manage(store);
+            if let Some(w) = app.get_webview_window("main") {
+                webkit::tune_webview(&w);
+            }
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::connection,
             commands::version,
@@ -43,15 +58,33 @@ fn main() {
             commands::list_networks,
             commands::open_port,
             commands::painted,
+            manage::tag_image,
+            manage::image_history,
+            manage::inspect_image,
+            manage::create_volume,
+            manage::remove_volume,
+            manage::inspect_volume,
+            manage::create_network,
+            manage::remove_network,
+            manage::inspect_network,
+            download::save_logs,
+            settings::get_settings,
+            settings::save_settings,
             run::run_container,
             streams::events,
             streams::pull,
+            streams::push,
             streams::logs,
             streams::terminal,
             streams::terminal_input,
             streams::terminal_resize,
             streams::stop_stream,
         ])
-        .run(tauri::generate_context!())
-        .expect("error while running Berth Desktop");
+        .build(tauri::generate_context!())
+        .expect("error while starting Berth Desktop")
+        .run(|handle, event| {
+            if let tauri::RunEvent::Exit = event {
+                settings::on_exit(handle);
+            }
+        });
 }

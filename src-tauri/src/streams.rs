@@ -112,6 +112,17 @@ pub async fn pull(
     Ok(app.streams.spawn(s, channel, |p| p))
 }
 
+/// Pushes an image to its registry; per-layer progress goes to `channel`.
+#[tauri::command]
+pub async fn push(
+    app: State<'_, App>,
+    reference: String,
+    channel: Channel<Msg<Progress>>,
+) -> Reply<u32> {
+    let s = app.client.push(&reference).await?;
+    Ok(app.streams.spawn(s, channel, |p| p))
+}
+
 /// One log line (or chunk) as the UI shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogLine {

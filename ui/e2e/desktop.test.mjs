@@ -5,7 +5,8 @@
 // target/e2e-screenshots/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fixture } from './fixture.mjs';
@@ -20,9 +21,13 @@ const driverPort = 4444 + (process.pid % 500) * 2;
 
 let fx, driver, s, image;
 
+// The screen as X shows it (ImageMagick's import): WebKitWebDriver's own
+// screenshot waits for a composited frame, and the app paints without
+// compositing (src-tauri/src/webkit.rs), so only its first one returns.
 async function shot(name) {
   mkdirSync(shots, { recursive: true });
-  writeFileSync(join(shots, `${name}.png`), await s.screenshot());
+  await new Promise((r) => setTimeout(r, 150)); // the last change painted
+  execFileSync('import', ['-window', 'root', join(shots, `${name}.png`)]);
 }
 
 const rowState = (name) =>
@@ -71,13 +76,13 @@ test('pulls an image with per-layer progress bars that move', async () => {
   assert.equal(await s.exec('return document.querySelector("#pull-progress").dataset.state'), 'done', await s.text('#pull-message'));
   const moved = [...seen.values()].some((l) => l.updates >= 2 || l.values.size >= 2);
   assert.ok(moved, `a layer's bar moved: ${JSON.stringify([...seen].map(([k, v]) => [k, [...v.values], v.updates]))}`);
-  await s.waitFor(`tr[data-name="${image}"]`);
+  await s.waitFor(`tr[data-tags~="${image}"]`);
   await shot('images');
 });
 
 async function runFromDialog({ name, ports = '', volumes = '', cmd, screenshot = false }) {
   await s.click('#nav-images');
-  await s.click(`tr[data-name="${image}"] button.run`);
+  await s.click(`tr[data-tags~="${image}"] button.run`);
   await s.waitFor('#run-dialog[open]');
   await s.type('#run-name', name);
   if (ports) await s.type('#run-ports', ports);
@@ -168,6 +173,83 @@ test('volumes, networks and engine views', async () => {
   await s.click('#nav-engine');
   await s.until(async () => (await s.text('#engine-info'))?.includes('Version'), 'the engine facts');
   await shot('engine');
+});
+
+test('tags an image, pushes the new name, and reads its history', async () => {
+  const target = `127.0.0.1:${fx.port}/bb:e2e`;
+  await s.click('#nav-images');
+  await s.click(`tr[data-tags~="${image}"] button.tag`);
+  await s.waitFor('#tag-dialog[open]');
+  await s.type('#tag-target', target);
+  await shot('tag-dialog');
+  await s.click('#tag-submit');
+  // The same image now carries both names.
+  await s.until(
+    async () => (await s.exec('return document.querySelector(`tr[data-tags~="${arguments[0]}"]`)?.dataset.tags ?? ""', image))?.includes(target),
+    'the new tag in the list',
+  ).catch(async (e) => assert.fail(`${e.message}: ${await s.text('#tag-error')}`));
+  await s.click(`tr[data-tags~="${image}"] button.push`);
+  await s.until(async () => {
+    const st = await s.exec('return document.querySelector("#push-progress")?.dataset.state');
+    return st === 'done' || st === 'failed' ? st : null;
+  }, 'the push to finish', 30000);
+  assert.equal(await s.exec('return document.querySelector("#push-progress").dataset.state'), 'done', await s.text('#push-message'));
+  // The row's first name was pushed; the registry lists its tag.
+  const pushed = (await s.text('#push-message')).match(/^Pushed .*:([^:]+)\.$/)[1];
+  assert.match(fx.inNs('curl', ['-sf', `http://127.0.0.1:${fx.port}/v2/bb/tags/list`]), new RegExp(`"${pushed}"`));
+  await s.click(`tr[data-tags~="${image}"] button.history`);
+  await s.until(async () => (await s.exec('return document.querySelectorAll("#history tr.step").length')) > 0, 'the history steps');
+  assert.match(await s.text('#history-total'), /MB/);
+  await shot('image-history');
+  await s.click('#history-close');
+});
+
+test('creates a volume, is told when it is in use, removes it; creates and removes a network', async () => {
+  await s.click('#nav-volumes');
+  await s.click('#volume-create');
+  await s.waitFor('#volume-dialog[open]');
+  await s.type('#volume-name', 'e2e-data');
+  await s.type('#volume-labels', 'made-by=e2e');
+  await shot('volume-create');
+  await s.click('#volume-submit');
+  await s.waitFor('tr[data-name="e2e-data"]');
+  await s.click('tr[data-name="e2e-data"] button.inspect');
+  await s.until(async () => (await s.text('#inspect-json'))?.includes('"made-by": "e2e"'), 'the volume document');
+  await shot('volume-inspect');
+  await s.click('#inspect-close');
+  await shot('volumes-list');
+  // In use by a container: the engine's sentence, in the dialog.
+  await runFromDialog({ name: 'user', volumes: 'e2e-data:/data', cmd: 'sleep 3600' });
+  await s.click('#nav-volumes');
+  await s.click('tr[data-name="e2e-data"] button.remove');
+  await s.click('#remove-volume-ok');
+  await s.until(async () => (await s.text('#remove-volume-error'))?.includes('in use'), 'the in-use sentence');
+  await shot('volume-in-use');
+  await s.exec('document.querySelector("#remove-volume").close()');
+  await s.click('#nav-containers');
+  await s.click('[aria-label="Select user"]');
+  await s.click('#bulk-remove');
+  await s.until(async () => (await rowState('user')) === null, 'the container removed', 30000);
+  await s.click('#nav-volumes');
+  await s.click('tr[data-name="e2e-data"] button.remove');
+  await s.click('#remove-volume-ok');
+  await s.until(async () => !(await s.exec('return !!document.querySelector(`tr[data-name="e2e-data"]`)')), 'the volume gone');
+
+  await s.click('#nav-networks');
+  await s.click('#network-create');
+  await s.type('#network-name', 'e2e-net');
+  await s.click('#network-submit');
+  await s.waitFor('tr[data-name="e2e-net"]');
+  await shot('networks-created');
+  await s.click('tr[data-name="e2e-net"] button.remove');
+  await s.click('#remove-network-ok');
+  await s.until(async () => !(await s.exec('return !!document.querySelector(`tr[data-name="e2e-net"]`)')), 'the network gone');
+});
+
+test('settings: stop the engine when I quit', async () => {
+  await s.click('#nav-settings');
+  await s.waitFor('#stop-on-quit');
+  await shot('settings');
 });
 
 test('says so when the agent stops, and recovers when it is back', async () => {

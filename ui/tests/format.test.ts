@@ -41,3 +41,12 @@ describe('format', () => {
     ]);
   });
 });
+
+describe('instruction', () => {
+  it('reads as Dockerfile text', async () => {
+    const { instruction } = await import('../src/lib/format');
+    expect(instruction('/bin/sh -c #(nop)  ENV A=1')).toBe('ENV A=1');
+    expect(instruction('/bin/sh -c apk add curl')).toBe('RUN apk add curl');
+    expect(instruction('RUN /bin/sh -c make # buildkit')).toBe('RUN /bin/sh -c make # buildkit');
+  });
+});

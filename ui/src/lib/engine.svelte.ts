@@ -126,6 +126,14 @@ export class Engine {
   refreshContainers(): Promise<void> {
     return this.c.run();
   }
+
+  refreshVolumes(): Promise<void> {
+    return this.v.run();
+  }
+
+  refreshNetworks(): Promise<void> {
+    return this.n.run();
+  }
 }
 
 export const engine = new Engine();

@@ -82,3 +82,19 @@ export function highlight(text: string, term: string): { text: string; hit: bool
   if (at < text.length) out.push({ text: text.slice(at), hit: false });
   return out;
 }
+
+/** A history step's instruction as Dockerfile text: Docker's
+ * `/bin/sh -c #(nop) ` prefix dropped, a bare shell command shown as RUN. */
+export function instruction(createdBy: string): string {
+  const s = createdBy.trim();
+  const nop = s.match(/^\/bin\/sh -c #\(nop\)\s*(.*)$/s);
+  if (nop) return nop[1].trim();
+  const sh = s.match(/^\/bin\/sh -c (.*)$/s);
+  if (sh) return `RUN ${sh[1].trim()}`;
+  return s;
+}
+
+/** `KEY=VALUE` lines from a text box, blank lines dropped. */
+export function lines(text: string): string[] {
+  return text.split('\n').map((s) => s.trim()).filter(Boolean);
+}

@@ -85,3 +85,21 @@ export interface RunSpec {
   volumes: { source: string; target: string }[];
   cmd: string[];
 }
+
+export interface HistoryStep {
+  created_by: string;
+  created: string | null;
+  size: number;
+  empty_layer: boolean;
+  comment: string;
+}
+
+export interface Settings {
+  stop_engine_on_quit: boolean;
+}
+
+export interface SettingsView {
+  settings: Settings;
+  file: string;
+  vm_running: boolean;
+}

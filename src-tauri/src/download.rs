@@ -1,0 +1,140 @@
+//! Saving a container's logs to a file. The save dialog is opened here,
+//! in Rust: the page never names a path, so no page can make the app
+//! write anywhere the user did not choose.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use berth_client::types as pb;
+use futures::StreamExt;
+use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
+
+use crate::commands::{Reply, UiError};
+use crate::App;
+
+/// A file name made of `name` (a container's), safe on every platform.
+pub fn file_name(name: &str) -> String {
+    let clean: String = name
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.');
+    format!("{}.log", if clean.is_empty() { "logs" } else { clean })
+}
+
+/// The text of one log entry as `docker logs [-t]` prints it.
+fn line(e: &pb::LogEntry, timestamps: bool, out: &mut Vec<u8>) {
+    if timestamps {
+        if let Some(t) = &e.time {
+            out.extend_from_slice(t.to_string().as_bytes());
+            out.push(b' ');
+        }
+    }
+    out.extend_from_slice(&e.data);
+}
+
+/// Writes every log line of container `id` so far to `path`.
+async fn write_logs(app: &App, id: &str, timestamps: bool, path: &Path) -> Reply<u64> {
+    let req = pb::LogsRequest {
+        id: id.to_string(),
+        follow: false,
+        tail: -1,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ..Default::default()
+    };
+    let mut logs = app.client.logs(req).await?;
+    let io = |e: std::io::Error| UiError {
+        kind: "Internal".into(),
+        message: format!("cannot write {}: {e}", path.display()),
+    };
+    let tmp = path.with_extension("log.part");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    let mut buf = Vec::new();
+    let mut written = 0;
+    while let Some(entry) = logs.next().await {
+        buf.clear();
+        line(&entry?, timestamps, &mut buf);
+        file.write_all(&buf).map_err(io)?;
+        written += buf.len() as u64;
+    }
+    file.flush().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(written)
+}
+
+/// Asks where to save container `id`'s logs (offering `NAME.log` in the
+/// Downloads folder), then writes them there; returns the path, or
+/// `None` when the user cancelled.
+#[tauri::command]
+pub async fn save_logs(
+    handle: AppHandle,
+    app: State<'_, App>,
+    id: String,
+    name: String,
+    timestamps: bool,
+) -> Reply<Option<String>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = handle
+        .dialog()
+        .file()
+        .set_title("Save the logs")
+        .set_file_name(file_name(&name))
+        .add_filter("Log files", &["log", "txt"]);
+    if let Ok(dir) = tauri::Manager::path(&handle).download_dir() {
+        dialog = dialog.set_directory(dir);
+    }
+    dialog.save_file(move |p| {
+        let _ = tx.send(p);
+    });
+    let Some(chosen) = rx.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let path: PathBuf = chosen.into_path().map_err(|e| UiError {
+        kind: "InvalidArgument".into(),
+        message: format!("cannot save there: {e}"),
+    })?;
+    write_logs(&app, &id, timestamps, &path).await?;
+    Ok(Some(path.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_name("/web"), "web.log");
+        assert_eq!(file_name("../../etc/passwd"), "_.._etc_passwd.log");
+        assert_eq!(file_name(""), "logs.log");
+        assert_eq!(file_name("a b<c>"), "a_b_c_.log");
+    }
+
+    #[test]
+    fn lines_carry_times_when_asked() {
+        let e = pb::LogEntry {
+            stream: "stdout".into(),
+            data: b"hi\n".to_vec(),
+            time: Some(berth_client::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
+        };
+        let mut out = Vec::new();
+        line(&e, false, &mut out);
+        assert_eq!(out, b"hi\n");
+        out.clear();
+        line(&e, true, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "1970-01-01T00:00:00Z hi\n");
+    }
+}
