@@ -49,15 +49,16 @@ pub struct Connection {
 /// The endpoint the app talks to.
 #[tauri::command]
 pub fn connection(app: State<'_, App>) -> Connection {
-    let source = match app.client.source() {
-        Source::Given => "given",
+    let client = app.client();
+    let source = match client.source() {
+        Source::Given => "your saved endpoint",
         Source::Environment => "BERTH_HOST",
         Source::LocalSocket => "the local socket",
         Source::Vm(_) => "the VM",
         Source::Default => "the default socket",
     };
     Connection {
-        endpoint: app.client.endpoint().to_string(),
+        endpoint: client.endpoint().to_string(),
         source: source.to_string(),
     }
 }
@@ -65,20 +66,20 @@ pub fn connection(app: State<'_, App>) -> Connection {
 /// The agent's version.
 #[tauri::command]
 pub async fn version(app: State<'_, App>) -> Reply<pb::VersionResponse> {
-    Ok(app.client.version().await?)
+    Ok(app.client().version().await?)
 }
 
 /// The engine's counts and host facts.
 #[tauri::command]
 pub async fn info(app: State<'_, App>) -> Reply<pb::InfoResponse> {
-    Ok(app.client.info().await?)
+    Ok(app.client().info().await?)
 }
 
 /// Every container, running or not.
 #[tauri::command]
 pub async fn list_containers(app: State<'_, App>) -> Reply<Vec<pb::ContainerSummary>> {
     Ok(app
-        .client
+        .client()
         .list_containers(pb::ListContainersRequest {
             all: true,
             ..Default::default()
@@ -103,7 +104,7 @@ pub async fn container_action(
     ids: Vec<String>,
     action: String,
 ) -> Reply<Vec<ActionResult>> {
-    let c = &app.client;
+    let c = &app.client();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let r = match action.as_str() {
@@ -129,32 +130,32 @@ pub async fn container_action(
 /// A container as `docker inspect` shows it.
 #[tauri::command]
 pub async fn inspect_container(app: State<'_, App>, id: String) -> Reply<serde_json::Value> {
-    Ok(app.client.inspect_container_json(&id).await?)
+    Ok(app.client().inspect_container_json(&id).await?)
 }
 
 /// Every image.
 #[tauri::command]
 pub async fn list_images(app: State<'_, App>) -> Reply<Vec<pb::ImageSummary>> {
-    Ok(app.client.list_images(Default::default()).await?)
+    Ok(app.client().list_images(Default::default()).await?)
 }
 
 /// Removes an image (untags it; deletes it when no name is left).
 #[tauri::command]
 pub async fn remove_image(app: State<'_, App>, reference: String, force: bool) -> Reply<()> {
-    app.client.remove_image(&reference, force, false).await?;
+    app.client().remove_image(&reference, force, false).await?;
     Ok(())
 }
 
 /// Every volume.
 #[tauri::command]
 pub async fn list_volumes(app: State<'_, App>) -> Reply<Vec<pb::Volume>> {
-    Ok(app.client.list_volumes(Default::default()).await?)
+    Ok(app.client().list_volumes(Default::default()).await?)
 }
 
 /// Every network.
 #[tauri::command]
 pub async fn list_networks(app: State<'_, App>) -> Reply<Vec<pb::Network>> {
-    Ok(app.client.list_networks(Default::default()).await?)
+    Ok(app.client().list_networks(Default::default()).await?)
 }
 
 /// Opens `http://localhost:PORT` in the user's browser. Only a port

@@ -52,7 +52,7 @@ async fn write_logs(app: &App, id: &str, timestamps: bool, path: &Path) -> Reply
         timestamps: true,
         ..Default::default()
     };
-    let mut logs = app.client.logs(req).await?;
+    let mut logs = app.client().logs(req).await?;
     let io = |e: std::io::Error| UiError {
         kind: "Internal".into(),
         message: format!("cannot write {}: {e}", path.display()),

@@ -21,17 +21,35 @@ use tauri::Manager;
 /// What every command shares: the client (one connection, dialed on
 /// first use and again after the agent comes back) and the live streams.
 pub struct App {
-    /// The agent's client: `BERTH_HOST` when set, else discovery.
-    pub client: Client,
+    /// The agent's client: `BERTH_HOST` when set, else the endpoint the
+    /// user chose in Settings, else discovery.
+    client: std::sync::RwLock<Client>,
     /// The streams and sessions the UI has open.
     pub streams: streams::Registry,
+}
+
+impl App {
+    /// The client now (a cheap clone sharing its connection).
+    pub fn client(&self) -> Client {
+        self.client.read().unwrap().clone()
+    }
+
+    /// Talks to `endpoint` from now on (`None`: `BERTH_HOST`, else
+    /// discovery).
+    pub fn use_endpoint(&self, endpoint: Option<String>) {
+        let options = ConnectOptions {
+            host: endpoint,
+            ..Default::default()
+        };
+        *self.client.write().unwrap() = Client::new(options);
+    }
 }
 
 fn main() {
     let _ = commands::STARTED.set(std::time::Instant::now());
     webkit::tune_env();
     let app = App {
-        client: Client::new(ConnectOptions::default()),
+        client: std::sync::RwLock::new(Client::new(ConnectOptions::default())),
         streams: streams::Registry::default(),
     };
     tauri::Builder::default()
@@ -39,6 +57,10 @@ fn main() {
         .manage(app)
         .setup(|app| {
             let store = settings::Store::open(settings::path(app.handle()));
+            let saved = store.get().endpoint;
+            if std::env::var_os("BERTH_HOST").is_none() && !saved.is_empty() {
+                app.state::<App>().use_endpoint(Some(saved));
+            }
             app.manage(store);
             if let Some(w) = app.get_webview_window("main") {
                 webkit::tune_webview(&w);
@@ -70,6 +92,7 @@ fn main() {
             download::save_logs,
             settings::get_settings,
             settings::save_settings,
+            settings::use_endpoint,
             run::run_container,
             streams::events,
             streams::pull,

@@ -19,7 +19,7 @@ pub async fn tag_image(app: State<'_, App>, source: String, target: String) -> R
     if target.is_empty() {
         return Err(invalid("write the new name, e.g. myapp:1.0"));
     }
-    app.client.tag_image(&source, target).await?;
+    app.client().tag_image(&source, target).await?;
     Ok(())
 }
 
@@ -41,7 +41,7 @@ pub struct Step {
 /// The steps that built an image, newest first.
 #[tauri::command]
 pub async fn image_history(app: State<'_, App>, reference: String) -> Reply<Vec<Step>> {
-    let steps = app.client.image_history(&reference).await?;
+    let steps = app.client().image_history(&reference).await?;
     Ok(steps
         .into_iter()
         .map(|h| Step {
@@ -57,7 +57,7 @@ pub async fn image_history(app: State<'_, App>, reference: String) -> Reply<Vec<
 /// An image as `docker image inspect` shows it.
 #[tauri::command]
 pub async fn inspect_image(app: State<'_, App>, reference: String) -> Reply<serde_json::Value> {
-    Ok(app.client.inspect_image_json(&reference).await?)
+    Ok(app.client().inspect_image_json(&reference).await?)
 }
 
 /// `KEY=VALUE` lines as a map; a line without `=` is refused.
@@ -94,21 +94,21 @@ pub async fn create_volume(
         labels: self::labels(labels)?,
         ..Default::default()
     };
-    Ok(app.client.create_volume(req).await?)
+    Ok(app.client().create_volume(req).await?)
 }
 
 /// Removes a volume; one a container uses is refused with the engine's
 /// sentence.
 #[tauri::command]
 pub async fn remove_volume(app: State<'_, App>, name: String) -> Reply<()> {
-    app.client.remove_volume(&name, false).await?;
+    app.client().remove_volume(&name, false).await?;
     Ok(())
 }
 
 /// A volume as `docker volume inspect` shows it.
 #[tauri::command]
 pub async fn inspect_volume(app: State<'_, App>, name: String) -> Reply<serde_json::Value> {
-    let v = app.client.inspect_volume(&name).await?;
+    let v = app.client().inspect_volume(&name).await?;
     Ok(berth_client::volumes::docker_json(&v))
 }
 
@@ -141,21 +141,21 @@ pub async fn create_network(
         labels: self::labels(labels)?,
         ..Default::default()
     };
-    Ok(app.client.create_network(req).await?)
+    Ok(app.client().create_network(req).await?)
 }
 
 /// Removes a network; one with containers is refused with the engine's
 /// sentence.
 #[tauri::command]
 pub async fn remove_network(app: State<'_, App>, id: String) -> Reply<()> {
-    app.client.remove_network(&id).await?;
+    app.client().remove_network(&id).await?;
     Ok(())
 }
 
 /// A network as `docker network inspect` shows it.
 #[tauri::command]
 pub async fn inspect_network(app: State<'_, App>, id: String) -> Reply<serde_json::Value> {
-    let n = app.client.inspect_network(&id).await?;
+    let n = app.client().inspect_network(&id).await?;
     Ok(berth_client::networks::docker_json(&n))
 }
 

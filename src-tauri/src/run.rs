@@ -94,8 +94,8 @@ fn request(spec: RunSpec) -> Reply<pb::CreateContainerRequest> {
 /// returns its id.
 #[tauri::command]
 pub async fn run_container(app: State<'_, App>, spec: RunSpec) -> Reply<String> {
-    let created = app.client.create_pulling(request(spec)?, |_| {}).await?;
-    app.client.start_container(&created.id).await?;
+    let created = app.client().create_pulling(request(spec)?, |_| {}).await?;
+    app.client().start_container(&created.id).await?;
     Ok(created.id)
 }
 

@@ -20,6 +20,20 @@ use crate::commands::{Reply, UiError};
 pub struct Settings {
     /// Stop the VM when the app quits.
     pub stop_engine_on_quit: bool,
+    /// Engines the user saved, to switch between.
+    pub endpoints: Vec<SavedEndpoint>,
+    /// The endpoint in use; empty: `BERTH_HOST`, else discovery.
+    pub endpoint: String,
+}
+
+/// An engine the user saved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SavedEndpoint {
+    /// What the user calls it.
+    pub name: String,
+    /// Its URL, as `BERTH_HOST` takes it (`unix://…`, `tcp://…`, `vsock://…`).
+    pub url: String,
 }
 
 /// The settings and where they are kept.
@@ -109,6 +123,29 @@ pub fn save_settings(store: State<'_, Store>, settings: Settings) -> Reply<()> {
     })
 }
 
+/// Switches the app to `url` (empty: `BERTH_HOST`, else discovery) and
+/// remembers the choice; the UI then connects again.
+#[tauri::command]
+pub fn use_endpoint(store: State<'_, Store>, app: State<'_, crate::App>, url: String) -> Reply<()> {
+    let url = url.trim().to_string();
+    if !url.is_empty() && !url.contains("://") {
+        return Err(UiError {
+            kind: "InvalidArgument".into(),
+            message: format!(
+                "{url} is not an endpoint: write unix:///path, tcp://host:port or vsock://cid:port"
+            ),
+        });
+    }
+    let mut s = store.get();
+    s.endpoint = url.clone();
+    store.set(s).map_err(|e| UiError {
+        kind: "Internal".into(),
+        message: format!("cannot save the settings: {e}"),
+    })?;
+    app.use_endpoint((!url.is_empty()).then_some(url));
+    Ok(())
+}
+
 /// The VM's supervisor in `dir`, when it is alive.
 fn running_vm(dir: &Path) -> Option<RunState> {
     RunState::load(dir).filter(|r| r.supervisor_alive())
@@ -161,6 +198,7 @@ mod tests {
         assert!(!s.get().stop_engine_on_quit);
         s.set(Settings {
             stop_engine_on_quit: true,
+            ..Default::default()
         })
         .unwrap();
         assert!(Store::open(Some(path)).get().stop_engine_on_quit);

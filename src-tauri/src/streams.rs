@@ -97,7 +97,7 @@ async fn forward<T, U: Serialize + Clone>(
 /// agent goes away: the UI says so and subscribes again with a backoff.
 #[tauri::command]
 pub async fn events(app: State<'_, App>, channel: Channel<Msg<pb::Event>>) -> Reply<u32> {
-    let s = app.client.events(Default::default()).await?;
+    let s = app.client().events(Default::default()).await?;
     Ok(app.streams.spawn(s, channel, |e| e))
 }
 
@@ -108,7 +108,7 @@ pub async fn pull(
     reference: String,
     channel: Channel<Msg<Progress>>,
 ) -> Reply<u32> {
-    let s = app.client.pull(&reference, "").await?;
+    let s = app.client().pull(&reference, "").await?;
     Ok(app.streams.spawn(s, channel, |p| p))
 }
 
@@ -119,7 +119,7 @@ pub async fn push(
     reference: String,
     channel: Channel<Msg<Progress>>,
 ) -> Reply<u32> {
-    let s = app.client.push(&reference).await?;
+    let s = app.client().push(&reference).await?;
     Ok(app.streams.spawn(s, channel, |p| p))
 }
 
@@ -151,7 +151,7 @@ pub async fn logs(
         timestamps: true,
         ..Default::default()
     };
-    let s = app.client.logs(req).await?;
+    let s = app.client().logs(req).await?;
     Ok(app.streams.spawn(s, channel, |e: pb::LogEntry| LogLine {
         stream: e.stream,
         text: String::from_utf8_lossy(&e.data).into_owned(),
@@ -190,8 +190,9 @@ pub async fn terminal(
     cols: u32,
     channel: Channel<Msg<TermOut>>,
 ) -> Reply<u32> {
+    let client = app.client();
     let open = |shell: &str| {
-        app.client.exec(
+        client.exec(
             &id,
             ExecOptions {
                 cmd: vec![shell.to_string()],

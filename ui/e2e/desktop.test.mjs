@@ -39,7 +39,8 @@ before(async () => {
   await fx.startRegistry();
   image = fx.pushBusybox();
   await fx.startAgent();
-  driver = await startDriver(driverPort, { BERTH_HOST: `unix://${fx.socket}` });
+  // The app's settings go to the fixture's folder, not the user's.
+  driver = await startDriver(driverPort, { BERTH_HOST: `unix://${fx.socket}`, XDG_CONFIG_HOME: join(fx.dir, 'config') });
   s = await Session.create(driverPort, appBin);
 });
 
@@ -246,10 +247,17 @@ test('creates a volume, is told when it is in use, removes it; creates and remov
   await s.until(async () => !(await s.exec('return !!document.querySelector(`tr[data-name="e2e-net"]`)')), 'the network gone');
 });
 
-test('settings: stop the engine when I quit', async () => {
+test('settings: a saved engine is used, then automatic again', async () => {
   await s.click('#nav-settings');
   await s.waitFor('#stop-on-quit');
+  await s.type('#endpoint-name', 'the test agent');
+  await s.type('#endpoint-url', `unix://${fx.socket}`);
+  await s.click('#endpoint-add');
+  await s.click(`tr[data-url="unix://${fx.socket}"] button.use`);
+  await s.until(async () => (await s.text('#status-text'))?.includes('from your saved endpoint'), 'the saved engine in use');
   await shot('settings');
+  await s.click('tr[data-url=""] button.use');
+  await s.until(async () => (await s.text('#status-text'))?.includes('from BERTH_HOST'), 'automatic again');
 });
 
 test('says so when the agent stops, and recovers when it is back', async () => {

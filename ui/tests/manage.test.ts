@@ -46,7 +46,13 @@ const settle = async () => {
 beforeEach(() => {
   invoke.mockClear();
   // The lists the views refresh after an action stay as they are.
-  replies = { list_images: () => engine.images, list_volumes: () => engine.volumes, list_networks: () => engine.networks };
+  replies = {
+    list_containers: () => [],
+    list_images: () => engine.images,
+    list_volumes: () => engine.volumes,
+    list_networks: () => engine.networks,
+  };
+  engine.firstList = true;
   engine.images = [
     { id: 'sha256:' + 'a'.repeat(64), repo_tags: ['bb:latest'], repo_digests: [], created: null, size: 8_400_000, containers: 0 },
   ];
@@ -194,14 +200,54 @@ describe('Logs download', () => {
 
 describe('Settings', () => {
   it('saves "stop the engine when I quit" when it is ticked', async () => {
-    replies.get_settings = () => ({ settings: { stop_engine_on_quit: false }, file: '/root/.config/x/settings.json', vm_running: false });
+    replies.get_settings = () => ({
+      settings: { stop_engine_on_quit: false, endpoints: [], endpoint: '' },
+      file: '/root/.config/x/settings.json',
+      vm_running: false,
+    });
     render(Settings);
     await settle();
     const box = screen.getByLabelText('Stop the engine when I quit') as HTMLInputElement;
     expect(box.checked).toBe(false);
     await fireEvent.click(box);
     await settle();
-    expect(invoke).toHaveBeenCalledWith('save_settings', { settings: { stop_engine_on_quit: true } });
+    expect(invoke).toHaveBeenCalledWith('save_settings', {
+      settings: { stop_engine_on_quit: true, endpoints: [], endpoint: '' },
+    });
     expect(screen.getByText('Saved.')).toBeTruthy();
+  });
+
+  it('saves an engine, switches to it and reconnects', async () => {
+    replies.get_settings = () => ({
+      settings: { stop_engine_on_quit: false, endpoints: [], endpoint: '' },
+      file: '',
+      vm_running: false,
+    });
+    replies.connection = () => ({ endpoint: 'tcp://10.0.0.5:7070', source: 'your saved endpoint' });
+    const { container } = render(Settings);
+    await settle();
+    await fireEvent.input(screen.getByLabelText('Engine name'), { target: { value: 'build box' } });
+    await fireEvent.input(screen.getByLabelText('Engine URL'), { target: { value: 'tcp://10.0.0.5:7070' } });
+    await fireEvent.submit(screen.getByLabelText('Engine URL').closest('form')!);
+    await settle();
+    expect(invoke).toHaveBeenCalledWith('save_settings', {
+      settings: { stop_engine_on_quit: false, endpoints: [{ name: 'build box', url: 'tcp://10.0.0.5:7070' }], endpoint: '' },
+    });
+    await fireEvent.click(container.querySelector('tr[data-url="tcp://10.0.0.5:7070"] .use')!);
+    await settle();
+    expect(invoke).toHaveBeenCalledWith('use_endpoint', { url: 'tcp://10.0.0.5:7070' });
+    expect(invoke).toHaveBeenCalledWith('connection', undefined);
+    expect(container.querySelector('tr[data-url="tcp://10.0.0.5:7070"]')!.textContent).toContain('in use');
+  });
+
+  it('refuses an engine URL without a scheme, in a sentence', async () => {
+    replies.get_settings = () => ({ settings: { stop_engine_on_quit: false, endpoints: [], endpoint: '' }, file: '', vm_running: false });
+    render(Settings);
+    await settle();
+    await fireEvent.input(screen.getByLabelText('Engine URL'), { target: { value: '10.0.0.5:7070' } });
+    await fireEvent.submit(screen.getByLabelText('Engine URL').closest('form')!);
+    await settle();
+    expect(screen.getByText(/10.0.0.5:7070 is not an endpoint/)).toBeTruthy();
+    expect(invoke).not.toHaveBeenCalledWith('save_settings', expect.anything());
   });
 });

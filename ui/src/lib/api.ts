@@ -86,6 +86,7 @@ export const api = {
     invoke<string | null>('save_logs', { id, name, timestamps }),
   settings: () => invoke<SettingsView>('get_settings'),
   saveSettings: (settings: Settings) => invoke<void>('save_settings', { settings }),
+  useEndpoint: (url: string) => invoke<void>('use_endpoint', { url }),
   painted: (count: number) => invoke<void>('painted', { count }),
   openPort: (port: number) => invoke<void>('open_port', { port }),
   run: (spec: RunSpec) => invoke<string>('run_container', { spec }),

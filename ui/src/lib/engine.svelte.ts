@@ -74,6 +74,23 @@ export class Engine {
     await this.connect();
   }
 
+  /** Drops the connection and starts again (after the endpoint changed). */
+  async reconnect(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    const ev = this.events;
+    this.events = null;
+    if (ev) await ev.stop().catch(() => {});
+    this.attempt = 0;
+    this.status = 'connecting';
+    this.sentence = 'Connecting to the Berth engine…';
+    this.containers = [];
+    this.images = [];
+    this.volumes = [];
+    this.networks = [];
+    await this.start();
+  }
+
   /** Subscribes to events, then loads every list (so no change is missed). */
   async connect(): Promise<void> {
     this.retry = null;

@@ -94,8 +94,16 @@ export interface HistoryStep {
   comment: string;
 }
 
+export interface SavedEndpoint {
+  name: string;
+  url: string;
+}
+
 export interface Settings {
   stop_engine_on_quit: boolean;
+  endpoints: SavedEndpoint[];
+  /** The endpoint in use; empty: BERTH_HOST, else discovery. */
+  endpoint: string;
 }
 
 export interface SettingsView {
