@@ -84,6 +84,9 @@ const CASES: &[Case] = &[
     // stats of a stopped container: zeros (row 30).
     case(&["stats", "--no-stream", "lc"], Output),
     case(&["images", "BB"], Output),
+    known(&["images", "--format", "json", "BB"], Output, "Berth counts the unpacked size 0.1% lower (VirtualSize 1.982MB, Docker 1.984MB)"),
+    case(&["images", "--format", "{{.Digest}} {{.Size}}", "BB"], Output),
+    case(&["images", "--format", "json", "no-such-image"], Output),
     case(&["port", "pc"], Output),
     case(&["logs", "pc"], Output),
     known(&["system", "df", "--format", "{{.Type}}"], Output, "Docker lists a Build Cache row; Berth has no builder yet (issue 19)"),

@@ -1,8 +1,20 @@
 //! Docker's ways of showing numbers and times: "7.8MB", "2 weeks ago",
 //! and aligned tables.
 
-/// Bytes in Docker's decimal units ("7.8MB").
+/// Bytes in Docker's decimal units ("7.8MB"), three significant digits
+/// as Docker's `HumanSizeWithPrecision(…, 3)`.
 pub fn size(bytes: u64) -> String {
+    size_with(bytes, 3)
+}
+
+/// Bytes in decimal units with four significant digits ("1.984MB"), as
+/// go-units' `HumanSize` (Docker's `VirtualSize`).
+pub fn human_size(bytes: u64) -> String {
+    size_with(bytes, 4)
+}
+
+/// Bytes in decimal units with `digits` significant digits (Go's `%.Ng`).
+fn size_with(bytes: u64, digits: i32) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     let mut v = bytes as f64;
     let mut i = 0;
@@ -10,15 +22,13 @@ pub fn size(bytes: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    // Three significant digits, as Docker's HumanSizeWithPrecision(…, 3).
-    let s = if v < 10.0 {
-        format!("{v:.2}")
-    } else if v < 100.0 {
-        format!("{v:.1}")
+    let whole = if v < 1.0 {
+        1
     } else {
-        format!("{v:.0}")
+        v.log10().floor() as i32 + 1
     };
-    format!("{}{}", trim_zeros(&s), units[i])
+    let decimals = (digits - whole).max(0) as usize;
+    format!("{}{}", trim_zeros(&format!("{v:.decimals$}")), units[i])
 }
 
 fn trim_zeros(s: &str) -> String {
@@ -184,6 +194,8 @@ mod tests {
         assert_eq!(super::size(7_800_000), "7.8MB");
         assert_eq!(super::size(127_000_000), "127MB");
         assert_eq!(super::size(1_500), "1.5kB");
+        assert_eq!(super::size(0), "0B");
+        assert_eq!(super::human_size(1_984_123), "1.984MB");
     }
 
     #[test]

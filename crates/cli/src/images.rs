@@ -306,9 +306,9 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
             .unwrap_or_default();
         for (repo, tag) in tags {
             rows.push(json!({
-                "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": digest,
+                "Repository": repo, "Tag": tag, "ID": id_of(i), "Digest": if a.digests { digest.clone() } else { "<none>".into() },
                 "CreatedAt": created_at, "CreatedSince": created,
-                "Size": format::size(i.size), "VirtualSize": format::size(i.size),
+                "Size": format::size(i.size), "VirtualSize": format::human_size(i.size),
                 "SharedSize": "N/A", "UniqueSize": "N/A", "Containers": "N/A",
             }));
         }

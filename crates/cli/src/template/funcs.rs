@@ -187,6 +187,7 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         "printf" => sprintf(&args)?.into(),
         "json" => {
             need(name, &args, 1)?;
+            // Docker's `json` sets SetEscapeHTML(false): no \u003c here.
             serde_json::to_string(&args[0]).unwrap_or_default().into()
         }
         "join" => {

@@ -62,7 +62,7 @@ pub fn print_rows(
 ) -> anyhow::Result<()> {
     let format = format.unwrap_or("table");
     if format == "json" {
-        rows.iter().for_each(|r| println!("{r}"));
+        rows.iter().for_each(|r| println!("{}", go_json(r)));
         return Ok(());
     }
     let (table, body) = match format.strip_prefix("table") {
@@ -154,6 +154,18 @@ pub fn align(lines: &[String]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A value as Go's `json.Marshal` writes it: compact, with `<`, `>` and
+/// `&` escaped (`\u003c`…), as Docker's `--format json` prints rows (its
+/// template function `json` does not escape them). Those characters only
+/// occur inside strings in JSON.
+pub fn go_json(v: &Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 #[cfg(test)]

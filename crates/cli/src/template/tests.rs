@@ -143,3 +143,12 @@ fn tables_align_like_dockers_tabwriter() {
         "NAMES     IMAGE\nweb       busybox:latest\n"
     );
 }
+
+#[test]
+fn json_escapes_html_characters_as_go_does() {
+    let v = serde_json::json!({"Digest": "<none>", "A": "x&y"});
+    assert_eq!(
+        super::go_json(&v),
+        r#"{"A":"x\u0026y","Digest":"\u003cnone\u003e"}"#
+    );
+}
