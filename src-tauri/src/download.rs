@@ -73,6 +73,18 @@ async fn write_logs(app: &App, id: &str, timestamps: bool, path: &Path) -> Reply
     Ok(written)
 }
 
+/// The user's Downloads folder: the desktop's own setting (XDG user
+/// dirs), else `~/Downloads` when it exists, else the home folder.
+fn downloads(handle: &AppHandle) -> Option<PathBuf> {
+    let paths = tauri::Manager::path(handle);
+    if let Ok(d) = paths.download_dir() {
+        return Some(d);
+    }
+    let home = paths.home_dir().ok()?;
+    let d = home.join("Downloads");
+    Some(if d.is_dir() { d } else { home })
+}
+
 /// Asks where to save container `id`'s logs (offering `NAME.log` in the
 /// Downloads folder), then writes them there; returns the path, or
 /// `None` when the user cancelled.
@@ -91,7 +103,7 @@ pub async fn save_logs(
         .set_title("Save the logs")
         .set_file_name(file_name(&name))
         .add_filter("Log files", &["log", "txt"]);
-    if let Ok(dir) = tauri::Manager::path(&handle).download_dir() {
+    if let Some(dir) = downloads(&handle) {
         dialog = dialog.set_directory(dir);
     }
     dialog.save_file(move |p| {
