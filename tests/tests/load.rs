@@ -431,9 +431,20 @@ fn wait_returns_as_the_process_exits() {
         "wait after the exit: p50 {p50:?}, p99 {p99:?}, max {:?}",
         late.last().unwrap().0
     );
-    assert!(p50 <= Duration::from_millis(20), "median {p50:?}");
+    // The release build (bench/load.sh) is held to 20 ms; a debug build
+    // beside other tests on two cores gets twice that, and no exit may be
+    // seen half a second late (as one was before).
+    let (median, worst) = if cfg!(debug_assertions) {
+        (40, 400)
+    } else {
+        (20, 100)
+    };
     assert!(
-        late.last().unwrap().0 < Duration::from_millis(250),
+        p50 <= Duration::from_millis(median),
+        "median {p50:?} over {median} ms"
+    );
+    assert!(
+        late.last().unwrap().0 < Duration::from_millis(worst),
         "an exit was seen late: {late:?}"
     );
 }
