@@ -1,5 +1,6 @@
 //! Run and exec flags end to end, against Docker's behaviour:
-//! `exec --privileged` and `--log-opt` for the json-file log.
+//! `exec --privileged`, `--log-opt` for the json-file log, `--device`, and
+//! the init layer every container gets (`/etc/mtab`).
 
 use berth_tests::containers::agent_with_busybox;
 use berth_tests::Agent;
@@ -228,4 +229,30 @@ fn device_gives_a_host_device_with_the_permissions_asked_for() {
         assert_eq!(code, 125, "{spec}: {err}");
         assert!(err.contains(sentence), "{spec}: {err}");
     }
+}
+
+#[test]
+fn etc_mtab_lists_the_containers_mounts_and_is_no_change_of_its_own() {
+    let Some((agent, bb)) = agent_with_busybox() else {
+        return;
+    };
+    // As in Docker: /etc/mtab is /proc/mounts, from the container's init
+    // layer, so `mount`/`df` work and `diff` of a fresh container is empty.
+    let out = agent.ok(&[
+        "run",
+        "--name",
+        "fresh",
+        bb,
+        "sh",
+        "-c",
+        "readlink /etc/mtab; grep -c ' / overlay ' /etc/mtab",
+    ]);
+    assert_eq!(out, "/proc/mounts\n1\n");
+    assert_eq!(agent.ok(&["diff", "fresh"]), "");
+    agent.ok(&["commit", "fresh", "fresh:img"]);
+    let out = agent.ok(&["image", "history", "--format", "{{.Size}}", "fresh:img"]);
+    assert!(
+        out.lines().next().is_some_and(|l| l.starts_with('0')),
+        "{out}"
+    );
 }

@@ -70,7 +70,11 @@ impl Containers {
             state_root: self.state_root.clone(),
             bundle: dir.join("bundle"),
             rootfs: dir.join("bundle").join("rootfs"),
-            lowerdirs: self.layer_dirs(&image.record)?,
+            lowerdirs: {
+                let mut lowers = vec![init_layer(&dir)?];
+                lowers.extend(self.layer_dirs(&image.record)?);
+                lowers
+            },
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             cwd: read_json::<serde_json::Value>(&dir.join("bundle").join("config.json"))
@@ -212,6 +216,22 @@ impl Containers {
         protocol::read_line(&mut conn).await.map_err(gone)?;
         Ok(conn)
     }
+}
+
+/// The container's init layer, above the image's layers and below its own
+/// changes, as Docker's: `/etc/mtab` links to `/proc/mounts` (tools such as
+/// `mount`, `df` and Debian's scripts read it). Made once per container;
+/// never part of `diff`, `commit` or `export`, which read the container's
+/// own layer.
+fn init_layer(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let init = dir.join("init");
+    let mtab = init.join("etc").join("mtab");
+    if mtab.symlink_metadata().is_err() {
+        let made = std::fs::create_dir_all(init.join("etc"))
+            .and_then(|_| std::os::unix::fs::symlink("/proc/mounts", &mtab));
+        made.map_err(|e| Error::io("making the container's init layer", e))?;
+    }
+    Ok(init)
 }
 
 /// The monitor's binary name; it is installed beside `berth-agent`.
