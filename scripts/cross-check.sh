@@ -10,13 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 targets=(x86_64-pc-windows-gnu aarch64-apple-darwin)
-# What each target checks. The CLI is not checked for Windows yet: its
-# terminal handling (raw mode, window size, SIGWINCH), `vm start`'s
-# detached supervisor and `vm stop`'s SIGTERM are Unix code with no Windows
-# counterpart written.
+# What each target checks. Not yet for Windows: the CLI (its terminal
+# handling — raw mode, window size, SIGWINCH —, `vm start`'s detached
+# supervisor and `vm stop`'s SIGTERM are Unix code with no Windows
+# counterpart written) and the desktop app (tauri-build wants
+# src-tauri/icons/icon.ico for the Windows resource file).
 declare -A crates=(
   [x86_64-pc-windows-gnu]="-p berth-vm -p berth-client"
-  [aarch64-apple-darwin]="-p berth-vm -p berth-client -p berth-cli"
+  [aarch64-apple-darwin]="-p berth-vm -p berth-client -p berth-cli -p berth-desktop"
 )
 
 installed="$(rustup target list --installed)"
