@@ -47,9 +47,10 @@ pub fn go_mode(st_mode: u32) -> u32 {
 /// The stat of `path` in the container (not following a final symlink).
 async fn stat(api: &super::DockerApi, id: &str, path: &str) -> Result<serde_json::Value> {
     let path = path.to_string();
+    // Through the container's volumes and binds, as `docker cp` copies.
     api.agent
         .containers
-        .with_rootfs(id, false, move |root| {
+        .with_files(id, false, move |root| {
             let missing = |e: std::io::Error| {
                 Error::not_found(format!("Could not find the file {path} in container: {e}"))
             };

@@ -19,7 +19,7 @@ pub async fn changes(AxState(api): State, Path(id): Path<String>) -> ApiResult<R
     let list = api
         .agent
         .containers
-        .diff(&id)
+        .changes(&id)
         .map_err(|e| container_error(e, &id))?;
     let out: Vec<Value> = list
         .into_iter()
