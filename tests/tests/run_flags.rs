@@ -236,8 +236,9 @@ fn etc_mtab_lists_the_containers_mounts_and_is_no_change_of_its_own() {
     let Some((agent, bb)) = agent_with_busybox() else {
         return;
     };
-    // As in Docker: /etc/mtab is /proc/mounts, from the container's init
-    // layer, so `mount`/`df` work and `diff` of a fresh container is empty.
+    // As in Docker: /etc/mtab is /proc/mounts and /.dockerenv is there,
+    // from the container's init layer, so `diff` of a fresh container is
+    // empty.
     let out = agent.ok(&[
         "run",
         "--name",
@@ -245,9 +246,9 @@ fn etc_mtab_lists_the_containers_mounts_and_is_no_change_of_its_own() {
         bb,
         "sh",
         "-c",
-        "readlink /etc/mtab; grep -c ' / overlay ' /etc/mtab",
+        "readlink /etc/mtab; grep -c ' / overlay ' /etc/mtab; test -f /.dockerenv && echo in",
     ]);
-    assert_eq!(out, "/proc/mounts\n1\n");
+    assert_eq!(out, "/proc/mounts\n1\nin\n");
     assert_eq!(agent.ok(&["diff", "fresh"]), "");
     agent.ok(&["commit", "fresh", "fresh:img"]);
     let out = agent.ok(&["image", "history", "--format", "{{.Size}}", "fresh:img"]);

@@ -220,14 +220,16 @@ impl Containers {
 
 /// The container's init layer, above the image's layers and below its own
 /// changes, as Docker's: `/etc/mtab` links to `/proc/mounts` (tools such as
-/// `mount`, `df` and Debian's scripts read it). Made once per container;
-/// never part of `diff`, `commit` or `export`, which read the container's
-/// own layer.
+/// `mount`, `df` and Debian's scripts read it) and an empty `/.dockerenv`
+/// tells programs that look for it that they run in a container. Made once
+/// per container; never part of `diff`, `commit` or `export`, which read
+/// the container's own layer.
 fn init_layer(dir: &std::path::Path) -> Result<std::path::PathBuf> {
     let init = dir.join("init");
     let mtab = init.join("etc").join("mtab");
     if mtab.symlink_metadata().is_err() {
         let made = std::fs::create_dir_all(init.join("etc"))
+            .and_then(|_| std::fs::write(init.join(".dockerenv"), b""))
             .and_then(|_| std::os::unix::fs::symlink("/proc/mounts", &mtab));
         made.map_err(|e| Error::io("making the container's init layer", e))?;
     }
