@@ -22,13 +22,8 @@ root=$PWD
 work=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
 
 scripts/setup.sh
-need=()
-for p in buildah docker.io runc hyperfine; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+need_packages buildah docker.io runc hyperfine
 cargo build --release --locked -p berth-agent -p berth-cli
 bin=$root/target/release
 buildah_store=(--root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay)
@@ -45,7 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source bench/lib.sh
 busybox_image "$work"
 
 # The base in a local registry.

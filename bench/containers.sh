@@ -21,13 +21,8 @@ root=$PWD
 work=$(mktemp -d /tmp/berth-cbench.XXXXXX)
 
 scripts/setup.sh
-need=()
-for p in podman runc crun docker.io hyperfine uidmap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+need_packages podman runc crun docker.io hyperfine uidmap
 cargo build --release --locked -p berth-agent -p berth-cli
 bin=$root/target/release
 
@@ -50,7 +45,6 @@ cleanup() {
 trap cleanup EXIT
 
 # The image (busybox, static), and Berth.
-source bench/lib.sh
 busybox_image "$work"
 start_agent "$bin" "$work"
 

@@ -17,13 +17,8 @@ root=$PWD
 work=$(mktemp -d /tmp/berth-dbench.XXXXXX)
 
 scripts/setup.sh
-need=()
-for p in docker.io hyperfine; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+need_packages docker.io hyperfine
 if [[ -n ${BERTH_BIN:-} ]]; then
   bin=$BERTH_BIN
 else
@@ -51,7 +46,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-source bench/lib.sh
 busybox_image "$work"
 
 # Berth, with its Docker socket.

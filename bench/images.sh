@@ -17,13 +17,8 @@ cache=$root/bench/.cache
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 
 scripts/setup.sh
-need=()
-for p in podman runc debootstrap hyperfine uidmap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+need_packages podman runc debootstrap hyperfine uidmap
 cargo build --release --locked -p berth-agent -p berth-cli -p berth-bench
 bin=$root/target/release
 

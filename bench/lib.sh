@@ -1,4 +1,16 @@
-# Shared by the bench scripts (sourced): a busybox image and a Berth agent.
+# Shared by the bench scripts (sourced): Debian's peers, a busybox image and a
+# Berth agent.
+
+# need_packages PKG...: installs those of Debian's packages that are missing.
+need_packages() {
+  local need=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  done
+  if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
 
 # busybox_image WORK: a static busybox with its applets as an OCI layout, then
 # as WORK/bb-oci.tar and WORK/bb-docker.tar (image bb:latest); WORK/rootfs
