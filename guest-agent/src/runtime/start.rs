@@ -70,11 +70,7 @@ impl Containers {
             state_root: self.state_root.clone(),
             bundle: dir.join("bundle"),
             rootfs: dir.join("bundle").join("rootfs"),
-            lowerdirs: {
-                let mut lowers = vec![init_layer(&dir)?];
-                lowers.extend(self.layer_dirs(&image.record)?);
-                lowers
-            },
+            lowerdirs: self.root_layers(&dir, &image.record)?,
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             cwd: read_json::<serde_json::Value>(&dir.join("bundle").join("config.json"))
@@ -218,12 +214,27 @@ impl Containers {
     }
 }
 
+impl Containers {
+    /// What a container's root is made of below its own layer, top first:
+    /// its init layer, then its image's layers. The running root and the
+    /// root mounted for a stopped container (cp, export) are the same.
+    pub(super) fn root_layers(
+        &self,
+        dir: &std::path::Path,
+        image: &crate::store::ImageRecord,
+    ) -> Result<Vec<std::path::PathBuf>> {
+        let mut lowers = vec![init_layer(dir)?];
+        lowers.extend(self.layer_dirs(image)?);
+        Ok(lowers)
+    }
+}
+
 /// The container's init layer, above the image's layers and below its own
 /// changes, as Docker's: `/etc/mtab` links to `/proc/mounts` (tools such as
 /// `mount`, `df` and Debian's scripts read it) and an empty `/.dockerenv`
 /// tells programs that look for it that they run in a container. Made once
-/// per container; never part of `diff`, `commit` or `export`, which read
-/// the container's own layer.
+/// per container; part of its root (as `cp` and `export` see it), never of
+/// `diff` or `commit`, which read the container's own layer.
 fn init_layer(dir: &std::path::Path) -> Result<std::path::PathBuf> {
     let init = dir.join("init");
     let mtab = init.join("etc").join("mtab");
