@@ -77,6 +77,20 @@ pub enum Compression {
     None,
 }
 
+/// `len` bytes no compressor can shrink (xorshift from `seed`), so a pull
+/// of them takes long enough to be cut.
+pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// The `sha256:<hex>` digest of bytes.
 pub fn sha(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))

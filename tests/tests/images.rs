@@ -3,7 +3,8 @@
 use std::process::Command;
 
 use berth_tests::images::{
-    busybox_layer, describe_tree, remote_digest, sha, tar_of, Compression, Layout, E,
+    busybox_layer, describe_tree, incompressible, remote_digest, sha, tar_of, Compression, Layout,
+    E,
 };
 use berth_tests::registry::{Auth, Registry, PASS, USER};
 use berth_tests::{need_root, Agent};
@@ -606,15 +607,7 @@ fn rmi_and_prune_follow_docker_and_give_the_disk_back() {
 
 fn big_image(reg: &Registry, name: &str) -> String {
     // Incompressible content, so the pull takes long enough to interrupt.
-    let mut state = 0x9e3779b97f4a7c15u64;
-    let data: Vec<u8> = (0..48 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let data = incompressible(48 << 20, 0x9e3779b97f4a7c15u64);
     publish(
         reg,
         name,

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_tests::containers::{cgroup_dirs, load_busybox, mounts_under};
-use berth_tests::images::{busybox_layer, sha, tar_of, Compression, Layout, E};
+use berth_tests::images::{busybox_layer, incompressible, sha, tar_of, Compression, Layout, E};
 use berth_tests::registry::{Auth, Registry};
 use berth_tests::{berth_processes, need_root, Agent};
 
@@ -160,15 +160,7 @@ fn kill_9_of_the_agent_never_orphans_a_container_nor_half_writes_an_image() {
 /// Pushes pulled image `n` ("soak/pN:1"): a MB of incompressible data,
 /// so a pull takes long enough to be cut, over a busybox layer.
 fn publish(reg: &Registry, n: usize) {
-    let mut state = 0x9e3779b97f4a7c15u64 ^ (n as u64 + 1);
-    let data: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let data = incompressible(1 << 20, 0x9e3779b97f4a7c15u64 ^ (n as u64 + 1));
     let mut layout = Layout::new();
     let (d, s) = layout.image(
         &[
