@@ -199,6 +199,11 @@ impl Agent {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
 
+    /// The running agent's process id.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// Kills the agent with SIGKILL.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
