@@ -4,14 +4,14 @@
 //! relays published ports and host file events) and returns once the agent
 //! in the VM answers.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use berth_client::vm::{default_dir, Machine, Network, Progress, RunState, Settings, SharedFolder};
+use berth_client::vm::{
+    default_dir, Machine, Network, Progress, RunState, Settings, SharedFolder, Started,
+};
 use clap::{Args, Subcommand};
 
 /// `berth vm …`
@@ -173,65 +173,30 @@ async fn start(a: StartArgs) -> Result<()> {
     let mut settings = Settings::load(&dir)?;
     apply(&a, &mut settings)?;
     settings.save(&dir)?;
-    if let Some(run) = RunState::load(&dir).filter(|r| r.supervisor_alive()) {
-        if run.phase == "ready" {
-            println!(
-                "The VM is already running; its agent is at {}",
-                run.endpoint
-            );
-            return Ok(());
-        }
-        bail!(
-            "the VM is {} (supervisor pid {}): wait, or run berth vm stop",
-            run.phase,
-            run.supervisor_pid
-        );
-    }
-    if a.foreground {
+    let alive = RunState::load(&dir).filter(|r| r.supervisor_alive());
+    if a.foreground && alive.is_none() {
         return supervise(&dir, true).await;
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("supervisor.log"))?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["vm", "supervise", "--dir"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .process_group(0)
-        .spawn()
-        .context("cannot start the VM supervisor")?;
-    let out = child.stdout.take().context("no supervisor output")?;
-    let lines = tokio::task::spawn_blocking(move || -> Result<()> {
-        for line in BufReader::new(out).lines() {
-            let line = line?;
-            let p: Progress = serde_json::from_str(&line)?;
-            match p {
-                Progress::Booting { .. } => eprintln!("Booting the VM…"),
-                Progress::Ready { boot_ms, endpoint } => {
-                    println!(
-                        "The VM is ready ({:.1} s); its agent is at {endpoint}",
-                        boot_ms as f64 / 1000.0
-                    );
-                    println!("Use it with: export BERTH_HOST='{endpoint}'");
-                    return Ok(());
-                }
-                Progress::Failed { error } => bail!("the VM could not start: {error}"),
-                Progress::Crashed { reason } => {
-                    eprintln!("The VM crashed ({reason}); restarting it")
-                }
-                Progress::Stopping | Progress::Stopped => bail!("the VM stopped while starting"),
-            }
+    let started =
+        berth_client::vm::start_background(&std::env::current_exe()?, &dir, |p| match p {
+            Progress::Booting { .. } => eprintln!("Booting the VM…"),
+            Progress::Crashed { reason } => eprintln!("The VM crashed ({reason}); restarting it"),
+            _ => {}
+        })
+        .await?;
+    match started {
+        Started::AlreadyRunning { endpoint } => {
+            println!("The VM is already running; its agent is at {endpoint}")
         }
-        bail!(
-            "the VM supervisor exited while starting (see {})",
-            "supervisor.log in the VM directory"
-        )
-    })
-    .await?;
-    lines
+        Started::Ready { boot_ms, endpoint } => {
+            println!(
+                "The VM is ready ({:.1} s); its agent is at {endpoint}",
+                boot_ms as f64 / 1000.0
+            );
+            println!("Use it with: export BERTH_HOST='{endpoint}'");
+        }
+    }
+    Ok(())
 }
 
 /// Runs the supervisor here until SIGTERM or Ctrl-C.
@@ -260,25 +225,12 @@ async fn supervise(dir: &std::path::Path, human: bool) -> Result<()> {
 }
 
 async fn stop(dir: &std::path::Path) -> Result<()> {
-    let Some(run) = RunState::load(dir).filter(|r| r.supervisor_alive()) else {
+    if berth_client::vm::stop(dir).await? {
+        println!("The VM is stopped");
+    } else {
         println!("The VM is not running");
-        return Ok(());
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.supervisor_pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )?;
-    for _ in 0..600 {
-        if !run.supervisor_alive() {
-            println!("The VM is stopped");
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!(
-        "the VM did not stop within 60 s: its supervisor is pid {}",
-        run.supervisor_pid
-    )
+    Ok(())
 }
 
 async fn status(a: StatusArgs) -> Result<()> {
