@@ -3,7 +3,8 @@
 //! Every command in [`commands`] is a thin call into the client; long
 //! operations (pull progress, logs, events, terminals) are [`streams`]
 //! that send their items to the UI over a `tauri::ipc::Channel` until
-//! they end or the UI calls `stop_stream`.
+//! they end or the UI calls `stop_stream`. [`vm`] starts and stops the
+//! VM the app shares with the CLI; [`tray`] is the menu-bar icon.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -13,6 +14,8 @@ mod manage;
 mod run;
 mod settings;
 mod streams;
+mod tray;
+mod vm;
 mod webkit;
 
 use berth_client::{Client, ConnectOptions};
@@ -65,6 +68,7 @@ fn main() {
             if let Some(w) = app.get_webview_window("main") {
                 webkit::tune_webview(&w);
             }
+            tray::install(app.handle());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -94,10 +98,17 @@ fn main() {
             settings::save_settings,
             settings::use_endpoint,
             run::run_container,
+            run::pick_folder,
+            tray::tray_status,
+            vm::vm_status,
+            vm::vm_start,
+            vm::vm_stop,
+            vm::vm_console,
             streams::events,
             streams::pull,
             streams::push,
             streams::logs,
+            streams::stats,
             streams::terminal,
             streams::terminal_input,
             streams::terminal_resize,

@@ -99,6 +99,30 @@ pub async fn run_container(app: State<'_, App>, spec: RunSpec) -> Reply<String> 
     Ok(created.id)
 }
 
+/// The Run dialog's host-folder picker: the system's folder dialog,
+/// opened here so the page only learns the folder the user chose (`None`
+/// when cancelled).
+#[tauri::command]
+pub async fn pick_folder(handle: tauri::AppHandle) -> Reply<Option<String>> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = handle.dialog().file().set_title("Choose a host folder");
+    if let Some(home) = std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" }) {
+        dialog = dialog.set_directory(home);
+    }
+    dialog.pick_folder(move |p| {
+        let _ = tx.send(p);
+    });
+    let Some(chosen) = rx.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let path = chosen.into_path().map_err(|e| UiError {
+        kind: "InvalidArgument".into(),
+        message: format!("that folder cannot be shared: {e}"),
+    })?;
+    Ok(Some(path.display().to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use berth_client::vm::RunState;
 use serde::{Deserialize, Serialize};
@@ -110,7 +109,7 @@ pub fn get_settings(store: State<'_, Store>) -> SettingsView {
             .path()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        vm_running: running_vm(&berth_client::vm::default_dir()).is_some(),
+        vm_running: running_vm(&crate::vm::dir()).is_some(),
     }
 }
 
@@ -151,38 +150,27 @@ fn running_vm(dir: &Path) -> Option<RunState> {
     RunState::load(dir).filter(|r| r.supervisor_alive())
 }
 
-/// Stops the VM kept in `dir` as `berth vm stop` does: SIGTERM to its
-/// supervisor, then waits up to `wait` for it to power off. Returns
-/// whether a VM was running.
-pub fn stop_vm(dir: &Path, wait: Duration) -> bool {
-    let Some(run) = running_vm(dir) else {
-        return false;
-    };
-    #[cfg(unix)]
-    // SAFETY: kill(2) with a pid read from run.json; no memory involved.
-    unsafe {
-        libc::kill(run.supervisor_pid as libc::pid_t, libc::SIGTERM);
+/// Stops the VM kept in `dir` with `berth vm stop`'s own function (its
+/// supervisor gets SIGTERM and powers it off). Returns whether a VM was
+/// running.
+pub fn stop_vm(dir: &Path) -> bool {
+    match tauri::async_runtime::block_on(berth_client::vm::stop(dir)) {
+        Ok(true) => {
+            eprintln!("berth-desktop: stopped the VM, as the settings ask on quit");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            eprintln!("berth-desktop: {e}");
+            true
+        }
     }
-    let deadline = Instant::now() + wait;
-    while run.supervisor_alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if run.supervisor_alive() {
-        eprintln!(
-            "berth-desktop: the VM did not stop within {} s (supervisor pid {})",
-            wait.as_secs(),
-            run.supervisor_pid
-        );
-    } else {
-        eprintln!("berth-desktop: stopped the VM, as the settings ask on quit");
-    }
-    true
 }
 
 /// Runs when the app exits: applies "stop the engine when I quit".
 pub fn on_exit(app: &AppHandle) {
     if app.state::<Store>().get().stop_engine_on_quit {
-        stop_vm(&berth_client::vm::default_dir(), Duration::from_secs(60));
+        stop_vm(&crate::vm::dir());
     }
 }
 
@@ -207,7 +195,7 @@ mod tests {
     #[test]
     fn quitting_stops_a_running_vm_supervisor() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!stop_vm(dir.path(), Duration::from_secs(1)));
+        assert!(!stop_vm(dir.path()));
         let mut child = std::process::Command::new("sleep")
             .arg("60")
             .spawn()
@@ -225,7 +213,7 @@ mod tests {
         // The child stays a zombie until waited for, so kill(pid, 0)
         // still finds it: reap it on another thread while stop_vm waits.
         let reaper = std::thread::spawn(move || child.wait().unwrap());
-        assert!(stop_vm(dir.path(), Duration::from_secs(10)));
+        assert!(stop_vm(dir.path()));
         let status = reaper.join().unwrap();
         assert!(!status.success(), "sleep was signalled: {status:?}");
     }

@@ -1,4 +1,4 @@
-//! Streams to the UI: events, pull progress, logs and terminals. Each is
+//! Streams to the UI: events, pull progress, logs, stats and terminals. Each is
 //! a task that forwards a `berth-client` [`berth_client::Stream`] (or a
 //! [`Session`]'s output) to a `tauri::ipc::Channel` until it ends, fails
 //! or the UI calls [`stop_stream`]. Nothing is polled: the agent pushes.
@@ -121,6 +121,18 @@ pub async fn push(
 ) -> Reply<u32> {
     let s = app.client().push(&reference).await?;
     Ok(app.streams.spawn(s, channel, |p| p))
+}
+
+/// A running container's resource use (CPU, memory, network, block I/O),
+/// one sample a second until it stops or the UI calls `stop_stream`.
+#[tauri::command]
+pub async fn stats(
+    app: State<'_, App>,
+    id: String,
+    channel: Channel<Msg<pb::StatsSample>>,
+) -> Reply<u32> {
+    let s = app.client().stats(&id, true).await?;
+    Ok(app.streams.spawn(s, channel, |s| s))
 }
 
 /// One log line (or chunk) as the UI shows it.

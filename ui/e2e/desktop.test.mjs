@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fixture } from './fixture.mjs';
@@ -17,9 +17,12 @@ const target = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
 const appBin = process.env.BERTH_DESKTOP_BIN ?? join(target, 'debug/berth-desktop');
 const agentBin = process.env.BERTH_AGENT_BIN ?? join(target, 'debug/berth-agent');
 const shots = join(repo, 'target/e2e-screenshots');
+const berthBin = join(dirname(appBin), 'berth');
+// The guest image the VM test boots (scripts/build-vm-image.sh).
+const vmImage = process.env.BERTH_VM_IMAGE ?? join(target, 'vm-image');
 const driverPort = 4444 + (process.pid % 500) * 2;
 
-let fx, driver, s, image;
+let fx, driver, s, image, vmDir;
 
 // The screen as X shows it (ImageMagick's import): WebKitWebDriver's own
 // screenshot waits for a composited frame, and the app paints without
@@ -39,12 +42,31 @@ before(async () => {
   await fx.startRegistry();
   image = fx.pushBusybox();
   await fx.startAgent();
+  // The VM the app starts lives in the fixture's folder: a small one, no
+  // shared folders, under TCG.
+  vmDir = join(fx.dir, 'vm');
+  mkdirSync(vmDir, { recursive: true });
+  writeFileSync(
+    join(vmDir, 'settings.json'),
+    JSON.stringify({ cpus: 1, memory_mib: 1024, disk_size: 4 << 30, shares: [], image: vmImage, accel: 'tcg', network: { mode: 'nat' }, agent_port: 1024 }),
+  );
   // The app's settings go to the fixture's folder, not the user's.
-  driver = await startDriver(driverPort, { BERTH_HOST: `unix://${fx.socket}`, XDG_CONFIG_HOME: join(fx.dir, 'config') });
+  driver = await startDriver(driverPort, {
+    BERTH_HOST: `unix://${fx.socket}`,
+    XDG_CONFIG_HOME: join(fx.dir, 'config'),
+    BERTH_VM_DIR: vmDir,
+  });
   s = await Session.create(driverPort, appBin);
 });
 
 after(async () => {
+  if (vmDir) {
+    try {
+      execFileSync(berthBin, ['vm', 'stop', '--dir', vmDir], { stdio: 'ignore', timeout: 90000 });
+    } catch {
+      // Nothing was running, or it is reported by the VM test.
+    }
+  }
   await s?.quit();
   driver?.kill('SIGTERM');
   await fx?.close();
@@ -153,6 +175,59 @@ test('a command typed into the terminal is answered', async () => {
     assert.fail(`${e.message}: ${await rows()}`),
   );
   await shot('terminal');
+});
+
+test('a running container shows its CPU and memory in the list, and the detail charts draw', async () => {
+  // The list: a value and a sparkline in each column of a running row.
+  const cell = (col) => s.text(`tr[data-name="talker"] td.${col}`);
+  await s.until(async () => /\d+(\.\d)?%/.test((await cell('cpu')) ?? ''), 'the CPU column', 20000);
+  await s.until(async () => /\d(\.\d)? (B|KiB|MiB)/.test((await cell('mem')) ?? ''), 'the memory column');
+  // Two samples make a line.
+  await s.until(
+    async () => (await s.exec('return document.querySelector(`tr[data-name="talker"] td.mem polyline`)?.getAttribute("points") ?? ""')).split(' ').length >= 2,
+    'the memory sparkline',
+    20000,
+  );
+  await s.exec(`window.__errors = []; addEventListener('error', (e) => __errors.push(e.message));
+    addEventListener('unhandledrejection', (e) => __errors.push(String(e.reason)));`);
+  await s.click('#tab-stats');
+  await s.until(() => s.exec('return !!document.querySelector("#stats-charts canvas")'), 'the charts').catch(async (e) =>
+    assert.fail(`${e.message}: ${await s.exec('return document.querySelector("#detail")?.innerHTML')} ${await s.exec('return window.__errors ?? ""')}`),
+  );
+  await s.until(async () => /(B|KiB|MiB) of /.test((await s.text('#stats-mem')) ?? ''), 'the memory figure with its limit');
+  // The memory chart has painted its line: pixels of the series' colour.
+  const painted = () =>
+    s.exec(`const c = document.querySelector('.chart[data-kind="mem"] canvas');
+      if (!c || !c.width) return 0;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i + 1] > d[i] + 40 && d[i + 1] > d[i + 2] + 20) n++;
+      return n;`);
+  await s.until(async () => (await painted()) > 20, 'the memory line drawn', 20000).catch(async (e) => assert.fail(`${e.message}: ${await painted()} pixels`));
+  await shot('container-stats');
+});
+
+test('the terminal opens a new shell after the container restarts', async () => {
+  await s.click('#tab-terminal');
+  await s.until(async () => (await s.text('#terminal-status'))?.includes('in the container'), 'the shell');
+  await s.click('[aria-label="Select talker"]');
+  await s.click('#bulk-restart');
+  await s.click('[aria-label="Select talker"]');
+  // The old shell ends with the container; a new one answers.
+  await s.until(async () => !(await s.text('#terminal-status'))?.includes('in the container'), 'the old shell gone', 30000).catch(() => {});
+  await s.until(async () => (await s.text('#terminal-status'))?.includes('in the container'), 'a new shell', 40000).catch(async (e) =>
+    assert.fail(`${e.message}: ${await s.text('#terminal-status')}`),
+  );
+  assert.equal(await rowState('talker'), 'running');
+  await s.click('#terminal');
+  const rows = () => s.text('#terminal .xterm-rows');
+  await s.until(async () => /[#$] $/m.test((await rows()) ?? ''), 'the prompt').catch(() => {});
+  await s.type('.xterm-helper-textarea', 'echo $((7*6))-again', false);
+  await s.type('.xterm-helper-textarea', '\uE007', false);
+  await s.until(async () => (await rows())?.includes('42-again'), 'the answer after the restart', 15000).catch(async (e) =>
+    assert.fail(`${e.message}: ${await rows()}`),
+  );
+  await shot('terminal-after-restart');
 });
 
 test('bulk stop and remove of two containers', async () => {
@@ -273,4 +348,26 @@ test('says so when the agent stops, and recovers when it is back', async () => {
   await s.click('[aria-label="Select after"]');
   await s.click('#bulk-remove');
   await s.until(async () => (await rowState('after')) === null, 'its removal', 30000);
+});
+
+test('starts the VM from the Engine view, sees it running, and stops it', async (t) => {
+  if (!existsSync(join(vmImage, 'manifest.json'))) {
+    assert.notEqual(process.env.CI, 'true', `no guest image at ${vmImage}: CI builds it with scripts/build-vm-image.sh`);
+    t.skip(`no guest image at ${vmImage} (run scripts/build-vm-image.sh)`);
+    return;
+  }
+  await s.click('#nav-engine');
+  await s.until(async () => (await s.exec('return document.querySelector("#vm-phase")?.dataset.phase')) === 'stopped', 'the VM stopped at first');
+  await s.click('#vm-start');
+  await s.until(async () => (await s.exec('return document.querySelector("#vm-phase")?.dataset.phase')) === 'ready', 'the VM running', 240000).catch(
+    async (e) => assert.fail(`${e.message}: ${await s.text('#vm-error')} ${await s.text('#vm-status')}`),
+  );
+  assert.match(await s.text('#vm-status'), /Running/);
+  assert.match(await s.text('#vm-status'), /agent at /);
+  // The CLI sees the same VM.
+  const status = JSON.parse(execFileSync(berthBin, ['vm', 'status', '--dir', vmDir, '--format', 'json']).toString());
+  assert.equal(status.phase, 'ready');
+  await shot('engine-vm-running');
+  await s.click('#vm-stop');
+  await s.until(async () => (await s.exec('return document.querySelector("#vm-phase")?.dataset.phase')) === 'stopped', 'the VM stopped', 90000);
 });

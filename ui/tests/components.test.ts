@@ -56,6 +56,23 @@ describe('Containers', () => {
     await fireEvent.click(screen.getByText('Stop'));
     expect(invoke).toHaveBeenCalledWith('container_action', { ids: ['b2'], action: 'stop' });
   });
+
+  it('streams the stats of running containers into CPU and memory columns', async () => {
+    const { container } = render(Containers);
+    await tick();
+    const asked = invoke.mock.calls.filter(([cmd]) => cmd === 'stats').map(([, a]) => a!.id);
+    expect(asked).toEqual(['a1', 'b2']);
+    channels.stats({
+      type: 'item',
+      item: { id: 'b2', name: 'web', time: null, cpu_percent: 12.5, memory_usage: 3 * 1024 * 1024, memory_limit: 0,
+        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 },
+    });
+    flushSync();
+    const row = container.querySelector('tr[data-name="web"]')!;
+    expect(row.querySelector('.cpu')!.textContent).toContain('12.5%');
+    expect(row.querySelector('.mem')!.textContent).toContain('3.0 MiB');
+    expect(row.querySelector('svg[aria-label="CPU of web"] polyline')).not.toBeNull();
+  });
 });
 
 describe('Logs', () => {

@@ -14,9 +14,11 @@ import type {
   RunSpec,
   SettingsView,
   Settings,
+  StatsSample,
   TermOut,
   UiError,
   Volume,
+  VmStatus,
 } from './types';
 
 /** The sentence of any failure a command reports. */
@@ -93,6 +95,21 @@ export const api = {
   events: (h: StreamHandlers<EngineEvent>) => stream('events', {}, h),
   pull: (reference: string, h: StreamHandlers<Progress>) => stream('pull', { reference }, h),
   logs: (id: string, follow: boolean, h: StreamHandlers<LogLine>) => stream('logs', { id, follow }, h),
+  /** A running container's resource use, a sample a second. */
+  stats: (id: string, h: StreamHandlers<StatsSample>) => stream('stats', { id }, h),
+  /** Tells the tray icon whether the engine answers and how many containers run. */
+  trayStatus: (connected: boolean, running: number) => invoke<string>('tray_status', { connected, running }),
+  vmStatus: () => invoke<VmStatus>('vm_status'),
+  /** Boots the VM; `step` hears each sentence of its progress. */
+  vmStart: (step: (line: string) => void) => {
+    const channel = new Channel<string>();
+    channel.onmessage = step;
+    return invoke<VmStatus>('vm_start', { channel });
+  },
+  vmStop: () => invoke<VmStatus>('vm_stop'),
+  vmConsole: () => invoke<string>('vm_console', {}),
+  /** The system's folder dialog; the folder, or null when cancelled. */
+  pickFolder: () => invoke<string | null>('pick_folder'),
   terminal: (id: string, rows: number, cols: number, h: StreamHandlers<TermOut>) =>
     stream('terminal', { id, rows, cols }, h),
   terminalInput: (id: number, data: string) => invoke<void>('terminal_input', { id, data }),

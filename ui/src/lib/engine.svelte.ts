@@ -46,6 +46,9 @@ export class Engine {
   networks = $state<Network[]>([]);
   /** The last failure of an action, shown until the next one. */
   notice = $state('');
+  /** How many times each container was seen starting (terminals reopen
+   * their shell after a restart). */
+  starts = $state<Record<string, number>>({});
   /** Set once the container list has been painted the first time. */
   firstList = $state(false);
 
@@ -129,6 +132,8 @@ export class Engine {
   }
 
   onEvent(e: EngineEvent): void {
+    if (e.type === 'container' && (e.action === 'start' || e.action === 'restart'))
+      this.starts[e.id] = (this.starts[e.id] ?? 0) + 1;
     if (e.type === 'container') void this.c.run();
     if (e.type === 'image' || (e.type === 'container' && (e.action === 'create' || e.action === 'destroy')))
       void this.i.run();

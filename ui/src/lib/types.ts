@@ -111,3 +111,28 @@ export interface SettingsView {
   file: string;
   vm_running: boolean;
 }
+
+export interface StatsSample {
+  id: string;
+  name: string;
+  time: string | null;
+  cpu_percent: number;
+  memory_usage: number;
+  memory_limit: number;
+  pids: number;
+  block_read: number;
+  block_write: number;
+  net_rx: number;
+  net_tx: number;
+}
+
+export interface VmStatus {
+  phase: string;
+  endpoint: string;
+  backend: string;
+  boot_ms: number | null;
+  restarts: number;
+  cpus: number;
+  memory_mib: number;
+  dir: string;
+}
