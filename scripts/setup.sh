@@ -38,10 +38,19 @@ for t in x86_64-pc-windows-gnu aarch64-apple-darwin; do
   fi
 done
 # The VM's vsock on Linux hosts without /dev/vhost-vsock: a vhost-user
-# backend in "hybrid vsock" mode.
-if ! command -v vhost-device-vsock >/dev/null; then
-  echo "setup: installing vhost-device-vsock"
-  cargo install vhost-device-vsock --version 0.3.0 --locked
+# backend in "hybrid vsock" mode, crates.io's vhost-device-vsock 0.3.0
+# with Berth's fix (scripts/vhost-device-vsock.patch says what it fixes).
+if ! vhost-device-vsock --version 2>/dev/null | grep -q '+berth\.1$'; then
+  echo "setup: installing vhost-device-vsock 0.3.0 with Berth's fix"
+  vsock_src="$(mktemp -d)"
+  mkdir "$vsock_src/src"
+  printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nvhost-device-vsock = "=0.3.0"\n' \
+    >"$vsock_src/Cargo.toml"
+  echo 'fn main() {}' >"$vsock_src/src/main.rs"
+  (cd "$vsock_src" && cargo vendor --versioned-dirs -q vendor >/dev/null)
+  patch -s -d "$vsock_src/vendor/vhost-device-vsock-0.3.0" -p1 <"$(dirname "$0")/vhost-device-vsock.patch"
+  cargo install --locked --force --path "$vsock_src/vendor/vhost-device-vsock-0.3.0"
+  rm -rf "$vsock_src"
 fi
 # Berth Desktop's UI packages come from its lockfile, and tauri-driver
 # from crates.io.

@@ -264,6 +264,7 @@ impl QemuBackend {
         let vhost_bin = std::env::var_os("BERTH_VHOST_VSOCK")
             .map(PathBuf::from)
             .unwrap_or_else(|| "vhost-device-vsock".into());
+        warn_unless_fixed(&vhost_bin, &spec.console_log);
         let mut vhost = Command::new(&vhost_bin)
             .arg("--vm")
             .arg(format!(
@@ -318,6 +319,34 @@ impl QemuBackend {
             #[cfg(target_os = "linux")]
             kernel: spec.image.kernel(),
         }))
+    }
+}
+
+/// The version of vhost-device-vsock that carries Berth's fix
+/// (`scripts/vhost-device-vsock.patch`).
+#[cfg(unix)]
+const FIXED_VHOST_VSOCK: &str = "+berth.1";
+
+/// Notes in the console log when `vhost_bin` is a vhost-device-vsock
+/// without Berth's fix: one connection carrying heavy traffic both ways at
+/// once (a build context, a Docker exec) can stall with it for good.
+#[cfg(unix)]
+fn warn_unless_fixed(vhost_bin: &Path, console_log: &Path) {
+    let Ok(out) = std::process::Command::new(vhost_bin).arg("--version").output() else {
+        return;
+    };
+    let version = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && !version.trim_end().ends_with(FIXED_VHOST_VSOCK) {
+        if let Ok(mut log) = open_log(console_log) {
+            use std::io::Write;
+            let _ = writeln!(
+                log,
+                "berth vm: {} is without Berth's fix ({}): heavy traffic both ways on one \
+                 connection may stall; run scripts/setup.sh to install the fixed build",
+                vhost_bin.display(),
+                version.trim()
+            );
+        }
     }
 }
 
