@@ -118,7 +118,7 @@ impl Containers {
             return run_blocking(move || f(&root)).await;
         }
         let image = self.images.find(&r.image_id)?;
-        let lowers = self.root_layers(&dir, &image.record)?;
+        let lowers = self.root_layers(&image.record)?;
         let mount = dir.join("cp-root");
         let work = dir.join("cp-work");
         run_blocking(move || {

@@ -159,7 +159,8 @@ impl Containers {
             &dir.join("bundle").join("rootfs"),
             nix::mount::MntFlags::MNT_DETACH,
         );
-        std::fs::remove_dir_all(&dir)
+        self.trash
+            .discard(&dir)
             .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
         self.table().remove(&record.id);
         if volumes {

@@ -68,6 +68,7 @@ use crate::events::Events;
 use crate::image::ImageService;
 use crate::network::Networks;
 use crate::util::gate::Gate;
+use crate::util::trash::Trash;
 use crate::volume::Volumes;
 
 /// Waits for child `pid` and returns its exit code as Docker reports it
@@ -149,6 +150,11 @@ pub struct Containers {
     dir: PathBuf,
     state_root: PathBuf,
     sockets: PathBuf,
+    /// Removed containers' directories go here, deleted in the background.
+    trash: Trash,
+    /// The init layer every container's root has (see
+    /// [`start::make_init_layer`]).
+    init_layer: PathBuf,
     images: Arc<ImageService>,
     networks: Arc<Networks>,
     volumes: Arc<Volumes>,
@@ -178,6 +184,9 @@ impl Containers {
             dir: root.join("containers"),
             state_root: root.join("rt"),
             sockets: root.join("m"),
+            trash: Trash::open(&root.join("trash"))
+                .map_err(|e| Error::io(format!("opening {}", root.join("trash").display()), e))?,
+            init_layer: root.join("init-layer"),
             events: images.events.clone(),
             images,
             networks,
@@ -190,6 +199,7 @@ impl Containers {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
+        start::make_init_layer(&me.init_layer)?;
         // Every process an earlier agent started here, before anything
         // is decided about the records (see [`adopt`]).
         let mut processes = adopt::scan(&me.dir);

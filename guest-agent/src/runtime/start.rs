@@ -70,7 +70,7 @@ impl Containers {
             state_root: self.state_root.clone(),
             bundle: dir.join("bundle"),
             rootfs: dir.join("bundle").join("rootfs"),
-            lowerdirs: self.root_layers(&dir, &image.record)?,
+            lowerdirs: self.root_layers(&image.record)?,
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             cwd: read_json::<serde_json::Value>(&dir.join("bundle").join("config.json"))
@@ -220,31 +220,48 @@ impl Containers {
     /// root mounted for a stopped container (cp, export) are the same.
     pub(super) fn root_layers(
         &self,
-        dir: &std::path::Path,
         image: &crate::store::ImageRecord,
     ) -> Result<Vec<std::path::PathBuf>> {
-        let mut lowers = vec![init_layer(dir)?];
+        let mut lowers = vec![self.init_layer.clone()];
         lowers.extend(self.layer_dirs(image)?);
         Ok(lowers)
     }
 }
 
-/// The container's init layer, above the image's layers and below its own
-/// changes, as Docker's: `/etc/mtab` links to `/proc/mounts` (tools such as
-/// `mount`, `df` and Debian's scripts read it) and an empty `/.dockerenv`
-/// tells programs that look for it that they run in a container. Made once
-/// per container; part of its root (as `cp` and `export` see it), never of
-/// `diff` or `commit`, which read the container's own layer.
-fn init_layer(dir: &std::path::Path) -> Result<std::path::PathBuf> {
-    let init = dir.join("init");
-    let mtab = init.join("etc").join("mtab");
-    if mtab.symlink_metadata().is_err() {
-        let made = std::fs::create_dir_all(init.join("etc"))
-            .and_then(|_| std::fs::write(init.join(".dockerenv"), b""))
-            .and_then(|_| std::os::unix::fs::symlink("/proc/mounts", &mtab));
-        made.map_err(|e| Error::io("making the container's init layer", e))?;
-    }
-    Ok(init)
+/// Makes (or completes) the init layer every container's root has above
+/// its image's layers and below its own changes, as Docker's: `/etc/mtab`
+/// links to `/proc/mounts` (tools such as `mount`, `df` and Debian's
+/// scripts read it), an empty `/.dockerenv` tells programs that look for
+/// it that they run in a container, and empty `/etc/hosts`, `/etc/hostname`
+/// and `/etc/resolv.conf` are where the container's own are bound, so no
+/// container writes mount points into its own layer. Its content is the
+/// same for every container, so one copy serves them all, read-only as
+/// every lower layer is; it is part of a container's root (as `cp` and
+/// `export` see it), never of `diff` or `commit`, which read the
+/// container's own layer.
+pub(super) fn make_init_layer(init: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let made = (|| -> std::io::Result<()> {
+        let etc = init.join("etc");
+        std::fs::create_dir_all(&etc)?;
+        let mtab = etc.join("mtab");
+        if mtab.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink("/proc/mounts", &mtab)?;
+        }
+        for (path, mode) in [
+            (init.join(".dockerenv"), 0o755),
+            (etc.join("hosts"), 0o644),
+            (etc.join("hostname"), 0o644),
+            (etc.join("resolv.conf"), 0o644),
+        ] {
+            if path.symlink_metadata().is_err() {
+                std::fs::write(&path, b"")?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            }
+        }
+        Ok(())
+    })();
+    made.map_err(|e| Error::io(format!("making the init layer {}", init.display()), e))
 }
 
 /// The monitor's binary name; it is installed beside `berth-agent`.

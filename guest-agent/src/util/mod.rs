@@ -1,7 +1,8 @@
 //! Helpers the engine modules and PID 1 (`init`) share, which belong to
 //! none of them: descriptor passing and terminal sizes, netlink links and
 //! network namespaces, copying inside a root without following links out,
-//! atomic JSON files, Docker's name rule, and readiness gates. Nothing here
+//! atomic JSON files, Docker's name rule, readiness gates, and a trash
+//! folder emptied in the background. Nothing here
 //! imports another module of the agent except `error`.
 
 pub mod chunks;
@@ -13,6 +14,7 @@ pub mod jsonfile;
 pub mod links;
 pub mod names;
 pub mod netns;
+pub mod trash;
 
 /// Docker-style filters (`key` → values) written compactly, for tests of
 /// the engine's filters.
