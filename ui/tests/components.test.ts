@@ -73,6 +73,30 @@ describe('Containers', () => {
     expect(row.querySelector('.mem')!.textContent).toContain('3.0 MiB');
     expect(row.querySelector('svg[aria-label="CPU of web"] polyline')).not.toBeNull();
   });
+
+  it('stops streaming stats while the window is hidden, and keeps what it drew', async () => {
+    const { container } = render(Containers);
+    await tick();
+    channels.stats({
+      type: 'item',
+      item: { id: 'b2', name: 'web', time: null, cpu_percent: 2, memory_usage: 1024, memory_limit: 0,
+        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 },
+    });
+    flushSync();
+    invoke.mockClear();
+    const visibility = vi.spyOn(document, 'visibilityState', 'get').mockReturnValue('hidden');
+    document.dispatchEvent(new Event('visibilitychange'));
+    await tick();
+    await Promise.resolve();
+    expect(invoke.mock.calls.filter(([cmd]) => cmd === 'stop_stream')).toHaveLength(2);
+    flushSync();
+    expect(container.querySelector('tr[data-name="web"] .cpu')!.textContent).toContain('2.0%');
+    visibility.mockReturnValue('visible');
+    document.dispatchEvent(new Event('visibilitychange'));
+    await tick();
+    expect(invoke.mock.calls.filter(([cmd]) => cmd === 'stats').map(([, a]) => a!.id)).toEqual(['a1', 'b2']);
+    visibility.mockRestore();
+  });
 });
 
 describe('Logs', () => {

@@ -2,7 +2,8 @@
 // per running container (the agent sends a sample a second), kept as the
 // last minute of points. Views say which containers they want with
 // `want(owner, ids)`; a stream runs while any owner wants its container
-// and stops when none does, when the container stops, or on an error.
+// and the window is visible, and stops when none does, when the window
+// is hidden, when the container stops, or on an error.
 import { SvelteMap } from 'svelte/reactivity';
 import { api, type StreamHandle } from './api';
 import { append, pointOf, type Point } from './stats';
@@ -25,10 +26,16 @@ class Stats {
     this.sync();
   }
 
+  constructor() {
+    // A hidden window (minimized, or closed to the tray) streams nothing.
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', () => this.sync());
+  }
+
   private sync(): void {
-    const wanted = [...this.owners.values()].flat();
+    const hidden = typeof document !== 'undefined' && document.visibilityState === 'hidden';
+    const wanted = hidden ? [] : [...this.owners.values()].flat();
     for (const id of wanted) if (!this.streams.has(id)) this.open(id);
-    for (const id of [...this.streams.keys()]) if (!wanted.includes(id)) this.close(id);
+    for (const id of [...this.streams.keys()]) if (!wanted.includes(id)) this.close(id, hidden);
   }
 
   private open(id: string): void {
@@ -50,10 +57,12 @@ class Stats {
     this.streams.set(id, handle);
   }
 
-  private close(id: string): void {
+  /** Stops `id`'s stream; its points stay when `keep` (the window was
+   * only hidden). */
+  private close(id: string, keep = false): void {
     const h = this.streams.get(id);
     this.streams.delete(id);
-    this.history.delete(id);
+    if (!keep) this.history.delete(id);
     void h?.then((s) => s?.stop()).catch(() => {});
   }
 }
