@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod console;
 pub mod files;
+pub mod host_sync;
 pub mod image;
 pub mod machine;
 pub mod ports;

@@ -118,10 +118,24 @@ impl RunState {
     }
 }
 
-/// True while process `pid` exists (signal 0: no signal is sent).
+/// True while process `pid` exists (signal 0: no signal is sent) and has
+/// not exited. A supervisor that has exited stays a zombie until whoever
+/// adopted it reaps it (well over a second under some container inits),
+/// and `berth vm stop` would wait for that.
 #[cfg(unix)]
 fn process_alive(pid: u32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
+    true
 }
 
 /// True while process `pid` runs: it can be opened and has no exit code yet.
@@ -185,7 +199,8 @@ impl Machine {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let spec = LaunchSpec::new(&self.dir, &self.settings, image);
-        if !spec.disk.exists() {
+        let fresh = !spec.disk.exists();
+        if fresh {
             let tmp = spec.disk.with_extension("new");
             match spec.image.manifest.disk.format {
                 crate::image::DiskFormat::Qcow2 => {
@@ -198,6 +213,14 @@ impl Machine {
             }
             std::fs::rename(&tmp, &spec.disk)?;
         }
+        // settings.disk_size: a bigger size grows the disk (the guest grows
+        // its file system at boot); a used disk never shrinks.
+        crate::image::resize_disk(
+            &spec.disk,
+            spec.image.manifest.disk.format,
+            self.settings.disk_size,
+            fresh,
+        )?;
         for s in &spec.shares {
             if !s.path.is_dir() {
                 bail!("the shared folder {} does not exist", s.path.display());
@@ -286,8 +309,10 @@ impl Machine {
                 progress,
             );
             let bridges = self.start_bridges(channel.clone(), &spec);
+            let sync = crate::host_sync::sync_endpoint(&vm.endpoint())
+                .map(|e| tokio::spawn(keep_in_sync(e)));
             let outcome = watch_health(vm.as_mut(), channel, &mut stop).await;
-            for b in bridges {
+            for b in bridges.into_iter().chain(sync) {
                 b.abort();
             }
             match outcome {
@@ -358,7 +383,8 @@ impl Machine {
                     let _ = vm.request_power_off().await;
                     press_again = Instant::now() + PRESS_AGAIN;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The guest's last step is the VMM's exit: see it at once.
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
         vm.kill().await;
@@ -379,6 +405,19 @@ impl Machine {
             state.save(&self.dir);
         }
         progress(p);
+    }
+}
+
+/// Keeps the guest's clock and resolver in step with the host's, connecting
+/// again whenever the connection ends (an older image without the sync
+/// port is tried again quietly every few seconds).
+async fn keep_in_sync(endpoint: Endpoint) {
+    let resolv = crate::host_sync::host_resolv_conf();
+    loop {
+        if let Err(e) = crate::host_sync::sync_once(&endpoint, resolv.as_deref()).await {
+            tracing::debug!("the host sync restarts: {e:#}");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

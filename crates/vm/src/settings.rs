@@ -39,8 +39,9 @@ pub struct Settings {
     pub cpus: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
-    /// The data disk's size in bytes (a bigger value grows the disk image;
-    /// the guest grows nothing by itself yet).
+    /// The data disk's size in bytes: a bigger value grows the disk image
+    /// at the next start and the guest grows its file system to match; a
+    /// smaller one than a used disk has is refused.
     pub disk_size: u64,
     /// Host folders shared at their own paths.
     pub shares: Vec<SharedFolder>,
@@ -128,6 +129,12 @@ impl Settings {
                 );
             }
         }
+        if self.disk_size < MIN_DISK {
+            bail!(
+                "a data disk of {} bytes is too small for the VM: give at least 1G",
+                self.disk_size
+            );
+        }
         if let Some(a) = &self.accel {
             if !["kvm", "hvf", "whpx", "tcg"].contains(&a.as_str()) {
                 bail!("'{a}' is not an accelerator: use kvm, hvf, whpx or tcg");
@@ -136,6 +143,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// The smallest data disk a VM is given (1 GiB).
+pub const MIN_DISK: u64 = 1 << 30;
 
 /// The default state directory: `BERTH_VM_DIR`, else the platform's data
 /// folder (`~/.local/share/berth/vm`, `~/Library/Application Support/Berth/vm`,
@@ -188,6 +198,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an accelerator"));
+        s.accel = None;
+        s.disk_size = 1000;
+        assert!(s.check().unwrap_err().to_string().contains("too small"));
         std::fs::write(dir.path().join("settings.json"), "{").unwrap();
         assert!(Settings::load(dir.path())
             .unwrap_err()

@@ -2,7 +2,7 @@
 //!
 //! | parameter | meaning |
 //! |---|---|
-//! | `berth.port=1024` | the vsock port the agent serves on |
+//! | `berth.port=1024` | the vsock port the agent serves on (PID 1 takes the host's clock and resolver 16 above it, see [`super::host_sync`]) |
 //! | `berth.disk=/dev/vda` | the data disk (formatted on first boot) |
 //! | `berth.system=/dev/vdb` | the read-only system disk (stage one of the boot mounts it) |
 //! | `berth.share=TAG:/abs/path[:ro][:virtiofs]` | a host folder, mounted at the same path (`%20` etc. escape the path) |

@@ -8,6 +8,8 @@
 
 pub mod boot;
 pub mod config;
+pub mod host_sync;
+pub mod shutdown;
 pub mod storage;
 pub mod supervise;
 pub mod system;
@@ -111,6 +113,12 @@ pub fn main() -> ! {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let config = config::Config::parse(&cmdline);
     system::set_clock(config.time);
+    // The host keeps the clock and resolver in step from here on.
+    let (sync_port, dns) = (
+        config.port + host_sync::PORT_OFFSET,
+        config.net.as_ref().and_then(|n| n.dns),
+    );
+    std::thread::spawn(move || host_sync::serve(sync_port, dns));
     system::set_hostname();
     std::env::set_var(
         "PATH",

@@ -107,6 +107,65 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
         Some("discard"),
     )
     .with_context(|| format!("cannot mount {} on {}", device.display(), root.display()))?;
+    if let Err(e) = grow_to_device(device, root) {
+        eprintln!("berth-init: the data disk's file system was not grown: {e:#}");
+    }
+    Ok(())
+}
+
+mod ioctl {
+    nix::ioctl_read!(blk_getsize64, 0x12, 114, u64);
+    nix::ioctl_write_ptr!(ext4_resize_fs, b'f', 16, u64);
+}
+
+/// The file system's size in blocks and its block size, from the ext
+/// superblock at byte 1024 (blocks count low at 4, log block size at 24,
+/// blocks count high at 0x150 with the 64bit feature, incompat bit 0x80).
+pub fn fs_blocks(superblock: &[u8; 1024]) -> (u64, u64) {
+    let u32_at = |o: usize| {
+        u32::from_le_bytes([
+            superblock[o],
+            superblock[o + 1],
+            superblock[o + 2],
+            superblock[o + 3],
+        ])
+    };
+    let block = 1024u64 << u32_at(24).min(6);
+    let mut blocks = u32_at(4) as u64;
+    if u32_at(0x60) & 0x80 != 0 {
+        blocks |= (u32_at(0x150) as u64) << 32;
+    }
+    (blocks, block)
+}
+
+/// Grows the ext4 file system mounted at `root` to fill `device` when the
+/// VM manager has made the disk bigger (`settings.disk_size`): the kernel's
+/// online resize, what resize2fs does for a mounted file system.
+fn grow_to_device(device: &Path, root: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut dev = std::fs::File::open(device)?;
+    let mut bytes = 0u64;
+    // SAFETY: BLKGETSIZE64 writes one u64.
+    unsafe { ioctl::blk_getsize64(dev.as_raw_fd(), &mut bytes) }?;
+    let mut sb = [0u8; 1024];
+    dev.seek(SeekFrom::Start(1024))?;
+    dev.read_exact(&mut sb)?;
+    let (blocks, block) = fs_blocks(&sb);
+    let fits = bytes / block;
+    // Less than a megabyte more is not worth a resize.
+    if fits <= blocks + (1 << 20) / block {
+        return Ok(());
+    }
+    super::stamp(&format!(
+        "growing the data disk's file system from {} to {} MiB",
+        (blocks * block) >> 20,
+        (fits * block) >> 20
+    ));
+    let dir = std::fs::File::open(root)?;
+    // SAFETY: EXT4_IOC_RESIZE_FS reads one u64, the new block count.
+    unsafe { ioctl::ext4_resize_fs(dir.as_raw_fd(), &fits) }
+        .with_context(|| format!("the kernel could not grow {}", root.display()))?;
+    super::stamp("data disk's file system grown");
     Ok(())
 }
 
@@ -163,7 +222,11 @@ pub fn network_up(net: Option<&Net>) -> Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
     if let Some(dns) = net.and_then(|n| n.dns) {
-        std::fs::write("/etc/resolv.conf", format!("nameserver {dns}\n"))?;
+        // The host's resolver may have been pushed already (host_sync).
+        let current = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if !current.starts_with(super::host_sync::HEADER) {
+            std::fs::write("/etc/resolv.conf", format!("nameserver {dns}\n"))?;
+        }
     }
     Ok(())
 }
@@ -171,6 +234,17 @@ pub fn network_up(net: Option<&Net>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_file_systems_size_from_its_superblock() {
+        let mut sb = [0u8; 1024];
+        sb[4..8].copy_from_slice(&4_194_304u32.to_le_bytes());
+        sb[24..28].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(fs_blocks(&sb), (4_194_304, 4096));
+        sb[0x60..0x64].copy_from_slice(&0x80u32.to_le_bytes());
+        sb[0x150..0x154].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(fs_blocks(&sb), ((1 << 32) + 4_194_304, 4096));
+    }
 
     #[test]
     fn reads_magic_and_state_from_one_superblock_read() {

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::mount::{umount2, MntFlags};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -77,7 +76,7 @@ pub fn run(config: &Config, mut agent: Option<Child>) -> ! {
         if let Some(sig) = signal {
             if sig != libc::SIGCHLD {
                 eprintln!("berth-init: power-off requested (signal {sig})");
-                power_off(agent.take());
+                super::shutdown::power_off(agent.take());
             }
         }
         // Reap everything that has exited, ours or re-parented.
@@ -174,74 +173,6 @@ fn wait_signal(set: &SigSet, timeout: Duration) -> Option<i32> {
     // SAFETY: the set and timespec are valid; info may be null.
     let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)
-}
-
-/// Stops the agent, then every other process, unmounts the disks and
-/// powers off.
-fn power_off(agent: Option<Child>) -> ! {
-    if let Some(a) = agent {
-        let pid = Pid::from_raw(a.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        wait_gone(pid, Duration::from_secs(10));
-    }
-    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-    wait_all_gone(Duration::from_secs(3));
-    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    wait_all_gone(Duration::from_secs(1));
-    nix::unistd::sync();
-    unmount_below(Path::new(AGENT_ROOT));
-    unmount_below(Path::new("/"));
-    nix::unistd::sync();
-    eprintln!("berth-init: powering off");
-    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-fn wait_gone(pid: Pid, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-            _ => return,
-        }
-    }
-    let _ = kill(pid, Signal::SIGKILL);
-    let _ = waitpid(pid, None);
-}
-
-fn wait_all_gone(timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Err(_) => return, // ECHILD: nothing left
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Unmounts every mount under `root` (deepest first) that is not a kernel
-/// file system, then `root` itself unless it is `/`.
-fn unmount_below(root: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(root))
-        .filter(|p| {
-            !["/proc", "/sys", "/dev", "/run", "/"]
-                .iter()
-                .any(|k| p == k || (Path::new(p).starts_with(k) && *k != "/"))
-        })
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        if umount2(p.as_str(), MntFlags::empty()).is_err() {
-            let _ = umount2(p.as_str(), MntFlags::MNT_DETACH);
-        }
-    }
 }
 
 /// Reads the power button's input events (ACPI's, or the GPIO key of
