@@ -12,6 +12,8 @@
 #            and after it exits; the qcow2's allocated MiB (du) before, with a 600 MiB
 #            container and after its removal (targets: idle <= 200 MiB, >= 75% of the
 #            rise back within 30 s for memory, a minute for the disk)
+#   stop     `berth vm stop` with three running containers that exit on SIGTERM, 3 times
+#            (target: <= 1 s); the guest's console shows where the time went
 #
 # Usage: bench/vm.sh [BOOTS]   (default 3; 0 skips the boot part). Needs root; builds
 # the guest image.
@@ -136,3 +138,23 @@ dafter=$(du_mib)
 printf 'data disk (du): before %d MiB, with a 600 MiB container %d MiB, a minute after its removal %d MiB\n' "$dbefore" "$dfull" "$dafter"
 awk -v b="$dbefore" -v f="$dfull" -v a="$dafter" 'BEGIN {printf "disk given back: %.0f%% of the growth (target >= 75%%)\n", 100*(f-a)/(f-b)}'
 "$bin/berth" vm stop --dir "$d" >/dev/null
+
+echo "== berth vm stop with 3 containers that exit on SIGTERM (3 stops) =="
+d=$work/vm-stop
+: >"$work/stop.ms"
+for i in 1 2 3; do
+  "$bin/berth" vm start --dir "$d" --image "$work/image" --memory 1024 --no-shares --network none >/dev/null
+  export BERTH_HOST=$("$bin/berth" vm status --dir "$d" --format json | sed -n 's/.*"endpoint": "\(.*\)".*/\1/p')
+  if ((i == 1)); then
+    "$bin/berth" load -i "$work/bb-oci.tar" >/dev/null
+    id=$("$bin/berth" images -q | head -1); "$bin/berth" tag "$id" bb >/dev/null
+  fi
+  for c in 1 2 3; do
+    "$bin/berth" run -d bb sh -c "trap 'exit 0' TERM; while :; do sleep 0.1; done" >/dev/null
+  done
+  start=$(now_ms)
+  "$bin/berth" vm stop --dir "$d" >/dev/null
+  echo $(( $(now_ms) - start )) >>"$work/stop.ms"
+done
+printf 'berth vm stop: median %d ms of %s (target <= 1000 ms); load %s\n' "$(median <"$work/stop.ms")" "$(tr '\n' ' ' <"$work/stop.ms")" "$(cut -d' ' -f1-3 /proc/loadavg)"
+grep 'power-off:' "$d/console.log" | tail -5
