@@ -112,6 +112,7 @@ fn run(args: Args) -> Result<()> {
         let (opener, modules_ready) = Gate::closed();
         tokio::spawn(async move {
             berth_agent::init::modules_ready().await;
+            berth_agent::shares::pin_mounted_in_background();
             opener.open();
         });
         // Records kept as files: what a kill left of a write goes first.

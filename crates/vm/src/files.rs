@@ -6,7 +6,9 @@
 //! Comparing states rather than forwarding raw events is what stops echoes:
 //! the agent's replays touch the files through the share, and the host sees
 //! those touches, but they leave size, time and existence as they were, so
-//! nothing new is sent.
+//! nothing new is sent. Each stream opens by naming, for a share that
+//! holds Berth's state directory, the aside folder there that the agent's
+//! replays use, so none of theirs shows in the user's folders.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,10 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-/// The directory (at each share's root) where the agent puts a second name
-/// of a file for a moment while it replays; nothing under it is forwarded.
+/// The directory older agents made at each share's root for the second
+/// name of a file they replay; nothing under it is forwarded, and an empty
+/// one is removed. The agent's aside folder is now in Berth's own state
+/// directory ([`scratch_events`]), which is never forwarded either.
 pub use berth_api::FILE_REPLAY_DIR as ASIDE_DIR;
 
 /// How long the folders must be quiet before a batch of events is
@@ -123,9 +127,11 @@ impl Tracker {
                 Hint::Renamed(from, to) => {
                     let (f, t) = (state(from), state(to));
                     let was = self.sent.get(from).copied();
+                    // A path never sent was there before the watch began
+                    // (a rename's source existed).
                     if f == Seen::Absent
                         && t != Seen::Absent
-                        && was.is_some_and(|w| w != Seen::Absent)
+                        && was != Some(Seen::Absent)
                         && self.sent.get(to).copied().unwrap_or(Seen::Absent) == Seen::Absent
                     {
                         out.push(event("rename", from, Some(to), t));
@@ -208,6 +214,68 @@ pub fn hints_of(ev: &notify::Event, ignore: &[PathBuf]) -> Vec<Hint> {
     }
 }
 
+/// What new folders already hold when their events are handled (one level;
+/// the caller goes on with the folders among them): a program that makes
+/// a folder and fills it at once (`mkdir -p`, a checkout) fills it before
+/// the watch on it begins, so nothing else reports these.
+fn contents_of_new_folders(events: &[pb::FileEvent], ignore: &[PathBuf]) -> Vec<Hint> {
+    let mut out = Vec::new();
+    let dirs = events
+        .iter()
+        .filter(|e| e.kind == "create" && e.is_dir)
+        .map(|e| PathBuf::from(&e.path));
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ASIDE_DIR)
+                || ignore.iter().any(|i| p.starts_with(i))
+            {
+                continue;
+            }
+            out.push(Hint::Touched(p, HintKind::Create));
+        }
+    }
+    out
+}
+
+/// The events of one batch of hints, followed by what the new folders
+/// among them already hold, a level at a time.
+fn decide_with_contents(
+    tracker: &mut Tracker,
+    hints: &[Hint],
+    ignore: &[PathBuf],
+) -> Vec<pb::FileEvent> {
+    let mut events = tracker.decide(hints, &Seen::of);
+    let mut inside = contents_of_new_folders(&events, ignore);
+    while !inside.is_empty() {
+        let more = tracker.decide(&inside, &Seen::of);
+        inside = contents_of_new_folders(&more, ignore);
+        events.extend(more);
+    }
+    events
+}
+
+/// The events that open a stream: for each folder that holds Berth's own
+/// state (an ignored folder), the aside folder the agent's replays may use
+/// there (made here first), so nothing of theirs shows in a user's folder.
+/// An empty `.berth-replay` an older agent left at a folder's root goes.
+fn scratch_events(folders: &[PathBuf], ignore: &[PathBuf]) -> Vec<pb::FileEvent> {
+    let mut out = Vec::new();
+    for f in folders {
+        let _ = std::fs::remove_dir(f.join(ASIDE_DIR));
+        if let Some(state) = ignore.iter().find(|i| i.starts_with(f) && *i != f) {
+            let scratch = state.join("replay");
+            if std::fs::create_dir_all(&scratch).is_ok() {
+                out.push(event("scratch", &scratch, None, Seen::Dir));
+            }
+        }
+    }
+    out
+}
+
 /// Watches `folders` and streams their changes to the agent on `channel`
 /// until the watcher or the agent goes away.
 pub async fn forward_file_events(
@@ -233,6 +301,11 @@ pub async fn forward_file_events(
             .notify(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
+    for ev in scratch_events(&folders, &ignore) {
+        if tx.send(ev).await.is_err() {
+            break;
+        }
+    }
     let mut tracker = Tracker::default();
     while let Some(first) = raw_rx.recv().await {
         // A batch ends once the folders have been quiet for BATCH (or after
@@ -250,7 +323,7 @@ pub async fn forward_file_events(
                 break;
             }
         }
-        for ev in tracker.decide(&hints, &Seen::of) {
+        for ev in decide_with_contents(&mut tracker, &hints, &ignore) {
             if tx.send(ev).await.is_err() {
                 drop(watcher);
                 let _ = call.await;
@@ -348,6 +421,72 @@ mod tests {
                 &state
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_rename_of_a_path_never_sent_is_a_rename() {
+        let fs: RefCell<HashMap<PathBuf, Seen>> = RefCell::new(HashMap::new());
+        let state = |p: &Path| fs.borrow().get(p).copied().unwrap_or(Seen::Absent);
+        let (a, b) = (PathBuf::from("/s/x/a"), PathBuf::from("/s/y/a"));
+        let file = Seen::File {
+            size: 1,
+            mtime_ns: 1,
+        };
+        fs.borrow_mut().insert(b.clone(), file);
+        let mut t = Tracker::default();
+        let out = t.decide(&[Hint::Renamed(a.clone(), b.clone())], &state);
+        assert_eq!(kinds(&out), vec!["rename /s/x/a"]);
+        assert_eq!(out[0].to_path, "/s/y/a");
+        // An editor's save: a temporary file made and moved over the name.
+        let tmp = PathBuf::from("/s/y/.a.swp");
+        fs.borrow_mut().insert(
+            b.clone(),
+            Seen::File {
+                size: 2,
+                mtime_ns: 2,
+            },
+        );
+        let save = [
+            Hint::Touched(tmp.clone(), HintKind::Create),
+            Hint::Renamed(tmp.clone(), b.clone()),
+        ];
+        assert_eq!(kinds(&t.decide(&save, &state)), vec!["modify /s/y/a"]);
+    }
+
+    #[test]
+    fn a_new_folder_brings_what_it_holds_and_state_gets_an_aside_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = dir.path().join("share");
+        let state = share.join(".local/berth/vm");
+        std::fs::create_dir_all(share.join(ASIDE_DIR)).unwrap();
+        std::fs::create_dir_all(share.join("new/a/b")).unwrap();
+        std::fs::write(share.join("new/a/b/f.txt"), "x").unwrap();
+        let evs = decide_with_contents(
+            &mut Tracker::default(),
+            &[Hint::Touched(share.join("new"), HintKind::Create)],
+            std::slice::from_ref(&state),
+        );
+        let root = share.display().to_string();
+        let made: Vec<String> = kinds(&evs).iter().map(|k| k.replace(&root, "")).collect();
+        assert_eq!(
+            made,
+            [
+                "create /new",
+                "create /new/a",
+                "create /new/a/b",
+                "create /new/a/b/f.txt"
+            ]
+        );
+        let evs = scratch_events(
+            &[share.clone(), dir.path().join("other")],
+            std::slice::from_ref(&state),
+        );
+        assert_eq!(
+            kinds(&evs),
+            vec![format!("scratch {}", state.join("replay").display())]
+        );
+        assert!(state.join("replay").is_dir());
+        assert!(!share.join(ASIDE_DIR).exists(), "the old aside folder went");
     }
 
     #[test]

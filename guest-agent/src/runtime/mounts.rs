@@ -95,6 +95,7 @@ impl Containers {
                         m.source
                     )));
                 }
+                crate::shares::bind_source(src)?;
                 if !src.exists() {
                     if !m.create_host_path {
                         return Err(Error::InvalidArgument(format!(

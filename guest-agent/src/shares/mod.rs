@@ -10,12 +10,17 @@
 //! looks at its file while a replay runs (a linker's `stat` and `chmod`
 //! right after writing) must find it. See [`replay`] for the table.
 //!
-//! "Aside" is a directory named [`ASIDE_DIR`] at the share's root, where a
-//! replay puts a second name for a moment, so the watched directory never
-//! shows a temporary name; the host ignores everything under it, and it
-//! compares each path's state with what it last sent, so these replays do
-//! not echo back as new host events.
+//! "Aside" is a folder the host names in its own state directory (when a
+//! share holds it), where a replay puts a second name for a moment, so the
+//! watched directory never shows a temporary name; the host ignores
+//! everything under it, and it compares each path's state with what it
+//! last sent, so these replays do not echo back as new host events.
+//!
+//! The folders of 9p shares are held open ([`pin`]): without that, a
+//! watcher below a share's root and the replay hold different inodes of
+//! one folder and the watcher hears nothing.
 
+pub mod pin;
 mod replay;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +29,8 @@ use crate::error::{Error, Result};
 
 pub use replay::{replay, Event, Kind};
 
-/// The directory, at each share's root, where a replay puts a second name
-/// for a moment; the host ignores events under it.
+/// The directory that older agents made at each share's root for their
+/// aside names; skipped when folders are pinned, and left out of events.
 pub use berth_api::FILE_REPLAY_DIR as ASIDE_DIR;
 
 /// A mounted host folder.
@@ -79,6 +84,76 @@ fn owner<'a>(shares: &'a [MountedShare], path: &Path) -> Option<&'a MountedShare
         .max_by_key(|s| s.path.as_os_str().len())
 }
 
+/// True when this agent serves in Berth's VM (PID 1 was told its vsock
+/// port on the kernel command line).
+fn in_vm() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("berth.port=")))
+}
+
+/// The folders the VM manager shares with the VM (whether or not they are
+/// mounted yet).
+fn shared_folders() -> Vec<PathBuf> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    crate::init::config::Config::parse(&cmdline)
+        .shares
+        .into_iter()
+        .map(|s| s.path)
+        .collect()
+}
+
+/// Pins the folders of every mounted 9p share, in a thread, once PID 1 has
+/// mounted them (the agent calls it as the VM's devices come up).
+pub fn pin_mounted_in_background() {
+    if !in_vm() {
+        return;
+    }
+    std::thread::spawn(|| pin::pin_shares(&mounted()));
+}
+
+/// Checks a bind source before a container is made: in the VM, a host
+/// path outside every shared folder is refused (the VM cannot see it, and
+/// it would silently become an empty folder there); a folder in a 9p share
+/// has its tree pinned before the container's watchers can look at it.
+pub fn bind_source(source: &Path) -> Result<()> {
+    if !in_vm() {
+        return Ok(());
+    }
+    let shares = mounted();
+    match owner(&shares, source) {
+        Some(s) if !s.virtiofs => {
+            pin::pin_bind_source(source);
+            Ok(())
+        }
+        Some(_) => Ok(()),
+        // The VM's own sockets (the Docker API's, for a container that
+        // drives Docker) are the VM's to bind.
+        None if std::fs::metadata(source)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) =>
+        {
+            Ok(())
+        }
+        None => Err(Error::InvalidArgument(refusal(source, &shared_folders()))),
+    }
+}
+
+/// The sentence refusing a bind source outside `shared`.
+fn refusal(source: &Path, shared: &[PathBuf]) -> String {
+    let list = if shared.is_empty() {
+        "none".to_string()
+    } else {
+        shared
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "bind source {} is not in a folder shared with the VM (shared: {list}); share its folder with `berth vm start --share PATH` (which replaces the list) or move it into one",
+        source.display()
+    )
+}
+
 /// Checks that `path` is inside one of `shares` (and not a share's root,
 /// which a replay must not move).
 pub fn check_inside(shares: &[MountedShare], path: &Path) -> Result<()> {
@@ -119,6 +194,17 @@ mod tests {
         assert!(!shares[0].virtiofs);
         assert!(shares[1].read_only);
         assert!(shares[1].virtiofs);
+    }
+
+    #[test]
+    fn the_refusal_names_the_shared_folders() {
+        let shared = [PathBuf::from("/home/me"), PathBuf::from("/srv")];
+        let msg = refusal(Path::new("/opt/data"), &shared);
+        assert!(
+            msg.starts_with("bind source /opt/data is not in a folder shared with the VM (shared: /home/me, /srv);"),
+            "{msg}"
+        );
+        assert!(refusal(Path::new("/x"), &[]).contains("(shared: none)"));
     }
 
     #[test]

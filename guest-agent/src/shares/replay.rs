@@ -5,9 +5,9 @@
 //! |---|---|---|
 //! | modify | the last byte written back as it is, then the old times back | IN_MODIFY (and IN_ATTRIB) |
 //! | create (file), 9p | a second name aside, renamed over the name, then unlinked | IN_MOVED_TO |
-//! | create (file), virtiofs | as a modify (as an attrib when empty) | IN_MODIFY (IN_ATTRIB) |
-//! | create (dir) | nothing (see below) | nothing |
-//! | delete | create the name exclusively, then remove it | IN_CREATE, IN_DELETE |
+//! | create (file), virtiofs or no aside folder | as a modify (as an attrib when empty) | IN_MODIFY (IN_ATTRIB) |
+//! | create (dir) | pinned (see [`pin`](super::pin)), then its times set as they are | IN_ATTRIB |
+//! | delete | unpinned; the name created exclusively, then removed | IN_CREATE, IN_DELETE |
 //! | rename A→B (file) | a delete of A, then a create of B | IN_CREATE A, IN_DELETE A, then B as a create |
 //! | rename A→B (dir) | rename B→A, then A→B | IN_MOVED_FROM/TO (twice) |
 //! | attrib | `futimens` with the current times | IN_ATTRIB |
@@ -22,20 +22,35 @@
 //! new file is announced as a change. (Watchers take a move into the
 //! directory as a new file: it is what an editor's save-by-rename makes.)
 //!
+//! The aside folder is one the host names (a `scratch` event): a folder in
+//! Berth's own state directory, when a share holds it (the home folder,
+//! shared by default, does), which the host leaves out of its events. A
+//! share without one gets no aside folder at all, and its new files are
+//! announced as changes: nothing of the replay's ever shows in a user's
+//! folder.
+//!
 //! These touch the host's files, so each is careful not to race the host:
 //! a replay acts only while the file's size and time are still what the
 //! host sent (a newer change brings its own event), a modify never
 //! truncates, a rename over the name happens only while the name still is
-//! the same file, and a new directory is not replayed at all, since moving
-//! a folder a host program is filling could break that program. A folder
+//! the same file, and a new directory is never moved, since moving a
+//! folder a host program is filling could break that program. A folder
 //! rename is the one replay that moves a host name for a moment: a folder
 //! cannot have a second name.
 
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{check_inside, owner, MountedShare, ASIDE_DIR};
+use super::{check_inside, owner, pin, MountedShare};
 use crate::error::{Error, Result};
+
+/// The aside folder of each share (by its root) that the host named.
+static SCRATCH: std::sync::Mutex<std::collections::BTreeMap<PathBuf, PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn scratch() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<PathBuf, PathBuf>> {
+    SCRATCH.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What happened on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +65,10 @@ pub enum Kind {
     Rename,
     /// Permissions, owner or times changed.
     Attrib,
+    /// Not a change: the host names the folder (in the share, where users
+    /// never look) that replays of this share may use as their aside
+    /// directory.
+    Scratch,
 }
 
 impl std::str::FromStr for Kind {
@@ -61,9 +80,10 @@ impl std::str::FromStr for Kind {
             "delete" => Kind::Delete,
             "rename" => Kind::Rename,
             "attrib" => Kind::Attrib,
+            "scratch" => Kind::Scratch,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "'{other}' is not a file event: use create, modify, delete, rename or attrib"
+                    "'{other}' is not a file event: use create, modify, delete, rename, attrib or scratch"
                 )))
             }
         })
@@ -110,6 +130,14 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
         check_inside(shares, to)?;
     }
     match ev.kind {
+        Kind::Scratch => {
+            let share = owner(shares, &ev.path).map(|s| s.path.clone());
+            if let Some(share) = share {
+                std::fs::create_dir_all(&ev.path).map_err(io("making a share's replay folder"))?;
+                scratch().insert(share, ev.path.clone());
+            }
+            Ok(())
+        }
         Kind::Modify => match open_for_replay(&ev.path)? {
             Some((f, meta)) => rewrite_last_byte(&f, &meta, ev.seen),
             None => Ok(()),
@@ -126,12 +154,17 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
             let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
                 return Ok(());
             };
-            if meta.is_dir() || !still_matches(ev.seen, &meta) {
+            if meta.is_dir() {
+                return announce_new_dir(shares, &ev.path);
+            }
+            if !still_matches(ev.seen, &meta) {
                 return Ok(());
             }
             announce_new(shares, &ev.path, ev.seen)
         }
         Kind::Delete => {
+            // A pinned dentry would keep the name alive in the guest.
+            pin::unpin_tree(&ev.path);
             announce_gone(&ev.path, ev.is_dir);
             Ok(())
         }
@@ -144,13 +177,22 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
             let Ok(meta) = std::fs::symlink_metadata(to) else {
                 return Ok(());
             };
+            if meta.is_dir() {
+                // The folders pinned under the old name are stale; the
+                // new name's are pinned once the guest has seen the move.
+                pin::unpin_tree(&ev.path);
+            }
             if std::fs::symlink_metadata(&ev.path).is_ok() {
                 return Ok(());
             }
             if meta.is_dir() {
-                std::fs::rename(to, &ev.path).map_err(io("replaying a shared rename"))?;
-                std::fs::rename(&ev.path, to).map_err(io("replaying a shared rename"))?;
-                return Ok(());
+                let moved = std::fs::rename(to, &ev.path)
+                    .and_then(|()| std::fs::rename(&ev.path, to))
+                    .map_err(io("replaying a shared rename"));
+                if !owner(shares, to).is_some_and(|s| s.virtiofs) {
+                    pin::pin_tree(to);
+                }
+                return moved;
             }
             announce_gone(&ev.path, false);
             announce_new(shares, to, None)
@@ -206,7 +248,9 @@ fn announce_new(shares: &[MountedShare], path: &Path, seen: Option<(u64, i64)>) 
     if share.virtiofs {
         return announce_as_change(path, seen);
     }
-    let aside = aside_name(share).map_err(io("making the replay directory of a share"))?;
+    let Some(aside) = aside_name(share) else {
+        return announce_as_change(path, seen);
+    };
     if std::fs::hard_link(path, &aside).is_err() {
         // Gone meanwhile, or a file system without hard links.
         return announce_as_change(path, seen);
@@ -273,17 +317,34 @@ fn announce_gone(path: &Path, is_dir: bool) {
     }
 }
 
-/// A free name in the share's aside directory (made when missing).
-fn aside_name(share: &MountedShare) -> std::io::Result<PathBuf> {
-    let root = share.path.join(ASIDE_DIR);
-    match std::fs::create_dir(&root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+/// A free name in the aside folder the host named for this share, or
+/// `None` when it named none (the share does not hold Berth's own folder).
+fn aside_name(share: &MountedShare) -> Option<PathBuf> {
+    let root = scratch().get(&share.path).cloned()?;
+    if !root.is_dir() {
+        std::fs::create_dir_all(&root).ok()?;
     }
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(root.join(format!("{}-{n}", std::process::id())))
+    Some(root.join(format!("{}-{n}", std::process::id())))
+}
+
+/// A folder the host made: pinned first (with what is already in it), so
+/// a watcher that adds a watch on it meets the replays of what happens
+/// in it; then announced to its parent's watchers as a change of it
+/// (IN_ATTRIB), since a folder has no second name to move over it and
+/// moving the host's folder away for a moment could break the program
+/// filling it.
+fn announce_new_dir(shares: &[MountedShare], path: &Path) -> Result<()> {
+    if !owner(shares, path).is_some_and(|s| s.virtiofs) {
+        pin::pin_tree(path);
+    }
+    if let Ok(f) = std::fs::File::open(path) {
+        if let Ok(meta) = f.metadata() {
+            restore_times(&f, &meta);
+        }
+    }
+    Ok(())
 }
 
 /// Puts the access and modification times of `meta` back on `f`.
@@ -308,12 +369,14 @@ mod tests {
     use std::io::Write;
 
     fn share(dir: &Path) -> Vec<MountedShare> {
-        vec![MountedShare {
+        let s = vec![MountedShare {
             tag: "t".into(),
             path: dir.to_path_buf(),
             read_only: false,
             virtiofs: false,
-        }]
+        }];
+        replay(&s, &event(Kind::Scratch, &aside_of(dir), None)).unwrap();
+        s
     }
 
     fn event(kind: Kind, path: &Path, to: Option<PathBuf>) -> Event {
@@ -326,8 +389,13 @@ mod tests {
         }
     }
 
+    /// The aside folder `share` registers for a test share.
+    fn aside_of(dir: &Path) -> PathBuf {
+        dir.join("state/replay")
+    }
+
     fn aside_is_empty(dir: &Path) {
-        let aside: Vec<_> = std::fs::read_dir(dir.join(ASIDE_DIR))
+        let aside: Vec<_> = std::fs::read_dir(aside_of(dir))
             .map(|d| d.collect())
             .unwrap_or_default();
         assert!(aside.is_empty(), "{aside:?}");
@@ -447,6 +515,43 @@ mod tests {
             (before.ino(), before.mtime_nsec()),
             (after.ino(), after.mtime_nsec())
         );
-        assert!(!dir.path().join(ASIDE_DIR).exists(), "no aside name");
+        aside_is_empty(dir.path());
+    }
+
+    /// A share without an aside folder named by the host (one that does
+    /// not hold Berth's state) gets nothing of the replay's in it.
+    #[test]
+    fn without_an_aside_folder_nothing_appears_in_the_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = vec![MountedShare {
+            tag: "t".into(),
+            path: dir.path().to_path_buf(),
+            read_only: false,
+            virtiofs: false,
+        }];
+        let f = dir.path().join("new.txt");
+        std::fs::write(&f, "data").unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        replay(&s, &event(Kind::Create, &f, None)).unwrap();
+        let new_dir = Event {
+            is_dir: true,
+            ..event(Kind::Create, &sub, None)
+        };
+        replay(&s, &new_dir).unwrap();
+        assert!(pin::is_pinned(&sub), "a new folder is pinned");
+        std::fs::remove_dir(&sub).unwrap();
+        let gone = Event {
+            is_dir: true,
+            ..event(Kind::Delete, &sub, None)
+        };
+        replay(&s, &gone).unwrap();
+        assert!(!pin::is_pinned(&sub), "a removed folder is let go");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("new.txt")]);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "data");
     }
 }
