@@ -602,6 +602,7 @@ fn containers_survive_a_killed_agent() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let zombies = zombies();
+    assert!(zombies.is_empty(), "{zombies:?}");
 }
 
 #[test]

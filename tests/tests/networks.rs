@@ -196,6 +196,21 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
             &fetch("http://web/"),
         ]);
     }
+    // As compose does: a created container leaves the default bridge, its
+    // only network, joins another, and starts there.
+    agent.ok(&["create", "--name", "late", bb, "sleep", "300"]);
+    agent.ok(&["network", "disconnect", "bridge", "late"]);
+    agent.ok(&["network", "connect", "third", "late"]);
+    agent.ok(&["start", "late"]);
+    let nets = agent.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "late",
+    ]);
+    assert_eq!(nets.trim(), "third");
+    agent.ok(&["exec", "late", "sh", "-c", &fetch("http://web/")]);
+    agent.ok(&["rm", "-f", "late"]);
     // Bad input: one sentence each.
     let err = agent.fails(&["network", "create", "appnet"]);
     assert!(err.contains("already exists"), "{err}");

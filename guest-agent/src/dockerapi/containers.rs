@@ -133,9 +133,8 @@ fn list_networks(r: &Record, nets: &[NetworkRecord]) -> serde_json::Value {
 /// `GET /containers/{id}/json`: the engine's Docker-shaped inspect. The
 /// container's short id is one of its aliases on each user network (as
 /// dockerd answered before API 1.44; later ones list it in `DNSNames`
-/// only, which Berth's DNS answers too). compose 1.29 disconnects and
-/// reconnects a created container whose aliases lack it, and the engine
-/// keeps a created container that left its only network on none.
+/// only, which Berth's DNS answers too): compose 1.29 disconnects and
+/// reconnects a created container whose aliases lack it.
 pub async fn inspect(AxState(api): State, Path(id): Path<String>) -> ApiResult<Response> {
     let r = record(&api, &id)?;
     let mut v = api.agent.containers.inspect_json(&r);

@@ -49,8 +49,7 @@
 //!   not survive an agent restart. `Pid` in exec inspect is 0.
 //! - A container's short id is listed among its aliases on user networks
 //!   at every API version (dockerd stopped at 1.44): compose 1.29
-//!   reconnects a created container whose aliases lack it, and the engine
-//!   refuses to reconnect a created container that left its only network.
+//!   disconnects and reconnects a created container whose aliases lack it.
 
 pub mod archive;
 pub mod attach;

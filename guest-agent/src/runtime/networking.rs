@@ -115,7 +115,21 @@ impl Containers {
         let _busy = entry.busy.lock().await;
         let record = entry.record();
         let net = self.networks.find(network)?;
-        if net.driver != "bridge" || record.networks.is_empty() {
+        // The container's own mode, not what it joins now: one that left
+        // its only network (compose does that before joining its project's)
+        // can join another.
+        let mode = if record.config.network.is_empty() {
+            DEFAULT
+        } else {
+            record.config.network.as_str()
+        };
+        let bridged = !mode.starts_with("container:")
+            && self
+                .networks
+                .find(mode)
+                .map(|n| n.driver == "bridge")
+                .unwrap_or(true);
+        if net.driver != "bridge" || !bridged {
             return Err(Error::FailedPrecondition(format!(
                 "container {} cannot join {}: a container on host or none networking, or joining them, stays on that alone",
                 record.name, net.name
@@ -139,6 +153,12 @@ impl Containers {
             ip,
         };
         if record.state.is_running() {
+            if !self.networks.ns_path(&record.id).exists() {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} was started without a network, so it cannot join {} while it runs: stop it, connect it, and start it again",
+                    record.name, net.name
+                )));
+            }
             self.networks.connect(&member_of(&record), &join).await?;
         }
         let record = self.update(&entry, |r| r.networks.push(join))?;
