@@ -214,6 +214,33 @@ fn the_data_disk_grows_with_its_setting_and_never_shrinks() {
     // The images survived the growth.
     assert_eq!(vm.ok(&["run", "--rm", "bb", "echo", "kept"]).trim(), "kept");
     vm.vm_ok(&["stop"]);
+
+    // An image with an older agent than this Berth's: the start boots the
+    // image that came with this Berth instead (its system disk), and the
+    // data disk, with the loaded image, stays.
+    let old = tempfile::tempdir().unwrap();
+    let current = berth_tests::vm::image_dir();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(current.join("manifest.json")).unwrap()).unwrap();
+    for name in std::fs::read_dir(&current).unwrap().flatten() {
+        std::os::unix::fs::symlink(name.path(), old.path().join(name.file_name())).unwrap();
+    }
+    manifest["agent_version"] = "0.0.1".into();
+    std::fs::remove_file(old.path().join("manifest.json")).unwrap();
+    std::fs::write(
+        old.path().join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    std::env::set_var("BERTH_VM_IMAGE", &current);
+    vm.vm_ok(&["start", "--image", old.path().to_str().unwrap()]);
+    let log = std::fs::read_to_string(vm.dir.path().join("supervisor.log")).unwrap_or_default();
+    assert!(
+        log.contains("has agent 0.0.1") && log.contains("the data disk is kept"),
+        "{log}"
+    );
+    assert_eq!(vm.ok(&["run", "--rm", "bb", "echo", "kept"]).trim(), "kept");
+    vm.vm_ok(&["stop"]);
     set_disk_size(&vm, 32 << 30);
     let out = vm.vm(&["start"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -206,6 +206,18 @@ impl GuestImage {
     }
 }
 
+/// True when version `a` (`1.2.3`) is older than `b`; parts that are not
+/// numbers count as 0.
+pub fn older(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split(['.', '-', '+'])
+            .take(3)
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    parts(a) < parts(b)
+}
+
 /// The virtual size in bytes of the data disk at `path`.
 pub fn disk_size(path: &Path, format: DiskFormat) -> Result<u64> {
     match format {
@@ -357,6 +369,14 @@ mod tests {
         f[36..40].copy_from_slice(&(size.div_ceil(512 << 20) as u32).to_be_bytes());
         f[40..48].copy_from_slice(&(3u64 << 16).to_be_bytes());
         std::fs::write(path, f).unwrap();
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(older("0.1.0", "0.2.0"));
+        assert!(older("0.9.0", "0.10.0"));
+        assert!(!older("0.1.0", "0.1.0"));
+        assert!(!older("1.0.0", "0.9.9"));
     }
 
     #[test]

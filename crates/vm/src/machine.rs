@@ -195,7 +195,7 @@ impl Machine {
         let image_dir = self.settings.image.clone().context(
             "no guest image is set: build one with scripts/build-vm-image.sh and pass --image DIR (or set BERTH_VM_IMAGE)",
         )?;
-        let image = GuestImage::open(&image_dir)?;
+        let image = up_to_date_image(GuestImage::open(&image_dir)?);
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let spec = LaunchSpec::new(&self.dir, &self.settings, image);
@@ -405,6 +405,41 @@ impl Machine {
             state.save(&self.dir);
         }
         progress(p);
+    }
+}
+
+/// The image to boot: `set` (the settings' image), unless its agent is
+/// older than this Berth and the image that came with this Berth
+/// (`BERTH_VM_IMAGE`) carries this Berth's agent: then that one, so the
+/// VM's system disk (kept in the image) is replaced and its data disk
+/// (kept in the VM's directory) stays.
+fn up_to_date_image(set: GuestImage) -> GuestImage {
+    let ours = env!("CARGO_PKG_VERSION");
+    if !crate::image::older(&set.manifest.agent_version, ours) {
+        return set;
+    }
+    let bundled = std::env::var_os("BERTH_VM_IMAGE")
+        .map(PathBuf::from)
+        .and_then(|d| GuestImage::open(&d).ok())
+        .filter(|b| b.manifest.agent_version == ours && b.manifest.arch == set.manifest.arch);
+    match bundled {
+        Some(b) => {
+            eprintln!(
+                "berth vm: the image in {} has agent {}, this Berth is {ours}: booting {} instead (the data disk is kept)",
+                set.dir.display(),
+                set.manifest.agent_version,
+                b.dir.display()
+            );
+            b
+        }
+        None => {
+            eprintln!(
+                "berth vm: the image in {} has agent {}, older than this Berth ({ours}); rebuild it with scripts/build-vm-image.sh",
+                set.dir.display(),
+                set.manifest.agent_version
+            );
+            set
+        }
     }
 }
 
