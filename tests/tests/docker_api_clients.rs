@@ -2,7 +2,9 @@
 //! docker-py 7 (when installed), Debian's docker 20.10 client (API 1.41),
 //! and `docker login` against a registry that wants credentials, with
 //! commit, diff and export; `docker update` of a running container and
-//! `docker search`; exec instances backed by the engine's sessions.
+//! `docker search`; exec instances backed by the engine's sessions;
+//! `docker import` from a file and stdin, `docker build --compress` and a
+//! commit's config body.
 
 use berth_tests::dockerapi::DockerAgent;
 use berth_tests::need_root;
@@ -40,6 +42,17 @@ df = io.BytesIO(b"FROM bb\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n")
 img, log = c.images.build(fileobj=df, tag="pybuilt:1", rm=True)
 assert "pybuilt:1" in img.tags, img.tags
 assert c.containers.run("pybuilt:1", remove=True) == b"built\n"
+import os, tempfile
+ctx = tempfile.mkdtemp()
+with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+    f.write("FROM bb\nCOPY Dockerfile /df\nCMD [\"wc\", \"-l\", \"/df\"]\n")
+img, _ = c.images.build(path=ctx, gzip=True, tag="pygz:1")
+assert c.containers.run("pygz:1", remove=True) == b"3 /df\n"
+img = box.commit(repository="pycommit", tag="1", conf={
+    "Cmd": ["sh", "-c", "echo $X; pwd"], "Env": ["X=one two"],
+    "Labels": {"team": "core"}, "WorkingDir": "/tmp"})
+assert img.labels["team"] == "core", img.labels
+assert c.containers.run("pycommit:1", remove=True) == b"one two\n/tmp\n"
 box.remove(force=True)
 print("ok")
 "#;
@@ -383,4 +396,161 @@ fn exec_instances_are_the_engine_s_sessions() {
     assert_eq!(v["ProcessConfig"]["entrypoint"], "sleep", "{v}");
     let (code, _, err) = d.docker(&["exec", "ex", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5, "{err}");
+}
+
+#[test]
+fn import_from_a_file_and_from_stdin_then_run() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let bb = d.load_busybox();
+    d.ok(&["create", "--name", "src", "--network", "none", bb]);
+    let tar = d.dir.path().join("rootfs.tar");
+    let tar_s = tar.to_str().unwrap();
+    d.ok(&["export", "-o", tar_s, "src"]);
+    // From a file, with changes and a message: the id streams back.
+    let out = d.ok(&[
+        "import",
+        "--change",
+        "CMD [\"echo\", \"imported\"]",
+        "--change",
+        "ENV WHO=file",
+        "-m",
+        "from a file",
+        tar_s,
+        "imp:file",
+    ]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "imp:file"]),
+        "imported\n"
+    );
+    let got = d.ok(&["image", "inspect", "-f", "{{.Config.Env}}", "imp:file"]);
+    assert_eq!(got.trim(), "[WHO=file]");
+    let got = d.ok(&["history", "--format", "{{.Comment}}", "imp:file"]);
+    assert_eq!(got.trim(), "from a file");
+    // From stdin, gzipped: the engine's import unpacks it.
+    let gz = d.dir.path().join("rootfs.tar.gz");
+    let zipped = std::process::Command::new("gzip")
+        .args(["-1", "-k", tar_s])
+        .status()
+        .unwrap();
+    assert!(zipped.success() && gz.exists());
+    let out = d
+        .docker_cmd(&["import", "-", "imp:stdin"])
+        .stdin(std::fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "imp:stdin",
+            "echo",
+            "hi"
+        ]),
+        "hi\n"
+    );
+    // Not a tar, a URL and a bad change: each told in one sentence.
+    let junk = d.dir.path().join("junk");
+    std::fs::write(&junk, "not a tar at all, just words").unwrap();
+    let (code, _, err) = d.docker(&["import", junk.to_str().unwrap(), "imp:junk"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be unpacked"), "{err}");
+    let (code, _, err) = d.docker(&["import", "http://127.0.0.1:9/x.tar"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not from a URL"), "{err}");
+    let (code, _, err) = d.docker(&["import", "-c", "RUN true", tar_s]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid --change"), "{err}");
+}
+
+#[test]
+fn compressed_build_contexts_and_a_commit_s_config_body() {
+    if !need_root() {
+        return;
+    }
+    let d = DockerAgent::start(false);
+    let bb = d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {bb}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "from a gzipped context\n").unwrap();
+    let out = d
+        .docker_cmd(&[
+            "build",
+            "--compress",
+            "-t",
+            "zipped:1",
+            ctx.path().to_str().unwrap(),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Successfully tagged zipped:1"), "{text}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "zipped:1"]),
+        "from a gzipped context\n"
+    );
+    // A commit's config body (as docker-py's `conf`) shapes the image.
+    d.ok(&["create", "--name", "base", "--network", "none", bb]);
+    let body = r#"{"Cmd": ["sh", "-c", "echo $GREETING; pwd; id -un"],
+        "Env": ["GREETING=hello there"], "Labels": {"team": "core"},
+        "ExposedPorts": {"8080/tcp": {}}, "WorkingDir": "/tmp", "User": "nobody"}"#;
+    let made = api(&d, "POST", "/commit?container=base&repo=cfg&tag=1", body);
+    assert!(
+        made["Id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("sha256:")),
+        "{made}"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "cfg:1"]),
+        "hello there\n/tmp\nnobody\n"
+    );
+    let got = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Config.Labels.team}} {{json .Config.ExposedPorts}}",
+        "cfg:1",
+    ]);
+    assert_eq!(got.trim(), r#"core {"8080/tcp":{}}"#);
+    // `changes` go over the body, as dockerd applies them.
+    let made = api(
+        &d,
+        "POST",
+        "/commit?container=base&repo=cfg&tag=2&changes=CMD%20%5B%22pwd%22%5D",
+        body,
+    );
+    assert!(made["Id"].is_string(), "{made}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "cfg:2"]),
+        "/tmp\n"
+    );
+    let refused = api(
+        &d,
+        "POST",
+        "/commit?container=base",
+        r#"{"Healthcheck": {"Test": ["CMD", "true"]}}"#,
+    );
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Healthcheck"), "{refused}");
 }

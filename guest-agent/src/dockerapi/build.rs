@@ -93,6 +93,137 @@ fn json_map(raw: Option<&String>, what: &str) -> ApiResult<BTreeMap<String, Stri
         .collect())
 }
 
+/// How a build context is packed, read off its first bytes.
+#[derive(Debug, PartialEq)]
+enum Packing {
+    /// A plain tar, carried as it is.
+    Plain,
+    /// gzip or zstd, unpacked on the way (as the engine unpacks layers).
+    Compressed,
+    /// A compression Berth has no decoder for, named.
+    Unsupported(&'static str),
+}
+
+/// Reads the packing off a context's first bytes (at least 6, or all).
+fn packing(head: &[u8]) -> Packing {
+    use crate::image::layers::Compression;
+    if head.starts_with(b"BZh") {
+        Packing::Unsupported("bzip2")
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Packing::Unsupported("xz")
+    } else if Compression::sniff(head) == Compression::None {
+        Packing::Plain
+    } else {
+        Packing::Compressed
+    }
+}
+
+/// The body's chunks as a blocking reader, for a decompressor.
+struct ChunkReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Unpacks a compressed context from `rx` into `ctx` as it arrives, on
+/// a blocking thread; the error says what could not be read.
+fn unpack(rx: mpsc::Receiver<Bytes>, ctx: mpsc::Sender<Vec<u8>>) -> Result<(), String> {
+    use std::io::Read;
+    let reader = ChunkReader {
+        rx,
+        current: Bytes::new(),
+    };
+    let mut plain = crate::image::layers::decompress(reader).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = plain.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 || ctx.blocking_send(buf[..n].to_vec()).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Carries the request body to the builder as its context: a plain tar
+/// as it is, a gzip or zstd one unpacked as a stream (`docker build
+/// --compress`, docker-py's `gzip=True`). Anything it cannot carry is
+/// told in the build stream, with `refused` set so the builder's own
+/// error about the cut-short context is not told too.
+async fn carry_context(
+    mut body: axum::body::BodyDataStream,
+    ctx: mpsc::Sender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Bytes>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let refuse = |message: String| {
+        refused.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = out.send(super::images::stream_error(&message));
+    };
+    // Enough of the start to know its packing.
+    let mut head = Vec::new();
+    while head.len() < 6 {
+        match body.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(e)) => return refuse(format!("reading the build context: {e}")),
+            None => break,
+        }
+    }
+    match packing(&head) {
+        Packing::Unsupported(what) => refuse(format!(
+            "a {what}-compressed build context is not supported by Berth: send it as a plain, gzip or zstd tar"
+        )),
+        Packing::Plain => {
+            if ctx.send(head).await.is_err() {
+                return;
+            }
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => {
+                        if ctx.send(c.to_vec()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => return refuse(format!("reading the build context: {e}")),
+                }
+            }
+        }
+        Packing::Compressed => {
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            let unpacking = tokio::task::spawn_blocking(move || unpack(rx, ctx));
+            let mut sent = tx.send(Bytes::from(head)).await.is_ok();
+            while let Some(chunk) = body.next().await.filter(|_| sent) {
+                match chunk {
+                    Ok(c) => sent = tx.send(c).await.is_ok(),
+                    Err(e) => {
+                        // Marked before the unpacker ends the context.
+                        refuse(format!("reading the build context: {e}"));
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            match unpacking.await {
+                Ok(Ok(())) => {}
+                _ if refused.load(std::sync::atomic::Ordering::SeqCst) => {}
+                Ok(Err(e)) => refuse(format!("the compressed build context cannot be read: {e}")),
+                Err(e) => refuse(format!("unpacking the build context crashed: {e}")),
+            }
+        }
+    }
+}
+
 /// `POST /build?t=&dockerfile=&buildargs=&target=&nocache=&q=&labels=…`.
 pub async fn build(
     AxState(api): State,
@@ -139,24 +270,8 @@ pub async fn build(
     let (ctx_tx, ctx_rx) = mpsc::channel::<Vec<u8>>(16);
     let (out, rx) = mpsc::unbounded_channel::<Bytes>();
     let refused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut body = req.into_body().into_data_stream();
-    let (reader_out, reader_refused) = (out.clone(), refused.clone());
-    tokio::spawn(async move {
-        let mut first = true;
-        while let Some(Ok(chunk)) = body.next().await {
-            if first && chunk.starts_with(&[0x1f, 0x8b]) {
-                reader_refused.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = reader_out.send(super::images::stream_error(
-                    "a compressed build context is not supported by Berth yet: build without --compress",
-                ));
-                return;
-            }
-            first = false;
-            if ctx_tx.send(chunk.to_vec()).await.is_err() {
-                return;
-            }
-        }
-    });
+    let body = req.into_body().into_data_stream();
+    tokio::spawn(carry_context(body, ctx_tx, out.clone(), refused.clone()));
     let (etx, mut erx) = mpsc::unbounded_channel::<BuildEvent>();
     let builder = api.agent.builder.clone();
     tokio::spawn(async move {
@@ -239,5 +354,45 @@ mod tests {
         assert_eq!(classic_step("[internal] load context"), None);
         assert_eq!(with_tag("a/b"), "a/b:latest");
         assert_eq!(with_tag("127.0.0.1:5000/a:1"), "127.0.0.1:5000/a:1");
+    }
+
+    #[test]
+    fn contexts_are_told_apart_by_their_first_bytes() {
+        assert_eq!(packing(b"Dockerfile\0\0"), Packing::Plain);
+        assert_eq!(packing(&[0x1f, 0x8b, 8, 0, 0, 0]), Packing::Compressed);
+        assert_eq!(
+            packing(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0]),
+            Packing::Compressed
+        );
+        assert_eq!(packing(b"BZh91AY"), Packing::Unsupported("bzip2"));
+        assert_eq!(
+            packing(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Packing::Unsupported("xz")
+        );
+        assert_eq!(packing(b""), Packing::Plain);
+    }
+
+    #[test]
+    fn a_gzipped_context_unpacks_as_a_stream() {
+        use std::io::Write;
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let packed = gz.finish().unwrap();
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let (ctx, mut got) = mpsc::channel::<Vec<u8>>(4);
+        let feeder = std::thread::spawn(move || {
+            for c in packed.chunks(1000) {
+                tx.blocking_send(Bytes::copy_from_slice(c)).unwrap();
+            }
+        });
+        let unpacker = std::thread::spawn(move || unpack(rx, ctx));
+        let mut out = Vec::new();
+        while let Some(c) = got.blocking_recv() {
+            out.extend(c);
+        }
+        feeder.join().unwrap();
+        assert_eq!(unpacker.join().unwrap(), Ok(()));
+        assert_eq!(out, plain);
     }
 }

@@ -1,5 +1,5 @@
-//! Images: list, pull (`POST /images/create`, with dockerd's JSON
-//! progress stream), inspect, history, tag and remove.
+//! Images: list, pull and import (`POST /images/create`, with dockerd's
+//! JSON progress stream), inspect, history, tag and remove.
 
 use std::collections::HashMap;
 
@@ -101,17 +101,24 @@ pub fn stream_error(message: &str) -> bytes::Bytes {
     line(&json!({ "errorDetail": { "message": message }, "error": message }))
 }
 
-/// `POST /images/create?fromImage=&tag=`: a pull, streamed.
+/// `POST /images/create?fromImage=&tag=`: a pull, streamed; with
+/// `fromSrc=-`, an import of the tar in the body ([`import`]).
 pub async fn create(
     AxState(api): State,
-    Query(q): Params,
-    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+    req: Request,
 ) -> ApiResult<Response> {
-    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad(
-            "fromSrc (docker import) is not served by Berth's Engine API yet: use `berth import`",
-        ));
+    let q: HashMap<String, String> = pairs.iter().cloned().collect();
+    match q.get("fromSrc").map(String::as_str) {
+        None | Some("") => {}
+        Some("-") => return import(&api, &pairs, req).await,
+        Some(url) => {
+            return Err(ApiError::bad(format!(
+                "fromSrc={url:?}: Berth imports only the tar sent in the request (fromSrc=-), not from a URL: download it and `docker import FILE`"
+            )))
+        }
     }
+    let headers = req.headers();
     let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
         return Err(ApiError::bad("fromImage is required"));
     };
@@ -125,7 +132,7 @@ pub async fn create(
     };
     crate::image::reference::ImageRef::parse(&reference).map_err(ApiError::from)?;
     let platform = q.get("platform").cloned().unwrap_or_default();
-    let creds = credentials(&headers);
+    let creds = credentials(headers);
     let images = api.agent.images.clone();
     let (ptx, prx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let (dtx, drx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
@@ -144,6 +151,93 @@ pub async fn create(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// The reference an import is named by: `repo` (which may carry a tag,
+/// as the docker CLI sends it) and `tag`, or "" for none.
+fn import_reference(repo: &str, tag: &str) -> String {
+    match (repo.is_empty(), tag.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => repo.to_string(),
+        (false, false) => format!("{repo}:{tag}"),
+    }
+}
+
+/// Refuses an import `platform` other than the host's: the engine's
+/// import makes images for the host's platform only.
+fn import_platform(platform: &str) -> ApiResult<()> {
+    if platform.is_empty() {
+        return Ok(());
+    }
+    let host = crate::image::manifest::Platform::host();
+    let wanted = if platform.contains('/') {
+        crate::image::manifest::Platform::parse(platform)?
+    } else {
+        crate::image::manifest::Platform {
+            os: platform.to_string(),
+            architecture: host.architecture.clone(),
+            variant: None,
+        }
+    };
+    if wanted.os == host.os && wanted.architecture == host.architecture {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "platform {platform:?}: Berth imports images for this machine's platform only ({}/{})",
+            host.os, host.architecture
+        )))
+    }
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=&platform=`
+/// (`docker import`): the (possibly compressed) filesystem tar in the
+/// body becomes a one-layer image through the engine's import, as
+/// `berth import` makes it; the answer is dockerd's stream, whose last
+/// status is the new image's id.
+async fn import(
+    api: &super::DockerApi,
+    pairs: &[(String, String)],
+    req: Request,
+) -> ApiResult<Response> {
+    use tokio::io::AsyncWriteExt;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let reference = import_reference(get("repo"), get("tag"));
+    if !reference.is_empty() {
+        crate::image::reference::ImageRef::parse(&reference).map_err(ApiError::from)?;
+    }
+    import_platform(get("platform"))?;
+    let changes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, v)| k == "changes" && !v.is_empty())
+        .flat_map(|(_, v)| v.lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    // A change the engine would refuse is refused before the upload.
+    crate::image::compose::apply_changes(&mut json!({}), &changes)?;
+    let message = get("message").to_string();
+    let images = api.agent.images.clone();
+    let spool = images.spool_file()?;
+    let failed =
+        |e: std::io::Error| ApiError::from(crate::error::Error::io("spooling the import", e));
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(failed)?);
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(format!("reading the imported data: {e}")))?;
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.flush().await.map_err(failed)?;
+    drop(file);
+    let answer = match images.import(spool, &reference, &changes, &message).await {
+        Ok(id) => line(&json!({ "status": id })),
+        Err(e) => stream_error(&e.to_string()),
+    };
+    Ok(([("Content-Type", "application/json")], Body::from(answer)).into_response())
 }
 
 /// The name and the action of a path under `/images/`.

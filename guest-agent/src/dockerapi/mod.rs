@@ -39,9 +39,22 @@
 //!   set and restart policy answer 400 naming the field (see [`update`]).
 //! - Filters the engine does not know answer 400 (container, network and
 //!   volume lists, prune, events); label filters are applied here, every
-//!   one required, as dockerd does. `fromSrc` (import) and a commit's
-//!   config body answer 400; a gzipped build context answers with an
-//!   error in the build stream.
+//!   one required, as dockerd does.
+//! - `POST /images/create?fromSrc=-` (`docker import`) imports the tar
+//!   in the body through the engine's import; `fromSrc=URL` answers 400
+//!   (download it, then import the file), and a `platform` other than
+//!   the host's answers 400. The message is kept in the image's history,
+//!   not in inspect's `Comment`.
+//! - `/build` unpacks gzip and zstd contexts as they arrive (`docker
+//!   build --compress`, docker-py's `gzip=True`); a bzip2 or xz context
+//!   answers with an error in the build stream naming its compression.
+//! - A commit's config body applies `Cmd`, `Entrypoint`, `Env`,
+//!   `Labels`, `ExposedPorts`, `Volumes`, `WorkingDir`, `User` and
+//!   `StopSignal` (then `changes` over them), ignores run-only fields
+//!   (`Hostname`, `Tty`, `AttachStd*`, …) and answers 400 naming any
+//!   other set field (`Healthcheck`, `OnBuild`, `Shell`, …), and a label
+//!   or a blank-holding `Env` value with quotes, blanks or `=` the
+//!   engine's instructions cannot carry.
 //! - `/images/search` answers 503 with a sentence when the registry cannot
 //!   be reached or has no v1 search API (distribution has none).
 //! - An exec instance created but never started lives in this module's
