@@ -509,6 +509,44 @@ fn compressed_build_contexts_and_a_commit_s_config_body() {
         d.ok(&["run", "--rm", "--network", "none", "zipped:1"]),
         "from a gzipped context\n"
     );
+    // zstd contexts unpack too; bzip2 is named in the build stream.
+    let tar = d.dir.path().join("ctx.tar");
+    let packed = |tool: &[&str], path: &std::path::Path| {
+        let ok = std::process::Command::new(tool[0])
+            .args(&tool[1..])
+            .arg(&tar)
+            .status()
+            .unwrap();
+        assert!(ok.success() && path.exists(), "{tool:?}");
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--unix-socket"])
+            .arg(d.socket())
+            .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
+            .arg(format!("@{}", path.display()))
+            .arg("http://docker/v1.51/build?t=packed:1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ok = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let zst = d.dir.path().join("ctx.tar.zst");
+    let text = packed(&["zstd", "-q", "-k"], &zst);
+    assert!(text.contains("Successfully tagged packed:1"), "{text}");
+    let bz = d.dir.path().join("ctx.tar.bz2");
+    let text = packed(&["bzip2", "-k"], &bz);
+    assert!(
+        text.contains("a bzip2-compressed build context is not supported by Berth"),
+        "{text}"
+    );
+    assert!(!text.contains("Successfully"), "{text}");
     // A commit's config body (as docker-py's `conf`) shapes the image.
     d.ok(&["create", "--name", "base", "--network", "none", bb]);
     let body = r#"{"Cmd": ["sh", "-c", "echo $GREETING; pwd; id -un"],
