@@ -21,13 +21,15 @@
 //! one folder and the watcher hears nothing.
 
 pub mod pin;
+mod queue;
 mod replay;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub use replay::{replay, Event, Kind};
+pub use queue::replay;
+pub use replay::{Event, Kind};
 
 /// The directory that older agents made at each share's root for their
 /// aside names; skipped when folders are pinned, and left out of events.

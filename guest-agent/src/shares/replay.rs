@@ -150,6 +150,11 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
             }
             Ok(())
         }
+        // Announced as a change: no need to look first (each look is a
+        // round trip, which a branch switch's thousand files add up).
+        Kind::Create if !ev.is_dir && !has_aside(shares, &ev.path) => {
+            announce_as_change(&ev.path, ev.seen)
+        }
         Kind::Create => {
             let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
                 return Ok(());
@@ -275,22 +280,21 @@ fn announce_new(shares: &[MountedShare], path: &Path, seen: Option<(u64, i64)>) 
 /// A new file announced as a change of it: IN_MODIFY, or IN_ATTRIB for an
 /// empty file.
 fn announce_as_change(path: &Path, seen: Option<(u64, i64)>) -> Result<()> {
-    // Read-only first: an empty file the guest may not write can still
-    // have its times set.
-    let Ok(f) = std::fs::File::open(path) else {
-        return Ok(());
-    };
-    match f.metadata() {
-        Ok(meta) if meta.is_file() && meta.len() > 0 => match open_for_replay(path)? {
-            Some((f, meta)) => rewrite_last_byte(&f, &meta, seen),
-            None => Ok(()),
-        },
-        Ok(meta) => {
-            restore_times(&f, &meta);
-            Ok(())
+    if let Some((f, meta)) = open_for_replay(path)? {
+        if meta.is_file() && meta.len() > 0 {
+            return rewrite_last_byte(&f, &meta, seen);
         }
-        Err(_) => Ok(()),
+        restore_times(&f, &meta);
+        return Ok(());
     }
+    // Read-only: a file the guest may not write can still have its times
+    // set.
+    if let Ok(f) = std::fs::File::open(path) {
+        if let Ok(meta) = f.metadata() {
+            restore_times(&f, &meta);
+        }
+    }
+    Ok(())
 }
 
 /// Makes the guest report `path` as deleted: the name is created
@@ -315,6 +319,12 @@ fn announce_gone(path: &Path, is_dir: bool) {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// True when the share holding `path` has an aside folder (a 9p share
+/// whose aside folder the host named).
+fn has_aside(shares: &[MountedShare], path: &Path) -> bool {
+    owner(shares, path).is_some_and(|s| !s.virtiofs && scratch().contains_key(&s.path))
 }
 
 /// A free name in the aside folder the host named for this share, or
