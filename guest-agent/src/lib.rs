@@ -30,6 +30,7 @@ pub mod host;
 pub mod image;
 pub mod init;
 pub mod network;
+pub mod relay;
 pub mod runtime;
 pub mod server;
 pub mod shares;

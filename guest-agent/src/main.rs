@@ -42,6 +42,10 @@ struct Args {
     /// --docker-listen, unix:///run/berth/docker.sock.
     #[arg(long = "docker-listen")]
     docker_listen: Vec<String>,
+    /// Where to serve the raw port relay (repeatable): vsock://CID:PORT or
+    /// unix:///path; the VM's host carries published ports through it.
+    #[arg(long = "relay-listen")]
+    relay_listen: Vec<String>,
     /// A registry (host:port) that may be reached over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -175,11 +179,18 @@ fn run(args: Args) -> Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         };
+        let relay_endpoints = args
+            .relay_listen
+            .iter()
+            .map(|l| l.parse::<Endpoint>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let relays = berth_agent::relay::bind(&relay_endpoints)?;
+        let relays = berth_agent::relay::serve(relays, agent.containers.clone(), stop_rx.clone());
         let docker = berth_agent::dockerapi::listen::bind(&docker_endpoints).await?;
         let docker = berth_agent::dockerapi::listen::serve(docker, agent.clone(), stop_rx.clone());
         let grpc = serve(&endpoints, routes(agent), &tls, stop_rx);
         tokio::select! {
-            served = async { tokio::try_join!(grpc, docker).map(|_| ()) } => served,
+            served = async { tokio::try_join!(grpc, docker, relays).map(|_| ()) } => served,
             _ = grace => {
                 tracing::warn!("connections still open 3 s after shutdown began; leaving them");
                 Ok(())

@@ -194,6 +194,15 @@ async fn start(a: StartArgs) -> Result<()> {
                 boot_ms as f64 / 1000.0
             );
             println!("Use it with: export BERTH_HOST='{endpoint}'");
+            // The QEMU backend's supervisor relays the Docker API to this
+            // socket (berth_vm::relay::DOCKER_SOCKET).
+            if endpoint.starts_with("hybrid-vsock://") {
+                let socket = dir.join("docker.sock");
+                println!(
+                    "Docker clients: export DOCKER_HOST=unix://{}",
+                    socket.display()
+                );
+            }
         }
     }
     Ok(())

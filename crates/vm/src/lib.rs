@@ -13,6 +13,7 @@ pub mod image;
 pub mod machine;
 pub mod ports;
 pub mod qemu;
+pub mod relay;
 pub mod settings;
 #[cfg(target_os = "macos")]
 pub mod vz;

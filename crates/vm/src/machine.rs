@@ -308,7 +308,7 @@ impl Machine {
                 &mut state,
                 progress,
             );
-            let bridges = self.start_bridges(channel.clone(), &spec);
+            let bridges = self.start_bridges(channel.clone(), &spec, &vm.endpoint());
             let sync = crate::host_sync::sync_endpoint(&vm.endpoint())
                 .map(|e| tokio::spawn(keep_in_sync(e)));
             let outcome = watch_health(vm.as_mut(), channel, &mut stop).await;
@@ -327,14 +327,36 @@ impl Machine {
         }
     }
 
-    fn start_bridges(&self, channel: Channel, spec: &LaunchSpec) -> Vec<JoinHandle<()>> {
+    fn start_bridges(
+        &self,
+        channel: Channel,
+        spec: &LaunchSpec,
+        agent: &Endpoint,
+    ) -> Vec<JoinHandle<()>> {
+        use crate::relay::{GuestPort, DOCKER_PORT_OFFSET, DOCKER_SOCKET, RELAY_PORT_OFFSET};
         // Each bridge starts again when its stream ends (the agent in the
         // VM restarted, say); they stop with the VM.
+        let mut bridges = Vec::new();
+        if let Some(docker) = GuestPort::beside(agent, DOCKER_PORT_OFFSET) {
+            let socket = self.dir.join(DOCKER_SOCKET);
+            bridges.push(tokio::spawn(async move {
+                loop {
+                    if let Err(e) = crate::relay::relay_docker_socket(&socket, docker.clone()).await
+                    {
+                        tracing::warn!("the Docker API socket restarts: {e:#}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }));
+        }
+        let raw = GuestPort::beside(agent, RELAY_PORT_OFFSET);
         let ports = tokio::spawn({
             let ch = channel.clone();
             async move {
                 loop {
-                    if let Err(e) = crate::ports::relay_published_ports(ch.clone()).await {
+                    if let Err(e) =
+                        crate::ports::relay_published_ports(ch.clone(), raw.clone()).await
+                    {
                         tracing::debug!("the port relay restarts: {e:#}");
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -362,7 +384,8 @@ impl Machine {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        vec![ports, files]
+        bridges.extend([ports, files]);
+        bridges
     }
 
     async fn power_off(

@@ -1,20 +1,26 @@
 //! Published ports on the host: for every port a container publishes in
 //! the VM, listen on the host's loopback at the same port and carry each
-//! connection to the container through the agent's Ports.Relay.
+//! connection (each UDP client) to the container: through the agent's raw
+//! port relay, one vsock connection per forwarded connection
+//! ([`crate::relay`]), where the backend gives raw streams; else through
+//! the agent's Ports.Relay gRPC stream (TCP only).
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 use berth_api::v1::{self as pb, ports_client::PortsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-/// Follows the agent's published ports until the connection ends.
-pub async fn relay_published_ports(channel: Channel) -> Result<()> {
+use crate::relay::{relay_tcp, relay_udp, GuestPort};
+
+/// Follows the agent's published ports until the connection ends;
+/// `relay` is the agent's raw port relay, when the backend reaches it.
+pub async fn relay_published_ports(channel: Channel, relay: Option<GuestPort>) -> Result<()> {
     let mut client = PortsClient::new(channel.clone());
     let mut changes = client.watch(pb::PublishedRequest {}).await?.into_inner();
     let mut listeners: HashMap<(u32, String), JoinHandle<()>> = HashMap::new();
@@ -22,14 +28,42 @@ pub async fn relay_published_ports(channel: Channel) -> Result<()> {
         let Some(port) = change.port else { continue };
         let key = (port.host_port, port.protocol.clone());
         if change.added {
-            if port.protocol != "tcp" {
-                tracing::warn!("UDP port {} is not relayed to the host yet", port.host_port);
+            let host = ("127.0.0.1", port.host_port as u16);
+            if port.protocol == "udp" {
+                let Some(relay) = relay.clone() else {
+                    tracing::warn!(
+                        "UDP port {} is relayed to the host only by the QEMU backend",
+                        port.host_port
+                    );
+                    continue;
+                };
+                match UdpSocket::bind(host).await {
+                    Ok(socket) => {
+                        let (id, to) = (port.container_id.clone(), port.container_port);
+                        listeners.insert(
+                            key,
+                            tokio::spawn(async move {
+                                if let Err(e) = relay_udp(relay, socket, id, to).await {
+                                    tracing::warn!("the UDP relay of port {to} stopped: {e:#}");
+                                }
+                            }),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot listen on host port {}/udp: {e}", port.host_port)
+                    }
+                }
                 continue;
             }
-            match TcpListener::bind(("127.0.0.1", port.host_port as u16)).await {
+            if port.protocol != "tcp" {
+                tracing::warn!("{} port {} is not relayed", port.protocol, port.host_port);
+                continue;
+            }
+            match TcpListener::bind(host).await {
                 Ok(listener) => {
                     let ch = channel.clone();
-                    listeners.insert(key, tokio::spawn(accept_loop(listener, ch, port)));
+                    let task = accept_loop(listener, ch, relay.clone(), port);
+                    listeners.insert(key, tokio::spawn(task));
                 }
                 Err(e) => tracing::warn!("cannot listen on host port {}: {e}", port.host_port),
             }
@@ -43,7 +77,12 @@ pub async fn relay_published_ports(channel: Channel) -> Result<()> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, channel: Channel, port: pb::PublishedPort) {
+async fn accept_loop(
+    listener: TcpListener,
+    channel: Channel,
+    raw: Option<GuestPort>,
+    port: pb::PublishedPort,
+) {
     while let Ok((conn, _)) = listener.accept().await {
         let _ = conn.set_nodelay(true);
         let ch = channel.clone();
@@ -52,9 +91,19 @@ async fn accept_loop(listener: TcpListener, channel: Channel, port: pb::Publishe
             port: port.container_port,
             protocol: "tcp".into(),
         };
+        let raw = raw.clone();
         tokio::spawn(async move {
-            if let Err(e) = relay(conn, ch, target).await {
-                tracing::debug!("port relay ended: {e}");
+            let relayed = match raw {
+                // An agent without the raw relay (an older image) closes
+                // the vsock connection unanswered: gRPC carries it then.
+                Some(raw) => match raw.dial().await {
+                    Ok(up) => relay_tcp(up, conn, &target.container_id, target.port).await,
+                    Err(_) => relay(conn, ch, target).await,
+                },
+                None => relay(conn, ch, target).await,
+            };
+            if let Err(e) = relayed {
+                tracing::debug!("port relay ended: {e:#}");
             }
         });
     }

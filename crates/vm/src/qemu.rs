@@ -332,7 +332,10 @@ const FIXED_VHOST_VSOCK: &str = "+berth.1";
 /// once (a build context, a Docker exec) can stall with it for good.
 #[cfg(unix)]
 fn warn_unless_fixed(vhost_bin: &Path, console_log: &Path) {
-    let Ok(out) = std::process::Command::new(vhost_bin).arg("--version").output() else {
+    let Ok(out) = std::process::Command::new(vhost_bin)
+        .arg("--version")
+        .output()
+    else {
         return;
     };
     let version = String::from_utf8_lossy(&out.stdout);

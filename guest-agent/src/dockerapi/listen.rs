@@ -1,6 +1,7 @@
 //! The Engine API's sockets: Unix sockets (mode 0660, group `berth`, as
-//! the gRPC socket) and TCP on loopback, served with hyper's upgrades so
-//! attach and exec can take over their connections.
+//! the gRPC socket), TCP on loopback and, in the VM, a vsock port (the VM
+//! supervisor on the host relays a Unix socket's bytes to it), served with
+//! hyper's upgrades so attach and exec can take over their connections.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,33 @@ pub enum Listener {
     Unix(tokio::net::UnixListener, PathBuf),
     /// A TCP socket on loopback.
     Tcp(tokio::net::TcpListener),
+    /// A vsock port: only the VM's host reaches it.
+    Vsock(VsockListener),
+}
+
+/// A vsock listener that axum can serve.
+pub struct VsockListener(tokio_vsock::VsockListener);
+
+impl axum::serve::Listener for VsockListener {
+    type Io = tokio_vsock::VsockStream;
+    type Addr = tokio_vsock::VsockAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok(conn) => return conn,
+                Err(e) => {
+                    // Out of descriptors or memory: wait rather than spin.
+                    tracing::warn!("the Docker API's vsock port cannot accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
 }
 
 /// Binds every endpoint now, so the sockets exist before the agent says
@@ -48,8 +76,13 @@ pub async fn bind(endpoints: &[Endpoint]) -> Result<Vec<Listener>> {
                     .with_context(|| format!("cannot listen on {ep} (--docker-listen)"))?;
                 out.push(Listener::Tcp(l));
             }
+            Endpoint::Vsock { cid, port } => {
+                let l = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(*cid, *port))
+                    .with_context(|| format!("cannot listen on {ep} (--docker-listen)"))?;
+                out.push(Listener::Vsock(VsockListener(l)));
+            }
             other => {
-                bail!("--docker-listen takes unix:///PATH or tcp://127.0.0.1:PORT, not {other}")
+                bail!("--docker-listen takes unix:///PATH, tcp://127.0.0.1:PORT or vsock://CID:PORT, not {other}")
             }
         }
         tracing::info!("serving the Docker Engine API on {ep}");
@@ -79,6 +112,7 @@ pub async fn serve(
                     r
                 }
                 Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(signal).await,
+                Listener::Vsock(l) => axum::serve(l, app).with_graceful_shutdown(signal).await,
             }
         }));
     }

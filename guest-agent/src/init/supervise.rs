@@ -133,6 +133,20 @@ fn start_agent(config: &Config, serving: Option<&OwnedFd>) -> Option<Child> {
     let mut cmd = child_command("/usr/bin/berth-agent");
     cmd.arg("--listen")
         .arg(format!("vsock://{}:{}", libc::VMADDR_CID_ANY, config.port))
+        // The raw port relay and the Docker Engine API on the next two
+        // ports (berth_vm::relay::RELAY_PORT_OFFSET and DOCKER_PORT_OFFSET).
+        .arg("--relay-listen")
+        .arg(format!(
+            "vsock://{}:{}",
+            libc::VMADDR_CID_ANY,
+            config.port + 1
+        ))
+        .arg("--docker-listen")
+        .arg(format!(
+            "vsock://{}:{}",
+            libc::VMADDR_CID_ANY,
+            config.port + 2
+        ))
         .arg("--root")
         .arg(AGENT_ROOT)
         .env(berth_api::ANNOUNCE_SERVING_ENV, "1")
