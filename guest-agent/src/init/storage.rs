@@ -84,7 +84,14 @@ pub fn mount_data_disk(device: &Path, root: &Path) -> Result<()> {
                     "-L",
                     "berth-data",
                     "-E",
-                    "lazy_itable_init=1,lazy_journal_init=1",
+                    // The VM manager makes every data disk new and all
+                    // zeros (a copy of the image's unallocated qcow2, or a
+                    // sparse raw file): nothing to discard, and inode tables
+                    // and journal need no zeroing, neither now nor by the
+                    // kernel's lazy init afterwards. Measured on a 64 GiB
+                    // disk: mkfs 0.39 s natively with the default discard,
+                    // 0.07 s like this; about 1.1 s under TCG before.
+                    "lazy_itable_init=1,lazy_journal_init=1,nodiscard,assume_storage_prezeroed=1",
                 ])
                 .arg(device)
                 .status()
