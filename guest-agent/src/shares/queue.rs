@@ -1,7 +1,9 @@
 //! Replays run on a few threads of their own, so that a branch switch's
 //! thousand events do not wait for each other's 9p round trips one by one:
-//! the events about one folder all go to the same thread, in the order
-//! they came, so a file's creation is always replayed before its removal.
+//! the events about one path all go to the same thread, in the order they
+//! came, so a file's creation is always replayed before its removal. (A
+//! new folder's files may be replayed before it: no watcher watches it
+//! before it is announced anyway.)
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -54,7 +56,7 @@ pub fn replay(shares: &[MountedShare], ev: &Event) -> Result<()> {
         return replay_now(shares, ev);
     }
     let mut h = DefaultHasher::new();
-    ev.path.parent().unwrap_or(&ev.path).hash(&mut h);
+    ev.path.hash(&mut h);
     queues[h.finish() as usize % queues.len()]
         .send((shares.to_vec(), ev.clone()))
         .map_err(|_| Error::Internal("the replay threads stopped".into()))
