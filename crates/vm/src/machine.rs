@@ -333,10 +333,13 @@ impl Machine {
         spec: &LaunchSpec,
         agent: &Endpoint,
     ) -> Vec<JoinHandle<()>> {
-        use crate::relay::{GuestPort, DOCKER_PORT_OFFSET, DOCKER_SOCKET, RELAY_PORT_OFFSET};
+        use crate::relay::{GuestPort, RELAY_PORT_OFFSET};
+        #[cfg(unix)]
+        use crate::relay::{DOCKER_PORT_OFFSET, DOCKER_SOCKET};
         // Each bridge starts again when its stream ends (the agent in the
         // VM restarted, say); they stop with the VM.
         let mut bridges = Vec::new();
+        #[cfg(unix)]
         if let Some(docker) = GuestPort::beside(agent, DOCKER_PORT_OFFSET) {
             let socket = self.dir.join(DOCKER_SOCKET);
             bridges.push(tokio::spawn(async move {
@@ -582,7 +585,7 @@ async fn watch_health(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -10,14 +10,28 @@
 //! `vhost-device-vsock` 0.3.0 stalled on: `scripts/setup.sh` installs it
 //! with Berth's fix (`scripts/vhost-device-vsock.patch`).
 
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use berth_api::Endpoint;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket, UnixListener, UnixStream};
+#[cfg(unix)]
+use tokio::net::UnixListener;
+use tokio::net::{TcpStream, UdpSocket};
+
+/// A byte stream to a guest port: a hybrid-vsock Unix socket connection.
+#[cfg(unix)]
+pub type GuestStream = tokio::net::UnixStream;
+/// A byte stream to a guest port. Hybrid vsock is a Unix socket, so off
+/// Unix no endpoint ever gives one ([`GuestPort::beside`] says `None`) and
+/// the backends there keep the gRPC relay; this type only lets the same
+/// code compile.
+#[cfg(not(unix))]
+pub type GuestStream = tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// The port relay's vsock port, above the agent's gRPC port.
@@ -46,7 +60,7 @@ impl GuestPort {
     /// which keep the gRPC relay.
     pub fn beside(agent: &Endpoint, offset: u32) -> Option<GuestPort> {
         match agent {
-            Endpoint::HybridVsock { path, port } => Some(GuestPort {
+            Endpoint::HybridVsock { path, port } if cfg!(unix) => Some(GuestPort {
                 socket: path.clone(),
                 port: port + offset,
             }),
@@ -55,12 +69,18 @@ impl GuestPort {
     }
 
     /// A new byte stream to the guest port.
-    pub async fn dial(&self) -> std::io::Result<UnixStream> {
-        berth_api::endpoint::hybrid_vsock_connect(&self.socket, self.port).await
+    pub async fn dial(&self) -> std::io::Result<GuestStream> {
+        #[cfg(unix)]
+        return berth_api::endpoint::hybrid_vsock_connect(&self.socket, self.port).await;
+        #[cfg(not(unix))]
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "hybrid vsock needs Unix sockets",
+        ));
     }
 
     /// A new relay connection to `port` of `container`, answered `OK`.
-    pub async fn open_relay(&self, udp: bool, container: &str, port: u32) -> Result<UnixStream> {
+    pub async fn open_relay(&self, udp: bool, container: &str, port: u32) -> Result<GuestStream> {
         let up = self
             .dial()
             .await
@@ -72,11 +92,11 @@ impl GuestPort {
 /// Asks the agent's port relay on `up` (a new stream to it) for `port` of
 /// `container`; returns the stream once answered `OK`.
 pub async fn ask_relay(
-    mut up: UnixStream,
+    mut up: GuestStream,
     udp: bool,
     container: &str,
     port: u32,
-) -> Result<UnixStream> {
+) -> Result<GuestStream> {
     let proto = if udp { "udp" } else { "tcp" };
     up.write_all(format!("RELAY {proto} {container} {port}\n").as_bytes())
         .await?;
@@ -117,7 +137,7 @@ where
 /// Carries one host TCP connection to `port` of `container` over `up`, a
 /// new stream to the agent's port relay.
 pub async fn relay_tcp(
-    up: UnixStream,
+    up: GuestStream,
     mut conn: TcpStream,
     container: &str,
     port: u32,
@@ -195,6 +215,7 @@ pub async fn relay_udp(
 /// Serves the Docker Engine API of the agent on `socket` (a Unix socket
 /// path on the host): each connection's bytes go to `docker` and back.
 /// Replaces a stale socket file; runs until the task is dropped.
+#[cfg(unix)]
 pub async fn relay_docker_socket(socket: &Path, docker: GuestPort) -> Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)
@@ -219,15 +240,17 @@ pub async fn relay_docker_socket(socket: &Path, docker: GuestPort) -> Result<()>
 }
 
 /// The socket file goes with the relay.
+#[cfg(unix)]
 struct RemoveOnDrop(PathBuf);
 
+#[cfg(unix)]
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
