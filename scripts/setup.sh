@@ -5,7 +5,7 @@
 # started by that test alone.)
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs docker.io docker-compose buildah)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl ca-certificates curl gcc patch pkg-config libseccomp-dev procps tini nftables iproute2 qemu-system-x86 e2fsprogs docker.io docker-compose buildah)
 # Berth Desktop (src-tauri, ui): WebKitGTK and GTK headers for the Tauri
 # crate (a workspace member, so clippy and the build need them), Xvfb and
 # ImageMagick for a display and screenshots, and Debian's WebKitWebDriver
