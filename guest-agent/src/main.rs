@@ -110,6 +110,12 @@ fn run(args: Args) -> Result<()> {
         .build()?;
     // In the VM, PID 1 mounts the data disk while the agent starts.
     berth_agent::init::storage_ready();
+    if let Ok(cmdline) = std::fs::read_to_string("/proc/cmdline") {
+        let config = berth_agent::init::config::Config::parse(&cmdline);
+        berth_agent::shares::set_shared_folders(
+            config.shares.into_iter().map(|s| s.path).collect(),
+        );
+    }
     runtime.block_on(async move {
         // The engine waits at this gate for what PID 1 brings up in the VM
         // (at once outside it).

@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::create::is_zero;
 use super::{container_error, json_response, truthy, ApiError, ApiResult, State};
 use crate::image::registry::Credentials;
 
@@ -76,6 +75,21 @@ const RUN_ONLY: &[&str] = &[
     "NetworkDisabled",
     "MacAddress",
 ];
+
+/// True for JSON's zero values: null, "", false, 0, [] and {}. Unlike
+/// create's check, an object is zero only when empty: `ExposedPorts` and
+/// `Volumes` are sets written as objects of empty objects
+/// (`{"80/tcp": {}}`), and those are set.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
 
 /// A command (`Cmd`, `Entrypoint`) as a JSON list: a string is a
 /// one-word command, as dockerd reads it.

@@ -93,15 +93,20 @@ fn in_vm() -> bool {
         .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("berth.port=")))
 }
 
-/// The folders the VM manager shares with the VM (whether or not they are
-/// mounted yet).
+/// The folders the VM manager shares with the VM, as the agent was told
+/// at start ([`set_shared_folders`]).
+static SHARED: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+
+/// Tells the engine which folders the VM manager shares with the VM
+/// (whether or not they are mounted yet), for the sentence refusing a bind
+/// source outside them. The agent reads them from PID 1's configuration.
+pub fn set_shared_folders(folders: Vec<PathBuf>) {
+    let _ = SHARED.set(folders);
+}
+
+/// The folders shared with the VM.
 fn shared_folders() -> Vec<PathBuf> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    crate::init::config::Config::parse(&cmdline)
-        .shares
-        .into_iter()
-        .map(|s| s.path)
-        .collect()
+    SHARED.get().cloned().unwrap_or_default()
 }
 
 /// Pins the folders of every mounted 9p share, in a thread, once PID 1 has
