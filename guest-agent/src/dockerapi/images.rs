@@ -209,17 +209,27 @@ async fn import(
             .unwrap_or("")
     };
     let reference = import_reference(get("repo"), get("tag"));
-    if !reference.is_empty() {
-        crate::image::reference::ImageRef::parse(&reference).map_err(ApiError::from)?;
-    }
-    import_platform(get("platform"))?;
     let changes: Vec<String> = pairs
         .iter()
         .filter(|(k, v)| k == "changes" && !v.is_empty())
         .flat_map(|(_, v)| v.lines().map(String::from).collect::<Vec<_>>())
         .collect();
-    // A change the engine would refuse is refused before the upload.
-    crate::image::compose::apply_changes(&mut json!({}), &changes)?;
+    // A reference, platform or change the engine would refuse is refused
+    // before the import; the upload is read to its end first, since a
+    // client still writing it would see a broken pipe, not the answer.
+    let checked = (|| -> ApiResult<()> {
+        if !reference.is_empty() {
+            crate::image::reference::ImageRef::parse(&reference).map_err(ApiError::from)?;
+        }
+        import_platform(get("platform"))?;
+        crate::image::compose::apply_changes(&mut json!({}), &changes)?;
+        Ok(())
+    })();
+    if let Err(e) = checked {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(Ok(_)) = body.next().await {}
+        return Err(e);
+    }
     let message = get("message").to_string();
     let images = api.agent.images.clone();
     let spool = images.spool_file()?;
