@@ -77,9 +77,6 @@ impl BuildEnv {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let mut layout = Layout::new();
-        let (digest, size) = layout.image(&[busybox_rootfs()], Compression::Gzip, host_arch());
-        layout.tag("1", &digest, size, false);
         let base = format!("{registry}/base/busybox:1");
         let env = BuildEnv {
             agent,
@@ -88,11 +85,23 @@ impl BuildEnv {
             registry_dir,
             registry_child,
         };
-        let out = env
+        env.push_base(&[]);
+        Some(env)
+    }
+
+    /// Pushes the base image again under the same name: busybox with
+    /// these layers (tars) on top.
+    pub fn push_base(&self, extra_layers: &[Vec<u8>]) {
+        let mut layout = Layout::new();
+        let mut layers = vec![busybox_rootfs()];
+        layers.extend_from_slice(extra_layers);
+        let (digest, size) = layout.image(&layers, Compression::Gzip, host_arch());
+        layout.tag("1", &digest, size, false);
+        let out = self
             .in_net_cmd("skopeo")
             .args(["copy", "-q", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:1", layout.dir.path().display()))
-            .arg(format!("docker://{}", env.base))
+            .arg(format!("docker://{}", self.base))
             .output()
             .expect("skopeo (apt-get install skopeo)");
         assert!(
@@ -100,7 +109,6 @@ impl BuildEnv {
             "skopeo copy: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(env)
     }
 
     /// A command that runs `program` in the agent's network namespace.
