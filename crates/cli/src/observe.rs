@@ -29,6 +29,10 @@ pub struct LogsArgs {
     /// Show logs before a timestamp (RFC 3339) or a relative time.
     #[arg(long)]
     pub until: Option<String>,
+    /// Show extra details provided to logs (the labels and environment
+    /// variables the container's `--log-opt labels=…`/`env=…` name).
+    #[arg(long)]
+    pub details: bool,
     /// The container.
     pub container: String,
 }
@@ -95,12 +99,21 @@ pub async fn logs(conn: &Conn, a: LogsArgs) -> Result<()> {
         stdout: true,
         stderr: true,
     };
+    let details = if a.details {
+        let doc = conn.inspect_container_json(&req.id).await?;
+        Some(format!("{} ", detail_attrs(&doc)))
+    } else {
+        None
+    };
     let mut stream = conn.logs(req).await?;
     while let Some(entry) = stream.next().await {
         let e = entry?;
         let mut data = Vec::new();
         if a.timestamps {
             data.extend_from_slice(format!("{} ", rfc3339(&e.time)).as_bytes());
+        }
+        if let Some(d) = &details {
+            data.extend_from_slice(d.as_bytes());
         }
         data.extend_from_slice(&e.data);
         if e.stream == "stderr" {
@@ -114,6 +127,62 @@ pub async fn logs(conn: &Conn, a: LogsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `logs --details` puts before each line, as Docker's json-file
+/// logs do: the labels named by the `labels` log option and the
+/// environment variables named by `env` (an environment variable wins over
+/// a label of the same name), sorted by name, as `k=v` pairs joined by
+/// commas with names and values query-escaped. Empty without such options.
+/// (`labels-regex` and `env-regex` are not read.)
+pub fn detail_attrs(inspect: &serde_json::Value) -> String {
+    let opts = &inspect["HostConfig"]["LogConfig"]["Config"];
+    let names = |key: &str| -> Vec<String> {
+        opts[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let mut attrs = std::collections::BTreeMap::new();
+    let labels = &inspect["Config"]["Labels"];
+    for name in names("labels") {
+        if let Some(v) = labels[&name].as_str() {
+            attrs.insert(name, v.to_string());
+        }
+    }
+    let env: HashMap<&str, &str> = inspect["Config"]["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str()?.split_once('='))
+        .collect();
+    for name in names("env") {
+        if let Some(v) = env.get(name.as_str()) {
+            attrs.insert(name, v.to_string());
+        }
+    }
+    attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest
+/// as `%XX`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// `berth stats`.
@@ -310,4 +379,31 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
         let _ = std::io::stdout().flush();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detail_attrs;
+    use serde_json::json;
+
+    #[test]
+    fn details_name_the_labels_and_env_the_log_options_pick() {
+        let doc = json!({
+            "Config": {"Labels": {"k": "v w", "other": "x"}, "Env": ["X=1", "PATH=/bin", "k=from-env"]},
+            "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"labels": "k,missing,other", "env": "X,PATH"}}},
+        });
+        assert_eq!(
+            detail_attrs(&doc),
+            "PATH=%2Fbin,X=1,k=v+w,other=x",
+            "sorted, query-escaped"
+        );
+        let doc = json!({
+            "Config": {"Labels": {"k": "label"}, "Env": ["k=env"]},
+            "HostConfig": {"LogConfig": {"Config": {"labels": "k", "env": "k"}}},
+        });
+        assert_eq!(detail_attrs(&doc), "k=env", "env wins over a label");
+        let doc =
+            json!({"Config": {"Labels": {"k": "v"}}, "HostConfig": {"LogConfig": {"Config": {}}}});
+        assert_eq!(detail_attrs(&doc), "");
+    }
 }
