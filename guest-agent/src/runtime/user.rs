@@ -19,7 +19,8 @@ pub struct Ids {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary groups from `/etc/group`.
+    /// Supplementary groups: the primary group, then (for a user given
+    /// without a group) the groups `/etc/group` lists the user in.
     pub additional_gids: Vec<u32>,
     /// The home directory from `/etc/passwd`, for `HOME`.
     pub home: String,
@@ -108,10 +109,12 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Ids> {
             })?,
         },
     };
-    let mut additional_gids = Vec::new();
+    // The primary group comes first, as Docker (since 20.10.18) passes it
+    // too: `id` shows it under `groups=`.
+    let mut additional_gids = vec![gid];
     if let (Some(name), None) = (&name, grp) {
         for (_, id, members) in &groups {
-            if members.iter().any(|m| m == name) && *id != gid && !additional_gids.contains(id) {
+            if members.iter().any(|m| m == name) && !additional_gids.contains(id) {
                 additional_gids.push(*id);
             }
         }
@@ -138,15 +141,18 @@ mod tests {
         let www = r("www");
         assert_eq!(
             (www.uid, www.gid, www.additional_gids.clone()),
-            (33, 33, vec![50])
+            (33, 33, vec![33, 50])
         );
         assert_eq!(www.home, "/var/www");
         assert_eq!((r("33").uid, r("33").gid), (33, 33));
         assert_eq!((r("1234").uid, r("1234").gid), (1234, 0));
         assert_eq!(
-            (r("www:staff").gid, r("www:staff").additional_gids.len()),
-            (50, 0)
+            (r("www:staff").gid, r("www:staff").additional_gids),
+            (50, vec![50]),
+            "an explicit group: only it"
         );
+        assert_eq!(r("root").additional_gids, vec![0]);
+        assert_eq!(r("1234").additional_gids, vec![0]);
         assert_eq!(r("1000:2000").gid, 2000);
         assert!(resolve("nobody", PASSWD, GROUP)
             .unwrap_err()
