@@ -361,7 +361,10 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
                 "Ports": crate::ports::column(&c.ports),
                 "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                "Size": format::size(c.size_rw),
+                "Size": match c.size_root_fs {
+                    0 => format::size(c.size_rw),
+                    all => format!("{} (virtual {})", format::size(c.size_rw), format::size(all)),
+                },
                 "Mounts": c.mounts.join(","),
             })
         })

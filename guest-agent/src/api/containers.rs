@@ -244,6 +244,7 @@ impl ContainersRpc for ContainersApi {
         // was removed or moved to another image). One lookup per name.
         let mut named: std::collections::HashMap<String, bool> = Default::default();
         let images = &self.0.images;
+        let sizes = r.size;
         let containers = list
             .into_iter()
             .map(|s| {
@@ -258,6 +259,10 @@ impl ContainersRpc for ContainersApi {
                 if !still {
                     r.image = r.image_id.clone();
                 }
+                // `ps -s`: the writable layer, and it over the image.
+                let size_rw = sizes.then(|| self.0.containers.size_rw(&r.id));
+                let size_root_fs =
+                    size_rw.map(|rw| rw + images.find(&r.image_id).map_or(0, |e| e.record.size));
                 // As dockerd writes it: arguments with a space in quotes.
                 let cmd: Vec<String> = std::iter::once(r.path.clone())
                     .chain(r.args.iter().map(|a| match a.contains(' ') {
@@ -291,7 +296,8 @@ impl ContainersRpc for ContainersApi {
                             false => m.name.clone(),
                         })
                         .collect(),
-                    ..Default::default()
+                    size_rw: size_rw.unwrap_or(0),
+                    size_root_fs: size_root_fs.unwrap_or(0),
                 }
             })
             .collect();

@@ -66,6 +66,11 @@ impl Containers {
         count(states.iter().map(String::as_str))
     }
 
+    /// The bytes in container `id`'s writable layer.
+    pub fn size_rw(&self, id: &str) -> u64 {
+        dir_size(&self.dir_of(id).join("upper"))
+    }
+
     /// Each container's writable layer.
     pub fn usage(&self) -> Vec<ContainerUsage> {
         self.all()
