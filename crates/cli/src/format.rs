@@ -159,7 +159,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}"));
             }
         }
-        println!("{}", out.trim_end());
+        // As Go's tabwriter: every cell but the last padded, so an
+        // empty last cell leaves the padding (`history`'s COMMENT).
+        println!("{out}");
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {
