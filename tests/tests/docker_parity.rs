@@ -17,7 +17,7 @@ use berth_tests::{need_root, Agent};
 
 #[path = "docker_parity/steps.rs"]
 mod steps;
-use steps::{cp_through_mounts, diffs, export_and_owners, pulls, rmi_in_use};
+use steps::{cidfile, cp_through_mounts, diffs, export_and_owners, pulls, rmi_in_use};
 
 /// What to compare.
 #[derive(Clone, Copy, PartialEq)]
@@ -89,9 +89,43 @@ const CASES: &[Case] = &[
     case(&["images", "--format", "json", "no-such-image"], Output),
     case(&["port", "pc"], Output),
     case(&["logs", "pc"], Output),
-    known(&["system", "df", "--format", "{{.Type}}"], Output, "Docker lists a Build Cache row; Berth has no builder yet (issue 19)"),
+    case(&["system", "df", "--format", "{{.Type}}"], Output),
     case(&["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}}"], Output),
     case(&["info", "--format", "{{.OSType}}"], Output),
+    // A user's groups come from the image's /etc/group (row 18).
+    case(&["run", "--rm", "--network", "none", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "-u", "1000", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "-u", "nobody", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "-u", "root", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "-u", "65534:50", "BB", "id"], Output),
+    case(&["exec", "-u", "nobody", "pc", "id"], Output),
+    // run flags people use (row 19; --cidfile in the steps below).
+    case(&["run", "--rm", "--network", "none", "--group-add", "staff", "--group-add", "1234", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "-u", "nobody", "--group-add", "root", "BB", "id"], Output),
+    case(&["run", "--rm", "--network", "none", "--group-add", "no-such-group", "BB", "id"], Code),
+    case(&["run", "--rm", "--network", "none", "-a", "stdout", "BB", "sh", "-c", "echo out; echo err >&2"], Output),
+    case(&["run", "--rm", "--network", "none", "--tty=false", "BB", "echo", "hi"], Output),
+    case(&["run", "--rm", "--network", "none", "--shm-size", "8m", "BB", "sh", "-c", "df -k /dev/shm | tail -n 1 | awk '{print $2}'"], Output),
+    case(&["run", "--rm", "--network", "none", "--security-opt", "no-new-privileges", "BB", "grep", "NoNewPrivs", "/proc/self/status"], Output),
+    case(&["run", "--rm", "--network", "none", "--sysctl", "net.ipv4.ip_forward=1", "BB", "cat", "/proc/sys/net/ipv4/ip_forward"], Output),
+    case(&["run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull", "BB", "sh", "-c", "test -c /dev/xnull && echo char"], Output),
+    case(&["run", "--rm", "--network", "none", "--cpuset-cpus", "0", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--log-opt", "max-size=1m", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--expose", "7000", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--pull", "never", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--pull", "bogus", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--health-cmd", "true", "BB", "true"], Code),
+    case(&["run", "--rm", "--network", "none", "--volumes-from", "pc", "BB", "ls", "/q"], Output),
+    // The host's network keeps the host's name (row 27).
+    case(&["run", "--rm", "--network", "host", "BB", "hostname"], Output),
+    // history, ps -s, logs --details (row 29).
+    case(&["history", "BB"], Output),
+    case(&["history", "-q", "BB"], Output),
+    case(&["image", "history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "BB"], Output),
+    case(&["history", "--format", "{{.ID}} {{.CreatedSince}}", "BB"], Output),
+    case(&["ps", "-s", "--filter", "name=pc", "--format", "{{.Names}} {{.Size}}"], Output),
+    case(&["logs", "--details", "--tail", "2", "lc"], Output),
+    case(&["logs", "--details", "dc"], Output),
     // Exit codes (rows 12-17, 26, 31).
     case(&["run", "--bogus", "BB"], Code),
     case(&["ps", "--bogus"], Code),
@@ -221,6 +255,28 @@ fn prepare(side: &Side, image: &str) {
         "20000",
     ]);
     side.ok(&["start", "ec"]);
+    // A stopped container whose log lines carry details (row 29).
+    side.ok(&[
+        "run",
+        "--name",
+        "dc",
+        "--network",
+        "none",
+        "-l",
+        "k=v",
+        "-l",
+        "sp=a b/c",
+        "-e",
+        "X=1",
+        "--log-opt",
+        "labels=k,sp,nope",
+        "--log-opt",
+        "env=X,PATH",
+        image,
+        "sh",
+        "-c",
+        "echo one; echo two",
+    ]);
     side.ok(&["volume", "create", "pv"]);
     side.ok(&["network", "create", "pn"]);
     for _ in 0..100 {
@@ -356,6 +412,17 @@ fn everyday_commands_match_docker() {
         failures.push(format!(
             "cp through mounts: berth {:?}, docker {:?}, expected {expected:?}",
             seen[0], seen[1]
+        ));
+    }
+    // --cidfile writes the id, and refuses a file that exists (row 19).
+    let cids: Vec<(bool, i32)> = sides
+        .iter()
+        .map(|side| cidfile(side, &image, &host.path().join(side.name())))
+        .collect();
+    if cids[0] != cids[1] || cids[0] != (true, 125) {
+        failures.push(format!(
+            "run --cidfile: berth {:?}, docker {:?}, expected (true, 125)",
+            cids[0], cids[1]
         ));
     }
     // rmi of an image containers use (row 24).

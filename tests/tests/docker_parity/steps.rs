@@ -1,5 +1,5 @@
 //! The parity test's longer steps: `cp` through volumes and binds,
-//! `rmi` of an image in use, `diff` and `pull`, each run on one side
+//! `rmi` of an image in use, `diff`, `pull` and `run --cidfile`, each run on one side
 //! (Berth or Docker) and returning what a user saw there.
 
 use std::path::Path;
@@ -281,4 +281,40 @@ pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
     side.ok(&["rm", "-f", "ex"]);
     side.ok(&["volume", "rm", "exv"]);
     seen
+}
+
+/// `run -d --cidfile F`: whether F then holds the id `run` printed, and
+/// the exit code of a second run given the same (now existing) file.
+pub(crate) fn cidfile(side: &Side, image: &str, host: &Path) -> (bool, i32) {
+    std::fs::create_dir_all(host).unwrap();
+    let file = host.join("cid");
+    let f = file.to_str().unwrap();
+    let id = side.ok(&[
+        "run",
+        "-d",
+        "--cidfile",
+        f,
+        "--name",
+        "cf",
+        "--network",
+        "none",
+        image,
+        "true",
+    ]);
+    let written = std::fs::read_to_string(&file).unwrap_or_default();
+    let same = written.len() == 64 && written == id.trim();
+    let (code, _, _) = side.run(&[
+        "run",
+        "-d",
+        "--cidfile",
+        f,
+        "--name",
+        "cf2",
+        "--network",
+        "none",
+        image,
+        "true",
+    ]);
+    let _ = side.run(&["rm", "-f", "cf", "cf2"]);
+    (same, code)
 }
