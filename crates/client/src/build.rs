@@ -8,6 +8,10 @@
 //! `<Dockerfile>.dockerignore` next to the Dockerfile when that exists (as
 //! BuildKit does); the Dockerfile and the ignore file are always sent.
 //! Entries keep their mode, owner, mtime and symlinks (never followed).
+//! When every COPY, ADD and bind-mount source is a plain path or a simple
+//! glob, no source is a symlink, and every base image is stored without
+//! ONBUILD triggers, only what those sources can match is sent (see
+//! [`Uses`]); anything else sends the whole context.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +27,10 @@ use crate::stream::Stream;
 use crate::Client;
 
 mod context;
+mod uses;
 pub use context::Context;
 use context::Sender;
+pub use uses::Uses;
 
 /// The size of one context message.
 const CHUNK: usize = 256 << 10;
@@ -261,7 +267,10 @@ impl Client {
         context_dir: &Path,
         opts: BuildOptions,
     ) -> Result<Stream<BuildEvent>> {
-        let (context, options) = request_options(context_dir, &opts)?;
+        let (mut context, options) = request_options(context_dir, &opts)?;
+        if let Some(uses) = self.context_uses(&options).await {
+            context = context.only(uses);
+        }
         let (tx, rx) = mpsc::channel::<Option<pb::BuildRequest>>(4);
         let first = pb::BuildRequest {
             part: Some(Part::Options(options)),

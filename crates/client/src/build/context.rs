@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use berth_api::v1::{self as pb, build_request::Part};
 use tokio::sync::mpsc;
 
+use super::uses::Uses;
 use super::CHUNK;
 use crate::dockerignore::Matcher;
 use crate::error::{Error, Result};
@@ -17,6 +18,10 @@ use crate::error::{Error, Result};
 pub struct Context {
     root: PathBuf,
     matcher: Matcher,
+    /// The Dockerfile and the ignore file, when inside the context.
+    kept: Vec<String>,
+    /// When set, only what the Dockerfile can read is sent.
+    uses: Option<Uses>,
 }
 
 impl Context {
@@ -32,10 +37,12 @@ impl Context {
         }
         candidates.push(".dockerignore".into());
         let mut matcher = Matcher::default();
+        let mut kept: Vec<String> = dockerfile.into_iter().map(String::from).collect();
         for c in &candidates {
             match std::fs::read_to_string(root.join(c)) {
                 Ok(text) => {
                     matcher = Matcher::parse(&text)?;
+                    kept.push(c.clone());
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -45,7 +52,23 @@ impl Context {
         Ok(Context {
             root: root.to_path_buf(),
             matcher,
+            kept,
+            uses: None,
         })
+    }
+
+    /// Sends only what `uses` names, the Dockerfile and the ignore file
+    /// besides — unless a named path or a folder on the way to one is a
+    /// symlink (COPY follows a source's links, wherever they point): then
+    /// everything, as before.
+    pub fn only(mut self, mut uses: Uses) -> Context {
+        for k in &self.kept {
+            uses.keep(k);
+        }
+        if !links_on_the_way(&self.root, "", &uses) {
+            self.uses = Some(uses);
+        }
+        self
     }
 
     /// Writes the context as a tar to `out`: every entry not ignored,
@@ -85,6 +108,14 @@ impl Context {
                 format!("{rel}/{n}")
             };
             let meta = std::fs::symlink_metadata(&path).map_err(|e| named(e, "lstat", &rel))?;
+            // Outside every source, and no folder on the way to one.
+            let unused = self
+                .uses
+                .as_ref()
+                .is_some_and(|u| !(u.needed(&rel) || (meta.is_dir() && u.leads_to(&rel))));
+            if unused {
+                continue;
+            }
             let excluded = self.matcher.excluded(&rel);
             if meta.is_dir() {
                 if !excluded {
@@ -105,6 +136,36 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// Whether a path `uses` names, or a folder on the way to one, is a
+/// symlink (under `dir`, `rel` from the root). An unreadable folder counts
+/// as one: the full walk then reports it.
+fn links_on_the_way(dir: &Path, rel: &str, uses: &Uses) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    for e in rd.flatten() {
+        let Some(n) = e.file_name().to_str().map(String::from) else {
+            continue;
+        };
+        let rel = if rel.is_empty() {
+            n
+        } else {
+            format!("{rel}/{n}")
+        };
+        let (named, on_way) = (uses.named(&rel), uses.leads_to(&rel));
+        if !(named || on_way) {
+            continue;
+        }
+        let Ok(ft) = e.file_type() else {
+            return true;
+        };
+        if ft.is_symlink() || (on_way && ft.is_dir() && links_on_the_way(&e.path(), &rel, uses)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Writes the excluded parents of an included entry.
@@ -292,6 +353,40 @@ mod tests {
         assert_eq!(link.1, tar::EntryType::Symlink);
         let main = got.iter().find(|e| e.0 == "src/main.rs").unwrap();
         assert_eq!((main.1, main.2), (tar::EntryType::Regular, 0o755));
+    }
+
+    fn names(ctx: &Context) -> Vec<String> {
+        entries(ctx).into_iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn only_what_the_dockerfile_can_read_is_sent() {
+        let d = tree();
+        std::fs::write(d.path().join(".dockerignore"), "logs/keep/*.log\n").unwrap();
+        let text =
+            "FROM b\nCOPY src/*.rs /app/\nRUN --mount=type=bind,source=logs/keep,target=/k true\n";
+        let ctx = Context::new(d.path(), Some("Dockerfile")).unwrap();
+        let got = names(&ctx.clone().only(Uses::of(text).unwrap()));
+        assert_eq!(
+            got,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "logs/",
+                "logs/keep/",
+                "src/",
+                "src/main.rs"
+            ],
+            "notes.md, node_modules and the link are outside every source"
+        );
+        // A source that is a link (or under one) is followed: send everything.
+        std::os::unix::fs::symlink("src", d.path().join("lsrc")).unwrap();
+        let text = "FROM b\nCOPY lsrc/main.rs /app/\n";
+        let all = names(&ctx.clone().only(Uses::of(text).unwrap()));
+        assert_eq!(all, names(&ctx));
+        // COPY . x sends everything.
+        assert_eq!(Uses::of("FROM b\nCOPY . x\n"), None);
+        assert!(names(&ctx).contains(&"notes.md".to_string()));
     }
 
     #[test]
