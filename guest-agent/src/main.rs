@@ -38,7 +38,8 @@ struct Args {
     #[arg(long)]
     tls_client_ca: Option<PathBuf>,
     /// Where to serve the Docker Engine API (repeatable): unix:///path or
-    /// tcp://127.0.0.1:port. With the default --listen and no
+    /// tcp://HOST:PORT (plain on loopback only; with the --tls-* files,
+    /// mutual TLS anywhere). With the default --listen and no
     /// --docker-listen, unix:///run/berth/docker.sock.
     #[arg(long = "docker-listen")]
     docker_listen: Vec<String>,
@@ -192,7 +193,8 @@ fn run(args: Args) -> Result<()> {
             .collect::<Result<Vec<_>, _>>()?;
         let relays = berth_agent::relay::bind(&relay_endpoints)?;
         let relays = berth_agent::relay::serve(relays, agent.containers.clone(), stop_rx.clone());
-        let docker = berth_agent::dockerapi::listen::bind(&docker_endpoints).await?;
+        let docker_tls = tls.rustls_config()?;
+        let docker = berth_agent::dockerapi::listen::bind(&docker_endpoints, docker_tls).await?;
         let docker = berth_agent::dockerapi::listen::serve(docker, agent.clone(), stop_rx.clone());
         let grpc = serve(&endpoints, routes(agent), &tls, stop_rx);
         tokio::select! {

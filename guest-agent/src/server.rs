@@ -45,6 +45,42 @@ impl TlsFiles {
     }
 }
 
+impl TlsFiles {
+    /// The same mutual TLS as a rustls server configuration, for the
+    /// listeners that tonic does not serve (the Docker Engine API's TCP
+    /// sockets); `None` when no TLS was asked for.
+    pub fn rustls_config(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let (cert, key, ca) = match (&self.cert, &self.key, &self.client_ca) {
+            (None, None, None) => return Ok(None),
+            (Some(c), Some(k), Some(a)) => (c, k, a),
+            _ => bail!("mutual TLS needs all three of --tls-cert, --tls-key and --tls-client-ca"),
+        };
+        let certs = |p: &PathBuf| {
+            CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("cannot read the certificates in {}", p.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(ca)? {
+            roots
+                .add(c)
+                .with_context(|| format!("{} holds a certificate rustls refuses", ca.display()))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(roots.into())
+            .build()
+            .with_context(|| format!("{} cannot verify client certificates", ca.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("cannot read the private key in {}", key.display()))?;
+        let config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs(cert)?, key)
+            .context("the agent's certificate and key do not match")?;
+        Ok(Some(std::sync::Arc::new(config)))
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host

@@ -202,3 +202,103 @@ fn a_client_certificate_from_another_ca_is_refused() {
     assert!(err.starts_with("Error: "), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_docker_api_takes_mutual_tls_off_loopback_and_nothing_plain() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Plain TCP off loopback is refused at start, for the Docker API too.
+    let out = Command::new(bin("berth-agent"))
+        .arg("--root")
+        .arg(d.join("refused"))
+        .args(["--listen", &format!("unix://{}/r.sock", d.display())])
+        .args([
+            "--docker-listen",
+            &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Docker API") && err.contains("without TLS"),
+        "{err}"
+    );
+
+    certs(d, "ca", &[("server", true), ("client", false)]);
+    certs(d, "otherca", &[("stranger", false)]);
+    let port = berth_tests::free_port();
+    let p = |f: &str| d.join(f).display().to_string();
+    let mut child = agent(
+        &d.join("root"),
+        &[
+            "--listen",
+            &format!("unix://{}/b.sock", d.display()),
+            "--docker-listen",
+            &format!("tcp://0.0.0.0:{port}"),
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+            "--tls-client-ca",
+            &p("ca.pem"),
+        ],
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let host = format!("tcp://127.0.0.1:{port}");
+    // Docker's own client, as a user points it at a remote dockerd on 2376.
+    let docker = |cert: Option<&str>, args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env("DOCKER_CONFIG", d.join("docker-config"))
+            .args(["-H", &host]);
+        if let Some(cert) = cert {
+            c.args(["--tlsverify", "--tlscacert", &p("ca.pem")])
+                .args(["--tlscert", &p(&format!("{cert}.pem"))])
+                .args(["--tlskey", &p(&format!("{cert}.key"))]);
+        }
+        c.args(args).output().unwrap()
+    };
+    let version = docker(
+        Some("client"),
+        &["version", "--format", "{{.Server.APIVersion}}"],
+    );
+    let made = docker(Some("client"), &["volume", "create", "overtls"]);
+    let listed = docker(Some("client"), &["volume", "ls", "-q"]);
+    let stranger = docker(Some("stranger"), &["volume", "ls", "-q"]);
+    let plain = docker(None, &["volume", "ls", "-q"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(version.status.success(), "{}", text(&version));
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "1.51");
+    assert!(made.status.success(), "{}", text(&made));
+    assert!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l == "overtls"),
+        "{}",
+        text(&listed)
+    );
+    assert!(
+        !stranger.status.success(),
+        "another CA's client got in: {}",
+        text(&stranger)
+    );
+    assert!(
+        !plain.status.success(),
+        "a client without TLS got in: {}",
+        text(&plain)
+    );
+}

@@ -1,7 +1,9 @@
 //! The Engine API's sockets: Unix sockets (mode 0660, group `berth`, as
-//! the gRPC socket), TCP on loopback and, in the VM, a vsock port (the VM
-//! supervisor on the host relays a Unix socket's bytes to it), served with
-//! hyper's upgrades so attach and exec can take over their connections.
+//! the gRPC socket), TCP (plain on loopback only; with the agent's mutual
+//! TLS anywhere, as `dockerd --tlsverify` on port 2376) and, in the VM, a
+//! vsock port (the VM supervisor on the host relays a Unix socket's bytes
+//! to it), served with hyper's upgrades so attach and exec can take over
+//! their connections.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub enum Listener {
     Unix(tokio::net::UnixListener, PathBuf),
     /// A TCP socket on loopback.
     Tcp(tokio::net::TcpListener),
+    /// A TCP socket whose clients show a certificate of the agent's CA.
+    Tls(TlsListener),
     /// A vsock port: only the VM's host reaches it.
     Vsock(VsockListener),
 }
@@ -51,10 +55,79 @@ impl axum::serve::Listener for VsockListener {
     }
 }
 
+/// A TCP listener whose connections are handed over once their TLS
+/// handshake is done: handshakes run in tasks of their own, so a client
+/// that connects and says nothing holds up no one else.
+pub struct TlsListener {
+    addr: std::net::SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(TlsStream, std::net::SocketAddr)>,
+}
+
+/// A Docker API connection over TLS.
+pub type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// How long a new connection has to finish its TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TlsListener {
+    fn new(tcp: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Result<TlsListener> {
+        let addr = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (conn, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("the Docker API's TLS port cannot accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                let (acceptor, ready) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(conn)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = ready.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!("Docker API client {peer} refused: {e}"),
+                        Err(_) => tracing::info!("Docker API client {peer} sent no TLS handshake"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { addr, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accepting task never ends while this listener lives.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
 /// Binds every endpoint now, so the sockets exist before the agent says
-/// it serves. Plain TCP is refused off loopback: the Engine API has no
-/// TLS here yet.
-pub async fn bind(endpoints: &[Endpoint]) -> Result<Vec<Listener>> {
+/// it serves. TCP takes `tls` (the agent's `--tls-*` files) when given,
+/// and is then open to clients anywhere with a certificate of the agent's
+/// CA; without it, plain TCP is refused off loopback.
+pub async fn bind(
+    endpoints: &[Endpoint],
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
     for ep in endpoints {
         match ep {
@@ -68,13 +141,16 @@ pub async fn bind(endpoints: &[Endpoint]) -> Result<Vec<Listener>> {
                     || host
                         .parse::<std::net::IpAddr>()
                         .is_ok_and(|ip| ip.is_loopback());
-                if !loopback {
-                    bail!("refusing to serve the Docker API on {ep}: plain TCP is allowed only on loopback");
+                if !loopback && tls.is_none() {
+                    bail!("refusing to serve the Docker API on {ep} without TLS: plain TCP is allowed only on loopback; give --tls-cert, --tls-key and --tls-client-ca");
                 }
                 let l = tokio::net::TcpListener::bind((host.as_str(), *port))
                     .await
                     .with_context(|| format!("cannot listen on {ep} (--docker-listen)"))?;
-                out.push(Listener::Tcp(l));
+                match &tls {
+                    Some(config) => out.push(Listener::Tls(TlsListener::new(l, config.clone())?)),
+                    None => out.push(Listener::Tcp(l)),
+                }
             }
             Endpoint::Vsock { cid, port } => {
                 let l = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(*cid, *port))
@@ -85,7 +161,12 @@ pub async fn bind(endpoints: &[Endpoint]) -> Result<Vec<Listener>> {
                 bail!("--docker-listen takes unix:///PATH, tcp://127.0.0.1:PORT or vsock://CID:PORT, not {other}")
             }
         }
-        tracing::info!("serving the Docker Engine API on {ep}");
+        let how = if matches!(ep, Endpoint::Tcp { .. }) && tls.is_some() {
+            " with mutual TLS"
+        } else {
+            ""
+        };
+        tracing::info!("serving the Docker Engine API on {ep}{how}");
     }
     Ok(out)
 }
@@ -112,6 +193,7 @@ pub async fn serve(
                     r
                 }
                 Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(signal).await,
+                Listener::Tls(l) => axum::serve(l, app).with_graceful_shutdown(signal).await,
                 Listener::Vsock(l) => axum::serve(l, app).with_graceful_shutdown(signal).await,
             }
         }));
