@@ -194,13 +194,18 @@ async fn start(a: StartArgs) -> Result<()> {
                 boot_ms as f64 / 1000.0
             );
             println!("Use it with: export BERTH_HOST='{endpoint}'");
-            // The QEMU backend's supervisor relays the Docker API to this
-            // socket (berth_vm::relay::DOCKER_SOCKET).
+            // The supervisor relays the Docker API: QEMU's to a socket in
+            // the VM's directory, WSL2's to a named pipe.
             if endpoint.starts_with("hybrid-vsock://") {
-                let socket = dir.join("docker.sock");
+                let socket = dir.join(berth_client::vm::DOCKER_SOCKET);
                 println!(
                     "Docker clients: export DOCKER_HOST=unix://{}",
                     socket.display()
+                );
+            } else if cfg!(windows) && endpoint.starts_with("tcp://") {
+                println!(
+                    "Docker clients: $env:DOCKER_HOST = \"{}\"",
+                    berth_client::vm::DOCKER_PIPE_HOST
                 );
             }
         }

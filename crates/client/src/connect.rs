@@ -90,11 +90,20 @@ impl Client {
     /// connection is made on first use.
     pub fn new(options: ConnectOptions) -> Client {
         let (endpoint, source) = discover(options.host.as_deref());
+        // The VM's agent over TCP (WSL2) takes only its own certificates:
+        // found, like its endpoint, in the VM's state directory.
+        #[cfg(feature = "vm")]
+        let tls = match options.tls {
+            t if t.ca.is_none() && t.cert.is_none() => crate::vm::tls_for(&endpoint).unwrap_or(t),
+            t => t,
+        };
+        #[cfg(not(feature = "vm"))]
+        let tls = options.tls;
         Client {
             inner: Arc::new(Inner {
                 endpoint,
                 source,
-                tls: options.tls,
+                tls,
                 timeout: options.connect_timeout.unwrap_or(Duration::from_secs(10)),
                 channel: Default::default(),
             }),

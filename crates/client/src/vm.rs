@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 pub use berth_vm::machine::{Machine, Progress, RunState};
+pub use berth_vm::relay::{DOCKER_PIPE_HOST, DOCKER_SOCKET};
 pub use berth_vm::settings::{default_dir, Network, Settings, SharedFolder};
 
 /// The agent endpoint of a VM that runs in the default state directory,
@@ -15,6 +16,15 @@ pub fn running_endpoint() -> Option<(String, PathBuf)> {
     let run = RunState::load(&dir)?;
     (run.supervisor_alive() && run.phase == "ready" && !run.endpoint.is_empty())
         .then_some((run.endpoint, dir))
+}
+
+/// The client certificates of the running VM whose agent is at
+/// `endpoint`, when that agent takes mutual TLS (the WSL2 backend's).
+pub fn tls_for(endpoint: &str) -> Option<berth_api::endpoint::ClientTls> {
+    let (running, dir) = running_endpoint()?;
+    let certs = berth_vm::tls::VmCerts::of(&dir);
+    (running == endpoint && endpoint.starts_with("tcp://") && certs.exist())
+        .then(|| certs.client_tls())
 }
 
 /// How [`start_background`] ended.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use berth_api::endpoint::ClientTls;
 use berth_api::Endpoint;
 
 use crate::image::GuestImage;
@@ -43,6 +44,8 @@ pub struct LaunchSpec {
     pub agent_port: u32,
     /// Where the backend keeps sockets and pid files for this run.
     pub run_dir: PathBuf,
+    /// The VM's state directory (settings, disks, [`crate::tls`]).
+    pub state_dir: PathBuf,
     /// Where the guest's console goes (appended).
     pub console_log: PathBuf,
 }
@@ -73,6 +76,7 @@ impl LaunchSpec {
             accel: settings.accel.clone(),
             agent_port: settings.agent_port,
             run_dir: dir.join("run"),
+            state_dir: dir.to_path_buf(),
             console_log: dir.join("console.log"),
         }
     }
@@ -167,6 +171,16 @@ pub trait Instance: Send {
     /// Called once the agent answers after a boot: what the VMM needed
     /// only to boot can be let go of.
     fn booted(&mut self) {}
+    /// The certificates the host shows the agent (mutual TLS, for an agent
+    /// reached over TCP); none by default.
+    fn tls(&self) -> ClientTls {
+        ClientTls::default()
+    }
+    /// Where the host reaches the agent's Docker Engine API when it is not
+    /// on the vsock port beside the agent's: the WSL2 agent's TLS port.
+    fn docker_api(&self) -> Option<crate::relay::DockerUpstream> {
+        None
+    }
 }
 
 /// A way of running VMs on this host.

@@ -15,7 +15,8 @@ pub mod ports;
 pub mod qemu;
 pub mod relay;
 pub mod settings;
+pub mod tls;
 #[cfg(target_os = "macos")]
 pub mod vz;
-#[cfg(windows)]
+// Compiled everywhere so its tests run here; only Windows uses it.
 pub mod wsl;

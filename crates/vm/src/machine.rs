@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 use crate::backend::{default_backend, Backend, Instance, LaunchSpec};
 use crate::console::ConsoleWatch;
 use crate::image::GuestImage;
+use crate::relay::{DockerUpstream, GuestPort, DOCKER_PORT_OFFSET, RELAY_PORT_OFFSET};
 use crate::settings::Settings;
 
 /// How long the agent has to answer after the VMM starts: three times the
@@ -308,7 +309,10 @@ impl Machine {
                 &mut state,
                 progress,
             );
-            let bridges = self.start_bridges(channel.clone(), &spec, &vm.endpoint());
+            let docker = vm.docker_api().or_else(|| {
+                GuestPort::beside(&vm.endpoint(), DOCKER_PORT_OFFSET).map(DockerUpstream::Vsock)
+            });
+            let bridges = self.start_bridges(channel.clone(), &spec, &vm.endpoint(), docker);
             let sync = crate::host_sync::sync_endpoint(&vm.endpoint())
                 .map(|e| tokio::spawn(keep_in_sync(e)));
             let outcome = watch_health(vm.as_mut(), channel, &mut stop).await;
@@ -332,20 +336,23 @@ impl Machine {
         channel: Channel,
         spec: &LaunchSpec,
         agent: &Endpoint,
+        docker: Option<DockerUpstream>,
     ) -> Vec<JoinHandle<()>> {
-        use crate::relay::{GuestPort, RELAY_PORT_OFFSET};
-        #[cfg(unix)]
-        use crate::relay::{DOCKER_PORT_OFFSET, DOCKER_SOCKET};
         // Each bridge starts again when its stream ends (the agent in the
         // VM restarted, say); they stop with the VM.
         let mut bridges = Vec::new();
-        #[cfg(unix)]
-        if let Some(docker) = GuestPort::beside(agent, DOCKER_PORT_OFFSET) {
-            let socket = self.dir.join(DOCKER_SOCKET);
+        if let Some(docker) = docker {
+            #[cfg(unix)]
+            let socket = self.dir.join(crate::relay::DOCKER_SOCKET);
             bridges.push(tokio::spawn(async move {
                 loop {
-                    if let Err(e) = crate::relay::relay_docker_socket(&socket, docker.clone()).await
-                    {
+                    #[cfg(unix)]
+                    let served = crate::relay::relay_docker_socket(&socket, docker.clone()).await;
+                    #[cfg(windows)]
+                    let served =
+                        crate::relay::relay_docker_pipe(crate::relay::DOCKER_PIPE, docker.clone())
+                            .await;
+                    if let Err(e) = served {
                         tracing::warn!("the Docker API socket restarts: {e:#}");
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -483,9 +490,9 @@ async fn keep_in_sync(endpoint: Endpoint) {
 }
 
 /// Connects to the agent and pings it once.
-pub async fn ping(endpoint: &Endpoint, timeout: Duration) -> Result<Channel> {
+pub async fn ping(endpoint: &Endpoint, tls: &ClientTls, timeout: Duration) -> Result<Channel> {
     let attempt = async {
-        let ch = endpoint.connect(&ClientTls::default()).await?;
+        let ch = endpoint.connect(tls).await?;
         SystemClient::new(ch.clone()).ping(PingRequest {}).await?;
         Ok::<_, anyhow::Error>(ch)
     };
@@ -509,6 +516,7 @@ async fn wait_ready(
 ) -> Result<Option<Channel>> {
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let endpoint = vm.endpoint();
+    let tls = vm.tls();
     let announces = vm.announces_serving();
     let mut serving_since = (!announces).then(Instant::now);
     loop {
@@ -523,7 +531,7 @@ async fn wait_ready(
             serving_since = Some(Instant::now());
         }
         if serving_since.is_some() {
-            if let Ok(ch) = ping(&endpoint, Duration::from_secs(2)).await {
+            if let Ok(ch) = ping(&endpoint, &tls, Duration::from_secs(2)).await {
                 return Ok(Some(ch));
             }
         }

@@ -212,11 +212,47 @@ pub async fn relay_udp(
     }
 }
 
+/// Where the Docker API relay sends each connection's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerUpstream {
+    /// The agent's vsock port beside its own (QEMU's hybrid vsock).
+    Vsock(GuestPort),
+    /// The agent's Engine API on a loopback TCP port with mutual TLS (the
+    /// WSL2 agent), reached with the VM's client certificate.
+    Tls {
+        /// The loopback port.
+        port: u16,
+        /// The VM's certificates.
+        certs: crate::tls::VmCerts,
+    },
+}
+
+/// Carries one Docker client's connection to the agent's Engine API.
+pub async fn carry<C>(conn: &mut C, docker: &DockerUpstream) -> Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    match docker {
+        DockerUpstream::Vsock(port) => {
+            let mut up = port
+                .dial()
+                .await
+                .context("the Docker API in the VM did not answer")?;
+            splice(conn, &mut up).await?;
+        }
+        DockerUpstream::Tls { port, certs } => {
+            let mut up = crate::tls::dial(certs, *port).await?;
+            splice(conn, &mut up).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Serves the Docker Engine API of the agent on `socket` (a Unix socket
 /// path on the host): each connection's bytes go to `docker` and back.
 /// Replaces a stale socket file; runs until the task is dropped.
 #[cfg(unix)]
-pub async fn relay_docker_socket(socket: &Path, docker: GuestPort) -> Result<()> {
+pub async fn relay_docker_socket(socket: &Path, docker: DockerUpstream) -> Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
@@ -225,15 +261,48 @@ pub async fn relay_docker_socket(socket: &Path, docker: GuestPort) -> Result<()>
         let (mut conn, _) = listener.accept().await?;
         let docker = docker.clone();
         tokio::spawn(async move {
-            let mut up = match docker.dial().await {
-                Ok(up) => up,
-                Err(e) => {
-                    tracing::debug!("the Docker API in the VM did not answer: {e}");
-                    return;
-                }
-            };
-            if let Err(e) = splice(&mut conn, &mut up).await {
-                tracing::debug!("a Docker API connection ended: {e}");
+            if let Err(e) = carry(&mut conn, &docker).await {
+                tracing::debug!("a Docker API connection ended: {e:#}");
+            }
+        });
+    }
+}
+
+/// The named pipe Docker clients on Windows reach the VM's Engine API by:
+/// `DOCKER_HOST=npipe:////./pipe/berth_engine` (Docker Desktop's own is
+/// `docker_engine`; Berth leaves that name to it).
+pub const DOCKER_PIPE: &str = r"\\.\pipe\berth_engine";
+
+/// [`DOCKER_PIPE`] as Docker clients write it in `DOCKER_HOST`.
+pub const DOCKER_PIPE_HOST: &str = "npipe:////./pipe/berth_engine";
+
+/// Serves the Docker Engine API of the agent on the named pipe `name`
+/// (Windows), as [`relay_docker_socket`] does on a Unix socket. The pipe
+/// takes no clients from other machines, and Windows' default access list
+/// for a pipe lets only its creator (and administrators) write to it.
+#[cfg(windows)]
+pub async fn relay_docker_pipe(name: &str, docker: DockerUpstream) -> Result<()> {
+    use tokio::net::windows::named_pipe::ServerOptions;
+    let mut server = ServerOptions::new()
+        .first_pipe_instance(true)
+        .reject_remote_clients(true)
+        .create(name)
+        .with_context(|| {
+            format!("cannot make the named pipe {name} (is another Berth serving it?)")
+        })?;
+    loop {
+        server.connect().await?;
+        let mut conn = server;
+        // The next instance exists before this one is handed off, so a
+        // client never finds the pipe missing.
+        server = ServerOptions::new()
+            .reject_remote_clients(true)
+            .create(name)
+            .with_context(|| format!("cannot make another instance of {name}"))?;
+        let docker = docker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = carry(&mut conn, &docker).await {
+                tracing::debug!("a Docker API connection ended: {e:#}");
             }
         });
     }
