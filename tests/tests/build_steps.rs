@@ -1,8 +1,9 @@
 //! `berth build` beyond the everyday Dockerfile: a build the user stops
 //! half-way leaves nothing behind, ADD fetches a URL (or says why it
 //! cannot), RUN steps get the network `--network` asks for, `--platform`
-//! takes only the engine's own, `--pull` fetches the base again, and the
-//! cache outlives the agent.
+//! takes only the engine's own, `--pull` fetches the base again, the
+//! cache outlives the agent, and only the files the Dockerfile can read
+//! are sent.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -320,4 +321,68 @@ fn the_build_cache_outlives_an_agent_restart() {
     }
     assert_eq!(env.build_id(ctx.path(), &["-t", "kept"]), id);
     assert_eq!(env.agent.ok(&["run", "--rm", "kept"]), "a\ntool\n");
+}
+
+/// The names in the context the agent holds while a build of `ctx` runs
+/// its (sleeping) RUN step.
+fn context_during_build(env: &BuildEnv, ctx: &std::path::Path) -> Vec<String> {
+    let mut child = env
+        .agent
+        .berth_cmd(&["build", "--progress", "plain", ctx.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers(&env.agent).is_empty() {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let work = env.agent.root().join("build/work");
+    let mut names = Vec::new();
+    for dir in std::fs::read_dir(&work).unwrap().flatten() {
+        let tar = std::fs::File::open(dir.path().join("context.tar")).unwrap();
+        for e in tar::Archive::new(tar).entries().unwrap().flatten() {
+            names.push(e.path().unwrap().display().to_string());
+        }
+    }
+    assert!(child.wait().unwrap().success(), "the build failed");
+    names
+}
+
+#[test]
+fn a_build_sends_only_the_files_its_sources_can_match() {
+    let Some(env) = BuildEnv::start() else {
+        return;
+    };
+    // A base stored here, without ONBUILD triggers.
+    env.agent.ok(&["pull", &env.base]);
+    let text = format!("FROM {}\nCOPY src/*.txt /a/\nRUN sleep 3\n", env.base);
+    let ctx = context(&[
+        ("Dockerfile", &text),
+        ("src/a.txt", "a\n"),
+        ("src/b.md", "b\n"),
+        ("unused/big.bin", "x\n"),
+    ]);
+    let sent = context_during_build(&env, ctx.path());
+    assert!(
+        sent.contains(&"src/a.txt".to_string()) && sent.contains(&"Dockerfile".to_string()),
+        "{sent:?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|n| n.contains("big.bin") || n.contains("b.md")),
+        "files no source matches were sent: {sent:?}"
+    );
+    // COPY . sends everything.
+    let text = format!("FROM {}\nCOPY . /all/\nRUN sleep 3\n", env.base);
+    std::fs::write(ctx.path().join("Dockerfile"), text).unwrap();
+    let sent = context_during_build(&env, ctx.path());
+    for want in ["unused/big.bin", "src/b.md", "src/a.txt"] {
+        assert!(
+            sent.contains(&want.to_string()),
+            "{want} not sent: {sent:?}"
+        );
+    }
 }
