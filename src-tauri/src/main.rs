@@ -10,7 +10,9 @@
 
 mod commands;
 mod download;
+mod files;
 mod manage;
+mod prune;
 mod run;
 mod settings;
 mod streams;
@@ -94,6 +96,13 @@ fn main() {
             manage::remove_network,
             manage::inspect_network,
             download::save_logs,
+            files::list_files,
+            files::read_text_file,
+            files::save_text_file,
+            files::download_file,
+            files::upload_file,
+            prune::disk_usage,
+            prune::prune,
             settings::get_settings,
             settings::save_settings,
             settings::use_endpoint,

@@ -7,16 +7,20 @@ import type {
   EngineEvent,
   HistoryStep,
   ImageSummary,
+  Listing,
   LogLine,
   Msg,
   Network,
   Progress,
+  Pruned,
   RunSpec,
   SettingsView,
   Settings,
   StatsSample,
   TermOut,
+  TextFile,
   UiError,
+  UsageRow,
   Volume,
   VmStatus,
 } from './types';
@@ -86,6 +90,19 @@ export const api = {
   /** Asks where to save, then saves; the path, or null when cancelled. */
   saveLogs: (id: string, name: string, timestamps: boolean) =>
     invoke<string | null>('save_logs', { id, name, timestamps }),
+  /** A container folder's entries (a link to a folder is followed). */
+  listFiles: (id: string, path: string) => invoke<Listing>('list_files', { id, path }),
+  /** A file of up to 256 KiB of UTF-8 text, for the editor. */
+  readTextFile: (id: string, path: string) => invoke<TextFile>('read_text_file', { id, path }),
+  saveTextFile: (id: string, path: string, text: string) => invoke<void>('save_text_file', { id, path, text }),
+  /** Asks where to save (a folder as a tar), then saves; the host path, or null when cancelled. */
+  downloadFile: (id: string, path: string, folder: boolean) =>
+    invoke<string | null>('download_file', { id, path, folder }),
+  /** Asks for a host file, then copies it into `folder`; its name, or null when cancelled. */
+  uploadFile: (id: string, folder: string) => invoke<string | null>('upload_file', { id, folder }),
+  diskUsage: () => invoke<UsageRow[]>('disk_usage'),
+  /** Removes stopped containers, dangling images, unused networks and the build cache. */
+  prune: () => invoke<Pruned>('prune'),
   settings: () => invoke<SettingsView>('get_settings'),
   saveSettings: (settings: Settings) => invoke<void>('save_settings', { settings }),
   useEndpoint: (url: string) => invoke<void>('use_endpoint', { url }),

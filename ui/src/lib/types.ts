@@ -136,3 +136,50 @@ export interface VmStatus {
   memory_mib: number;
   dir: string;
 }
+
+/** One entry of a container's folder (the Files tab). */
+export interface FileEntry {
+  name: string;
+  kind: 'folder' | 'file' | 'link' | 'other';
+  size: number;
+  /** Permission bits (0o7777). */
+  mode: number;
+  /** A link's target. */
+  link: string;
+  /** Seconds since 1970. */
+  mtime: number;
+}
+
+/** A folder's entries; for a path that is a file, that file alone (`folder: false`). */
+export interface Listing {
+  path: string;
+  folder: boolean;
+  entries: FileEntry[];
+}
+
+/** A small text file as the editor opens it. */
+export interface TextFile {
+  path: string;
+  text: string;
+  size: number;
+  mode: number;
+}
+
+/** One row of the Engine view's disk usage table. */
+export interface UsageRow {
+  kind: string;
+  count: number;
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+/** What a prune removed, and the sentence saying so. */
+export interface Pruned {
+  containers: number;
+  images: number;
+  networks: number;
+  build_cache: number;
+  reclaimed: number;
+  sentence: string;
+}

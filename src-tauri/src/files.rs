@@ -1,0 +1,606 @@
+//! A container's files, for the Files tab: folders listed, files
+//! downloaded and uploaded, small text files edited. Everything goes
+//! through `berth-client`'s `copy_from` (a tar of a path) and `copy_to`
+//! (a tar unpacked into a folder); the tar is read and written here, a
+//! block at a time, so nothing large is held in memory. The save and open
+//! dialogs are opened here, in Rust: the page never names a host path.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
+use tokio::io::AsyncReadExt;
+
+use crate::commands::{Reply, UiError};
+use crate::App;
+
+mod tar;
+
+use tar::{damaged, file_header, trailer, Event, Member, TarReader};
+
+/// The largest file the editor opens or saves (256 KiB).
+pub const EDIT_LIMIT: u64 = 256 * 1024;
+
+fn invalid(message: String) -> UiError {
+    UiError {
+        kind: "InvalidArgument".into(),
+        message,
+    }
+}
+
+/// One entry of a folder as the Files tab shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileEntry {
+    /// The name in its folder.
+    pub name: String,
+    /// `folder`, `file`, `link` or `other`.
+    pub kind: String,
+    /// The size in bytes (0 for a folder or link).
+    pub size: u64,
+    /// The permission bits.
+    pub mode: u32,
+    /// A link's target.
+    pub link: String,
+    /// The modification time, in seconds since 1970.
+    pub mtime: u64,
+}
+
+/// A folder's entries, or the one file at a path that is not a folder
+/// (a link to a file, followed).
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    /// The path listed, cleaned (`/etc`).
+    pub path: String,
+    /// Whether it is a folder.
+    pub folder: bool,
+    /// Folders first, then by name; the file itself when it is not a folder.
+    pub entries: Vec<FileEntry>,
+}
+
+/// Collects the direct children of folder `top` (its last name; empty
+/// for `/`) from the members of its tar as `copy_from` writes it
+/// (`etc/`, `etc/hostname`, `etc/ssl/…`); deeper members are skipped.
+#[derive(Default)]
+pub struct Lister {
+    top: String,
+    /// The path's own member (none for `/`).
+    pub itself: Option<Member>,
+    /// The direct children by name (a name seen twice keeps its last).
+    pub children: std::collections::BTreeMap<String, FileEntry>,
+}
+
+impl Lister {
+    /// A lister for the folder named `top`.
+    pub fn new(top: &str) -> Lister {
+        Lister {
+            top: top.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes one member of the tar.
+    pub fn member(&mut self, m: &Member) {
+        let name = m.path.trim_start_matches("./");
+        let rel = if self.top.is_empty() {
+            name
+        } else if name.trim_end_matches('/') == self.top {
+            ""
+        } else if let Some(rel) = name.strip_prefix(&format!("{}/", self.top)) {
+            rel
+        } else {
+            return;
+        };
+        let rel = rel.trim_end_matches('/');
+        if rel.is_empty() {
+            if !self.top.is_empty() {
+                self.itself = Some(m.clone());
+            }
+        } else if !rel.contains('/') {
+            self.children.insert(rel.to_string(), entry(rel, m));
+        }
+    }
+
+    /// The listing of `path`.
+    pub fn finish(self, path: &str) -> Listing {
+        match self.itself {
+            Some(m) if m.kind != b'5' => Listing {
+                path: path.to_string(),
+                folder: false,
+                entries: vec![entry(&self.top, &m)],
+            },
+            _ => {
+                let mut entries: Vec<FileEntry> = self.children.into_values().collect();
+                entries.sort_by_key(|e| e.kind != "folder");
+                Listing {
+                    path: path.to_string(),
+                    folder: true,
+                    entries,
+                }
+            }
+        }
+    }
+}
+
+fn entry(name: &str, m: &Member) -> FileEntry {
+    FileEntry {
+        name: name.to_string(),
+        kind: m.kind_name().to_string(),
+        size: if m.kind == b'5' { 0 } else { m.size },
+        mode: m.mode,
+        link: m.link.clone(),
+        mtime: m.mtime,
+    }
+}
+
+/// `path` as an absolute container path without empty, `.` or `..` parts.
+pub fn clean_path(path: &str) -> Reply<String> {
+    if path.contains('\0') {
+        return Err(invalid(
+            "a container path cannot hold a NUL character".into(),
+        ));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A clean path's folder and last name (`/` and `` for `/`).
+fn split(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => ("/", path),
+    }
+}
+
+/// Reads the tar of `path` in container `id`, handing its members and
+/// data to `on` until it returns `false` or the tar ends.
+async fn read_tar<F>(app: &App, id: &str, path: &str, follow: bool, mut on: F) -> Reply<()>
+where
+    F: FnMut(Event<'_>) -> Reply<bool> + Send,
+{
+    let mut stream = app.client().copy_from(id, path, follow).await?;
+    let mut reader = TarReader::default();
+    while let Some(chunk) = stream.next().await {
+        reader.feed(&chunk?, &mut on)?;
+        if reader.done {
+            return Ok(());
+        }
+    }
+    if !reader.complete() {
+        return Err(damaged("the archive ended early"));
+    }
+    Ok(())
+}
+
+/// The entries of folder `path` in container `id` (a link to a folder is
+/// followed); for a path that is a file, that file alone.
+#[tauri::command]
+pub async fn list_files(app: State<'_, App>, id: String, path: String) -> Reply<Listing> {
+    let path = clean_path(&path)?;
+    let mut lister = Lister::new(split(&path).1);
+    read_tar(&app, &id, &path, true, |e| {
+        if let Event::Member(m) = e {
+            lister.member(m);
+        }
+        Ok(true)
+    })
+    .await?;
+    Ok(lister.finish(&path))
+}
+
+/// The first member of the tar of `path` (not following a link), or
+/// `None` when there is nothing there.
+async fn stat(app: &App, id: &str, path: &str) -> Reply<Option<Member>> {
+    let mut found = None;
+    let read = read_tar(app, id, path, false, |e| {
+        if let Event::Member(m) = e {
+            found = Some(m.clone());
+        }
+        Ok(false)
+    })
+    .await;
+    match read {
+        Err(e) if e.kind == "NotFound" => Ok(None),
+        Err(e) => Err(e),
+        Ok(()) => Ok(found),
+    }
+}
+
+/// Refuses what the editor cannot open: folders, links, devices.
+fn editable(path: &str, m: &Member) -> Reply<()> {
+    match m.kind {
+        b'5' => Err(invalid(format!("{path} is a folder, not a file"))),
+        b'2' => Err(invalid(format!(
+            "{path} is a link to {}: open that file to edit it",
+            m.link
+        ))),
+        _ if !m.is_file() => Err(invalid(format!("{path} is not a regular file"))),
+        _ => Ok(()),
+    }
+}
+
+/// A text file as the editor opens it.
+#[derive(Debug, Serialize)]
+pub struct TextFile {
+    /// The path, cleaned.
+    pub path: String,
+    /// Its text.
+    pub text: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+/// The text of file `path` in container `id`, for the editor: up to 256
+/// KiB of UTF-8.
+#[tauri::command]
+pub async fn read_text_file(app: State<'_, App>, id: String, path: String) -> Reply<TextFile> {
+    let path = clean_path(&path)?;
+    let mut first: Option<Member> = None;
+    let mut data = Vec::new();
+    let mut refused = None;
+    read_tar(&app, &id, &path, false, |e| match e {
+        Event::Member(m) if first.is_none() => {
+            if let Err(e) = editable(&path, m) {
+                refused = Some(e);
+                return Ok(false);
+            }
+            if m.size > EDIT_LIMIT {
+                refused = Some(invalid(format!(
+                    "{path} is {} bytes; the editor opens files up to 256 KiB: download it instead",
+                    m.size
+                )));
+                return Ok(false);
+            }
+            first = Some(m.clone());
+            Ok(true)
+        }
+        Event::Member(_) => Ok(false),
+        Event::Data(d) => {
+            data.extend_from_slice(d);
+            Ok(true)
+        }
+    })
+    .await?;
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    let m = first.ok_or_else(|| damaged("no file in the archive"))?;
+    if data.len() as u64 != m.size {
+        return Err(damaged("the file's data ended early"));
+    }
+    let text = String::from_utf8(data).map_err(|_| {
+        invalid(format!(
+            "{path} is not UTF-8 text; the editor opens text files only: download it instead"
+        ))
+    })?;
+    Ok(TextFile {
+        path,
+        text,
+        size: m.size,
+        mode: m.mode,
+    })
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Writes `text` to file `path` in container `id`, keeping an existing
+/// file's mode and owner (a new file is 0644, root's).
+#[tauri::command]
+pub async fn save_text_file(
+    app: State<'_, App>,
+    id: String,
+    path: String,
+    text: String,
+) -> Reply<()> {
+    let path = clean_path(&path)?;
+    let (dir, name) = split(&path);
+    if name.is_empty() {
+        return Err(invalid("name the file to save".into()));
+    }
+    if text.len() as u64 > EDIT_LIMIT {
+        return Err(invalid(format!(
+            "the text is {} bytes; the editor saves files up to 256 KiB",
+            text.len()
+        )));
+    }
+    let (mode, uid, gid) = match stat(&app, &id, &path).await? {
+        Some(m) => {
+            editable(&path, &m)?;
+            (m.mode, m.uid, m.gid)
+        }
+        None => (0o644, 0, 0),
+    };
+    let size = text.len() as u64;
+    let mut tar = file_header(name.as_bytes(), size, mode, uid, gid, now());
+    tar.extend_from_slice(text.as_bytes());
+    tar.extend(trailer(size));
+    let input = Box::new(std::io::Cursor::new(tar));
+    app.client().copy_to(&id, dir, true, input).await?;
+    Ok(())
+}
+
+/// A file name made of `name` (a container's), safe on every platform.
+pub fn safe_name(name: &str, fallback: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_. ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.').trim();
+    if clean.is_empty() {
+        fallback.to_string()
+    } else {
+        clean.to_string()
+    }
+}
+
+/// The user's Downloads folder, else the home folder.
+fn downloads(handle: &AppHandle) -> Option<PathBuf> {
+    let paths = tauri::Manager::path(handle);
+    paths.download_dir().ok().or_else(|| paths.home_dir().ok())
+}
+
+/// Writes container `id`'s `path` to the host file `to`: a file's data,
+/// or with `folder` the folder as a tar. Written beside it first, then
+/// renamed, so a failed download leaves nothing half written.
+async fn write_download(app: &App, id: &str, path: &str, folder: bool, to: &Path) -> Reply<u64> {
+    let io = |e: std::io::Error| UiError {
+        kind: "Internal".into(),
+        message: format!("cannot write {}: {e}", to.display()),
+    };
+    let mut tmp = to.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    let mut written = 0u64;
+    let result = if folder {
+        async {
+            let mut stream = app.client().copy_from(id, path, true).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).map_err(io)?;
+                written += chunk.len() as u64;
+            }
+            Ok(())
+        }
+        .await
+    } else {
+        let mut first = true;
+        let mut failed = None;
+        let r = read_tar(app, id, path, true, |e| match e {
+            Event::Member(m) if first => {
+                first = false;
+                if !m.is_file() {
+                    failed = Some(invalid(format!("{path} is not a file to download")));
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+            Event::Member(_) => Ok(false),
+            Event::Data(d) => {
+                file.write_all(d).map_err(io)?;
+                written += d.len() as u64;
+                Ok(true)
+            }
+        })
+        .await;
+        match failed {
+            Some(e) => Err(e),
+            None => r,
+        }
+    };
+    let result = result.and_then(|()| file.flush().map_err(io));
+    drop(file);
+    match result {
+        Ok(()) => {
+            std::fs::rename(&tmp, to).map_err(io)?;
+            Ok(written)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Asks where to save `path` of container `id` (a folder as `NAME.tar`),
+/// then saves it there; returns the host path, or `None` when the user
+/// cancelled.
+#[tauri::command]
+pub async fn download_file(
+    handle: AppHandle,
+    app: State<'_, App>,
+    id: String,
+    path: String,
+    folder: bool,
+) -> Reply<Option<String>> {
+    let path = clean_path(&path)?;
+    let name = safe_name(split(&path).1, "root");
+    let name = if folder { format!("{name}.tar") } else { name };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = handle
+        .dialog()
+        .file()
+        .set_title(if folder {
+            "Save the folder as a tar"
+        } else {
+            "Save the file"
+        })
+        .set_file_name(name);
+    if let Some(dir) = downloads(&handle) {
+        dialog = dialog.set_directory(dir);
+    }
+    dialog.save_file(move |p| {
+        let _ = tx.send(p);
+    });
+    let Some(chosen) = rx.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let to: PathBuf = chosen
+        .into_path()
+        .map_err(|e| invalid(format!("cannot save there: {e}")))?;
+    write_download(&app, &id, &path, folder, &to).await?;
+    Ok(Some(to.display().to_string()))
+}
+
+/// Asks for a host file, then copies it into folder `folder` of
+/// container `id` (replacing a file of the same name); returns its name,
+/// or `None` when the user cancelled.
+#[tauri::command]
+pub async fn upload_file(
+    handle: AppHandle,
+    app: State<'_, App>,
+    id: String,
+    folder: String,
+) -> Reply<Option<String>> {
+    let folder = clean_path(&folder)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = handle
+        .dialog()
+        .file()
+        .set_title(format!("Upload a file to {folder}"));
+    if let Ok(home) = tauri::Manager::path(&handle).home_dir() {
+        dialog = dialog.set_directory(home);
+    }
+    dialog.pick_file(move |p| {
+        let _ = tx.send(p);
+    });
+    let Some(chosen) = rx.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let from: PathBuf = chosen
+        .into_path()
+        .map_err(|e| invalid(format!("that file cannot be uploaded: {e}")))?;
+    let cannot = |e: std::io::Error| UiError {
+        kind: "InvalidArgument".into(),
+        message: format!("cannot read {}: {e}", from.display()),
+    };
+    let file = tokio::fs::File::open(&from).await.map_err(cannot)?;
+    let meta = file.metadata().await.map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(invalid(format!("{} is not a file", from.display())));
+    }
+    let name = from
+        .file_name()
+        .ok_or_else(|| invalid(format!("{} has no file name", from.display())))?;
+    #[cfg(unix)]
+    let (bytes, mode) = {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
+        (name.as_bytes().to_vec(), meta.permissions().mode() & 0o7777)
+    };
+    #[cfg(not(unix))]
+    let (bytes, mode) = (name.to_string_lossy().as_bytes().to_vec(), 0o644);
+    let size = meta.len();
+    let input = std::io::Cursor::new(file_header(&bytes, size, mode, 0, 0, now()))
+        .chain(file.take(size))
+        .chain(std::io::Cursor::new(trailer(size)));
+    app.client()
+        .copy_to(&id, &folder, false, Box::new(input))
+        .await?;
+    Ok(Some(name.to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tar::tests::{etc, member, read};
+    use super::*;
+
+    #[test]
+    fn lists_direct_children_only_folders_first() {
+        let mut l = Lister::new("etc");
+        for (m, _) in read(&etc(), 4096) {
+            l.member(&m);
+        }
+        let listing = l.finish("/etc");
+        assert!(listing.folder);
+        let rows: Vec<(&str, &str, u64)> = listing
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind.as_str(), e.size))
+            .collect();
+        let long = "n".repeat(120);
+        assert_eq!(
+            rows,
+            [
+                ("ssl", "folder", 0),
+                ("hostname", "file", 4),
+                ("mtab", "link", 0),
+                (long.as_str(), "file", 3)
+            ]
+        );
+        assert_eq!(listing.entries[2].link, "/proc/mounts");
+    }
+
+    #[test]
+    fn lists_the_root_and_a_file_alone() {
+        let mut tar = Vec::new();
+        tar.extend(member("bin/", b'5', b"", ""));
+        tar.extend(member("bin/sh", b'0', b"#!", ""));
+        tar.extend(member("etcfile", b'0', b"x", ""));
+        tar.extend(member("etcfile", b'0', b"xy", ""));
+        let mut l = Lister::new("");
+        for (m, _) in read(&tar, 512) {
+            l.member(&m);
+        }
+        let names: Vec<(String, u64)> = l
+            .finish("/")
+            .entries
+            .into_iter()
+            .map(|e| (e.name, e.size))
+            .collect();
+        assert_eq!(
+            names,
+            [("bin".to_string(), 0), ("etcfile".to_string(), 2)],
+            "a name seen twice keeps its last"
+        );
+
+        let mut l = Lister::new("hostname");
+        for (m, _) in read(&member("hostname", b'0', b"box\n", ""), 512) {
+            l.member(&m);
+        }
+        let one = l.finish("/etc/hostname");
+        assert!(!one.folder);
+        assert_eq!(
+            (one.entries[0].name.as_str(), one.entries[0].size),
+            ("hostname", 4)
+        );
+    }
+
+    #[test]
+    fn paths_are_cleaned() {
+        assert_eq!(clean_path("").unwrap(), "/");
+        assert_eq!(clean_path("etc//ssl/./../hosts/").unwrap(), "/etc/hosts");
+        assert_eq!(clean_path("/../..").unwrap(), "/");
+        assert!(clean_path("/a\0b").is_err());
+        assert_eq!(split("/etc/hosts"), ("/etc", "hosts"));
+        assert_eq!(split("/etc"), ("/", "etc"));
+        assert_eq!(split("/"), ("/", ""));
+        assert_eq!(safe_name("../a b<c>", "f"), "_a b_c_");
+        assert_eq!(safe_name("..", "root"), "root");
+    }
+}
