@@ -1,8 +1,9 @@
 //! A container's files, for the Files tab: folders listed, files
 //! downloaded and uploaded, small text files edited. Everything goes
 //! through `berth-client`'s `copy_from` (a tar of a path) and `copy_to`
-//! (a tar unpacked into a folder); the tar is read and written here, a
-//! block at a time, so nothing large is held in memory. The save and open
+//! (a tar unpacked into a folder); the tar is read and written with the
+//! `tar` crate as the bytes arrive, so nothing large is held in memory
+//! (`files/archive.rs`). The save and open
 //! dialogs are opened here, in Rust: the page never names a host path.
 
 use std::io::Write;
@@ -17,9 +18,9 @@ use tokio::io::AsyncReadExt;
 use crate::commands::{Reply, UiError};
 use crate::App;
 
-mod tar;
+mod archive;
 
-use tar::{damaged, file_header, trailer, Event, Member, TarReader};
+use archive::{damaged, file_header, read_stream, small_file, trailer, Member};
 
 /// The largest file the editor opens or saves (256 KiB).
 pub const EDIT_LIMIT: u64 = 256 * 1024;
@@ -164,24 +165,16 @@ fn split(path: &str) -> (&str, &str) {
     }
 }
 
-/// Reads the tar of `path` in container `id`, handing its members and
-/// data to `on` until it returns `false` or the tar ends.
-async fn read_tar<F>(app: &App, id: &str, path: &str, follow: bool, mut on: F) -> Reply<()>
+/// Reads the tar of `path` in container `id` on a blocking thread,
+/// handing `state`, its members and their data to `on` until it returns
+/// `false` or the tar ends; gives `state` back.
+async fn read_tar<S, F>(app: &App, id: &str, path: &str, follow: bool, state: S, on: F) -> Reply<S>
 where
-    F: FnMut(Event<'_>) -> Reply<bool> + Send,
+    S: Send + 'static,
+    F: FnMut(&mut S, &Member, &mut dyn std::io::Read) -> Reply<bool> + Send + 'static,
 {
-    let mut stream = app.client().copy_from(id, path, follow).await?;
-    let mut reader = TarReader::default();
-    while let Some(chunk) = stream.next().await {
-        reader.feed(&chunk?, &mut on)?;
-        if reader.done {
-            return Ok(());
-        }
-    }
-    if !reader.complete() {
-        return Err(damaged("the archive ended early"));
-    }
-    Ok(())
+    let chunks = app.client().copy_from(id, path, follow).await?;
+    read_stream(chunks, state, on).await
 }
 
 /// The entries of folder `path` in container `id` (a link to a folder is
@@ -189,11 +182,9 @@ where
 #[tauri::command]
 pub async fn list_files(app: State<'_, App>, id: String, path: String) -> Reply<Listing> {
     let path = clean_path(&path)?;
-    let mut lister = Lister::new(split(&path).1);
-    read_tar(&app, &id, &path, true, |e| {
-        if let Event::Member(m) = e {
-            lister.member(m);
-        }
+    let lister = Lister::new(split(&path).1);
+    let lister = read_tar(&app, &id, &path, true, lister, |l, m, _| {
+        l.member(m);
         Ok(true)
     })
     .await?;
@@ -203,18 +194,14 @@ pub async fn list_files(app: State<'_, App>, id: String, path: String) -> Reply<
 /// The first member of the tar of `path` (not following a link), or
 /// `None` when there is nothing there.
 async fn stat(app: &App, id: &str, path: &str) -> Reply<Option<Member>> {
-    let mut found = None;
-    let read = read_tar(app, id, path, false, |e| {
-        if let Event::Member(m) = e {
-            found = Some(m.clone());
-        }
+    let read = read_tar(app, id, path, false, None, |found, m, _| {
+        *found = Some(m.clone());
         Ok(false)
     })
     .await;
     match read {
         Err(e) if e.kind == "NotFound" => Ok(None),
-        Err(e) => Err(e),
-        Ok(()) => Ok(found),
+        read => read,
     }
 }
 
@@ -249,35 +236,31 @@ pub struct TextFile {
 #[tauri::command]
 pub async fn read_text_file(app: State<'_, App>, id: String, path: String) -> Reply<TextFile> {
     let path = clean_path(&path)?;
-    let mut first: Option<Member> = None;
-    let mut data = Vec::new();
-    let mut refused = None;
-    read_tar(&app, &id, &path, false, |e| match e {
-        Event::Member(m) if first.is_none() => {
-            if let Err(e) = editable(&path, m) {
-                refused = Some(e);
-                return Ok(false);
-            }
+    let shown = path.clone();
+    let (first, data) = read_tar(
+        &app,
+        &id,
+        &path,
+        false,
+        (None, Vec::new()),
+        move |(first, data), m, d| {
+            use std::io::Read;
+            editable(&shown, m)?;
             if m.size > EDIT_LIMIT {
-                refused = Some(invalid(format!(
-                    "{path} is {} bytes; the editor opens files up to 256 KiB: download it instead",
+                return Err(invalid(format!(
+                    "{shown} is {} bytes; the editor opens files up to 256 KiB: \
+                     download it instead",
                     m.size
                 )));
-                return Ok(false);
             }
-            first = Some(m.clone());
-            Ok(true)
-        }
-        Event::Member(_) => Ok(false),
-        Event::Data(d) => {
-            data.extend_from_slice(d);
-            Ok(true)
-        }
-    })
+            d.take(EDIT_LIMIT + 1)
+                .read_to_end(data)
+                .map_err(|e| damaged(&e.to_string()))?;
+            *first = Some(m.clone());
+            Ok(false)
+        },
+    )
     .await?;
-    if let Some(e) = refused {
-        return Err(e);
-    }
     let m = first.ok_or_else(|| damaged("no file in the archive"))?;
     if data.len() as u64 != m.size {
         return Err(damaged("the file's data ended early"));
@@ -322,17 +305,14 @@ pub async fn save_text_file(
             text.len()
         )));
     }
-    let (mode, uid, gid) = match stat(&app, &id, &path).await? {
+    let (mode, uid, gid): (u32, u64, u64) = match stat(&app, &id, &path).await? {
         Some(m) => {
             editable(&path, &m)?;
             (m.mode, m.uid, m.gid)
         }
         None => (0o644, 0, 0),
     };
-    let size = text.len() as u64;
-    let mut tar = file_header(name.as_bytes(), size, mode, uid, gid, now());
-    tar.extend_from_slice(text.as_bytes());
-    tar.extend(trailer(size));
+    let tar = small_file(name, text.as_bytes(), mode, uid, gid, now())?;
     let input = Box::new(std::io::Cursor::new(tar));
     app.client().copy_to(&id, dir, true, input).await?;
     Ok(())
@@ -375,48 +355,55 @@ async fn write_download(app: &App, id: &str, path: &str, folder: bool, to: &Path
     let mut tmp = to.as_os_str().to_owned();
     tmp.push(".part");
     let tmp = PathBuf::from(tmp);
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-    let mut written = 0u64;
+    let file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     let result = if folder {
         async {
+            let mut file = file;
+            let mut written = 0u64;
             let mut stream = app.client().copy_from(id, path, true).await?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 file.write_all(&chunk).map_err(io)?;
                 written += chunk.len() as u64;
             }
-            Ok(())
+            Ok((file, written))
         }
         .await
     } else {
-        let mut first = true;
-        let mut failed = None;
-        let r = read_tar(app, id, path, true, |e| match e {
-            Event::Member(m) if first => {
-                first = false;
+        let (shown, to) = (path.to_string(), to.to_path_buf());
+        read_tar(
+            app,
+            id,
+            path,
+            true,
+            (file, 0u64),
+            move |(file, written), m, d| {
                 if !m.is_file() {
-                    failed = Some(invalid(format!("{path} is not a file to download")));
-                    return Ok(false);
+                    return Err(invalid(format!("{shown} is not a file to download")));
                 }
-                Ok(true)
-            }
-            Event::Member(_) => Ok(false),
-            Event::Data(d) => {
-                file.write_all(d).map_err(io)?;
-                written += d.len() as u64;
-                Ok(true)
-            }
-        })
-        .await;
-        match failed {
-            Some(e) => Err(e),
-            None => r,
-        }
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = d.read(&mut buf).map_err(|e| damaged(&e.to_string()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&buf[..n]).map_err(|e| UiError {
+                        kind: "Internal".into(),
+                        message: format!("cannot write {}: {e}", to.display()),
+                    })?;
+                    *written += n as u64;
+                }
+                if *written != m.size {
+                    return Err(damaged("the file's data ended early"));
+                }
+                Ok(false)
+            },
+        )
+        .await
     };
-    let result = result.and_then(|()| file.flush().map_err(io));
-    drop(file);
+    let result = result.and_then(|(mut file, written)| file.flush().map(|()| written).map_err(io));
     match result {
-        Ok(()) => {
+        Ok(written) => {
             std::fs::rename(&tmp, to).map_err(io)?;
             Ok(written)
         }
@@ -516,7 +503,7 @@ pub async fn upload_file(
     #[cfg(not(unix))]
     let (bytes, mode) = (name.to_string_lossy().as_bytes().to_vec(), 0o644);
     let size = meta.len();
-    let input = std::io::Cursor::new(file_header(&bytes, size, mode, 0, 0, now()))
+    let input = std::io::Cursor::new(file_header(&bytes, size, mode, 0, 0, now())?)
         .chain(file.take(size))
         .chain(std::io::Cursor::new(trailer(size)));
     app.client()
@@ -527,16 +514,21 @@ pub async fn upload_file(
 
 #[cfg(test)]
 mod tests {
-    use super::tar::tests::{etc, member, read};
+    use super::archive::tests::{etc, member, read};
     use super::*;
+    use ::tar::{Builder, EntryType};
+
+    fn list(top: &str, path: &str, tar: &[u8]) -> Listing {
+        let mut l = Lister::new(top);
+        for (m, _) in read(tar, 4096).unwrap() {
+            l.member(&m);
+        }
+        l.finish(path)
+    }
 
     #[test]
     fn lists_direct_children_only_folders_first() {
-        let mut l = Lister::new("etc");
-        for (m, _) in read(&etc(), 4096) {
-            l.member(&m);
-        }
-        let listing = l.finish("/etc");
+        let listing = list("etc", "/etc", &etc());
         assert!(listing.folder);
         let rows: Vec<(&str, &str, u64)> = listing
             .entries
@@ -558,17 +550,12 @@ mod tests {
 
     #[test]
     fn lists_the_root_and_a_file_alone() {
-        let mut tar = Vec::new();
-        tar.extend(member("bin/", b'5', b"", ""));
-        tar.extend(member("bin/sh", b'0', b"#!", ""));
-        tar.extend(member("etcfile", b'0', b"x", ""));
-        tar.extend(member("etcfile", b'0', b"xy", ""));
-        let mut l = Lister::new("");
-        for (m, _) in read(&tar, 512) {
-            l.member(&m);
-        }
-        let names: Vec<(String, u64)> = l
-            .finish("/")
+        let mut tar = Builder::new(Vec::new());
+        member(&mut tar, "bin/", EntryType::Directory, b"", "");
+        member(&mut tar, "bin/sh", EntryType::Regular, b"#!", "");
+        member(&mut tar, "etcfile", EntryType::Regular, b"x", "");
+        member(&mut tar, "etcfile", EntryType::Regular, b"xy", "");
+        let names: Vec<(String, u64)> = list("", "/", &tar.into_inner().unwrap())
             .entries
             .into_iter()
             .map(|e| (e.name, e.size))
@@ -579,11 +566,9 @@ mod tests {
             "a name seen twice keeps its last"
         );
 
-        let mut l = Lister::new("hostname");
-        for (m, _) in read(&member("hostname", b'0', b"box\n", ""), 512) {
-            l.member(&m);
-        }
-        let one = l.finish("/etc/hostname");
+        let mut tar = Builder::new(Vec::new());
+        member(&mut tar, "hostname", EntryType::Regular, b"box\n", "");
+        let one = list("hostname", "/etc/hostname", &tar.into_inner().unwrap());
         assert!(!one.folder);
         assert_eq!(
             (one.entries[0].name.as_str(), one.entries[0].size),
