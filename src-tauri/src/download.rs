@@ -13,21 +13,12 @@ use tauri_plugin_dialog::DialogExt;
 use crate::commands::{Reply, UiError};
 use crate::App;
 
-/// A file name made of `name` (a container's), safe on every platform.
+/// The log file's name for container `name`, safe on every platform.
 pub fn file_name(name: &str) -> String {
-    let clean: String = name
-        .trim_start_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = clean.trim_start_matches('.');
-    format!("{}.log", if clean.is_empty() { "logs" } else { clean })
+    format!(
+        "{}.log",
+        crate::files::safe_name(name.trim_start_matches('/'), "logs")
+    )
 }
 
 /// The text of one log entry as `docker logs [-t]` prints it.
@@ -75,7 +66,7 @@ async fn write_logs(app: &App, id: &str, timestamps: bool, path: &Path) -> Reply
 
 /// The user's Downloads folder: the desktop's own setting (XDG user
 /// dirs), else `~/Downloads` when it exists, else the home folder.
-fn downloads(handle: &AppHandle) -> Option<PathBuf> {
+pub fn downloads(handle: &AppHandle) -> Option<PathBuf> {
     let paths = tauri::Manager::path(handle);
     if let Ok(d) = paths.download_dir() {
         return Some(d);
@@ -129,7 +120,7 @@ mod tests {
         assert_eq!(file_name("/web"), "web.log");
         assert_eq!(file_name("../../etc/passwd"), "_.._etc_passwd.log");
         assert_eq!(file_name(""), "logs.log");
-        assert_eq!(file_name("a b<c>"), "a_b_c_.log");
+        assert_eq!(file_name("a b<c>"), "a b_c_.log");
     }
 
     #[test]

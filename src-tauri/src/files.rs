@@ -338,12 +338,6 @@ pub fn safe_name(name: &str, fallback: &str) -> String {
     }
 }
 
-/// The user's Downloads folder, else the home folder.
-fn downloads(handle: &AppHandle) -> Option<PathBuf> {
-    let paths = tauri::Manager::path(handle);
-    paths.download_dir().ok().or_else(|| paths.home_dir().ok())
-}
-
 /// Writes container `id`'s `path` to the host file `to`: a file's data,
 /// or with `folder` the folder as a tar. Written beside it first, then
 /// renamed, so a failed download leaves nothing half written.
@@ -438,7 +432,7 @@ pub async fn download_file(
             "Save the file"
         })
         .set_file_name(name);
-    if let Some(dir) = downloads(&handle) {
+    if let Some(dir) = crate::download::downloads(&handle) {
         dialog = dialog.set_directory(dir);
     }
     dialog.save_file(move |p| {

@@ -121,22 +121,27 @@ fn plain_tcp_off_loopback_is_refused_at_start() {
     if !need_root() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("berth-agent"))
-        .arg("--root")
-        .arg(dir.path().join("root"))
-        .args([
-            "--listen",
-            &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused_at_start(&[
+        "--listen",
+        &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
+    ]);
     assert!(
         err.contains("plain TCP is allowed only on loopback"),
         "{err}"
     );
+}
+
+/// Starts berth-agent with `args`, expecting it to refuse; its stderr.
+fn refused_at_start(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("berth-agent"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the agent started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -211,18 +216,12 @@ fn the_docker_api_takes_mutual_tls_off_loopback_and_nothing_plain() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Plain TCP off loopback is refused at start, for the Docker API too.
-    let out = Command::new(bin("berth-agent"))
-        .arg("--root")
-        .arg(d.join("refused"))
-        .args(["--listen", &format!("unix://{}/r.sock", d.display())])
-        .args([
-            "--docker-listen",
-            &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused_at_start(&[
+        "--listen",
+        &format!("unix://{}/r.sock", d.display()),
+        "--docker-listen",
+        &format!("tcp://0.0.0.0:{}", berth_tests::free_port()),
+    ]);
     assert!(
         err.contains("Docker API") && err.contains("without TLS"),
         "{err}"
