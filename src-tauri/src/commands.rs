@@ -75,16 +75,19 @@ pub async fn info(app: State<'_, App>) -> Reply<pb::InfoResponse> {
     Ok(app.client().info().await?)
 }
 
-/// Every container, running or not.
+/// Every container, running or not (but the helpers the Volumes view
+/// browses a volume through).
 #[tauri::command]
 pub async fn list_containers(app: State<'_, App>) -> Reply<Vec<pb::ContainerSummary>> {
-    Ok(app
+    let mut all = app
         .client()
         .list_containers(pb::ListContainersRequest {
             all: true,
             ..Default::default()
         })
-        .await?)
+        .await?;
+    all.retain(|c| !crate::files::volume::is_helper(c));
+    Ok(all)
 }
 
 /// One container's outcome in a bulk action: `None` when it worked.
@@ -164,19 +167,10 @@ pub async fn list_networks(app: State<'_, App>) -> Reply<Vec<pb::Network>> {
 #[tauri::command]
 pub fn open_port(port: u16) -> Reply<()> {
     let url = format!("http://localhost:{port}/");
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(&url)
-        .spawn()
-        .map(|_| ())
-        .map_err(|e| UiError {
-            kind: "Internal".into(),
-            message: format!("cannot open {url} in a browser: {e}"),
-        })
+    crate::host::open(url.as_ref()).map_err(|e| UiError {
+        kind: "Internal".into(),
+        message: format!("cannot open {url} in a browser: {e}"),
+    })
 }
 
 /// When the process started (set first thing in `main`), for [`painted`].

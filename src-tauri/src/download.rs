@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use berth_client::types as pb;
 use futures::StreamExt;
 use tauri::{AppHandle, State};
-use tauri_plugin_dialog::DialogExt;
 
 use crate::commands::{Reply, UiError};
+use crate::dialog::{choose_path, Ask, Pick};
 use crate::App;
 
 /// The log file's name for container `name`, safe on every platform.
@@ -87,26 +87,13 @@ pub async fn save_logs(
     name: String,
     timestamps: bool,
 ) -> Reply<Option<String>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut dialog = handle
-        .dialog()
-        .file()
-        .set_title("Save the logs")
-        .set_file_name(file_name(&name))
-        .add_filter("Log files", &["log", "txt"]);
-    if let Some(dir) = downloads(&handle) {
-        dialog = dialog.set_directory(dir);
-    }
-    dialog.save_file(move |p| {
-        let _ = tx.send(p);
-    });
-    let Some(chosen) = rx.await.ok().flatten() else {
+    let mut ask = Ask::new(Pick::Save, "Save the logs", "cannot save there");
+    ask.file_name = Some(file_name(&name));
+    ask.directory = downloads(&handle);
+    ask.filter = Some(("Log files", &["log", "txt"]));
+    let Some(path) = choose_path(&handle, ask).await? else {
         return Ok(None);
     };
-    let path: PathBuf = chosen.into_path().map_err(|e| UiError {
-        kind: "InvalidArgument".into(),
-        message: format!("cannot save there: {e}"),
-    })?;
     write_logs(&app, &id, timestamps, &path).await?;
     Ok(Some(path.display().to_string()))
 }

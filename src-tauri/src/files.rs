@@ -3,24 +3,22 @@
 //! through `berth-client`'s `copy_from` (a tar of a path) and `copy_to`
 //! (a tar unpacked into a folder); the tar is read and written with the
 //! `tar` crate as the bytes arrive, so nothing large is held in memory
-//! (`files/archive.rs`). The save and open
-//! dialogs are opened here, in Rust: the page never names a host path.
+//! (`files/archive.rs`). Downloads and uploads are in `files/transfer.rs`,
+//! their save and open dialogs opened in Rust: the page never names a host
+//! path. `files/volume.rs` shows a volume's files the same way.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use futures::StreamExt;
 use serde::Serialize;
-use tauri::{AppHandle, State};
-use tauri_plugin_dialog::DialogExt;
-use tokio::io::AsyncReadExt;
+use tauri::State;
 
 use crate::commands::{Reply, UiError};
 use crate::App;
 
 mod archive;
+pub mod transfer;
+pub mod volume;
 
-use archive::{damaged, file_header, read_stream, small_file, trailer, Member};
+use archive::{damaged, read_stream, small_file, Member};
+pub use transfer::safe_name;
 
 /// The largest file the editor opens or saves (256 KiB).
 pub const EDIT_LIMIT: u64 = 256 * 1024;
@@ -181,14 +179,18 @@ where
 /// followed); for a path that is a file, that file alone.
 #[tauri::command]
 pub async fn list_files(app: State<'_, App>, id: String, path: String) -> Reply<Listing> {
-    let path = clean_path(&path)?;
-    let lister = Lister::new(split(&path).1);
-    let lister = read_tar(&app, &id, &path, true, lister, |l, m, _| {
+    list(&app, &id, &clean_path(&path)?).await
+}
+
+/// [`list_files`] of a clean path.
+pub async fn list(app: &App, id: &str, path: &str) -> Reply<Listing> {
+    let lister = Lister::new(split(path).1);
+    let lister = read_tar(app, id, path, true, lister, |l, m, _| {
         l.member(m);
         Ok(true)
     })
     .await?;
-    Ok(lister.finish(&path))
+    Ok(lister.finish(path))
 }
 
 /// The first member of the tar of `path` (not following a link), or
@@ -235,11 +237,15 @@ pub struct TextFile {
 /// KiB of UTF-8.
 #[tauri::command]
 pub async fn read_text_file(app: State<'_, App>, id: String, path: String) -> Reply<TextFile> {
-    let path = clean_path(&path)?;
+    read_text(&app, &id, clean_path(&path)?).await
+}
+
+/// [`read_text_file`] of a clean path.
+pub async fn read_text(app: &App, id: &str, path: String) -> Reply<TextFile> {
     let shown = path.clone();
     let (first, data) = read_tar(
-        &app,
-        &id,
+        app,
+        id,
         &path,
         false,
         (None, Vec::new()),
@@ -294,8 +300,12 @@ pub async fn save_text_file(
     path: String,
     text: String,
 ) -> Reply<()> {
-    let path = clean_path(&path)?;
-    let (dir, name) = split(&path);
+    save_text(&app, &id, &clean_path(&path)?, &text).await
+}
+
+/// [`save_text_file`] of a clean path.
+pub async fn save_text(app: &App, id: &str, path: &str, text: &str) -> Reply<()> {
+    let (dir, name) = split(path);
     if name.is_empty() {
         return Err(invalid("name the file to save".into()));
     }
@@ -305,205 +315,17 @@ pub async fn save_text_file(
             text.len()
         )));
     }
-    let (mode, uid, gid): (u32, u64, u64) = match stat(&app, &id, &path).await? {
+    let (mode, uid, gid): (u32, u64, u64) = match stat(app, id, path).await? {
         Some(m) => {
-            editable(&path, &m)?;
+            editable(path, &m)?;
             (m.mode, m.uid, m.gid)
         }
         None => (0o644, 0, 0),
     };
     let tar = small_file(name, text.as_bytes(), mode, uid, gid, now())?;
     let input = Box::new(std::io::Cursor::new(tar));
-    app.client().copy_to(&id, dir, true, input).await?;
+    app.client().copy_to(id, dir, true, input).await?;
     Ok(())
-}
-
-/// A file name made of `name` (a container's), safe on every platform.
-pub fn safe_name(name: &str, fallback: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_. ".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = clean.trim_start_matches('.').trim();
-    if clean.is_empty() {
-        fallback.to_string()
-    } else {
-        clean.to_string()
-    }
-}
-
-/// Writes container `id`'s `path` to the host file `to`: a file's data,
-/// or with `folder` the folder as a tar. Written beside it first, then
-/// renamed, so a failed download leaves nothing half written.
-async fn write_download(app: &App, id: &str, path: &str, folder: bool, to: &Path) -> Reply<u64> {
-    let io = |e: std::io::Error| UiError {
-        kind: "Internal".into(),
-        message: format!("cannot write {}: {e}", to.display()),
-    };
-    let mut tmp = to.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    let file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-    let result = if folder {
-        async {
-            let mut file = file;
-            let mut written = 0u64;
-            let mut stream = app.client().copy_from(id, path, true).await?;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                file.write_all(&chunk).map_err(io)?;
-                written += chunk.len() as u64;
-            }
-            Ok((file, written))
-        }
-        .await
-    } else {
-        let (shown, to) = (path.to_string(), to.to_path_buf());
-        read_tar(
-            app,
-            id,
-            path,
-            true,
-            (file, 0u64),
-            move |(file, written), m, d| {
-                if !m.is_file() {
-                    return Err(invalid(format!("{shown} is not a file to download")));
-                }
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = d.read(&mut buf).map_err(|e| damaged(&e.to_string()))?;
-                    if n == 0 {
-                        break;
-                    }
-                    file.write_all(&buf[..n]).map_err(|e| UiError {
-                        kind: "Internal".into(),
-                        message: format!("cannot write {}: {e}", to.display()),
-                    })?;
-                    *written += n as u64;
-                }
-                if *written != m.size {
-                    return Err(damaged("the file's data ended early"));
-                }
-                Ok(false)
-            },
-        )
-        .await
-    };
-    let result = result.and_then(|(mut file, written)| file.flush().map(|()| written).map_err(io));
-    match result {
-        Ok(written) => {
-            std::fs::rename(&tmp, to).map_err(io)?;
-            Ok(written)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// Asks where to save `path` of container `id` (a folder as `NAME.tar`),
-/// then saves it there; returns the host path, or `None` when the user
-/// cancelled.
-#[tauri::command]
-pub async fn download_file(
-    handle: AppHandle,
-    app: State<'_, App>,
-    id: String,
-    path: String,
-    folder: bool,
-) -> Reply<Option<String>> {
-    let path = clean_path(&path)?;
-    let name = safe_name(split(&path).1, "root");
-    let name = if folder { format!("{name}.tar") } else { name };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut dialog = handle
-        .dialog()
-        .file()
-        .set_title(if folder {
-            "Save the folder as a tar"
-        } else {
-            "Save the file"
-        })
-        .set_file_name(name);
-    if let Some(dir) = crate::download::downloads(&handle) {
-        dialog = dialog.set_directory(dir);
-    }
-    dialog.save_file(move |p| {
-        let _ = tx.send(p);
-    });
-    let Some(chosen) = rx.await.ok().flatten() else {
-        return Ok(None);
-    };
-    let to: PathBuf = chosen
-        .into_path()
-        .map_err(|e| invalid(format!("cannot save there: {e}")))?;
-    write_download(&app, &id, &path, folder, &to).await?;
-    Ok(Some(to.display().to_string()))
-}
-
-/// Asks for a host file, then copies it into folder `folder` of
-/// container `id` (replacing a file of the same name); returns its name,
-/// or `None` when the user cancelled.
-#[tauri::command]
-pub async fn upload_file(
-    handle: AppHandle,
-    app: State<'_, App>,
-    id: String,
-    folder: String,
-) -> Reply<Option<String>> {
-    let folder = clean_path(&folder)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut dialog = handle
-        .dialog()
-        .file()
-        .set_title(format!("Upload a file to {folder}"));
-    if let Ok(home) = tauri::Manager::path(&handle).home_dir() {
-        dialog = dialog.set_directory(home);
-    }
-    dialog.pick_file(move |p| {
-        let _ = tx.send(p);
-    });
-    let Some(chosen) = rx.await.ok().flatten() else {
-        return Ok(None);
-    };
-    let from: PathBuf = chosen
-        .into_path()
-        .map_err(|e| invalid(format!("that file cannot be uploaded: {e}")))?;
-    let cannot = |e: std::io::Error| UiError {
-        kind: "InvalidArgument".into(),
-        message: format!("cannot read {}: {e}", from.display()),
-    };
-    let file = tokio::fs::File::open(&from).await.map_err(cannot)?;
-    let meta = file.metadata().await.map_err(cannot)?;
-    if !meta.is_file() {
-        return Err(invalid(format!("{} is not a file", from.display())));
-    }
-    let name = from
-        .file_name()
-        .ok_or_else(|| invalid(format!("{} has no file name", from.display())))?;
-    #[cfg(unix)]
-    let (bytes, mode) = {
-        use std::os::unix::ffi::OsStrExt;
-        use std::os::unix::fs::PermissionsExt;
-        (name.as_bytes().to_vec(), meta.permissions().mode() & 0o7777)
-    };
-    #[cfg(not(unix))]
-    let (bytes, mode) = (name.to_string_lossy().as_bytes().to_vec(), 0o644);
-    let size = meta.len();
-    let input = std::io::Cursor::new(file_header(&bytes, size, mode, 0, 0, now())?)
-        .chain(file.take(size))
-        .chain(std::io::Cursor::new(trailer(size)));
-    app.client()
-        .copy_to(&id, &folder, false, Box::new(input))
-        .await?;
-    Ok(Some(name.to_string_lossy().into_owned()))
 }
 
 #[cfg(test)]
@@ -579,7 +401,5 @@ mod tests {
         assert_eq!(split("/etc/hosts"), ("/etc", "hosts"));
         assert_eq!(split("/etc"), ("/", "etc"));
         assert_eq!(split("/"), ("/", ""));
-        assert_eq!(safe_name("../a b<c>", "f"), "_a b_c_");
-        assert_eq!(safe_name("..", "root"), "root");
     }
 }

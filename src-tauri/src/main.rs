@@ -9,8 +9,10 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod dialog;
 mod download;
 mod files;
+mod host;
 mod manage;
 mod prune;
 mod run;
@@ -60,6 +62,7 @@ fn main() {
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(app)
+        .manage(files::volume::Helpers::default())
         .setup(|app| {
             let store = settings::Store::open(settings::path(app.handle()));
             let saved = store.get().endpoint;
@@ -99,8 +102,16 @@ fn main() {
             files::list_files,
             files::read_text_file,
             files::save_text_file,
-            files::download_file,
-            files::upload_file,
+            files::transfer::download_file,
+            files::transfer::upload_file,
+            files::volume::list_volume_files,
+            files::volume::read_volume_file,
+            files::volume::save_volume_file,
+            files::volume::download_volume_file,
+            files::volume::upload_volume_file,
+            files::volume::close_volume,
+            host::host_folders,
+            host::open_host_folder,
             prune::disk_usage,
             prune::prune,
             settings::get_settings,
@@ -127,6 +138,7 @@ fn main() {
         .expect("error while starting Berth Desktop")
         .run(|handle, event| {
             if let tauri::RunEvent::Exit = event {
+                files::volume::on_exit(handle);
                 settings::on_exit(handle);
             }
         });

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tauri::State;
 
 use crate::commands::{Reply, UiError};
+use crate::dialog::{choose_path, Ask, Pick};
 use crate::App;
 
 /// A published port from the dialog.
@@ -104,22 +105,15 @@ pub async fn run_container(app: State<'_, App>, spec: RunSpec) -> Reply<String> 
 /// when cancelled).
 #[tauri::command]
 pub async fn pick_folder(handle: tauri::AppHandle) -> Reply<Option<String>> {
-    use tauri_plugin_dialog::DialogExt;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut dialog = handle.dialog().file().set_title("Choose a host folder");
-    if let Some(home) = std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" }) {
-        dialog = dialog.set_directory(home);
-    }
-    dialog.pick_folder(move |p| {
-        let _ = tx.send(p);
-    });
-    let Some(chosen) = rx.await.ok().flatten() else {
+    let mut ask = Ask::new(
+        Pick::Folder,
+        "Choose a host folder",
+        "that folder cannot be shared",
+    );
+    ask.directory = crate::dialog::home(&handle);
+    let Some(path) = choose_path(&handle, ask).await? else {
         return Ok(None);
     };
-    let path = chosen.into_path().map_err(|e| UiError {
-        kind: "InvalidArgument".into(),
-        message: format!("that folder cannot be shared: {e}"),
-    })?;
     Ok(Some(path.display().to_string()))
 }
 
