@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use berth_client::containers::WaitFor;
 use berth_client::types as pb;
-use berth_client::{ErrorKind, Object};
+use berth_client::ErrorKind;
 use clap::{Args, Subcommand};
 
 use crate::{format, session, Conn, Exit};
@@ -234,30 +234,60 @@ pub struct InspectArgs {
     /// Format the output using a Go-style template ({{.State.Status}}) or json.
     #[arg(short = 'f', long = "format")]
     pub format: Option<String>,
+    /// Only objects of this type: container, image, network or volume.
+    #[arg(long = "type", value_parser = ["container", "image", "network", "volume"])]
+    pub kind: Option<String>,
     /// Objects to inspect.
     #[arg(required = true)]
     pub names: Vec<String>,
 }
 
-/// Runs `berth container inspect`; with `images_too`, names that are not
-/// containers are looked up as images (`berth inspect`).
-pub async fn inspect(conn: &Conn, a: InspectArgs, images_too: bool) -> Result<()> {
-    let mut docs = Vec::new();
-    for name in &a.names {
-        match conn.inspect_container_json(name).await {
-            Ok(doc) => docs.push(doc),
-            Err(e) if images_too && e.kind() == ErrorKind::NotFound(Object::Container) => {
-                docs.push(
-                    conn.inspect_image_json(name)
-                        .await
-                        .map_err(|_| anyhow::anyhow!("no such object: {name}"))?,
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
+/// One object of the named type, as Docker's inspect shows it.
+async fn inspect_as(
+    conn: &Conn,
+    kind: &str,
+    name: &str,
+) -> Result<serde_json::Value, berth_client::Error> {
+    match kind {
+        "image" => conn.inspect_image_json(name).await,
+        "network" => Ok(berth_client::networks::docker_json(
+            &conn.inspect_network(name).await?,
+        )),
+        "volume" => Ok(berth_client::volumes::docker_json(
+            &conn.inspect_volume(name).await?,
+        )),
+        _ => conn.inspect_container_json(name).await,
     }
-    format::print_docs(a.format.as_deref(), &docs)?;
-    Ok(())
+}
+
+/// Runs `berth container inspect`; with `any_type`, names that are not
+/// containers are looked up as images, networks and volumes, in Docker's
+/// order (`berth inspect`), unless `--type` names one.
+pub async fn inspect(conn: &Conn, a: InspectArgs, any_type: bool) -> Result<()> {
+    let kinds: Vec<&str> = match (&a.kind, any_type) {
+        (Some(k), true) => vec![k.as_str()],
+        (_, false) => vec!["container"],
+        (None, true) => vec!["container", "image", "network", "volume"],
+    };
+    let mut docs = Vec::new();
+    let mut failed = Vec::new();
+    'names: for name in &a.names {
+        for kind in &kinds {
+            match inspect_as(conn, kind, name).await {
+                Ok(doc) => {
+                    docs.push(doc);
+                    continue 'names;
+                }
+                Err(e) if kinds.len() > 1 && matches!(e.kind(), ErrorKind::NotFound(_)) => {}
+                Err(e) => {
+                    failed.push(e.into());
+                    continue 'names;
+                }
+            }
+        }
+        failed.push(anyhow::anyhow!("No such object: {name}"));
+    }
+    format::print_inspected(a.format.as_deref(), &docs, failed)
 }
 
 /// `berth ps`.
@@ -354,7 +384,7 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> Result<()> {
                     c.image.clone()
                 },
                 "Command": format!("\"{command}\""),
-                "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_string()).unwrap_or_default(),
+                "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
                 "RunningFor": format::ago(created),
                 "Status": c.status,
                 "State": c.state,

@@ -123,21 +123,55 @@ pub fn print_rows(
     }
 }
 
-/// Prints inspect documents: a JSON array (no format, or `json`), or each
-/// document through the template.
-pub fn print_docs(format: Option<&str>, docs: &[serde_json::Value]) -> anyhow::Result<()> {
+/// A template as `inspect`, `version` and `info` take it: a bad one is
+/// told as "template parsing error: …" and exits with 64, as Docker's.
+pub fn parse_template(text: &str) -> anyhow::Result<crate::template::Template> {
+    crate::template::Template::parse(text).map_err(|e| {
+        eprintln!("template parsing error: {e:#}");
+        crate::Exit(64).into()
+    })
+}
+
+/// Prints what an `inspect` found as Docker's does: the template is
+/// checked first (a bad one is refused with 64, "template parsing error:
+/// …"); found objects are printed as a JSON list (`[]` when none was) or
+/// one rendered line each (an empty line when none rendered); then the
+/// names not found, and renderings that failed, are reported, one
+/// sentence a line, with status 1.
+pub fn print_inspected(
+    format: Option<&str>,
+    docs: &[serde_json::Value],
+    mut failed: Vec<anyhow::Error>,
+) -> anyhow::Result<()> {
     match format {
         None | Some("json") | Some("") => {
             println!("{}", serde_json::to_string_pretty(docs)?);
         }
         Some(f) => {
-            let t = crate::template::Template::parse(f)?;
+            let t = parse_template(f)?;
+            let mut wrote = false;
             for d in docs {
-                println!("{}", t.render(d)?);
+                match t.render(d) {
+                    Ok(line) => {
+                        println!("{line}");
+                        wrote = true;
+                    }
+                    Err(e) => failed.push(e.into()),
+                }
+            }
+            if !wrote {
+                println!();
             }
         }
     }
-    Ok(())
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(failed.remove(0)),
+        _ => {
+            let lines: Vec<String> = failed.iter().map(|e| format!("{e:#}")).collect();
+            Err(anyhow::anyhow!(lines.join("\n")))
+        }
+    }
 }
 
 /// Prints rows as a table as Docker's tabwriter does: columns three

@@ -20,6 +20,7 @@ mod system;
 mod template;
 mod transfer;
 mod upload;
+mod usage;
 mod vm;
 mod volume;
 
@@ -181,27 +182,20 @@ impl Exit {
     }
 }
 
-/// Parses the command line, exiting as Docker's CLI does on bad input: 1
-/// for a missing argument or an unknown command, 125 for a bad flag or
-/// value, 0 for `--help` and `--version`.
+/// Parses the command line, exiting as Docker's CLI does on bad input
+/// (see [`usage::refusal`]).
 fn parse() -> Cli {
-    use clap::error::ErrorKind;
+    use std::io::Write;
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                ErrorKind::MissingRequiredArgument
-                | ErrorKind::MissingSubcommand
-                | ErrorKind::InvalidSubcommand
-                | ErrorKind::TooFewValues
-                | ErrorKind::WrongNumberOfValues => 1,
-                _ => 125,
-            };
-            let _ = e.print();
-            std::process::exit(if code == 0 && e.use_stderr() { 1 } else { code });
+            let r = usage::refusal(&e);
+            if r.to_stderr {
+                let _ = std::io::stderr().write_all(r.text.as_bytes());
+            } else {
+                let _ = std::io::stdout().write_all(r.text.as_bytes());
+            }
+            std::process::exit(r.code);
         }
     }
 }

@@ -180,11 +180,14 @@ pub async fn network(conn: &Conn, cmd: NetworkCommand) -> Result<()> {
         }
         NetworkCommand::Inspect(a) => {
             let mut out = Vec::new();
+            let mut failed = Vec::new();
             for name in &a.networks {
-                let n = c.inspect_network(name).await?;
-                out.push(berth_client::networks::docker_json(&n));
+                match c.inspect_network(name).await {
+                    Ok(v) => out.push(berth_client::networks::docker_json(&v)),
+                    Err(e) => failed.push(e.into()),
+                }
             }
-            format::print_docs(a.format.as_deref(), &out)?;
+            format::print_inspected(a.format.as_deref(), &out, failed)?;
         }
         NetworkCommand::Rm(a) => {
             crate::containers::each(&a.networks, |name| async move {

@@ -214,22 +214,36 @@ pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
             ..Default::default()
         })
         .await?;
-    let zeros = move |input: &str| {
+    let find = |input: &str| {
         every
             .iter()
             .find(|c| {
                 c.id.starts_with(input)
                     || c.names.iter().any(|n| n.trim_start_matches('/') == input)
             })
-            .map(|c| pb::StatsSample {
-                id: c.id.clone(),
-                name: c
-                    .names
-                    .first()
-                    .map_or("", |n| n.trim_start_matches('/'))
-                    .to_string(),
-                ..Default::default()
-            })
+            .cloned()
+    };
+    // Docker's CONTAINER column is the name or id as given (the short id
+    // when none was), in the order given.
+    let given = !a.containers.is_empty();
+    let shown: Vec<(String, String)> = ids
+        .iter()
+        .filter_map(|input| {
+            let c = find(input)?;
+            let short = c.id[..12.min(c.id.len())].to_string();
+            Some((c.id, if given { input.clone() } else { short }))
+        })
+        .collect();
+    let zeros = move |input: &str| {
+        find(input).map(|c| pb::StatsSample {
+            id: c.id.clone(),
+            name: c
+                .names
+                .first()
+                .map_or("", |n| n.trim_start_matches('/'))
+                .to_string(),
+            ..Default::default()
+        })
     };
     let stopped = |e: &berth_client::Error| e.kind() == berth_client::ErrorKind::FailedPrecondition;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<pb::StatsSample>>(16);
@@ -264,12 +278,23 @@ pub async fn stats(conn: &Conn, a: StatsArgs) -> Result<()> {
         latest.insert(s.id.clone(), s);
         if !a.no_stream || latest.len() == ids.len() {
             let mut samples: Vec<&pb::StatsSample> = latest.values().collect();
-            samples.sort_by(|x, y| x.name.cmp(&y.name));
+            let place = |s: &pb::StatsSample| shown.iter().position(|(id, _)| *id == s.id);
+            if given {
+                samples.sort_by_key(|s| place(s));
+            } else {
+                samples.sort_by(|x, y| x.name.cmp(&y.name));
+            }
+            let container = |s: &pb::StatsSample| {
+                place(s).map_or_else(
+                    || s.id[..12.min(s.id.len())].to_string(),
+                    |i| shown[i].1.clone(),
+                )
+            };
             let rows: Vec<serde_json::Value> = samples
                 .iter()
                 .map(|s| {
                     serde_json::json!({
-                        "ID": &s.id[..12.min(s.id.len())], "Container": &s.id[..12.min(s.id.len())], "Name": s.name,
+                        "ID": &s.id[..12.min(s.id.len())], "Container": container(s), "Name": s.name,
                         "CPUPerc": format!("{:.2}%", s.cpu_percent),
                         "MemUsage": format!("{} / {}", format::binary_size(s.memory_usage), format::binary_size(s.memory_limit)),
                         "MemPerc": format!("{:.2}%", percent(s.memory_usage, s.memory_limit)),
@@ -356,15 +381,11 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
         let ev = ev?;
         let mut attrs: Vec<(String, String)> = ev.attributes.clone().into_iter().collect();
         attrs.sort();
-        let doc = serde_json::json!({
-            "Type": ev.r#type, "Action": ev.action, "Status": ev.action, "ID": ev.id, "id": ev.id,
-            "Actor": {"ID": ev.id, "Attributes": ev.attributes}, "scope": "local",
-            "time": ev.time.as_ref().map_or(0, |t| t.seconds), "timeNano": ev.time.as_ref().map_or(0, |t| t.seconds as i128 * 1_000_000_000 + t.nanos as i128),
-        });
+        let (json, fields) = event_docs(&ev);
         if let Some(t) = &template {
-            println!("{}", t.render(&doc)?);
+            println!("{}", t.render(&fields)?);
         } else if a.format.as_deref() == Some("json") {
-            println!("{doc}");
+            println!("{json}");
         } else {
             let attrs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!(
@@ -379,6 +400,48 @@ pub async fn events(conn: &Conn, a: EventsArgs) -> Result<()> {
         let _ = std::io::stdout().flush();
     }
     Ok(())
+}
+
+/// An event as Docker's `events --format json` writes it (its JSON names,
+/// with the older `status`, `id` and `from` for container and image
+/// events, as dockerd fills them), and as its templates see it (Go's
+/// field names).
+fn event_docs(ev: &pb::Event) -> (serde_json::Value, serde_json::Value) {
+    let time = ev.time.as_ref().map_or(0, |t| t.seconds);
+    let nanos = ev
+        .time
+        .as_ref()
+        .map_or(0, |t| t.seconds as i128 * 1_000_000_000 + t.nanos as i128);
+    let actor = serde_json::json!({"ID": ev.id, "Attributes": ev.attributes});
+    let old = ["container", "image"].contains(&ev.r#type.as_str());
+    let from = match ev.r#type.as_str() {
+        "container" => ev.attributes.get("image").cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut json = serde_json::Map::new();
+    if old {
+        json.insert("status".into(), ev.action.clone().into());
+        json.insert("id".into(), ev.id.clone().into());
+        if !from.is_empty() {
+            json.insert("from".into(), from.clone().into());
+        }
+    }
+    json.insert("Type".into(), ev.r#type.clone().into());
+    json.insert("Action".into(), ev.action.clone().into());
+    json.insert("Actor".into(), actor.clone());
+    json.insert("scope".into(), "local".into());
+    json.insert("time".into(), time.into());
+    json.insert("timeNano".into(), serde_json::json!(nanos));
+    let (status, id) = if old {
+        (ev.action.clone(), ev.id.clone())
+    } else {
+        Default::default()
+    };
+    let fields = serde_json::json!({
+        "Status": status, "ID": id, "From": from, "Type": ev.r#type, "Action": ev.action,
+        "Actor": actor, "Scope": "local", "Time": time, "TimeNano": nanos,
+    });
+    (json.into(), fields)
 }
 
 #[cfg(test)]

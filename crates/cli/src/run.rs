@@ -220,15 +220,22 @@ pub fn parse_bytes(text: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().with_context(|| {
-        format!("invalid size {text:?}: use a number with an optional unit (b, k, m, g)")
+    let n: f64 = num.parse().map_err(|_| {
+        anyhow::anyhow!("invalid size {text:?}: use a number with an optional unit (b, k, m, g)")
     })?;
     Ok((n * mult as f64) as i64)
 }
 
 fn parse_env_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the env file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = e.to_string();
+        let why = why
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::anyhow!("cannot read the env file {}: {why}", path.display())
+    })?;
     Ok(text
         .lines()
         .map(str::trim)

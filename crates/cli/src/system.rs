@@ -79,13 +79,14 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-/// Prints one document as `--format` asks: `json`, a Go template, or (no
-/// format) the text `plain` writes.
+/// Prints one document as `--format` asks: `json`, a Go template (a bad
+/// one refused with 64, as Docker's `version` and `info`), or (no format)
+/// the text `plain` writes.
 fn show(format: Option<&str>, doc: &serde_json::Value, plain: impl FnOnce()) -> Result<()> {
     match format {
         None | Some("") => plain(),
         Some("json") => println!("{doc}"),
-        Some(f) => println!("{}", crate::template::Template::parse(f)?.render(doc)?),
+        Some(f) => println!("{}", crate::format::parse_template(f)?.render(doc)?),
     }
     Ok(())
 }

@@ -128,11 +128,14 @@ pub async fn volume(conn: &Conn, cmd: VolumeCommand) -> Result<()> {
         }
         VolumeCommand::Inspect(a) => {
             let mut out = Vec::new();
+            let mut failed = Vec::new();
             for name in &a.volumes {
-                let v = c.inspect_volume(name).await?;
-                out.push(berth_client::volumes::docker_json(&v));
+                match c.inspect_volume(name).await {
+                    Ok(v) => out.push(berth_client::volumes::docker_json(&v)),
+                    Err(e) => failed.push(e.into()),
+                }
             }
-            format::print_docs(a.format.as_deref(), &out)?;
+            format::print_inspected(a.format.as_deref(), &out, failed)?;
         }
         VolumeCommand::Rm(a) => {
             let force = a.force;

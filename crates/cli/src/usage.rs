@@ -1,0 +1,220 @@
+//! Command-line mistakes told as Docker's CLI tells them: one sentence
+//! (`unknown flag: --bogus`, `'berth run' requires at least 1 argument`,
+//! `unknown command: berth nope`), a pointer to the command's help, and
+//! Docker's exit code (125 for a bad flag or value, 1 for a missing
+//! argument or an unknown command, 0 for help asked for or shown because
+//! a command group was given alone).
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+/// What to print for a parse error, where, and the exit code.
+pub struct Refusal {
+    /// The text, ending in a newline.
+    pub text: String,
+    /// Whether it goes to standard error.
+    pub to_stderr: bool,
+    /// The exit code.
+    pub code: i32,
+}
+
+/// Docker's answer to clap's `error`.
+pub fn refusal(e: &clap::Error) -> Refusal {
+    let code = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            return Refusal {
+                text: e.render().to_string(),
+                to_stderr: false,
+                code: 0,
+            }
+        }
+        // `berth` or `berth volume` alone: the help, on standard error,
+        // with 0, as Docker's.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Refusal {
+                text: e.render().to_string(),
+                to_stderr: true,
+                code: 0,
+            }
+        }
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::MissingSubcommand
+        | ErrorKind::InvalidSubcommand
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => 1,
+        _ => 125,
+    };
+    let path = command_path(e);
+    let (sentence, help) = match e.kind() {
+        ErrorKind::UnknownArgument => (
+            format!(
+                "unknown flag: {}",
+                strings(e, ContextKind::InvalidArg).join(" ")
+            ),
+            format!("See '{path} --help'."),
+        ),
+        ErrorKind::InvalidSubcommand => (
+            format!(
+                "unknown command: {path} {}",
+                strings(e, ContextKind::InvalidSubcommand).join(" ")
+            ),
+            format!("Run '{path} --help' for more information."),
+        ),
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => {
+            let missing = strings(e, ContextKind::InvalidArg);
+            let flags: Vec<&String> = missing.iter().filter(|m| m.starts_with('-')).collect();
+            let sentence = if let Some(flag) = flags.first() {
+                format!("'{path}' requires the flag {flag}")
+            } else {
+                let n = [ContextKind::MinValues, ContextKind::ExpectedNumValues]
+                    .into_iter()
+                    .find_map(|k| match e.get(k) {
+                        Some(ContextValue::Number(n)) => Some(*n as usize),
+                        _ => None,
+                    })
+                    .unwrap_or(missing.len().max(1));
+                let s = if n == 1 { "" } else { "s" };
+                format!("'{path}' requires at least {n} argument{s}")
+            };
+            (sentence, format!("See '{path} --help'."))
+        }
+        ErrorKind::InvalidValue => {
+            let arg = strings(e, ContextKind::InvalidArg).join(" ");
+            let arg = arg.split(' ').next().unwrap_or_default();
+            let value = strings(e, ContextKind::InvalidValue).join(" ");
+            let valid = strings(e, ContextKind::ValidValue);
+            let sentence = if valid.is_empty() {
+                format!("invalid argument \"{value}\" for \"{arg}\" flag")
+            } else {
+                format!(
+                    "invalid argument \"{value}\" for \"{arg}\" flag: must be one of {}",
+                    valid.join(", ")
+                )
+            };
+            (sentence, format!("See '{path} --help'."))
+        }
+        _ => (first_line(e), format!("See '{path} --help'.")),
+    };
+    Refusal {
+        text: format!("Error: {sentence}\n{help}\n"),
+        to_stderr: true,
+        code,
+    }
+}
+
+/// `berth run` from the error's usage line (`Usage: berth run [OPTIONS] …`).
+fn command_path(e: &clap::Error) -> String {
+    let usage = match e.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(s)) => s.to_string(),
+        _ => String::new(),
+    };
+    let words: Vec<&str> = usage
+        .trim()
+        .trim_start_matches("Usage:")
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']))
+        .collect();
+    if words.is_empty() {
+        "berth".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// A context's strings.
+fn strings(e: &clap::Error, kind: ContextKind) -> Vec<String> {
+    match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        Some(ContextValue::StyledStr(s)) => vec![s.to_string()],
+        Some(ContextValue::StyledStrs(v)) => v.iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The first line of clap's own message, without its `error: `.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+    use clap::{Parser, Subcommand};
+
+    #[derive(Parser, Debug)]
+    #[command(name = "berth")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Command {
+        Run {
+            #[arg(long)]
+            pull: Option<Pull>,
+            #[arg(required = true)]
+            image: Vec<String>,
+        },
+        Exec {
+            #[arg(num_args = 2.., required = true)]
+            words: Vec<String>,
+        },
+    }
+
+    #[derive(clap::ValueEnum, Clone, Debug)]
+    enum Pull {
+        Always,
+        Never,
+    }
+
+    fn told(args: &[&str]) -> (i32, String) {
+        let e = Cli::try_parse_from(args).unwrap_err();
+        let r = refusal(&e);
+        (r.code, r.text)
+    }
+
+    #[test]
+    fn mistakes_are_one_sentence_and_dockers_codes() {
+        assert_eq!(
+            told(&["berth", "run", "--bogus", "x"]),
+            (
+                125,
+                "Error: unknown flag: --bogus\nSee 'berth run --help'.\n".into()
+            )
+        );
+        assert_eq!(
+            told(&["berth", "run"]),
+            (
+                1,
+                "Error: 'berth run' requires at least 1 argument\nSee 'berth run --help'.\n".into()
+            )
+        );
+        assert_eq!(
+            told(&["berth", "exec", "c"]).1,
+            "Error: 'berth exec' requires at least 2 arguments\nSee 'berth exec --help'.\n"
+        );
+        assert_eq!(
+            told(&["berth", "nope"]),
+            (
+                1,
+                "Error: unknown command: berth nope\nRun 'berth --help' for more information.\n"
+                    .into()
+            )
+        );
+        let (code, text) = told(&["berth", "run", "--pull", "bogus", "x"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "Error: invalid argument \"bogus\" for \"--pull\" flag: must be one of always, never"
+        );
+        assert_eq!(told(&["berth"]).0, 0, "help shown for a group given alone");
+    }
+}
