@@ -74,6 +74,7 @@ pub(crate) const CASES: &[Case] = &[
     case(&["run", "--rm", "--network", "none", "--entrypoint", "ls", "BB", "-d", "/etc"], Output),
     case(&["run", "--rm", "--network", "none", "BB", "echo", "--", "-c"], Output),
     case(&["run", "--rm", "--network", "none", "BB", "sh", "-c", "echo $0 $1", "-e", "X=1"], Output),
+    case(&["run", "--rm", "--network", "none", "BB", "echo", "-e", "X=1", "-c", "max=200", "-d"], Output),
     case(&["exec", "pc", "ls", "-d", "/etc"], Output),
     // Templates (rows 4, 5, 9, 10, 11).
     case(&["inspect", "-f", "{{.Config.Labels}}", "pc"], Output),
@@ -86,6 +87,7 @@ pub(crate) const CASES: &[Case] = &[
     case(&["inspect", "-f", "{{json .Config.Cmd}} {{.Config.User}}", "pc"], Output),
     case(&["inspect", "-f", "{{.Config.WorkingDir}} {{json .Config.Entrypoint}} {{json .Config.ExposedPorts}}", "pc"], Output),
     case(&["inspect", "-f", "{{json .Config.Env}}", "pc"], Output),
+    case(&["inspect", "-f", "{{json .Config.Volumes}} {{.Config.Hostname}}", "pc"], Output),
     says(&["inspect", "-f", "{{.Nope}}", "pc"], "Nope"),
     says(&["inspect", "-f", "{{.Name", "pc"], "template"),
     case(&["inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", "ec"], Output),
@@ -118,6 +120,8 @@ pub(crate) const CASES: &[Case] = &[
     case(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"], Output),
     case(&["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}}"], Output),
     case(&["info", "--format", "{{.OSType}}"], Output),
+    // The container's filesystem: Docker's init layer (row 36).
+    case(&["exec", "pc", "sh", "-c", "test -f /.dockerenv && echo dockerenv; readlink /etc/mtab; ls /dev/pts /dev/shm >/dev/null && echo dev"], Output),
     // A user's groups come from the image's /etc/group (row 18).
     case(&["run", "--rm", "--network", "none", "BB", "id"], Output),
     case(&["run", "--rm", "--network", "none", "-u", "1000", "BB", "id"], Output),

@@ -1,13 +1,15 @@
-//! Parity rows that need more than one command: a relative bind source
-//! (row 20), a tar from standard input into a missing folder (row 22),
-//! `images` of a second tag (row 25), `events` and its templates (row 9),
-//! `ps`'s times (row 35), `images --format json` (row 33) and `system
-//! prune -f` (row 8), each run on one side and returning what a user saw.
+//! Parity rows that need more than one command: `cp` of a host folder
+//! into a container (row 3), a relative bind source (row 20), a tar from
+//! standard input into a missing folder (row 22), `images` of a second
+//! tag (row 25), `events` and its templates (row 9), `ps`'s times (row
+//! 35), `images --format json` (row 33), `inspect`'s keys and `system
+//! prune -f` (row 8). Each step runs on one side and returns what a user
+//! saw there; [`compare`] sets the sides' answers side by side.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{normalise, Side};
+use super::{clear_error, normalise, Side};
 
 /// `run -v ./reldir:/x` from a folder holding `reldir`: exit code and
 /// output (row 20).
@@ -67,6 +69,25 @@ pub(crate) fn tar_into_missing(side: &Side, host: &Path) -> (i32, String, bool) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
         written,
     )
+}
+
+/// `cp` of a host folder into the running `pc`: its contents (`src/.`)
+/// into a missing path, the folder itself into a missing path and into a
+/// folder that exists (row 3): what `find` lists there, sorted.
+pub(crate) fn cp_in(side: &Side, host: &Path) -> String {
+    let src = host.join("cpin/src");
+    std::fs::create_dir_all(src.join("d1/d2")).unwrap();
+    std::fs::write(src.join("d1/d2/f2"), "2").unwrap();
+    std::fs::write(src.join("f1"), "1").unwrap();
+    let s = src.to_str().unwrap();
+    side.ok(&["cp", &format!("{s}/."), "pc:/newd"]);
+    side.ok(&["cp", s, "pc:/newd2"]);
+    side.ok(&["exec", "pc", "mkdir", "/have"]);
+    side.ok(&["cp", s, "pc:/have"]);
+    let out = side.ok(&["exec", "pc", "find", "/newd", "/newd2", "/have"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    lines.join(" ")
 }
 
 /// `images byid` where `byid` is a second name of the image (row 25): the
@@ -158,6 +179,23 @@ pub(crate) fn events(side: &Side, image: &str) -> Vec<String> {
         keys.join("\n"),
         normalise(&plain.join("\n")),
     ]
+}
+
+/// The key paths (two levels deep) of `inspect OBJECT`'s first document.
+pub(crate) fn inspect_keys(side: &Side, object: &str) -> Vec<String> {
+    let out = side.ok(&["inspect", object]);
+    let docs: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let mut keys = Vec::new();
+    if let Some(top) = docs[0].as_object() {
+        for (k, v) in top {
+            keys.push(k.clone());
+            if let Some(inner) = v.as_object() {
+                keys.extend(inner.keys().map(|i| format!("{k}.{i}")));
+            }
+        }
+    }
+    keys.sort();
+    keys
 }
 
 /// Digits become `N`.
@@ -255,4 +293,136 @@ pub(crate) fn system_prune(side: &Side, image: &str) -> Vec<String> {
             "{{.Name}}",
         ]),
     ]
+}
+
+/// The rows that take several commands (20, 22, 25, 9, 35, 33), each
+/// compared between the sides; differences go to `failures`.
+pub(crate) fn compare(
+    sides: &[Side; 2],
+    image: &str,
+    host: &Path,
+    failures: &mut Vec<String>,
+    report: &mut Vec<String>,
+) {
+    let dir = |side: &Side| host.join(side.name());
+    let mut same = Vec::new();
+    let mut differ = |what: &str, b: String, d: String| {
+        if b != d {
+            failures.push(format!("{what}:\nberth  {b}\ndocker {d}"));
+        } else {
+            same.push(format!("same {what}: {b}"));
+        }
+    };
+    // cp of a host folder, or its contents, into a container (row 3).
+    let seen: Vec<_> = sides.iter().map(|s| cp_in(s, &dir(s))).collect();
+    differ("cp DIR/. and DIR into pc", seen[0].clone(), seen[1].clone());
+    // A relative bind source is the current folder's (row 20).
+    let seen: Vec<_> = sides
+        .iter()
+        .map(|s| relative_bind(s, image, &dir(s)))
+        .collect();
+    if seen[0] != (0, "relative\n".to_string()) {
+        differ(
+            "run -v ./reldir:/x, expected (0, relative)",
+            format!("{:?}", seen[0]),
+            format!("{:?}", seen[1]),
+        );
+    }
+    differ(
+        "run -v ./reldir:/x",
+        format!("{:?}", seen[0]),
+        format!("{:?}", seen[1]),
+    );
+    // A tar from standard input into a missing folder: refused, nothing
+    // written, one sentence (row 22).
+    let seen: Vec<_> = sides.iter().map(|s| tar_into_missing(s, &dir(s))).collect();
+    let say = |(code, err, written): &(i32, String, bool)| (*code, *written, err.is_empty());
+    differ(
+        "cp - pc:/tarin (exit code, written, silent)",
+        format!("{:?}", say(&seen[0])),
+        format!("{:?}", say(&seen[1])),
+    );
+    if let Some(w) = clear_error(&seen[0].1) {
+        differ("cp - pc:/tarin: berth's error", w, String::new());
+    }
+    // images of a second name lists only that name (row 25).
+    let seen: Vec<_> = sides
+        .iter()
+        .map(|s| images_by_second_name(s, image))
+        .collect();
+    differ(
+        "images byid",
+        format!("{:?}", seen[0]),
+        format!("{:?}", seen[1]),
+    );
+    // events through templates, as JSON, and as lines (row 9). Known:
+    // Berth's engine sends no attach event, and its container events
+    // carry no labels (Docker's carry the container's, its own and the
+    // image's: ev=1 and made-by=berth-tests here).
+    let seen: Vec<_> = sides.iter().map(|s| events(s, image)).collect();
+    let no_labels = |t: &str| {
+        t.replace("\"made-by\":\"berth-tests\",", "")
+            .replace("\"ev\":\"1\",", "")
+            .replace("made-by=berth-tests, ", "")
+            .replace("ev=1, ", "")
+    };
+    let docker: Vec<String> = seen[1][1..].iter().map(|t| no_labels(t)).collect();
+    differ(
+        "events",
+        format!("{:?}", &seen[0][1..]),
+        format!("{docker:?}"),
+    );
+    if seen[0][0] != seen[1][0] {
+        report.push(format!(
+            "known: events: Berth's engine sends no attach event (berth {:?}, docker {:?})",
+            seen[0][0], seen[1][0]
+        ));
+    }
+    if docker[..] != seen[1][1..] {
+        report.push(
+            "known: events: Berth's engine puts no labels in a container's event attributes".into(),
+        );
+    }
+    // ps's CREATED and STATUS a few seconds after the start (row 35).
+    for side in sides {
+        start_fresh(side, image);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let seen: Vec<_> = sides.iter().map(ps_times).collect();
+    differ("ps CREATED and STATUS", seen[0].clone(), seen[1].clone());
+    // images --format json: every key as Docker's; the unpacked size
+    // within 0.5% (row 33). Known: Berth's engine counts the regular
+    // files' bytes; Docker's overlay2 also counts each symbolic link's
+    // target (busybox's 268 applet links × 7 bytes: VirtualSize 1.982MB
+    // here, 1.984MB in Docker).
+    let seen: Vec<_> = sides.iter().map(|s| images_json(s, image)).collect();
+    differ(
+        "images --format json",
+        seen[0].0.to_string(),
+        seen[1].0.to_string(),
+    );
+    let (b, d) = (seen[0].1, seen[1].1);
+    if b <= 0.0 || (b - d).abs() > d * 0.005 {
+        differ(
+            "images --format json's VirtualSize (bytes, within 0.5%)",
+            b.to_string(),
+            d.to_string(),
+        );
+    } else if b != d {
+        report.push(format!(
+            "known: images --format json: VirtualSize {b} bytes, Docker's {d}"
+        ));
+    }
+    // inspect's keys (known: the documents are made by berth-client).
+    for object in ["pc", image, "pv", "pn"] {
+        let keys: Vec<_> = sides.iter().map(|s| inspect_keys(s, object)).collect();
+        let missing: Vec<&String> = keys[1].iter().filter(|k| !keys[0].contains(k)).collect();
+        let extra: Vec<&String> = keys[0].iter().filter(|k| !keys[1].contains(k)).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            report.push(format!(
+                "known: inspect {object}: Berth lacks {missing:?}, has more {extra:?}"
+            ));
+        }
+    }
+    report.extend(same);
 }

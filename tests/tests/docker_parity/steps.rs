@@ -228,9 +228,7 @@ pub(crate) fn pulls(side: &Side, repo: &str, digest: &str) -> Vec<(i32, String)>
 }
 
 /// What `export` of a container with a volume lists (without `bin/`'s
-/// applets and the files of Docker's init layer that Berth does not make
-/// yet: `/.dockerenv`, `/etc/mtab`, `/dev/console`, `/dev/pts`,
-/// `/dev/shm`), each entry with its owner's names, then the owner names
+/// applets), each entry with its owner's names, then the owner names
 /// `cp` gives `/etc/passwd`.
 pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
     side.ok(&[
@@ -246,13 +244,6 @@ pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
         "sleep",
         "300",
     ]);
-    let init_layer = [
-        ".dockerenv",
-        "etc/mtab",
-        "dev/console",
-        "dev/pts/",
-        "dev/shm/",
-    ];
     let listing = |args: &[&str]| -> Vec<String> {
         let out = side.cmd(args).output().unwrap();
         tar::Archive::new(&out.stdout[..])
@@ -272,7 +263,6 @@ pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
                 format!("{name}{dir} {user}/{group}")
             })
             .filter(|l| !l.starts_with("bin/") || l.starts_with("bin/ "))
-            .filter(|l| !init_layer.iter().any(|i| l.starts_with(&format!("{i} "))))
             .collect()
     };
     let mut seen = listing(&["export", "ex"]);
