@@ -107,6 +107,7 @@ pub(crate) const CASES: &[Case] = &[
     says(&["ps", "--filter", "status=bogus"], "bogus"),
     // stats: a stopped container's zeros, and templates (rows 9, 30).
     case(&["stats", "--no-stream", "lc"], Output),
+    case(&["stats", "--no-stream", "--format", "{{.Name}} {{.NetIO}} {{.BlockIO}}", "pc"], Output),
     case(&["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.NetIO}} {{.PIDs}}", "lc"], Output),
     case(&["stats", "--no-stream", "--format", "table {{.Container}}\t{{.Name}}\t{{.MemPerc}}", "lc"], Output),
     case(&["stats", "--no-stream", "--format", "json", "lc"], Output),
@@ -122,6 +123,9 @@ pub(crate) const CASES: &[Case] = &[
     case(&["info", "--format", "{{.OSType}}"], Output),
     // The container's filesystem: Docker's init layer (row 36).
     case(&["exec", "pc", "sh", "-c", "test -f /.dockerenv && echo dockerenv; readlink /etc/mtab; ls /dev/pts /dev/shm >/dev/null && echo dev"], Output),
+    // A volume filled from the image keeps owners, modes and times (row 37).
+    case(&["run", "--rm", "--network", "none", "BB", "stat", "-c", "%Y %U:%G %a %n", "/etc/passwd", "/etc/group"], Output),
+    known(&["run", "--rm", "--network", "none", "-v", "fillv:/etc", "BB", "stat", "-c", "%Y %U:%G %a %n", "/etc/passwd", "/etc/group"], Output, "the engine's copy of the image's files into a new volume gives them the copy's time instead of keeping the image's"),
     // A user's groups come from the image's /etc/group (row 18).
     case(&["run", "--rm", "--network", "none", "BB", "id"], Output),
     case(&["run", "--rm", "--network", "none", "-u", "1000", "BB", "id"], Output),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{normalise, Side};
+use super::{clear_error, normalise, Side};
 
 /// The first file in the tar `cp SRC -` writes, as text.
 fn cp_out_text(side: &Side, src: &str) -> String {
@@ -73,8 +73,8 @@ pub(crate) fn cp_through_mounts(side: &Side, image: &str, host: &Path) -> Vec<St
             .trim()
             .into(),
     );
-    let (code, _, _) = side.run(&["cp", file, "vc:/ro/x"]);
-    let refused = code == 1 && !bind.join("x").exists();
+    let (code, _, err) = side.run(&["cp", file, "vc:/ro/x"]);
+    let refused = code == 1 && !bind.join("x").exists() && said_clearly(side, &err);
     seen.push(
         if refused {
             "read-only refused"
@@ -273,8 +273,18 @@ pub(crate) fn export_and_owners(side: &Side, image: &str) -> Vec<String> {
     seen
 }
 
+/// Whether a refusal's error is one clear sentence (Berth's; Docker's
+/// are the reference).
+fn said_clearly(side: &Side, err: &str) -> bool {
+    match side {
+        Side::Berth(_) => clear_error(err).is_none(),
+        Side::Docker(_) => true,
+    }
+}
+
 /// `run -d --cidfile F`: whether F then holds the id `run` printed, and
-/// the exit code of a second run given the same (now existing) file.
+/// the exit code of a second run given the same (now existing) file, 0
+/// when its error is not one clear sentence.
 pub(crate) fn cidfile(side: &Side, image: &str, host: &Path) -> (bool, i32) {
     std::fs::create_dir_all(host).unwrap();
     let file = host.join("cid");
@@ -293,7 +303,7 @@ pub(crate) fn cidfile(side: &Side, image: &str, host: &Path) -> (bool, i32) {
     ]);
     let written = std::fs::read_to_string(&file).unwrap_or_default();
     let same = written.len() == 64 && written == id.trim();
-    let (code, _, _) = side.run(&[
+    let (code, _, err) = side.run(&[
         "run",
         "-d",
         "--cidfile",
@@ -306,5 +316,5 @@ pub(crate) fn cidfile(side: &Side, image: &str, host: &Path) -> (bool, i32) {
         "true",
     ]);
     let _ = side.run(&["rm", "-f", "cf", "cf2"]);
-    (same, code)
+    (same, if said_clearly(side, &err) { code } else { 0 })
 }
