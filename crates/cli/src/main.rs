@@ -185,11 +185,15 @@ impl Exit {
 /// Parses the command line, exiting as Docker's CLI does on bad input
 /// (see [`usage::refusal`]).
 fn parse() -> Cli {
+    use clap::CommandFactory;
     use std::io::Write;
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let r = usage::refusal(&e);
+            let args: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let r = usage::refusal(&e, &Cli::command(), &args);
             if r.to_stderr {
                 let _ = std::io::stderr().write_all(r.text.as_bytes());
             } else {

@@ -17,8 +17,9 @@ pub struct Refusal {
     pub code: i32,
 }
 
-/// Docker's answer to clap's `error`.
-pub fn refusal(e: &clap::Error) -> Refusal {
+/// Docker's answer to clap's `error` for the command line `args` (the
+/// program's name first), parsed against `cli`.
+pub fn refusal(e: &clap::Error, cli: &clap::Command, args: &[String]) -> Refusal {
     let code = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             return Refusal {
@@ -43,7 +44,7 @@ pub fn refusal(e: &clap::Error) -> Refusal {
         | ErrorKind::WrongNumberOfValues => 1,
         _ => 125,
     };
-    let path = command_path(e);
+    let path = command_path(cli, args);
     let (sentence, help) = match e.kind() {
         ErrorKind::UnknownArgument => (
             format!(
@@ -79,18 +80,24 @@ pub fn refusal(e: &clap::Error) -> Refusal {
             };
             (sentence, format!("See '{path} --help'."))
         }
-        ErrorKind::InvalidValue => {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let arg = strings(e, ContextKind::InvalidArg).join(" ");
             let arg = arg.split(' ').next().unwrap_or_default();
             let value = strings(e, ContextKind::InvalidValue).join(" ");
             let valid = strings(e, ContextKind::ValidValue);
-            let sentence = if valid.is_empty() {
-                format!("invalid argument \"{value}\" for \"{arg}\" flag")
-            } else {
-                format!(
+            let why = std::error::Error::source(e).map(|s| s.to_string());
+            let sentence = match (valid.is_empty(), why) {
+                _ if value.is_empty() && e.kind() == ErrorKind::InvalidValue => {
+                    format!("flag needs an argument: {arg}")
+                }
+                (false, _) => format!(
                     "invalid argument \"{value}\" for \"{arg}\" flag: must be one of {}",
                     valid.join(", ")
-                )
+                ),
+                (true, Some(why)) => {
+                    format!("invalid argument \"{value}\" for \"{arg}\" flag: {why}")
+                }
+                (true, None) => format!("invalid argument \"{value}\" for \"{arg}\" flag"),
             };
             (sentence, format!("See '{path} --help'."))
         }
@@ -103,23 +110,37 @@ pub fn refusal(e: &clap::Error) -> Refusal {
     }
 }
 
-/// `berth run` from the error's usage line (`Usage: berth run [OPTIONS] …`).
-fn command_path(e: &clap::Error) -> String {
-    let usage = match e.get(ContextKind::Usage) {
-        Some(ContextValue::StyledStr(s)) => s.to_string(),
-        _ => String::new(),
-    };
-    let words: Vec<&str> = usage
-        .trim()
-        .trim_start_matches("Usage:")
-        .split_whitespace()
-        .take_while(|w| !w.starts_with(['[', '<', '-']))
-        .collect();
-    if words.is_empty() {
-        "berth".into()
-    } else {
-        words.join(" ")
+/// The command the words name (`berth run`, `berth volume ls`): the
+/// leading subcommands of `args`, past flags and the values of those that
+/// take one.
+fn command_path(cli: &clap::Command, args: &[String]) -> String {
+    let mut path = vec![cli.get_name().to_string()];
+    let mut cmd = cli;
+    let mut words = args.iter().skip(1);
+    while let Some(w) = words.next() {
+        if let Some(flag) = w.strip_prefix('-') {
+            let takes_value = !w.contains('=')
+                && cmd.get_arguments().any(|a| {
+                    let named = match flag.strip_prefix('-') {
+                        Some(long) => a.get_long() == Some(long),
+                        None => flag.len() == 1 && a.get_short() == flag.chars().next(),
+                    };
+                    named && a.get_action().takes_values()
+                });
+            if takes_value {
+                words.next();
+            }
+            continue;
+        }
+        match cmd.find_subcommand(w) {
+            Some(sub) => {
+                path.push(sub.get_name().to_string());
+                cmd = sub;
+            }
+            None => break,
+        }
     }
+    path.join(" ")
 }
 
 /// A context's strings.
@@ -176,8 +197,10 @@ mod tests {
     }
 
     fn told(args: &[&str]) -> (i32, String) {
+        use clap::CommandFactory;
         let e = Cli::try_parse_from(args).unwrap_err();
-        let r = refusal(&e);
+        let words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let r = refusal(&e, &Cli::command(), &words);
         (r.code, r.text)
     }
 
@@ -212,8 +235,15 @@ mod tests {
         let (code, text) = told(&["berth", "run", "--pull", "bogus", "x"]);
         assert_eq!(code, 125);
         assert_eq!(
-            text.lines().next().unwrap(),
-            "Error: invalid argument \"bogus\" for \"--pull\" flag: must be one of always, never"
+            text,
+            "Error: invalid argument \"bogus\" for \"--pull\" flag: must be one of always, never\nSee 'berth run --help'.\n"
+        );
+        let (code, text) = told(&["berth", "run", "--pull=bogus", "x"]);
+        assert_eq!(code, 125);
+        assert!(text.ends_with("See 'berth run --help'.\n"), "{text}");
+        assert_eq!(
+            told(&["berth", "run", "x", "--pull"]).1,
+            "Error: flag needs an argument: --pull\nSee 'berth run --help'.\n"
         );
         assert_eq!(told(&["berth"]).0, 0, "help shown for a group given alone");
     }
