@@ -5,6 +5,11 @@
 #     the time when the UI has painted it);
 #   - memory: resident memory of the app plus its WebKit processes, idle;
 #   - idle CPU: CPU time of those processes over 10 s of doing nothing.
+#   - a state change: CHANGES times (default 6) a container is killed or
+#     started with the CLI, and the app (with BERTH_DESKTOP_TIMINGS=1) logs
+#     when the list showing its new state was painted, after the engine's
+#     event and after the app heard it, and when the engine's whole list
+#     asked for after the event was. N=500 measures the virtualized list.
 #   - with VARIANTS (e.g. VARIANTS="all env settings"), the idle memory of
 #     the app again with each part of its WebKit tuning switched off
 #     (BERTH_DESKTOP_WEBKIT_DEFAULTS=VARIANT, see src-tauri/src/webkit.rs:
@@ -53,6 +58,7 @@ rss_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/
 pss_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done; echo "$t"; }
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 
+export BERTH_DESKTOP_TIMINGS=1
 starts=()
 for run in 1 2 3; do
   DISPLAY=$disp "$app" 2>"$work/app.log" &
@@ -72,6 +78,28 @@ t0=$(ticks "${pids[@]}")
 sleep 10
 t1=$(ticks "${pids[@]}")
 hz=$(getconf CLK_TCK)
+
+# State changes: kill a running container, then start it again; each
+# time, wait for the app's line saying the list showing it was painted.
+changes=()
+heard=()
+refresh=()
+seen=$(grep -c "change painted" "$work/app.log" || true)
+for k in $(seq "${CHANGES:-6}"); do
+  c=bench-$(((k + 1) / 2))
+  if ((k % 2)); then "$bin/berth" kill "$c" >/dev/null; else "$bin/berth" start "$c" >/dev/null; fi
+  for _ in $(seq 200); do
+    (($(grep -c "change painted" "$work/app.log" || true) > seen)) && break
+    sleep 0.025
+  done
+  sleep 0.5 # the change's later events (die after kill) paint too
+  lines=$(grep "change painted" "$work/app.log" | tail -n +$((seen + 1)))
+  seen=$(grep -c "change painted" "$work/app.log" || true)
+  refresh+=("$(grep "list refresh painted" "$work/app.log" | tail -1 | grep -o "painted [0-9.]* ms" | awk '{print $2}')")
+  [[ -n $lines ]] || { echo "the app did not paint change $k:"; tail "$work/app.log"; exit 1; }
+  changes+=("$(echo "$lines" | grep -o "painted [0-9.]* ms" | awk '{print $2}' | sort -n | tail -1)")
+  heard+=("$(echo "$lines" | grep -o "([0-9.]* ms" | tr -d '(' | awk '{print $1}' | sort -n | tail -1)")
+done
 kill "$app_pid"; wait "$app_pid" 2>/dev/null || true
 
 # The idle memory with part of the WebKit tuning switched off.
@@ -91,4 +119,6 @@ echo "containers: $n running"
 echo "start to first painted container list: ${starts[*]} ms (3 cold-ish starts)"
 echo "memory, idle: $((mem / 1024)) MiB resident (VmRSS summed; shared libraries counted in each), $((pss / 1024)) MiB proportional (Pss) (processes:$names)"
 for v in "${variants[@]}"; do echo "memory, idle, BERTH_DESKTOP_WEBKIT_DEFAULTS=$v"; done
+echo "a state change painted after its event (kill, start, …; the slowest paint of each): ${changes[*]} ms; after the app heard it: ${heard[*]} ms"
+echo "the engine's list of $n painted after the event (the last of each change): ${refresh[*]} ms"
 echo "idle CPU over 10 s: $(awk -v d=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.2f%% of one core (%d ticks)", d * 100 / (10 * hz), d}')"

@@ -178,8 +178,10 @@ pub static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// The UI painted its first container list: says on stderr, once, how
 /// long after the process started (`bench/desktop.sh` reads the line).
+/// Answers whether the UI should report its later lists too
+/// ([`change_painted`]): only with `BERTH_DESKTOP_TIMINGS` set.
 #[tauri::command]
-pub fn painted(count: usize) {
+pub fn painted(count: usize) -> bool {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let ms = STARTED.get().map(|t| t.elapsed().as_millis()).unwrap_or(0);
@@ -187,4 +189,23 @@ pub fn painted(count: usize) {
             "berth-desktop: first container list ({count} containers) painted {ms} ms after start"
         );
     });
+    std::env::var_os("BERTH_DESKTOP_TIMINGS").is_some_and(|v| !v.is_empty())
+}
+
+/// The UI painted a container list holding a change: `what` is `change`
+/// (the state an event says, shown at once) or `list refresh` (the
+/// engine's list asked for after the event). Says on stderr how long
+/// after the engine sent the event and after the UI heard it
+/// (`bench/desktop.sh` reads the line). Only called with timings on.
+#[tauri::command]
+pub fn change_painted(after_event: f64, after_heard: f64, count: usize, what: String) {
+    let what = if what == "change" {
+        "change"
+    } else {
+        "list refresh"
+    };
+    eprintln!(
+        "berth-desktop: container {what} painted {after_event:.1} ms after its event \
+         ({after_heard:.1} ms after the app heard it; {count} containers)"
+    );
 }

@@ -89,6 +89,7 @@ fn main() {
             commands::list_networks,
             commands::open_port,
             commands::painted,
+            commands::change_painted,
             manage::tag_image,
             manage::image_history,
             manage::inspect_image,

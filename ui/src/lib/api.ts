@@ -6,6 +6,7 @@ import type {
   ContainerSummary,
   EngineEvent,
   HistoryStep,
+  HostFolder,
   ImageSummary,
   Listing,
   LogLine,
@@ -100,13 +101,30 @@ export const api = {
     invoke<string | null>('download_file', { id, path, folder }),
   /** Asks for a host file, then copies it into `folder`; its name, or null when cancelled. */
   uploadFile: (id: string, folder: string) => invoke<string | null>('upload_file', { id, folder }),
+  /** A volume's files, through the app's helper container (paths are the volume's own). */
+  listVolumeFiles: (name: string, path: string) => invoke<Listing>('list_volume_files', { name, path }),
+  readVolumeFile: (name: string, path: string) => invoke<TextFile>('read_volume_file', { name, path }),
+  saveVolumeFile: (name: string, path: string, text: string) => invoke<void>('save_volume_file', { name, path, text }),
+  downloadVolumeFile: (name: string, path: string, folder: boolean) =>
+    invoke<string | null>('download_volume_file', { name, path, folder }),
+  uploadVolumeFile: (name: string, folder: string) => invoke<string | null>('upload_volume_file', { name, folder }),
+  /** The browser is closed: the helper container goes. */
+  closeVolume: (name: string) => invoke<void>('close_volume', { name }),
+  /** Bind mounts and the VM's shared folders. */
+  hostFolders: () => invoke<HostFolder[]>('host_folders'),
+  /** Opens one of `hostFolders` with the system's opener (checked again in the app). */
+  openHostFolder: (path: string) => invoke<void>('open_host_folder', { path }),
   diskUsage: () => invoke<UsageRow[]>('disk_usage'),
   /** Removes stopped containers, dangling images, unused networks and the build cache. */
   prune: () => invoke<Pruned>('prune'),
   settings: () => invoke<SettingsView>('get_settings'),
   saveSettings: (settings: Settings) => invoke<void>('save_settings', { settings }),
   useEndpoint: (url: string) => invoke<void>('use_endpoint', { url }),
-  painted: (count: number) => invoke<void>('painted', { count }),
+  /** The first list is painted; whether the app logs its timings. */
+  painted: (count: number) => invoke<boolean>('painted', { count }),
+  /** A list with container events in it is painted (only with timings on). */
+  changePainted: (afterEvent: number, afterHeard: number, count: number, what: string) =>
+    invoke<void>('change_painted', { afterEvent, afterHeard, count, what }),
   openPort: (port: number) => invoke<void>('open_port', { port }),
   run: (spec: RunSpec) => invoke<string>('run_container', { spec }),
   events: (h: StreamHandlers<EngineEvent>) => stream('events', {}, h),

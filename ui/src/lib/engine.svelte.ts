@@ -7,6 +7,50 @@ import type { ContainerSummary, EngineEvent, ImageSummary, Network, Volume } fro
 
 type Status = 'connecting' | 'connected' | 'down';
 
+/** A container event: when the engine sent it (ms since 1970) and when
+ * the app heard it (`performance.now()`). */
+interface Heard {
+  sent: number;
+  got: number;
+}
+
+/** `list` with what container event `e` says applied: the container's
+ * new state (and a short status until the engine's own), or without it
+ * when it was removed; `list` itself when the event changes nothing. */
+export function patched(list: ContainerSummary[], e: EngineEvent): ContainerSummary[] {
+  const i = list.findIndex((c) => c.id === e.id);
+  if (i < 0) return list;
+  if (e.action === 'destroy') return list.filter((_, j) => j !== i);
+  const code = e.attributes?.exitCode;
+  const change: Partial<ContainerSummary> | undefined = {
+    start: { state: 'running', status: 'Up Less than a second' },
+    restart: { state: 'running', status: 'Up Less than a second' },
+    unpause: { state: 'running', status: 'Up' },
+    pause: { state: 'paused', status: 'Up (Paused)' },
+    die: { state: 'exited', status: code ? `Exited (${code}) Less than a second ago` : 'Exited' },
+  }[e.action];
+  const c = list[i];
+  if (!change || (change.state === c.state && change.status === c.status)) return list;
+  const out = list.slice();
+  out[i] = { ...c, ...change };
+  return out;
+}
+
+/** Runs `f` once the next frame has been painted. */
+function afterPaint(f: () => void): void {
+  requestAnimationFrame(() => setTimeout(f, 0));
+}
+
+/** An RFC 3339 time with up to nanoseconds, in ms since 1970 (to the
+ * microsecond); null when it is not one. */
+export function timeOf(t: string | null | undefined): number | null {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(t ?? '');
+  if (!m) return null;
+  const whole = Date.parse(m[1] + m[3]);
+  if (Number.isNaN(whole)) return null;
+  return whole + Number(`0.${m[2] ?? '0'}`) * 1000;
+}
+
 /** Refreshes a list, at most one call at a time; a change during a call
  * runs one more call after it. */
 class Refresher<T> {
@@ -40,7 +84,9 @@ export class Engine {
   status = $state<Status>('connecting');
   sentence = $state('Connecting to the Berth engine…');
   endpoint = $state('');
-  containers = $state<ContainerSummary[]>([]);
+  /** Replaced whole, never changed in place (a raw state: 500 rows are
+   * not made deeply reactive). */
+  containers = $state.raw<ContainerSummary[]>([]);
   images = $state<ImageSummary[]>([]);
   volumes = $state<Volume[]>([]);
   networks = $state<Network[]>([]);
@@ -59,14 +105,49 @@ export class Engine {
     if (kindOf(e) === 'Unavailable') this.lost(sentence(e));
     else this.notice = sentence(e);
   };
-  private c = new Refresher(api.containers, (v) => {
-    this.containers = v;
-    if (!this.firstList) {
-      this.firstList = true;
-      // After the next frame is painted: the app logs its start-up time.
-      requestAnimationFrame(() => setTimeout(() => void api.painted(v.length).catch(() => {}), 0));
-    }
-  }, this.onFail);
+  /** With the app's timings on (`BERTH_DESKTOP_TIMINGS`, for
+   * bench/desktop.sh): container events not yet in a list being loaded. */
+  private timings = false;
+  private heard: Heard[] = [];
+  /** Container events applied to the list before the engine's next list
+   * holds them, numbered: a list asked for before event N is shown with
+   * events N and later applied again. */
+  private seq = 0;
+  private patches: { seq: number; e: EngineEvent }[] = [];
+  private c = new Refresher(
+    async () => {
+      // A list asked for now shows every event heard so far.
+      const from = this.seq;
+      const heard = this.heard.splice(0);
+      return { list: await api.containers(), heard, from };
+    },
+    ({ list, heard, from }) => {
+      this.patches = this.patches.filter((p) => p.seq > from);
+      this.containers = this.patches.reduce((l, p) => patched(l, p.e), list);
+      if (!this.firstList) {
+        this.firstList = true;
+        // After the next frame is painted: the app logs its start-up time.
+        afterPaint(() =>
+          void api.painted(list.length).then((t) => (this.timings = t === true)).catch(() => {}),
+        );
+      } else if (heard.length) {
+        this.timed('list refresh', heard);
+      }
+    },
+    this.onFail,
+  );
+
+  /** Tells the app, after the next paint, how long after their events
+   * the list showing `heard` was painted. */
+  private timed(what: 'change' | 'list refresh', heard: Heard[]): void {
+    const count = this.containers.length;
+    afterPaint(() => {
+      const now = Date.now();
+      const late = Math.max(...heard.map((h) => now - h.sent));
+      const local = Math.max(...heard.map((h) => performance.now() - h.got));
+      void api.changePainted(late, local, count, what).catch(() => {});
+    });
+  }
   private i = new Refresher(api.images, (v) => (this.images = v), this.onFail);
   private v = new Refresher(api.volumes, (v) => (this.volumes = v), this.onFail);
   private n = new Refresher(api.networks, (v) => (this.networks = v), this.onFail);
@@ -132,6 +213,18 @@ export class Engine {
   }
 
   onEvent(e: EngineEvent): void {
+    if (e.type === 'container') {
+      const heard = { sent: timeOf(e.time) ?? Date.now(), got: performance.now() };
+      if (this.timings) this.heard.push(heard);
+      // The state the event says is shown at once; the list that follows
+      // brings the rest (status text, ports).
+      const next = patched(this.containers, e);
+      if (next !== this.containers) {
+        this.patches.push({ seq: ++this.seq, e });
+        this.containers = next;
+        if (this.timings) this.timed('change', [heard]);
+      }
+    }
     if (e.type === 'container' && (e.action === 'start' || e.action === 'restart'))
       this.starts[e.id] = (this.starts[e.id] ?? 0) + 1;
     if (e.type === 'container') void this.c.run();

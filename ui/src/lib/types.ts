@@ -52,6 +52,8 @@ export interface EngineEvent {
   action: string;
   id: string;
   attributes: Record<string, string>;
+  /** When the engine sent it (RFC 3339). */
+  time?: string | null;
 }
 
 export type Progress =
@@ -182,4 +184,14 @@ export interface Pruned {
   build_cache: number;
   reclaimed: number;
   sentence: string;
+}
+
+/** A host folder the Volumes view can open: a bind mount or a shared folder. */
+export interface HostFolder {
+  path: string;
+  kind: 'bind' | 'shared';
+  /** The containers that mount it, by name. */
+  containers: string[];
+  /** Whether it is a folder on this computer. */
+  here: boolean;
 }
