@@ -20,7 +20,7 @@ pub struct Refusal {
 /// Docker's answer to clap's `error` for the command line `args` (the
 /// program's name first), parsed against `cli`.
 pub fn refusal(e: &clap::Error, cli: &clap::Command, args: &[String]) -> Refusal {
-    let code = match e.kind() {
+    let mut code = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             return Refusal {
                 text: e.render().to_string(),
@@ -46,13 +46,18 @@ pub fn refusal(e: &clap::Error, cli: &clap::Command, args: &[String]) -> Refusal
     };
     let path = command_path(cli, args);
     let (sentence, help) = match e.kind() {
-        ErrorKind::UnknownArgument => (
-            format!(
-                "unknown flag: {}",
-                strings(e, ContextKind::InvalidArg).join(" ")
-            ),
-            format!("See '{path} --help'."),
-        ),
+        ErrorKind::UnknownArgument => {
+            let arg = strings(e, ContextKind::InvalidArg).join(" ");
+            let sentence = if arg.starts_with('-') {
+                format!("unknown flag: {arg}")
+            } else {
+                // A word too many: 1, as a word too few.
+                code = 1;
+                let (min, max) = positionals(cli, &path);
+                word_count(&path, min, max)
+            };
+            (sentence, format!("See '{path} --help'."))
+        }
         ErrorKind::InvalidSubcommand => (
             format!(
                 "unknown command: {path} {}",
@@ -68,15 +73,19 @@ pub fn refusal(e: &clap::Error, cli: &clap::Command, args: &[String]) -> Refusal
             let sentence = if let Some(flag) = flags.first() {
                 format!("'{path}' requires the flag {flag}")
             } else {
-                let n = [ContextKind::MinValues, ContextKind::ExpectedNumValues]
+                // As cobra: "requires 1 argument" for a fixed number of
+                // words, "requires at least 2 arguments" for more.
+                let (mut min, max) = positionals(cli, &path);
+                if let Some(n) = [ContextKind::MinValues, ContextKind::ExpectedNumValues]
                     .into_iter()
                     .find_map(|k| match e.get(k) {
                         Some(ContextValue::Number(n)) => Some(*n as usize),
                         _ => None,
                     })
-                    .unwrap_or(missing.len().max(1));
-                let s = if n == 1 { "" } else { "s" };
-                format!("'{path}' requires at least {n} argument{s}")
+                {
+                    min = min.max(n);
+                }
+                word_count(&path, min.max(missing.len()).max(1), max)
             };
             (sentence, format!("See '{path} --help'."))
         }
@@ -143,6 +152,42 @@ fn command_path(cli: &clap::Command, args: &[String]) -> String {
     path.join(" ")
 }
 
+/// How many words the command at `path` takes: at least, and at most
+/// (`None`: no limit).
+fn positionals(cli: &clap::Command, path: &str) -> (usize, Option<usize>) {
+    let mut cmd = cli;
+    for name in path.split(' ').skip(1) {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub,
+            None => break,
+        }
+    }
+    let (mut min, mut max) = (0, Some(0));
+    for a in cmd.get_positionals() {
+        let range = a.get_num_args().unwrap_or_default();
+        let most = match (range.max_values(), a.get_action()) {
+            (_, clap::ArgAction::Append) | (usize::MAX, _) => None,
+            (n, _) => Some(n),
+        };
+        if a.is_required_set() {
+            min += range.min_values().max(1);
+        }
+        max = max.zip(most).map(|(x, y)| x + y);
+    }
+    (min, max)
+}
+
+/// Cobra's sentence for a command given too few or too many words.
+fn word_count(path: &str, min: usize, max: Option<usize>) -> String {
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    match max {
+        Some(max) if max == min => format!("'{path}' requires {min} argument{}", s(min)),
+        Some(max) if min == 0 => format!("'{path}' requires at most {max} argument{}", s(max)),
+        Some(max) => format!("'{path}' requires at least {min} and at most {max} arguments"),
+        None => format!("'{path}' requires at least {min} argument{}", s(min)),
+    }
+}
+
 /// A context's strings.
 fn strings(e: &clap::Error, kind: ContextKind) -> Vec<String> {
     match e.get(kind) {
@@ -188,6 +233,13 @@ mod tests {
             #[arg(num_args = 2.., required = true)]
             words: Vec<String>,
         },
+        Logs {
+            container: String,
+        },
+        Commit {
+            container: String,
+            reference: Option<String>,
+        },
     }
 
     #[derive(clap::ValueEnum, Clone, Debug)]
@@ -223,6 +275,16 @@ mod tests {
         assert_eq!(
             told(&["berth", "exec", "c"]).1,
             "Error: 'berth exec' requires at least 2 arguments\nSee 'berth exec --help'.\n"
+        );
+        assert_eq!(
+            told(&["berth", "logs"]).1,
+            "Error: 'berth logs' requires 1 argument\nSee 'berth logs --help'.\n"
+        );
+        let commit = "Error: 'berth commit' requires at least 1 and at most 2 arguments\nSee 'berth commit --help'.\n";
+        assert_eq!(told(&["berth", "commit"]), (1, commit.into()));
+        assert_eq!(
+            told(&["berth", "commit", "a", "b", "c"]),
+            (1, commit.into())
         );
         assert_eq!(
             told(&["berth", "nope"]),
