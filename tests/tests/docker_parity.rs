@@ -2,8 +2,14 @@
 //! against Docker's CLI with a private dockerd (Debian's docker.io), on
 //! the same image from the same local registry, comparing exit codes and
 //! output (ids normalised), so parity cannot drift. The rows follow
-//! `../shared/parity-2026-12-06.md`; a difference that is known and not
-//! fixed yet is listed with its reason and reported, not failed.
+//! `../shared/parity-2026-12-06.md`. Wherever Docker refuses, Berth must
+//! refuse with the same code and say why in one clear sentence. A
+//! difference that is known and not fixed yet (each an engine's, named
+//! with its reason) is reported with a `known` line, not failed.
+//!
+//! The one-command cases are in `docker_parity/cases.rs`, the rows that
+//! take several commands in `docker_parity/rows.rs` and
+//! `docker_parity/steps.rs`.
 
 use std::path::Path;
 use std::process::Command;
