@@ -154,6 +154,10 @@ pub(crate) const CASES: &[Case] = &[
     says(&["run", "--rm", "--network", "none", "--pull", "bogus", "BB", "true"], "bogus"),
     case(&["run", "--rm", "--network", "none", "--health-cmd", "true", "BB", "true"], Code),
     case(&["run", "--rm", "--network", "none", "--volumes-from", "pc", "BB", "ls", "/q"], Output),
+    says(&["run", "--rm", "--network", "none", "--volumes-from", "no-such-container", "BB", "true"], "no-such-container"),
+    says(&["run", "--rm", "--network", "none", "--sysctl", "kernel.hostname=x", "BB", "true"], "kernel.hostname"),
+    says(&["run", "--rm", "--network", "none", "--security-opt", "bogus", "BB", "true"], "bogus"),
+    says(&["run", "--rm", "--network", "none", "--pull", "never", "no-such/image:1", "true"], "no-such/image:1"),
     // The host's network keeps the host's name (row 27).
     case(&["run", "--rm", "--network", "host", "BB", "hostname"], Output),
     // history, ps -s, logs --details (row 29).
