@@ -98,9 +98,14 @@ pub async fn create_volume(
 }
 
 /// Removes a volume; one a container uses is refused with the engine's
-/// sentence.
+/// sentence (the app's own helper for browsing it is removed first).
 #[tauri::command]
-pub async fn remove_volume(app: State<'_, App>, name: String) -> Reply<()> {
+pub async fn remove_volume(
+    app: State<'_, App>,
+    helpers: State<'_, crate::files::volume::Helpers>,
+    name: String,
+) -> Reply<()> {
+    helpers.close(&app, &name).await;
     app.client().remove_volume(&name, false).await?;
     Ok(())
 }

@@ -118,6 +118,14 @@ impl Helpers {
             .create_container(helper_request(name, &image.id))
             .await?
             .id;
+        // A container that never ran has no /volume to mount on, and a
+        // read (as cp's read is) does not make it: a write of nothing
+        // makes the mount point once.
+        let nothing = Box::new(std::io::Cursor::new(super::archive::trailer(0)));
+        if let Err(e) = client.copy_to(&id, "/", false, nothing).await {
+            let _ = client.remove_container(&id, true, false).await;
+            return Err(e.into());
+        }
         open.insert(name.to_string(), id.clone());
         Ok(id)
     }
