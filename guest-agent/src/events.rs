@@ -42,17 +42,29 @@ impl Default for Events {
 }
 
 impl Events {
-    /// Publishes an event.
+    /// Publishes an event; attributes with empty values are left out.
     pub fn emit(&self, kind: &'static str, action: &str, id: &str, attributes: &[(&str, &str)]) {
+        let attributes = attributes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.publish(kind, action, id, attributes);
+    }
+
+    /// Publishes an event with exactly these attributes.
+    pub fn publish(
+        &self,
+        kind: &'static str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let event = Event {
             kind,
             action: action.into(),
             id: id.into(),
-            attributes: attributes
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            attributes,
             time: SystemTime::now(),
         };
         // Recorded and sent under one lock, so a subscriber sees each

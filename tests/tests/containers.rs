@@ -197,7 +197,8 @@ fn lifecycle_signals_and_exit_codes() {
         "container=three",
     ]);
     let actions: Vec<&str> = events.lines().filter_map(|l| l.split(' ').nth(2)).collect();
-    assert_eq!(actions, ["create", "start", "die"], "{events}");
+    // As Docker's run: the client attaches before the start.
+    assert_eq!(actions, ["create", "attach", "start", "die"], "{events}");
     // create, start, stop with the stop signal, kill -s, restart, rename.
     let id = agent
         .ok(&["create", "--name", "svc", "--init", bb, "sleep", "300"])

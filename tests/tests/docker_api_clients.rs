@@ -320,7 +320,7 @@ fn search_asks_the_registry_and_says_when_it_cannot() {
     let (code, _, err) = d.docker(&["search", &format!("127.0.0.1:{closed}/bb")]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("the registry cannot be reached (Connection refused"),
+        err.contains("the registry cannot be reached (connection refused)"),
         "{err}"
     );
 }

@@ -158,8 +158,12 @@ impl From<Error> for ApiError {
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        // The docker CLI picks its exit code (127, 126) from these words.
+        // The docker CLI picks its exit code (127, 126) from these words;
+        // the runtime's own sentences (`exec: "X": …`) carry them.
         let message = match e {
+            Error::CommandNotFound(m) | Error::CommandCannotRun(m) if m.starts_with("exec: \"") => {
+                format!("failed to create task for container: {m}")
+            }
             Error::CommandNotFound(m) => {
                 format!("failed to create task for container: {m}: exec: executable file not found in $PATH")
             }

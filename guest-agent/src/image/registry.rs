@@ -80,6 +80,39 @@ impl RegistryOptions {
     }
 }
 
+/// Why a registry could not be reached, when `e` is (or wraps) an HTTP
+/// failure to connect or a timeout: the innermost cause in a few words
+/// (`connection refused`), without the HTTP client's chain around it.
+pub fn unreachable_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut http = None;
+    let mut last = e;
+    while let Some(c) = cause {
+        if let Some(r) = c.downcast_ref::<reqwest::Error>() {
+            http.get_or_insert(r);
+        }
+        last = c;
+        cause = c.source();
+    }
+    let http = http?;
+    if http.is_timeout() {
+        return Some("it did not answer in time".into());
+    }
+    if !http.is_connect() {
+        return None;
+    }
+    let text = last.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    Some(match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "no connection".into(),
+    })
+}
+
 /// Turns a registry failure into one sentence.
 pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> Error {
     let name = image.oci.whole();
@@ -109,6 +142,17 @@ pub fn registry_error(image: &ImageRef, what: &str, e: OciDistributionError) -> 
         }
         OciDistributionError::DigestError(d) => Error::DataLoss(format!("{what} {name} failed: {d}")),
         other => {
+            // A transparent wrapper: its source skips the HTTP error itself.
+            let why = match &other {
+                OciDistributionError::RequestError(r) => unreachable_cause(r),
+                other => unreachable_cause(other),
+            };
+            if let Some(why) = why {
+                return Error::Unavailable(format!(
+                    "{what} {name} failed: the registry {} cannot be reached ({why}); check that it is running and that its address and port are right",
+                    image.registry()
+                ));
+            }
             let mut text = other.to_string();
             let mut source = std::error::Error::source(&other);
             while let Some(s) = source {
@@ -152,8 +196,12 @@ pub async fn check_login(
     };
     let plain = is_loopback(&host) || options.insecure.contains(&host);
     let base = format!("{}://{host}/v2/", if plain { "http" } else { "https" });
-    let unreachable =
-        |e: reqwest::Error| Error::Unavailable(format!("cannot reach the registry {host}: {e}"));
+    let unreachable = |e: reqwest::Error| {
+        let why = unreachable_cause(&e).unwrap_or_else(|| e.to_string());
+        Error::Unavailable(format!(
+            "cannot reach the registry {host} ({why}): check that it is running and that its address and port are right"
+        ))
+    };
     let refused = || {
         Error::Unauthenticated(format!(
             "login to {host} failed: the registry refused that user name and password"
@@ -266,12 +314,9 @@ pub async fn search(
         .map_err(|e| Error::Internal(format!("cannot build an HTTP client: {e}")))?;
     let unreachable = |e: reqwest::Error| {
         // reqwest's own sentence names only the URL: say why.
-        let mut cause: &dyn std::error::Error = &e;
-        while let Some(next) = cause.source() {
-            cause = next;
-        }
+        let why = unreachable_cause(&e).unwrap_or_else(|| e.to_string());
         Error::Unavailable(format!(
-            "cannot search {host}: the registry cannot be reached ({cause})"
+            "cannot search {host}: the registry cannot be reached ({why})"
         ))
     };
     let resp = http
@@ -314,6 +359,22 @@ pub async fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_registry_is_said_in_a_few_words() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let e = reqwest::get("http://127.0.0.1:1/v2/")
+            .await
+            .expect_err("nothing listens on port 1");
+        assert_eq!(unreachable_cause(&e).as_deref(), Some("connection refused"));
+        let wrapped = OciDistributionError::RequestError(e);
+        let image = ImageRef::parse("127.0.0.1:1/no/such:1").expect("a name");
+        let said = registry_error(&image, "pulling", wrapped).to_string();
+        assert_eq!(
+            said,
+            "pulling 127.0.0.1:1/no/such:1 failed: the registry 127.0.0.1:1 cannot be reached (connection refused); check that it is running and that its address and port are right"
+        );
+    }
 
     #[test]
     fn only_loopback_is_plain_by_default() {

@@ -185,11 +185,10 @@ impl Containers {
             }
             None => None,
         };
-        self.events.emit(
-            "container",
+        self.emit(
             &format!("exec_start: {}", req.cmd.join(" ")),
-            &r.id,
-            &[("name", &r.name), ("execID", &session)],
+            &r,
+            &[("execID", &session)],
         );
         self.execs.started(ExecState {
             id: session.clone(),
@@ -207,7 +206,7 @@ impl Containers {
             events: self.events.clone(),
             id: session.clone(),
             container_id: r.id.clone(),
-            container_name: r.name.clone(),
+            attributes: self.event_attributes(&r, &[]),
         };
         Ok(ExecProcess {
             end,
@@ -250,7 +249,7 @@ pub fn helper_main(args: &[String]) -> i32 {
         }
         let state_root = Path::new(state_root);
         let bundle = Container::load(state_root.join(id))
-            .map_err(|e| super::monitor::helper::describe(&e))?
+            .map_err(|e| super::monitor::helper::describe_as(&e, "the container cannot be read"))?
             .bundle()
             .to_path_buf();
         let filter = filter::for_bundle(&bundle, &filter::cache_dir(state_root))?;
@@ -260,7 +259,9 @@ pub fn helper_main(args: &[String]) -> i32 {
             .with_process(Some(process))
             .with_detach(true)
             .build()
-            .map_err(|e| super::monitor::helper::describe(&e))?;
+            .map_err(|e| {
+                super::monitor::helper::describe_as(&e, "the command could not be started")
+            })?;
         let _ = std::fs::remove_file(process);
         Ok(super::wait_exit_code(pid.as_raw()))
     })();

@@ -94,7 +94,8 @@ pub struct ExecEnd {
     pub(super) events: Events,
     pub(super) id: String,
     pub(super) container_id: String,
-    pub(super) container_name: String,
+    /// The container's event attributes (labels, name, image).
+    pub(super) attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl ExecEnd {
@@ -111,16 +112,11 @@ impl ExecEnd {
                 s.ended = Some(Instant::now());
             }
         }
-        self.events.emit(
-            "container",
-            "exec_die",
-            &self.container_id,
-            &[
-                ("name", &self.container_name),
-                ("execID", &self.id),
-                ("exitCode", &code.to_string()),
-            ],
-        );
+        let mut attributes = self.attributes.clone();
+        attributes.insert("execID".into(), self.id.clone());
+        attributes.insert("exitCode".into(), code.to_string());
+        self.events
+            .publish("container", "exec_die", &self.container_id, attributes);
     }
 }
 
@@ -154,7 +150,7 @@ mod tests {
             events: Events::default(),
             id: id.into(),
             container_id: "c1".into(),
-            container_name: "n".into(),
+            attributes: [("name".to_string(), "n".to_string())].into(),
         };
         end("e1").ended(3, false);
         end("e2").ended(0, true);

@@ -21,6 +21,7 @@
 mod adopt;
 mod caps;
 mod changes;
+pub mod command;
 pub mod config;
 pub mod copy;
 mod create;
@@ -90,25 +91,16 @@ pub fn wait_exit_code(pid: i32) -> i32 {
 /// The engine error for a container or exec process that failed to start,
 /// from the runtime's report of it: [`Error::CommandNotFound`] when the
 /// command does not exist (Docker's 127), [`Error::CommandCannotRun`] when
-/// it is a directory or not executable (Docker's 126), else
+/// it is a directory or not executable (Docker's 126), each with the one
+/// sentence [`command`] wrote (`exec: "X": …`), else
 /// [`Error::FailedPrecondition`]. The runtime (libcontainer, in the
 /// container's init) reports these only as text across a process
 /// boundary, so this is the one place that reads it.
 pub fn start_failure(text: String) -> Error {
-    // libcontainer's validation: "executable 'X' not found in $PATH" and
-    // "executable 'X' at path 'P' does not have correct permissions";
-    // execvp's failure: "error 'ENOENT: …' executing 'X' …" (ENOENT for a
-    // missing interpreter too).
-    let exec_failed =
-        |errno: &[&str]| text.contains("executing") && errno.iter().any(|e| text.contains(e));
-    if text.contains("not found in $PATH") || exec_failed(&["ENOENT", "ENOTDIR"]) {
-        Error::CommandNotFound(text)
-    } else if text.contains("does not have correct permissions")
-        || exec_failed(&["EACCES", "EISDIR", "ENOEXEC", "EPERM"])
-    {
-        Error::CommandCannotRun(text)
-    } else {
-        Error::FailedPrecondition(text)
+    match command::sentence_in(&text) {
+        Some(s) if command::is_missing(s) => Error::CommandNotFound(s.to_string()),
+        Some(s) => Error::CommandCannotRun(s.to_string()),
+        None => Error::FailedPrecondition(text),
     }
 }
 
@@ -334,13 +326,41 @@ impl Containers {
         Ok(record)
     }
 
+    /// Publishes a container event. As Docker's, its attributes are the
+    /// container's labels (the image's with the user's over them), then
+    /// its name, its image and `extra`.
     fn emit(&self, action: &str, record: &Record, extra: &[(&str, &str)]) {
-        let mut attrs = vec![
+        let attrs = self.event_attributes(record, extra);
+        self.events.publish("container", action, &record.id, attrs);
+    }
+
+    /// A container event's attributes (see [`Containers::emit`]).
+    fn event_attributes(
+        &self,
+        record: &Record,
+        extra: &[(&str, &str)],
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut attrs = self.labels_of(record);
+        let own = [
             ("name", record.name.as_str()),
             ("image", record.image.as_str()),
         ];
-        attrs.extend_from_slice(extra);
-        self.events.emit("container", action, &record.id, &attrs);
+        for (k, v) in own.iter().chain(extra).filter(|(_, v)| !v.is_empty()) {
+            attrs.insert(k.to_string(), v.to_string());
+        }
+        attrs
+    }
+
+    /// The container's labels: its image's (while the image is there)
+    /// with the user's over them.
+    fn labels_of(&self, record: &Record) -> std::collections::BTreeMap<String, String> {
+        let mut labels = self
+            .image_config(&record.image_id)
+            .ok()
+            .and_then(|c| c.labels)
+            .unwrap_or_default();
+        labels.extend(record.config.labels.clone());
+        labels
     }
 }
 
@@ -348,25 +368,15 @@ impl Containers {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use libcontainer::workload::default::DefaultExecutor;
-    use libcontainer::workload::Executor;
-    use oci_spec::runtime::{ProcessBuilder, Spec};
-
     use super::*;
 
-    /// What libcontainer's own check says about `command`, as the create
-    /// helper reports it (its sentence wrapped in ours).
+    /// What the check in the container's init says about `command`, as
+    /// the create helper reports it (its sentence at the end of
+    /// libcontainer's chain).
     fn verdict(command: &str) -> Option<Error> {
-        let mut spec = Spec::default();
-        let process = ProcessBuilder::default()
-            .args(vec![command.to_string()])
-            .env(vec!["PATH=/usr/bin:/bin".to_string()])
-            .build()
-            .expect("a process");
-        spec.set_process(Some(process));
-        DefaultExecutor {}.validate(&spec).err().map(|e| {
+        command::check(command, Some("/usr/bin:/bin")).err().map(|e| {
             start_failure(format!(
-                "the container could not be created: init process failed: {e}"
+                "the container could not be created: failed to create container: exec process failed with error error in executing process : {e}"
             ))
         })
     }
@@ -376,6 +386,10 @@ mod tests {
         for command in ["/no/such/binary", "no-such-command-anywhere"] {
             let e = verdict(command).expect("refused");
             assert!(matches!(e, Error::CommandNotFound(_)), "{e:?}");
+            assert!(
+                e.to_string().starts_with(&format!("exec: \"{command}\": ")),
+                "{e}"
+            );
         }
     }
 
@@ -384,6 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let e = verdict(dir.path().to_str().expect("utf-8")).expect("refused");
         assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
+        assert!(e.to_string().ends_with(": is a directory"), "{e}");
     }
 
     #[test]
@@ -394,23 +409,21 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = verdict(file.to_str().expect("utf-8")).expect("refused");
         assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
+        assert!(e.to_string().ends_with(": permission denied"), "{e}");
     }
 
     #[test]
     fn an_existing_command_passes_and_other_failures_stay_preconditions() {
-        assert_eq!(verdict("sh"), None);
+        assert!(verdict("sh").is_none());
         let e = start_failure("the container could not be created: mount failed: EPERM".into());
         assert!(matches!(e, Error::FailedPrecondition(_)), "{e:?}");
     }
 
     #[test]
     fn exec_failures_are_read_from_execvp_errno() {
-        let e = start_failure(
-            "error 'ENOENT: No such file or directory' executing '\"/x\"' with args".into(),
-        );
+        let e = start_failure(command::exec_failed("/x", nix::errno::Errno::ENOENT));
         assert!(matches!(e, Error::CommandNotFound(_)), "{e:?}");
-        let e =
-            start_failure("error 'EACCES: Permission denied' executing '\"/x\"' with args".into());
+        let e = start_failure(command::exec_failed("/x", nix::errno::Errno::EACCES));
         assert!(matches!(e, Error::CommandCannotRun(_)), "{e:?}");
     }
 }

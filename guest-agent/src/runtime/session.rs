@@ -84,17 +84,20 @@ impl Containers {
         start: bool,
         mut input: mpsc::Receiver<StdioInput>,
     ) -> Result<mpsc::Receiver<StdioOutput>> {
-        let id = self.find(container)?.record().id;
+        let r = self.find(container)?.record();
+        let id = r.id.clone();
+        // As Docker's, an attach event before the start it may bring.
         let conn = if start {
+            self.emit("attach", &r, &[]);
             self.start(&id, Some(wanted)).await?
         } else {
-            let r = self.find(&id)?.record();
             if !r.state.is_running() {
                 return Err(Error::FailedPrecondition(format!(
                     "you cannot attach to a stopped container {}: start it first",
                     r.id
                 )));
             }
+            self.emit("attach", &r, &[]);
             Some(self.attach_conn(&r.id, wanted).await?)
         };
         let conn = conn.ok_or_else(|| Error::Internal("no attach connection".into()))?;

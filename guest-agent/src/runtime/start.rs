@@ -234,7 +234,8 @@ impl Containers {
 /// scripts read it), an empty `/.dockerenv` tells programs that look for
 /// it that they run in a container, and empty `/etc/hosts`, `/etc/hostname`
 /// and `/etc/resolv.conf` are where the container's own are bound, so no
-/// container writes mount points into its own layer. Its content is the
+/// container writes mount points into its own layer (nor `/dev/console`,
+/// `/dev/pts` and `/dev/shm`, which `export` shows as Docker's does). Its content is the
 /// same for every container, so one copy serves them all, read-only as
 /// every lower layer is; it is part of a container's root (as `cp` and
 /// `export` see it), never of `diff` or `commit`, which read the
@@ -248,11 +249,16 @@ pub(super) fn make_init_layer(init: &std::path::Path) -> Result<()> {
         if mtab.symlink_metadata().is_err() {
             std::os::unix::fs::symlink("/proc/mounts", &mtab)?;
         }
+        let dev = init.join("dev");
+        for dir in [dev.join("pts"), dev.join("shm")] {
+            std::fs::create_dir_all(&dir)?;
+        }
         for (path, mode) in [
             (init.join(".dockerenv"), 0o755),
             (etc.join("hosts"), 0o644),
             (etc.join("hostname"), 0o644),
             (etc.join("resolv.conf"), 0o644),
+            (dev.join("console"), 0o755),
         ] {
             if path.symlink_metadata().is_err() {
                 std::fs::write(&path, b"")?;

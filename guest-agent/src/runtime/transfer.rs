@@ -76,12 +76,17 @@ impl Containers {
     }
 
     /// `export`: the container's whole filesystem as a tar to `out`. Its
-    /// mount points (`/proc`, `/dev`, volumes, …) are there as Docker's
-    /// export has them, empty: what is mounted on them is not the
-    /// container's own.
+    /// mount points (`/proc`, volumes, …) are there as Docker's export has
+    /// them, empty: what is mounted on them is not the container's own.
+    /// `/dev` is read from the layers (what the runtime mounts there is
+    /// not seen from outside the container), so it holds the init layer's
+    /// `console`, `pts` and `shm`, as Docker's does.
     pub async fn export(&self, input: &str, out: impl Write + Send + 'static) -> Result<()> {
         let r = self.find(input)?.record();
-        let hollow = self.mount_points(&r);
+        let mut hollow = self.mount_points(&r);
+        if !r.mounts.iter().any(|m| m.destination == "/dev") {
+            hollow.remove("/dev");
+        }
         self.with_rootfs(input, false, move |root| {
             let dir = tree::open_root(root).map_err(|e| Error::io("reading the container", e))?;
             let opts = tree::TarOptions::default();

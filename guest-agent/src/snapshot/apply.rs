@@ -27,7 +27,8 @@ use super::resolve::{clean_components, Dir, Entry, MergedView};
 pub struct ApplyStats {
     /// Entries applied.
     pub entries: u64,
-    /// Bytes of file content written.
+    /// Bytes written as Docker's overlay2 counts them: file contents, and
+    /// each symbolic link's target length.
     pub bytes: u64,
 }
 
@@ -165,6 +166,9 @@ impl Applier<'_> {
                 })?;
                 remove_any(&dest)?;
                 std::os::unix::fs::symlink(&target, &dest)?;
+                // As Docker's overlay2 counts a layer: a link's size is its
+                // target's length (lstat's).
+                self.stats.bytes += target.as_os_str().len() as u64;
                 let h = entry.header();
                 std::os::unix::fs::lchown(&dest, Some(h.uid()? as u32), Some(h.gid()? as u32))?;
                 let mtime = FileTime::from_unix_time(h.mtime()? as i64, 0);

@@ -1,6 +1,6 @@
 //! Filling a new volume from the image, as Docker does on a volume's
 //! first mount: the image's files at the mount point are copied into the
-//! empty volume, keeping modes, owners and links.
+//! empty volume, keeping modes, owners, times and links.
 //!
 //! The mount point is resolved inside the container's root with
 //! `openat2(RESOLVE_IN_ROOT)`, so an image whose path is a symlink to
@@ -48,7 +48,15 @@ pub fn fill_volume(root: &Path, path: &str, volume: &Path) -> std::io::Result<()
         volume,
         std::fs::Permissions::from_mode(meta.mode() & 0o7777),
     )?;
-    std::os::unix::fs::chown(volume, Some(meta.uid()), Some(meta.gid()))
+    std::os::unix::fs::chown(volume, Some(meta.uid()), Some(meta.gid()))?;
+    keep_times(volume, &meta)
+}
+
+/// Gives `to` the access and modification times of `meta` (a link's own).
+fn keep_times(to: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    let atime = filetime::FileTime::from_last_access_time(meta);
+    let mtime = filetime::FileTime::from_last_modification_time(meta);
+    filetime::set_symlink_file_times(to, atime, mtime)
 }
 
 fn copy_children(src: &Path, dst: &Path) -> std::io::Result<()> {
@@ -60,7 +68,7 @@ fn copy_children(src: &Path, dst: &Path) -> std::io::Result<()> {
 }
 
 /// Copies `from` to the new path `to` (a folder with everything in it),
-/// keeping modes, owners and links; never follows a symlink.
+/// keeping modes, owners, times and links; never follows a symlink.
 pub fn copy_entry(from: &Path, to: &Path) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(from)?;
     let ft = meta.file_type();
@@ -86,7 +94,8 @@ pub fn copy_entry(from: &Path, to: &Path) -> std::io::Result<()> {
     if !ft.is_symlink() {
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
-    Ok(())
+    // Last, after a folder's children changed its times.
+    keep_times(to, &meta)
 }
 
 #[cfg(test)]
@@ -109,8 +118,19 @@ mod tests {
         std::fs::write(outside.join("secret"), "host").unwrap();
         // An image path that points at the host's directory by absolute link.
         std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        let then = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+        filetime::set_file_times(root.join("data/sub/f"), then, then).unwrap();
+        filetime::set_file_times(root.join("data/sub"), then, then).unwrap();
         fill_volume(&root, "/data", &vol).unwrap();
         assert_eq!(std::fs::read_to_string(vol.join("sub/f")).unwrap(), "in");
+        for kept in ["sub/f", "sub"] {
+            let m = std::fs::metadata(vol.join(kept)).unwrap();
+            assert_eq!(
+                filetime::FileTime::from_last_modification_time(&m),
+                then,
+                "{kept}"
+            );
+        }
         assert_eq!(
             std::fs::read_link(vol.join("link")).unwrap(),
             Path::new("/etc/passwd")

@@ -92,8 +92,15 @@ fn create(opts: &Options, dir: &Path) -> Result<Container, String> {
         .map_err(|e| describe(&e))
 }
 
-/// One sentence from libcontainer's error chain.
+/// One sentence from libcontainer's error chain: the command's own
+/// ([`crate::runtime::command`]) when the program cannot be run, else the
+/// chain after "the container could not be created".
 pub(crate) fn describe(e: &dyn std::error::Error) -> String {
+    describe_as(e, "the container could not be created")
+}
+
+/// As [`describe`], with `what` failed in front of a chain.
+pub(crate) fn describe_as(e: &dyn std::error::Error, what: &str) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -103,5 +110,8 @@ pub(crate) fn describe(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    format!("the container could not be created: {text}")
+    match crate::runtime::command::sentence_in(&text) {
+        Some(sentence) => sentence.to_string(),
+        None => format!("{what}: {text}"),
+    }
 }

@@ -297,7 +297,9 @@ pub fn compile(profile: &Value) -> Result<Vec<u8>, String> {
 
 /// libcontainer's executor with, just before the payload is executed, the
 /// signal state reset to Docker's ([`crate::runtime::signals`]) and the
-/// container's compiled filter installed.
+/// container's compiled filter installed; the program is checked and
+/// executed by [`crate::runtime::command`], which words its failures as
+/// Docker does.
 #[derive(Clone)]
 pub struct FilteringExecutor {
     filter: Option<Filter>,
@@ -308,6 +310,14 @@ impl FilteringExecutor {
     pub fn new(filter: Option<Filter>) -> Self {
         Self { filter }
     }
+}
+
+/// The process's arguments (none when the spec has none).
+fn args(spec: &Spec) -> &[String] {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_deref())
+        .unwrap_or_default()
 }
 
 impl Executor for FilteringExecutor {
@@ -322,11 +332,20 @@ impl Executor for FilteringExecutor {
                 ExecutorError::Other(format!("the seccomp filter cannot be installed: {e}"))
             })?;
         }
-        DefaultExecutor {}.exec(spec)
+        Err(ExecutorError::Other(crate::runtime::command::exec(args(
+            spec,
+        ))))
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
+        let path = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().as_ref())
+            .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=")));
+        let name = args(spec).first().map_or("", String::as_str);
+        crate::runtime::command::check(name, path)
+            .map_err(ExecutorValidationError::ArgValidationError)
     }
 
     fn setup_envs(
