@@ -21,6 +21,9 @@ use nix::unistd::Pid;
 use super::{stamp, AGENT_ROOT};
 use crate::runtime::Record;
 
+/// How long container monitors have to record their exits once the
+/// containers are gone.
+const MONITOR_GRACE: Duration = Duration::from_secs(3);
 /// How long the agent has to finish its requests after SIGTERM.
 const AGENT_GRACE: Duration = Duration::from_secs(10);
 /// The longest any one container is waited for (its stop timeout is used
@@ -197,8 +200,11 @@ pub fn power_off(agent: Option<Child>) -> ! {
     stamp(&format!(
         "power-off: containers stopped ({killed} killed after their timeout)"
     ));
-    // Container monitors record the exits and go; anything else left
-    // gets SIGTERM, a moment, then SIGKILL.
+    // Container monitors record the exits and go: a monitor signalled
+    // while it writes its container's exit would leave it unrecorded (the
+    // next boot would say 255), so they get a moment first. Anything else
+    // left gets SIGTERM, a moment, then SIGKILL.
+    wait_monitors_gone(MONITOR_GRACE);
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
     wait_all_gone(Duration::from_secs(2));
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
@@ -230,6 +236,30 @@ fn wait_gone(pid: Pid, timeout: Duration) {
 }
 
 /// Reaps children until none is left or `timeout` passes.
+/// Waits until no container monitor (`berth-monitor`) runs, reaping
+/// whatever ends meanwhile, for at most `timeout`.
+fn wait_monitors_gone(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline && monitors_running() {
+        while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a live (not zombie) process is a container monitor.
+fn monitors_running() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // "PID (COMM) STATE …"
+        stat.contains("(berth-monitor) ") && !stat.contains("(berth-monitor) Z")
+    })
+}
+
 fn wait_all_gone(timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
