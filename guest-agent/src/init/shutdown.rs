@@ -235,7 +235,6 @@ fn wait_gone(pid: Pid, timeout: Duration) {
     let _ = waitpid(pid, None);
 }
 
-/// Reaps children until none is left or `timeout` passes.
 /// Waits until no container monitor (`berth-monitor`) runs, reaping
 /// whatever ends meanwhile, for at most `timeout`.
 fn wait_monitors_gone(timeout: Duration) {
@@ -260,6 +259,7 @@ fn monitors_running() -> bool {
     })
 }
 
+/// Reaps children until none is left or `timeout` passes.
 fn wait_all_gone(timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
