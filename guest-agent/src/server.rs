@@ -168,15 +168,34 @@ pub async fn serve(
 
 /// Binds a Unix socket at `path` (making its folder, replacing a stale
 /// socket) with mode 0660 and group `berth` when that group exists.
+///
+/// The socket is made under a temporary name beside `path` and renamed
+/// into place once it listens with its mode and group: a client that sees
+/// the file can connect (no "connection refused" between bind and listen)
+/// and no one else ever could (no moment with the umask's mode).
 pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_file_name(format!(".{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    // A temporary name too long for a socket address: bind in place.
+    let (listener, at) = match tokio::net::UnixListener::bind(&temp) {
+        Ok(l) => (l, temp.as_path()),
+        Err(_) => {
+            let _ = std::fs::remove_file(path);
+            (tokio::net::UnixListener::bind(path)?, path)
+        }
+    };
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o660))?;
     if let Some(gid) = group_id("berth") {
-        let _ = nix::unistd::chown(path, None, Some(gid));
+        let _ = nix::unistd::chown(at, None, Some(gid));
+    }
+    if at != path {
+        std::fs::rename(at, path)
+            .with_context(|| format!("cannot put the socket at {}", path.display()))?;
     }
     Ok(listener)
 }
