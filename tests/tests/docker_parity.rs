@@ -9,7 +9,8 @@
 //!
 //! The one-command cases are in `docker_parity/cases.rs`, the rows that
 //! take several commands in `docker_parity/rows.rs` and
-//! `docker_parity/steps.rs`.
+//! `docker_parity/steps.rs`, the comparison of `inspect`'s documents in
+//! `docker_parity/inspect.rs`.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +24,8 @@ use berth_tests::{need_root, Agent};
 
 #[path = "docker_parity/cases.rs"]
 mod cases;
+#[path = "docker_parity/inspect.rs"]
+mod inspect;
 #[path = "docker_parity/rows.rs"]
 mod rows;
 #[path = "docker_parity/steps.rs"]
@@ -196,7 +199,11 @@ fn everyday_commands_match_docker() {
     }
     // On the host's network, to reach the registry on loopback; every case
     // runs with --network none, so no bridge is made.
-    let agent = Agent::start();
+    // Berth's agent also serves the Docker Engine API, which Docker's
+    // CLI reaches for `images REF` (row 25).
+    let api_dir = tempfile::tempdir().unwrap();
+    let api = format!("unix://{}", api_dir.path().join("docker.sock").display());
+    let agent = Agent::start_with(&["--docker-listen", &api]);
     let dockerd = Dockerd::start();
     let sides = [Side::Berth(&agent), Side::Docker(&dockerd)];
     // dockerd leaves a network's bridge on the host when it is killed:
@@ -304,7 +311,14 @@ fn everyday_commands_match_docker() {
         }
     }
     // Rows 20, 22, 25, 9, 35, 33: steps of several commands.
-    rows::compare(&sides, &image, host.path(), &mut failures, &mut report);
+    rows::compare(
+        &sides,
+        &image,
+        host.path(),
+        &api,
+        &mut failures,
+        &mut report,
+    );
     // cp reaches volumes and binds, running and stopped, as it reaches
     // the files Docker mounts over /etc (row 21).
     let seen: Vec<Vec<String>> = sides

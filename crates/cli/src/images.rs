@@ -246,10 +246,9 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
             .values
             .push(r.clone());
     }
-    let patterns: Vec<String> = filters
-        .get("reference")
-        .map(|l| l.values.clone())
-        .unwrap_or_default();
+    // The engine keeps only the names the reference filter matches, as
+    // dockerd lists them (`images byid` shows byid, not the image's other
+    // names), so every name it sends is a row.
     let images = conn
         .list_images(pb::ListImagesRequest {
             all: a.all,
@@ -302,18 +301,6 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
                 })
                 .collect()
         };
-        // Only the names the reference filter matches, as dockerd lists
-        // them (`images byid` shows byid, not the image's other names).
-        let tags: Vec<(String, String)> = tags
-            .into_iter()
-            .filter(|(repo, tag)| {
-                patterns.is_empty()
-                    || tag == "<none>"
-                    || patterns
-                        .iter()
-                        .any(|p| path_match(p, &format!("{repo}:{tag}")) || path_match(p, repo))
-            })
-            .collect();
         let created_at = i
             .created
             .as_ref()
@@ -339,48 +326,6 @@ pub async fn list(conn: &Conn, a: ListArgs) -> Result<()> {
         ("SIZE", "Size"),
     ]);
     format::print_rows(a.format.as_deref(), &rows, &columns)
-}
-
-/// Go's `path.Match` (what Docker's reference filter uses): `*` is any
-/// run of characters but `/`, `?` one such character, `[…]` a class.
-fn path_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    fn at(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len())
-                .take_while(|&k| k == 0 || n[k - 1] != '/')
-                .any(|k| at(&p[1..], &n[k..])),
-            Some('?') => n.first().is_some_and(|c| *c != '/') && at(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|c| *c == ']') else {
-                    return false;
-                };
-                let Some(c) = n.first() else {
-                    return false;
-                };
-                let (negate, class) = match p[1..end].split_first() {
-                    Some(('^', rest)) => (true, rest),
-                    _ => (false, &p[1..end]),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= *c && *c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != negate && at(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && at(&p[2..], &n[1..]),
-            Some(x) => n.first() == Some(x) && at(&p[1..], &n[1..]),
-        }
-    }
-    at(&p, &n)
 }
 
 /// Runs `berth image inspect`.
@@ -581,16 +526,4 @@ pub async fn load(conn: &Conn, a: LoadArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn references_match_as_gos_path_match() {
-        use super::path_match as m;
-        assert!(m("byid", "byid") && m("byid:latest", "byid:latest"));
-        assert!(!m("byid", "127.0.0.1:5000/test/busybox"));
-        assert!(m("*/test/*:1", "127.0.0.1:5000/test/busybox:1"));
-        assert!(!m("*", "a/b") && m("b?s[a-z]", "busy") && !m("[^b]usy", "busy"));
-    }
 }

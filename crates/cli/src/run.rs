@@ -319,6 +319,7 @@ pub fn request(a: &CreateArgs) -> Result<pb::CreateContainerRequest> {
         hostname: a.hostname.clone().unwrap_or_default(),
         tty: a.tty,
         open_stdin: a.interactive,
+        attach: attached(&[], a.interactive),
         auto_remove: a.rm,
         init: a.init,
         read_only: a.read_only,
@@ -468,6 +469,21 @@ async fn create_pulling(
     Ok(created.id)
 }
 
+/// The streams a client attaches, as Docker's CLI records them in
+/// `Config.AttachStd*`: those `-a` names, or stdout and stderr when it
+/// names none; stdin too with `-i`.
+fn attached(names: &[String], interactive: bool) -> Vec<String> {
+    ["stdin", "stdout", "stderr"]
+        .into_iter()
+        .filter(|s| {
+            names.iter().any(|n| n == s)
+                || (*s == "stdin" && interactive)
+                || (*s != "stdin" && names.is_empty())
+        })
+        .map(String::from)
+        .collect()
+}
+
 /// Runs `berth create`.
 pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
     let req = request(&a).map_err(Exit::daemon)?;
@@ -481,15 +497,20 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> Result<()> {
 /// Runs `berth run`.
 pub async fn run(conn: &Conn, a: RunArgs) -> Result<()> {
     let detach_keys = crate::detach::parse(&a.detach_keys).map_err(Exit::daemon)?;
-    let req = request(&a.create).map_err(Exit::daemon)?;
-    let id = create_pulling(conn, &a.create, req)
-        .await
-        .map_err(Exit::daemon)?;
     if a.detach && !a.attach.is_empty() {
         return Err(Exit::daemon(anyhow::anyhow!(
             "conflicting options: cannot specify both --attach and --detach"
         )));
     }
+    let mut req = request(&a.create).map_err(Exit::daemon)?;
+    req.attach = if a.detach {
+        Vec::new()
+    } else {
+        attached(&a.attach, a.create.interactive)
+    };
+    let id = create_pulling(conn, &a.create, req)
+        .await
+        .map_err(Exit::daemon)?;
     if a.detach {
         conn.start_container(&id)
             .await

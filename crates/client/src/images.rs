@@ -1,5 +1,5 @@
 //! Images: pull and push with typed progress, list, inspect (also in
-//! Docker's JSON shape), history, tag, remove, prune, save, load, import.
+//! Docker's JSON shape, see [`docker_json`]), history, tag, remove, prune, save, load, import.
 
 use berth_api::v1::{self as pb, images_client::ImagesClient};
 use futures::StreamExt;
@@ -8,6 +8,9 @@ use tonic::transport::Channel;
 use crate::error::{Error, Result};
 use crate::stream::{self, Reader, Stream};
 use crate::{credentials, Client};
+
+mod inspect;
+pub use inspect::docker_json;
 
 /// One step of a pull or a push.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -125,9 +128,12 @@ impl Client {
         Ok(self.images().await?.inspect(req).await?.into_inner())
     }
 
-    /// One image as `docker image inspect` shows it.
+    /// One image as `docker image inspect` shows it (its `GraphDriver`
+    /// names folders in the agent's store, which `info` tells).
     pub async fn inspect_image_json(&self, reference: &str) -> Result<serde_json::Value> {
-        Ok(docker_json(&self.inspect_image(reference).await?))
+        let detail = self.inspect_image(reference).await?;
+        let root = self.info().await?.root_dir;
+        Ok(docker_json(&detail, &root))
     }
 
     /// The steps that built an image, newest first.
@@ -217,41 +223,4 @@ impl Client {
         stream::finish(up.reader, "the archive").await?;
         Ok(r?.into_inner())
     }
-}
-
-/// An image as `docker image inspect` shows it.
-pub fn docker_json(d: &pb::ImageDetail) -> serde_json::Value {
-    use serde_json::json;
-    let c = d.config.clone().unwrap_or_default();
-    let map = |v: &[String]| {
-        v.iter()
-            .map(|k| (k.clone(), json!({})))
-            .collect::<serde_json::Map<_, _>>()
-    };
-    json!({
-        "Id": d.id,
-        "RepoTags": d.repo_tags,
-        "RepoDigests": d.repo_digests,
-        "Created": d.created.as_ref().map(|t| t.to_string()),
-        "Author": d.author,
-        "Architecture": d.architecture,
-        "Variant": if d.variant.is_empty() { None } else { Some(&d.variant) },
-        "Os": d.os,
-        "Size": d.size,
-        "Config": {
-            "User": c.user,
-            "ExposedPorts": if c.exposed_ports.is_empty() { None } else { Some(map(&c.exposed_ports)) },
-            "Env": c.env,
-            "Entrypoint": if c.has_entrypoint { Some(&c.entrypoint) } else { None },
-            "Cmd": if c.has_cmd { Some(&c.cmd) } else { None },
-            "Volumes": if c.volumes.is_empty() { None } else { Some(map(&c.volumes)) },
-            "WorkingDir": c.working_dir,
-            "Labels": c.labels,
-            "StopSignal": if c.stop_signal.is_empty() { None } else { Some(&c.stop_signal) },
-        },
-        "RootFS": { "Type": "layers", "Layers": d.layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>() },
-        "Descriptor": { "mediaType": d.manifest_media_type, "digest": d.manifest_digest },
-        "Layers": d.layers.iter().map(|l| json!({"Digest": l.digest, "DiffID": l.diff_id, "MediaType": l.media_type, "Size": l.size, "UnpackedSize": l.unpacked_size})).collect::<Vec<_>>(),
-        "History": d.history.iter().map(|h| json!({"Created": h.created.as_ref().map(|t| t.to_string()), "CreatedBy": h.created_by, "Comment": h.comment, "EmptyLayer": h.empty_layer, "Size": h.size})).collect::<Vec<_>>(),
-    })
 }

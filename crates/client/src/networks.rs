@@ -65,25 +65,83 @@ impl Client {
     }
 }
 
-/// Docker's `network inspect` JSON for one network.
+/// Docker's `network inspect` JSON for one network: every key dockerd
+/// writes for a local network, the swarm-only ones (`Attachable`,
+/// `Ingress`, `ConfigFrom`, `ConfigOnly`) with the values a local network
+/// has there.
 pub fn docker_json(n: &pb::Network) -> serde_json::Value {
-    let created = n.created.as_ref().map_or(0, |t| t.seconds);
-    serde_json::json!({
+    use serde_json::json;
+    let created = n
+        .created
+        .as_ref()
+        .and_then(|t| {
+            chrono::DateTime::from_timestamp(t.seconds, t.nanos.clamp(0, 999_999_999) as u32)
+        })
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_default();
+    json!({
         "Name": n.name,
         "Id": n.id,
-        "Created": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Created": created,
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv6": false,
         "IPAM": {
             "Driver": "default",
-            "Config": n.subnets.iter().map(|s| serde_json::json!({"Subnet": s.subnet, "Gateway": s.gateway})).collect::<Vec<_>>(),
+            "Options": {},
+            "Config": n.subnets.iter().map(|s| json!({"Subnet": s.subnet, "Gateway": s.gateway})).collect::<Vec<_>>(),
         },
         "Internal": n.internal,
-        "Containers": n.containers.iter().map(|c| (c.container_id.clone(), serde_json::json!({
-            "Name": c.name, "MacAddress": c.mac_address, "IPv4Address": c.ipv4_address, "IPv6Address": "",
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": n.containers.iter().map(|c| (c.container_id.clone(), json!({
+            "Name": c.name, "EndpointID": "", "MacAddress": c.mac_address, "IPv4Address": c.ipv4_address, "IPv6Address": "",
         }))).collect::<serde_json::Map<_, _>>(),
         "Options": n.options,
         "Labels": n.labels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_documents_have_docker_s_keys_and_times() {
+        let n = pb::Network {
+            name: "pn".into(),
+            created: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 5,
+            }),
+            ..Default::default()
+        };
+        let v = docker_json(&n);
+        let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "Attachable",
+                "ConfigFrom",
+                "ConfigOnly",
+                "Containers",
+                "Created",
+                "Driver",
+                "EnableIPv6",
+                "IPAM",
+                "Id",
+                "Ingress",
+                "Internal",
+                "Labels",
+                "Name",
+                "Options",
+                "Scope"
+            ]
+        );
+        assert_eq!(v["Created"], "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(v["IPAM"]["Options"], serde_json::json!({}));
+    }
 }

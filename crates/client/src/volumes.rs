@@ -48,17 +48,65 @@ impl Client {
     }
 }
 
-/// Docker's `volume inspect` JSON for one volume.
+/// Docker's `volume inspect` JSON for one volume: its labels and options
+/// `null` when it has none, and no `UsageData`, which Docker shows only in
+/// `system df -v` (the [`pb::Volume`] still carries the size and the
+/// number of users for that).
 pub fn docker_json(v: &pb::Volume) -> serde_json::Value {
     let created = v.created.as_ref().map_or(0, |t| t.seconds);
+    let map_or_null = |m: &std::collections::HashMap<String, String>| {
+        if m.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(m)
+        }
+    };
     serde_json::json!({
-        "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "CreatedAt": chrono::DateTime::from_timestamp(created, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default(),
         "Driver": v.driver,
-        "Labels": v.labels,
+        "Labels": map_or_null(&v.labels),
         "Mountpoint": v.mountpoint,
         "Name": v.name,
-        "Options": v.options,
+        "Options": map_or_null(&v.options),
         "Scope": "local",
-        "UsageData": {"Size": v.size, "RefCount": v.ref_count},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_documents_are_docker_s() {
+        let v = pb::Volume {
+            name: "pv".into(),
+            driver: "local".into(),
+            size: 3,
+            created: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let d = docker_json(&v);
+        assert_eq!(d["CreatedAt"], "2023-11-14T22:13:20Z");
+        assert_eq!(d["Labels"], serde_json::Value::Null);
+        assert!(d.get("UsageData").is_none());
+        let mut keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "CreatedAt",
+                "Driver",
+                "Labels",
+                "Mountpoint",
+                "Name",
+                "Options",
+                "Scope"
+            ]
+        );
+    }
 }

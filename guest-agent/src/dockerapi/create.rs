@@ -18,8 +18,9 @@ use crate::runtime::config::{
     ContainerConfig, HealthConfig, MountRequest, PortBinding, Resources, RestartPolicy, Ulimit,
 };
 
-/// `Config` fields this module maps, or that only shape the client's own
-/// session (attach flags, stdin-once), so they never change behaviour.
+/// `Config` fields this module maps (the attach flags are recorded for
+/// inspect), or that only shape the client's own session (stdin-once), so
+/// they never change behaviour.
 const CONFIG_KNOWN: &[&str] = &[
     "Hostname",
     "User",
@@ -372,6 +373,11 @@ pub fn container_config(name: &str, body: &Value) -> ApiResult<ContainerConfig> 
         hostname: string(&body["Hostname"]),
         tty: body["Tty"].as_bool().unwrap_or(false),
         open_stdin: body["OpenStdin"].as_bool().unwrap_or(false),
+        attach: ["Stdin", "Stdout", "Stderr"]
+            .into_iter()
+            .filter(|s| body[format!("Attach{s}")].as_bool().unwrap_or(false))
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
         init: h["Init"].as_bool().unwrap_or(false),
         read_only: h["ReadonlyRootfs"].as_bool().unwrap_or(false),

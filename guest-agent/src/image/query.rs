@@ -1,5 +1,5 @@
 //! Reading stored images for `images`, `inspect` and `history`: the
-//! list's filters, an image's config, its history with layer sizes.
+//! list's filters (Docker's, names narrowed by `reference` as dockerd's), an image's config, its history with layer sizes.
 
 use std::collections::HashMap;
 
@@ -28,51 +28,106 @@ pub struct HistoryItem {
     pub size: u64,
 }
 
-/// Docker's reference filter: `*` matches within one path component; a
-/// pattern without a tag matches every tag.
-pub fn reference_matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+/// Go's `path.Match`, which Docker's reference filter uses: `*` is any
+/// run of characters but `/`, `?` one such character, `[…]` a class
+/// (`[^…]` its complement, `a-z` a range), `\\` quotes the next character.
+/// A malformed class matches nothing.
+pub fn path_match(pattern: &str, name: &str) -> bool {
+    fn at(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len())
+                .take_while(|&k| k == 0 || n[k - 1] != '/')
+                .any(|k| at(&p[1..], &n[k..])),
+            Some('?') => n.first().is_some_and(|c| *c != '/') && at(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|c| *c == ']') else {
+                    return false;
+                };
+                let Some(c) = n.first() else {
+                    return false;
+                };
+                let (negate, class) = match p[1..end].split_first() {
+                    Some(('^', rest)) => (true, rest),
+                    _ => (false, &p[1..end]),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= *c && *c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != negate && at(&p[end + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && at(&p[2..], &n[1..]),
+            Some(x) => n.first() == Some(x) && at(&p[1..], &n[1..]),
         }
     }
-    let with_tag = if pattern.contains(':') {
-        pattern.to_string()
-    } else {
-        format!("{pattern}:*")
-    };
-    go(with_tag.as_bytes(), name.as_bytes())
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    at(&p, &n)
 }
 
-/// True when `entry` passes `images`' filters: `dangling=true|false` and
-/// `reference=PATTERN` (any of them, against the names users write).
-pub fn image_wanted(entry: &ImageEntry, filters: &HashMap<String, Vec<String>>) -> bool {
+/// The name of a reference without its tag or digest (`me/app:1` and
+/// `me/app@sha256:…` are `me/app`; a registry's port is kept).
+fn repository_of(reference: &str) -> &str {
+    let name = reference.split_once('@').map_or(reference, |(n, _)| n);
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
+}
+
+/// Docker's reference filter (`reference.FamiliarMatch`): the pattern
+/// matches the name as users write it (`busybox:latest`,
+/// `me/app@sha256:…`), or that name without its tag or digest, by Go's
+/// [`path_match`].
+pub fn reference_matches(pattern: &str, name: &str) -> bool {
+    let name = familiar(name);
+    path_match(pattern, &name) || path_match(pattern, repository_of(&name))
+}
+
+/// `entry` as `images`' filters leave it, or `None` when they drop it:
+/// `dangling=true|false`, and `reference=PATTERN` (any of them), which
+/// keeps only the names and digests a pattern matches, as dockerd lists
+/// them (`images byid` shows `byid`, not the image's other names).
+pub fn image_wanted(
+    entry: &ImageEntry,
+    filters: &HashMap<String, Vec<String>>,
+) -> Option<ImageEntry> {
     let dangling = filters
         .get("dangling")
         .and_then(|l| l.first())
         .map(|v| v == "true");
     if dangling.is_some_and(|d| d != entry.tags.is_empty()) {
-        return false;
+        return None;
     }
-    match filters.get("reference") {
-        Some(patterns) if !patterns.is_empty() => entry.tags.iter().any(|t| {
-            let name = familiar(t);
-            patterns.iter().any(|p| reference_matches(p, &name))
-        }),
-        _ => true,
+    let patterns = match filters.get("reference") {
+        Some(patterns) if !patterns.is_empty() => patterns,
+        _ => return Some(entry.clone()),
+    };
+    let wanted = |name: &String| patterns.iter().any(|p| reference_matches(p, name));
+    let mut out = entry.clone();
+    out.tags.retain(wanted);
+    out.record.repo_digests.retain(wanted);
+    if out.tags.is_empty() && out.record.repo_digests.is_empty() {
+        return None;
     }
+    Some(out)
 }
 
 impl ImageService {
-    /// The stored images `filters` pass (see [`image_wanted`]).
+    /// The stored images `filters` pass, each with only the names they
+    /// keep (see [`image_wanted`]).
     pub fn list_filtered(&self, filters: &HashMap<String, Vec<String>>) -> Result<Vec<ImageEntry>> {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|e| image_wanted(e, filters))
+            .filter_map(|e| image_wanted(&e, filters))
             .collect())
     }
 
@@ -146,24 +201,68 @@ mod tests {
     use crate::util::filters as f;
 
     #[test]
-    fn reference_patterns_match_within_a_component() {
-        assert!(reference_matches("busybox", "busybox:latest"));
+    fn reference_patterns_match_as_docker_s_familiar_match() {
+        assert!(reference_matches(
+            "busybox",
+            "docker.io/library/busybox:latest"
+        ));
         assert!(reference_matches("busy*", "busybox:1.36"));
         assert!(reference_matches("*/app:v1", "me/app:v1"));
         assert!(!reference_matches("*", "me/app:v1"));
+        assert!(reference_matches("*", "busybox:1"));
         assert!(!reference_matches("busybox:1", "busybox:latest"));
+        // A registry's port is not a tag.
+        assert!(reference_matches(
+            "127.0.0.1:5000/t/bb",
+            "127.0.0.1:5000/t/bb:1"
+        ));
+        assert!(reference_matches(
+            "127.0.0.1:5000/t/bb",
+            "127.0.0.1:5000/t/bb@sha256:ab"
+        ));
+        assert!(!reference_matches(
+            "127.0.0.1:5000/t/bb:1",
+            "127.0.0.1:5000/t/bb@sha256:ab"
+        ));
+    }
+
+    #[test]
+    fn references_match_as_gos_path_match() {
+        let m = path_match;
+        assert!(m("byid", "byid") && m("byid:latest", "byid:latest"));
+        assert!(!m("byid", "127.0.0.1:5000/test/busybox"));
+        assert!(m("*/test/*:1", "127.0.0.1:5000/test/busybox:1"));
+        assert!(!m("*", "a/b") && m("b?s[a-z]", "busy") && !m("[^b]usy", "busy"));
+        assert!(!m("[a-", "a") && m("a\\*", "a*") && !m("a\\*", "ab"));
     }
 
     #[test]
     fn images_filters_dangling_and_reference() {
         let tagged = entry(&["docker.io/library/busybox:latest"]);
         let dangling = entry(&[]);
-        assert!(image_wanted(&tagged, &f(&[])));
-        assert!(image_wanted(&dangling, &f(&[("dangling", &["true"])])));
-        assert!(!image_wanted(&tagged, &f(&[("dangling", &["true"])])));
-        assert!(image_wanted(&tagged, &f(&[("dangling", &["false"])])));
-        assert!(image_wanted(&tagged, &f(&[("reference", &["busybox"])])));
-        assert!(!image_wanted(&tagged, &f(&[("reference", &["alpine"])])));
-        assert!(!image_wanted(&dangling, &f(&[("reference", &["*"])])));
+        let kept = |e: &ImageEntry, f: &HashMap<String, Vec<String>>| image_wanted(e, f).is_some();
+        assert!(kept(&tagged, &f(&[])));
+        assert!(kept(&dangling, &f(&[("dangling", &["true"])])));
+        assert!(!kept(&tagged, &f(&[("dangling", &["true"])])));
+        assert!(kept(&tagged, &f(&[("dangling", &["false"])])));
+        assert!(kept(&tagged, &f(&[("reference", &["busybox"])])));
+        assert!(!kept(&tagged, &f(&[("reference", &["alpine"])])));
+        assert!(!kept(&dangling, &f(&[("reference", &["*"])])));
+    }
+
+    #[test]
+    fn the_reference_filter_keeps_only_the_names_it_matches() {
+        let mut e = entry(&["127.0.0.1:5000/t/bb:1", "docker.io/library/byid:latest"]);
+        e.record.repo_digests = vec!["127.0.0.1:5000/t/bb@sha256:ab".into()];
+        let byid = image_wanted(&e, &f(&[("reference", &["byid"])])).unwrap();
+        assert_eq!(byid.tags, ["docker.io/library/byid:latest"]);
+        assert!(byid.record.repo_digests.is_empty());
+        let repo = image_wanted(&e, &f(&[("reference", &["127.0.0.1:5000/t/bb"])])).unwrap();
+        assert_eq!(repo.tags, ["127.0.0.1:5000/t/bb:1"]);
+        assert_eq!(repo.record.repo_digests, ["127.0.0.1:5000/t/bb@sha256:ab"]);
+        let tag = image_wanted(&e, &f(&[("reference", &["127.0.0.1:5000/t/bb:1"])])).unwrap();
+        assert!(tag.record.repo_digests.is_empty());
+        let all = image_wanted(&e, &f(&[])).unwrap();
+        assert_eq!(all.tags.len(), 2);
     }
 }

@@ -37,6 +37,9 @@ pub struct ContainerConfig {
     pub tty: bool,
     /// Keep its stdin open.
     pub open_stdin: bool,
+    /// The streams a client was to attach when it was made ("stdin",
+    /// "stdout", "stderr"), shown by inspect as `Config.AttachStd*`.
+    pub attach: Vec<String>,
     /// Remove it when it exits.
     pub auto_remove: bool,
     /// Run a small init as PID 1.

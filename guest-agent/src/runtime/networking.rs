@@ -305,6 +305,12 @@ impl Containers {
                     "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
                     "Aliases": aliases,
                     "DNSNames": if net.name != DEFAULT { serde_json::json!([r.name, &r.id[..12]]) } else { serde_json::Value::Null },
+                    "IPAMConfig": serde_json::Value::Null,
+                    "Links": serde_json::Value::Null,
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "DriverOpts": serde_json::Value::Null,
                 }),
             );
         }
@@ -317,7 +323,21 @@ impl Containers {
             if let Ok(net) = self.networks.find(mode) {
                 networks.insert(
                     net.name.clone(),
-                    serde_json::json!({ "NetworkID": net.id, "IPAddress": "" }),
+                    serde_json::json!({
+                        "IPAMConfig": serde_json::Value::Null,
+                        "Links": serde_json::Value::Null,
+                        "Aliases": serde_json::Value::Null,
+                        "NetworkID": net.id,
+                        "EndpointID": "",
+                        "Gateway": "",
+                        "IPAddress": "",
+                        "IPPrefixLen": 0,
+                        "IPv6Gateway": "",
+                        "GlobalIPv6Address": "",
+                        "GlobalIPv6PrefixLen": 0,
+                        "MacAddress": "",
+                        "DriverOpts": serde_json::Value::Null,
+                    }),
                 );
             }
         }
@@ -333,12 +353,29 @@ impl Containers {
                 }));
             }
         }
+        // The default network's endpoint is also shown at the top, as
+        // Docker's (deprecated) fields have it.
+        let default = first.filter(|(n, _)| n.name == DEFAULT);
+        let ns = self.networks.ns_path(&r.id);
         serde_json::json!({
-            "Networks": networks,
+            "Bridge": "",
+            "SandboxID": if eps.is_empty() { String::new() } else { ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
             "Ports": ports,
-            "IPAddress": first.filter(|(n, _)| n.name == DEFAULT).map(|(_, e)| e.ip.to_string()).unwrap_or_default(),
-            "Gateway": first.filter(|(n, _)| n.name == DEFAULT).map(|(n, _)| n.gateway.clone()).unwrap_or_default(),
-            "SandboxKey": if eps.is_empty() { String::new() } else { self.networks.ns_path(&r.id).display().to_string() },
+            "SandboxKey": if eps.is_empty() { String::new() } else { ns.display().to_string() },
+            "SecondaryIPAddresses": serde_json::Value::Null,
+            "SecondaryIPv6Addresses": serde_json::Value::Null,
+            "EndpointID": default.map(|(_, e)| e.veth.clone()).unwrap_or_default(),
+            "Gateway": default.map(|(n, _)| n.gateway.clone()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": default.map(|(_, e)| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": default.and_then(|(n, _)| n.subnet()).map_or(0, |s| s.prefix_len()),
+            "IPv6Gateway": "",
+            "MacAddress": default.map(|(_, e)| e.mac.clone()).unwrap_or_default(),
+            "Networks": networks,
         })
     }
 }

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
+use chrono::{DateTime, Utc};
 
 use super::logs::{self, Line};
 use super::record::{human_status, Record};
 use super::Containers;
 use crate::error::{Error, Result};
+
+mod inspect;
 
 /// One row of `ps`.
 #[derive(Debug, Clone)]
@@ -132,129 +133,6 @@ impl Containers {
             .collect();
         out.sort_by_key(|s| std::cmp::Reverse(s.record.created));
         Ok(out)
-    }
-
-    /// The container as Docker's `inspect` JSON.
-    pub fn inspect_json(&self, r: &Record) -> serde_json::Value {
-        let time = |t: Option<DateTime<Utc>>| {
-            t.map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
-                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-        };
-        let c = &r.config;
-        let res = c.resources.unwrap_or_default();
-        let policy = c.restart_policy.clone().unwrap_or_default();
-        let exec_ids = Some(self.exec_ids(&r.id)).filter(|ids| !ids.is_empty());
-        let mut v = json!({
-            "Id": r.id,
-            "Created": r.created.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            "Path": r.path,
-            "Args": r.args,
-            "State": {
-                "Status": r.state.status,
-                "Running": r.state.is_running(),
-                "Paused": r.state.status == "paused",
-                "Restarting": r.state.status == "restarting",
-                "OOMKilled": r.state.oom_killed,
-                "Dead": r.state.status == "dead",
-                "Pid": r.state.pid,
-                "ExitCode": r.state.exit_code,
-                "Error": r.state.error,
-                "StartedAt": time(r.state.started_at),
-                "FinishedAt": time(r.state.finished_at),
-            },
-            "Image": r.image_id,
-            "ResolvConfPath": self.dir_of(&r.id).join("resolv.conf"),
-            "HostnamePath": self.dir_of(&r.id).join("hostname"),
-            "HostsPath": self.dir_of(&r.id).join("hosts"),
-            "LogPath": self.log_path(&r.id),
-            "ExecIDs": exec_ids,
-            "Name": format!("/{}", r.name),
-            "RestartCount": r.restart_count,
-            "Driver": "overlay2",
-            "Platform": "linux",
-            "HostConfig": {
-                "AutoRemove": c.auto_remove,
-                "Privileged": c.privileged,
-                "PidMode": c.pid_mode,
-                "ReadonlyRootfs": c.read_only,
-                "CapAdd": c.cap_add,
-                "CapDrop": c.cap_drop,
-                "Init": c.init,
-                "Memory": res.memory_bytes,
-                "MemorySwap": res.memory_swap_bytes,
-                "NanoCpus": res.nano_cpus,
-                "CpuShares": res.cpu_shares,
-                "PidsLimit": if res.pids_limit > 0 { json!(res.pids_limit) } else { json!(null) },
-                "Ulimits": c.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
-                "RestartPolicy": { "Name": if policy.name.is_empty() { "no".to_string() } else { policy.name }, "MaximumRetryCount": policy.maximum_retry_count },
-                "NetworkMode": if c.network.is_empty() { "bridge".to_string() } else { c.network.clone() },
-                "PortBindings": super::networking::port_bindings_json(&c.ports),
-                "PublishAllPorts": c.publish_all,
-                "Dns": c.dns,
-                "ExtraHosts": c.extra_hosts,
-                "LogConfig": { "Type": "json-file", "Config": if c.log_opts.is_empty() {
-                    json!({ "max-size": "10m", "max-file": "3" })
-                } else {
-                    json!(c.log_opts)
-                } },
-                "CgroupParent": "/berth",
-                "Devices": super::devices::devices_json(&c.devices),
-            },
-            "GraphDriver": {
-                "Name": "overlay2",
-                "Data": {
-                    "UpperDir": self.dir_of(&r.id).join("upper"),
-                    "WorkDir": self.dir_of(&r.id).join("work"),
-                    "MergedDir": self.dir_of(&r.id).join("bundle").join("rootfs"),
-                },
-            },
-            "Mounts": self.mounts_json(r),
-            "Config": self.config_json(r),
-            "NetworkSettings": self.network_settings_json(r),
-        });
-        if let Some(h) = &r.state.health {
-            v["State"]["Health"] = super::health::state_json(h);
-        }
-        v
-    }
-
-    /// The container's `Config` as Docker shows it: the image's settings
-    /// with the user's over them (Docker stores this merge at create).
-    fn config_json(&self, r: &Record) -> serde_json::Value {
-        let c = &r.config;
-        // An image removed with `rmi -f` leaves the user's settings alone.
-        let image = self.image_config(&r.image_id).unwrap_or_default();
-        let merged = super::merge::merged_config(c, &image);
-        let health = super::health::merged(
-            c.healthcheck.as_ref(),
-            image
-                .healthcheck
-                .as_ref()
-                .and_then(super::health::from_image),
-        );
-        let mut v = json!({
-            "Hostname": r.hostname,
-            "Domainname": "",
-            "User": merged.user,
-            "AttachStdin": false,
-            "Tty": c.tty,
-            "OpenStdin": c.open_stdin,
-            "StdinOnce": c.open_stdin,
-            "Env": merged.env,
-            "Cmd": merged.cmd,
-            "Image": r.image,
-            "Volumes": merged.volumes,
-            "WorkingDir": merged.working_dir,
-            "Entrypoint": merged.entrypoint,
-            "Labels": merged.labels,
-            "ExposedPorts": merged.exposed_ports,
-            "StopSignal": c.stop_signal,
-            "StopTimeout": c.stop_timeout,
-        });
-        if let Some(h) = health {
-            v["Healthcheck"] = super::health::config_json(&h);
-        }
-        v
     }
 
     /// Processes in the container, as `ps` on the host shows them (`-ef`

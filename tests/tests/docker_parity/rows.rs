@@ -2,8 +2,8 @@
 //! into a container (row 3), a relative bind source (row 20), a tar from
 //! standard input into a missing folder (row 22), `images` of a second
 //! tag (row 25), `events` and its templates (row 9), `ps`'s times (row
-//! 35), `images --format json` (row 33), `inspect`'s keys and `system
-//! prune -f` (row 8). Each step runs on one side and returns what a user
+//! 35), `images --format json` (row 33), `inspect`'s documents (see
+//! `inspect.rs`) and `system prune -f` (row 8). Each step runs on one side and returns what a user
 //! saw there; [`compare`] sets the sides' answers side by side.
 
 use std::path::Path;
@@ -90,15 +90,45 @@ pub(crate) fn cp_in(side: &Side, host: &Path) -> String {
     lines.join(" ")
 }
 
-/// `images byid` where `byid` is a second name of the image (row 25): the
-/// listing, ids normalised.
-pub(crate) fn images_by_second_name(side: &Side, image: &str) -> Vec<String> {
+/// `images` of a second name `byid` of the image (row 25), and of the
+/// image's own name and repository with digests (whose RepoDigests the
+/// reference filter narrows as it narrows RepoTags): the listings, ids
+/// normalised. With `api` (a `DOCKER_HOST` serving Berth's Docker Engine
+/// API), the same listings from Docker's CLI through it follow, so the
+/// engine's filter is checked where no Berth CLI filters after it.
+pub(crate) fn images_by_second_name(side: &Side, image: &str, api: Option<&str>) -> Vec<String> {
     side.ok(&["tag", image, "byid"]);
-    let seen = vec![
-        normalise(&side.ok(&["images", "byid"])),
-        normalise(&side.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "byid"])),
-        normalise(&side.ok(&["images", "-q", "byid:latest"])),
+    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    let digests = "{{.Repository}}:{{.Tag}} {{.Digest}}";
+    let listings: [&[&str]; 5] = [
+        &["images", "byid"],
+        &["images", "--format", "{{.Repository}}:{{.Tag}}", "byid"],
+        &["images", "-q", "byid:latest"],
+        &["images", "--digests", "--format", digests, image],
+        &["images", "--digests", "--format", digests, repo],
     ];
+    let mut seen: Vec<String> = listings
+        .iter()
+        .map(|args| normalise(&side.ok(args)))
+        .collect();
+    if let Some(host) = api {
+        let config = tempfile::tempdir().unwrap();
+        for args in listings {
+            let out = std::process::Command::new(berth_tests::docker::docker_cli())
+                .args(args)
+                .env("DOCKER_HOST", host)
+                .env("DOCKER_CONFIG", config.path())
+                .env("DOCKER_CLI_HINTS", "false")
+                .output()
+                .unwrap();
+            let said = if out.status.success() {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                format!("failed: {}", String::from_utf8_lossy(&out.stderr))
+            };
+            seen.push(format!("through the API: {}", normalise(&said)));
+        }
+    }
     side.ok(&["rmi", "byid"]);
     seen
 }
@@ -181,21 +211,45 @@ pub(crate) fn events(side: &Side, image: &str) -> Vec<String> {
     ]
 }
 
-/// The key paths (two levels deep) of `inspect OBJECT`'s first document.
-pub(crate) fn inspect_keys(side: &Side, object: &str) -> Vec<String> {
-    let out = side.ok(&["inspect", object]);
-    let docs: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let mut keys = Vec::new();
-    if let Some(top) = docs[0].as_object() {
-        for (k, v) in top {
-            keys.push(k.clone());
-            if let Some(inner) = v.as_object() {
-                keys.extend(inner.keys().map(|i| format!("{k}.{i}")));
-            }
-        }
-    }
-    keys.sort();
-    keys
+/// `inspect` of a created container given `-v` (a named volume and a
+/// read-only host folder), `--shm-size`, `--security-opt`, `--init` and
+/// `--stop-signal`: those settings through a template, and how its
+/// document differs from `docker`'s (see `inspect.rs`), which the caller
+/// compares once both sides have answered.
+pub(crate) fn inspect_flags(
+    side: &Side,
+    image: &str,
+    bind: &Path,
+) -> (String, Vec<(String, serde_json::Value)>) {
+    let ro = format!("{}:/ro:ro", bind.display());
+    side.ok(&[
+        "create",
+        "--name",
+        "ib",
+        "--network",
+        "none",
+        "-v",
+        "ibv:/data",
+        "-v",
+        &ro,
+        "--shm-size",
+        "8m",
+        "--security-opt",
+        "no-new-privileges",
+        "--init",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "3",
+        image,
+        "true",
+    ]);
+    let template = "{{json .HostConfig.Binds}} {{.HostConfig.ShmSize}} {{json .HostConfig.SecurityOpt}} {{json .HostConfig.Init}} {{.Config.StopSignal}} {{json .Config.StopTimeout}} {{json .Config.OnBuild}}";
+    let said = side.ok(&["inspect", "-f", template, "ib"]);
+    let paths = super::inspect::inspect_paths(side, "ib");
+    side.ok(&["rm", "-v", "ib"]);
+    side.ok(&["volume", "rm", "ibv"]);
+    (said, paths)
 }
 
 /// Digits become `N`.
@@ -308,11 +362,13 @@ pub(crate) fn system_prune(side: &Side, image: &str) -> Vec<String> {
 }
 
 /// The rows that take several commands (20, 22, 25, 9, 35, 33), each
-/// compared between the sides; differences go to `failures`.
+/// compared between the sides, `api` being the `DOCKER_HOST` of Berth's
+/// Docker Engine API; differences go to `failures`.
 pub(crate) fn compare(
     sides: &[Side; 2],
     image: &str,
     host: &Path,
+    api: &str,
     failures: &mut Vec<String>,
     report: &mut Vec<String>,
 ) {
@@ -358,14 +414,20 @@ pub(crate) fn compare(
         differ("cp - pc:/tarin: berth's error", w, String::new());
     }
     // images of a second name lists only that name (row 25).
-    let seen: Vec<_> = sides
+    // Docker's CLI through Berth's Docker API lists what it lists
+    // through dockerd.
+    let berth = images_by_second_name(&sides[0], image, Some(api));
+    let docker = images_by_second_name(&sides[1], image, None);
+    let (cli, through_api) = berth.split_at(docker.len());
+    differ("images byid", format!("{cli:?}"), format!("{docker:?}"));
+    let through_api: Vec<String> = through_api
         .iter()
-        .map(|s| images_by_second_name(s, image))
+        .map(|l| l.trim_start_matches("through the API: ").to_string())
         .collect();
     differ(
-        "images byid",
-        format!("{:?}", seen[0]),
-        format!("{:?}", seen[1]),
+        "images byid through Berth's Docker API",
+        format!("{through_api:?}"),
+        format!("{docker:?}"),
     );
     // events through templates, as JSON, and as lines, with the attach
     // event a client's attach sends and the container's labels in the
@@ -392,16 +454,40 @@ pub(crate) fn compare(
             d.to_string(),
         );
     }
-    // inspect's keys (known: the documents are made by berth-client).
+    // inspect of a container given -v and other flags: the flags'
+    // values, then (below) its document as the others'.
+    let bind = host.join("ibind");
+    std::fs::create_dir_all(&bind).unwrap();
+    let flags: Vec<_> = sides
+        .iter()
+        .map(|s| inspect_flags(s, image, &bind))
+        .collect();
+    differ(
+        "inspect of -v and other flags",
+        flags[0].0.clone(),
+        flags[1].0.clone(),
+    );
+    // inspect's documents: Docker's keys, values of the same types, the
+    // same values where the meaning is the same (see `inspect.rs`).
     for object in ["pc", image, "pv", "pn"] {
-        let keys: Vec<_> = sides.iter().map(|s| inspect_keys(s, object)).collect();
-        let missing: Vec<&String> = keys[1].iter().filter(|k| !keys[0].contains(k)).collect();
-        let extra: Vec<&String> = keys[0].iter().filter(|k| !keys[1].contains(k)).collect();
-        if !missing.is_empty() || !extra.is_empty() {
-            report.push(format!(
-                "known: inspect {object}: Berth lacks {missing:?}, has more {extra:?}"
-            ));
+        let seen: Vec<_> = sides
+            .iter()
+            .map(|s| super::inspect::inspect_paths(s, object))
+            .collect();
+        let (wrong, known) = super::inspect::differences(&seen[0], &seen[1]);
+        if !wrong.is_empty() {
+            failures.push(format!("inspect {object}: Berth's {}", wrong.join("; ")));
         }
+        report.extend(
+            known
+                .iter()
+                .map(|k| format!("known: inspect {object}: {k}")),
+        );
     }
+    let (wrong, known) = super::inspect::differences(&flags[0].1, &flags[1].1);
+    if !wrong.is_empty() {
+        failures.push(format!("inspect ib: Berth's {}", wrong.join("; ")));
+    }
+    report.extend(known.iter().map(|k| format!("known: inspect ib: {k}")));
     report.extend(same);
 }
