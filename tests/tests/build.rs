@@ -200,6 +200,63 @@ fn changing_a_copied_file_rebuilds_from_that_copy_on() {
 }
 
 #[test]
+fn a_copy_rebuilt_after_one_file_changed_shows_every_file_as_the_context_has_it() {
+    let Some(env) = BuildEnv::start() else {
+        return;
+    };
+    // Enough files that the new layer is made with links to the last one's.
+    let text = dockerfile(
+        &env,
+        "FROM @BASE@\nCOPY src /src\nRUN cat /src/d/* > /all\n",
+    );
+    let bodies: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("src/d/f{i:02}"), format!("file {i}\n")))
+        .collect();
+    let mut files: Vec<(&str, &str)> = vec![("Dockerfile", &text)];
+    files.extend(bodies.iter().map(|(n, b)| (n.as_str(), b.as_str())));
+    let ctx = context(&files);
+    std::fs::set_permissions(
+        ctx.path().join("src/d/f07"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    env.build_ok(ctx.path(), &["-t", "many"]);
+    std::fs::write(ctx.path().join("src/d/f03"), "changed\n").unwrap();
+    let b = env.build_ok(ctx.path(), &["-t", "many"]);
+    assert!(!b.cached("COPY src"), "{}", b.stderr);
+    // What a container sees: each file's mode, owner, time, size and content.
+    let seen = run(
+        &env,
+        &[
+            "many",
+            "sh",
+            "-c",
+            "cd /src/d && for f in *; do stat -c '%n %a %u %g %Y %s' $f; cat $f; done",
+        ],
+    );
+    let mut want = String::new();
+    for (name, _) in &bodies {
+        use std::os::unix::fs::MetadataExt;
+        let path = ctx.path().join(name);
+        let m = std::fs::metadata(&path).unwrap();
+        let base = name.rsplit('/').next().unwrap();
+        want.push_str(&format!(
+            "{base} {:o} 0 0 {} {}\n{}",
+            m.mode() & 0o7777,
+            m.mtime(),
+            m.len(),
+            std::fs::read_to_string(&path).unwrap()
+        ));
+    }
+    assert_eq!(seen, want);
+    let all = run(&env, &["many", "cat", "/all"]);
+    assert!(
+        all.starts_with("file 0\nfile 1\nfile 2\nchanged\nfile 4\n"),
+        "{all}"
+    );
+}
+
+#[test]
 fn multi_stage_builds_copy_between_stages_and_skip_unneeded_ones() {
     let Some(env) = BuildEnv::start() else {
         return;

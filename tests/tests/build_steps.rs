@@ -254,6 +254,20 @@ fn only_the_engines_own_platform_is_built() {
         env.agent.ok(&["run", "--rm", "own", "cat", "/f"]),
         "built\n"
     );
+
+    // BuildKit's platform ARGs: FROM lines see them, a stage once it
+    // declares them; an undeclared one is not in RUN's environment.
+    let text = format!(
+        "FROM --platform=$BUILDPLATFORM {}\nARG TARGETARCH TARGETPLATFORM\n\
+         RUN echo \"$TARGETARCH $TARGETPLATFORM [$BUILDOS]\" > /p\n",
+        env.base
+    );
+    let ctx = context(&[("Dockerfile", &text)]);
+    env.build_ok(ctx.path(), &["-t", "args"]);
+    assert_eq!(
+        env.agent.ok(&["run", "--rm", "args", "cat", "/p"]),
+        format!("{0} linux/{0} []\n", host_arch())
+    );
 }
 
 #[test]

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -83,6 +85,9 @@ fn dir_node() -> Node {
 pub struct Workspace {
     dir: PathBuf,
     tar: PathBuf,
+    /// The tar, open for reading (each file is read at its offset: opening
+    /// the tar once per file cost as much as reading them).
+    file: Option<Arc<File>>,
     /// The context's entries by path ("" is the root; no leading or
     /// trailing slash).
     pub nodes: BTreeMap<String, Node>,
@@ -127,6 +132,7 @@ impl Workspace {
         let mut me = Workspace {
             tar: dir.join("context.tar"),
             dir,
+            file: None,
             nodes: BTreeMap::new(),
         };
         let mut file = io::BufWriter::with_capacity(
@@ -144,6 +150,9 @@ impl Workspace {
         me.nodes = tokio::task::spawn_blocking(move || index(&path))
             .await
             .map_err(|e| Error::Internal(format!("reading the context crashed: {e}")))??;
+        me.file = Some(Arc::new(
+            File::open(&me.tar).map_err(|e| Error::io("reading the context", e))?,
+        ));
         Ok(me)
     }
 
@@ -153,10 +162,16 @@ impl Workspace {
     }
 
     /// The content of a file entry.
-    pub fn open(&self, node: &Node) -> io::Result<io::Take<File>> {
-        let mut f = File::open(&self.tar)?;
-        f.seek(SeekFrom::Start(node.offset))?;
-        Ok(f.take(node.size))
+    pub fn open(&self, node: &Node) -> io::Result<Section> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => Arc::new(File::open(&self.tar)?),
+        };
+        Ok(Section {
+            file,
+            pos: node.offset,
+            left: node.size,
+        })
     }
 
     /// The path `rel` names, following symlinks inside the context (a
@@ -287,6 +302,34 @@ impl Workspace {
     }
 }
 
+/// One file's bytes in the context tar.
+pub struct Section {
+    file: Arc<File>,
+    pos: u64,
+    left: u64,
+}
+
+impl Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the build context ends inside a file",
+            ));
+        }
+        self.pos += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads the stored context tar into an index (regular files, folders
 /// and links; other kinds are left out, as Docker's context skips them).
 fn index(path: &Path) -> Result<BTreeMap<String, Node>> {
@@ -374,6 +417,7 @@ mod tests {
         let w = Workspace {
             dir: d.path().join("none"),
             tar,
+            file: None,
             nodes,
         };
         (d, w)

@@ -35,6 +35,9 @@ pub(super) struct Gathered {
     owner: Option<(u32, u32)>,
     /// The mode every entry gets (`--chmod`).
     mode: Option<u32>,
+    /// What each name is, for making the snapshot with the files the last
+    /// run of the step wrote ([`super::donor`]).
+    pub(super) names: super::donor::Names,
 }
 
 impl Gathered {
@@ -69,9 +72,12 @@ impl Gathered {
             self.hash.update(part.as_bytes());
             self.hash.update(b"\0");
         }
+        let regular = h.entry_type() == tar::EntryType::Regular;
+        let mut file_hash = regular.then(|| super::donor::file_hasher(name, &h));
         let mut hashing = HashingReader {
             inner: data,
             hash: &mut self.hash,
+            file: file_hash.as_mut(),
         };
         let writing = |e: io::Error| Error::io("gathering the files to copy", e);
         if h.entry_type().is_dir() {
@@ -82,13 +88,20 @@ impl Gathered {
                 h.set_size(0);
                 self.builder
                     .append_link(&mut h, name, target)
-                    .map_err(writing)
+                    .map_err(writing)?
             }
             _ => self
                 .builder
                 .append_data(&mut h, name, &mut hashing)
-                .map_err(writing),
+                .map_err(writing)?,
         }
+        let seen = match file_hash {
+            Some(f) => super::donor::Seen::File(f.finish()),
+            None if h.entry_type().is_dir() => super::donor::Seen::Dir,
+            None => super::donor::Seen::Other,
+        };
+        self.names.note(name, seen);
+        Ok(())
     }
 
     /// Adds directory entries for the parents of `name` that neither this
@@ -114,6 +127,7 @@ impl Gathered {
                     self.builder
                         .append_data(&mut h, &at, io::empty())
                         .map_err(|e| Error::io("gathering the files to copy", e))?;
+                    self.names.note(&at, super::donor::Seen::Dir);
                 }
             }
         }
@@ -159,12 +173,17 @@ fn lower_kind(lowers: &[PathBuf], rel: &str) -> Lower {
 struct HashingReader<'a> {
     inner: &'a mut dyn Read,
     hash: &'a mut Hasher,
+    /// The file's own hash, when it is a regular file.
+    file: Option<&'a mut Hasher>,
 }
 
 impl Read for HashingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
+        if let Some(f) = self.file.as_mut() {
+            f.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -191,6 +210,14 @@ pub(super) fn under(dir: &str, name: &str) -> String {
         (_, true) => d.to_string(),
         _ => format!("{d}/{n}"),
     }
+}
+
+/// A source BuildKit reads as a git repository: `git://…`, `git@…`, or
+/// an HTTP(S) URL of a `.git` path (with an optional `#ref`).
+fn is_git(src: &str) -> bool {
+    let web = src.starts_with("http://") || src.starts_with("https://");
+    let path = src.split('#').next().unwrap_or(src).trim_end_matches('/');
+    src.starts_with("git://") || src.starts_with("git@") || (web && path.ends_with(".git"))
 }
 
 pub(super) fn has_glob(s: &str) -> bool {
@@ -234,6 +261,7 @@ impl Run {
             dirs: Default::default(),
             owner: None,
             mode: None,
+            names: Default::default(),
         })
     }
 
@@ -337,6 +365,11 @@ impl Run {
                 .await?;
         } else {
             for src in &sources {
+                if add && is_git(src) {
+                    return Err(Error::InvalidArgument(format!(
+                        "ADD of a git repository ({src}) is not supported by Berth: clone it into the build context and COPY it"
+                    )));
+                }
                 if add && (src.starts_with("http://") || src.starts_with("https://")) {
                     self.gather_url(&mut g, src, &dest, into_dir, scratch)
                         .await?;
@@ -372,7 +405,16 @@ impl Run {
             self.adopt(state, key, &hit.id)?;
             return Ok(true);
         }
-        let layer = self.apply_tar(state, &spooled, through_container).await;
+        // The last layer of this instruction lends its unchanged files.
+        let donor = (!through_container).then(|| {
+            (
+                key_of(&["donor", &ins.text, &args_key(args)]),
+                std::mem::take(&mut g.names),
+            )
+        });
+        let layer = self
+            .apply_tar(state, &spooled, through_container, donor)
+            .await;
         let _ = std::fs::remove_file(&spooled);
         let created_by = format!("{} # buildkit", ins.text.lines().next().unwrap_or_default());
         self.commit(state, key, layer?, &created_by).await?;
@@ -528,13 +570,66 @@ impl Run {
         Ok((ids.uid, ids.gid))
     }
 
+    /// Makes the snapshot of `layer` (the gathered tar at `tar_path` over
+    /// the state's image) with the files the last layer recorded under
+    /// `key` shares, when there is one, and records this layer under `key`
+    /// for the next run. When that cannot be done, the snapshot is left to
+    /// be unpacked as usual.
+    async fn snapshot_with_donor(
+        &self,
+        state: &State,
+        layer: &crate::image::compose::NewLayer,
+        tar_path: &Path,
+        key: String,
+        names: super::donor::Names,
+    ) -> Result<()> {
+        let mut diff_ids: Vec<String> = state
+            .image
+            .iter()
+            .flat_map(|i| i.layers.iter().map(|l| l.diff_id.clone()))
+            .collect();
+        diff_ids.push(layer.diff_id.clone());
+        let chain_id = crate::digest::chain_ids(&diff_ids)
+            .pop()
+            .expect("one layer at least");
+        let lowers = match &state.image {
+            Some(image) => self.layer_dirs(image)?,
+            None => Vec::new(),
+        };
+        let images = self.builder.images.clone();
+        let dir = self.builder.dir.clone();
+        let path = tar_path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let snapshots = &images.snapshots;
+            if let Some(record) = super::donor::load(&dir, &key, snapshots) {
+                let started = std::time::Instant::now();
+                match super::donor::build(snapshots, &chain_id, &lowers, &path, &names, &record) {
+                    Ok(true) => tracing::debug!(
+                        "build: layer {chain_id} made with the files of {} in {:?}",
+                        record.chain_id,
+                        started.elapsed()
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("build: linking a layer's files failed: {e}"),
+                }
+            }
+            super::donor::save(&dir, &key, &chain_id, &names)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("making a layer's snapshot crashed: {e}")))?
+    }
+
     /// Writes the gathered tar over the state's filesystem; returns the
     /// new layer.
+    /// `donor` is the step's record key and the tar's names, when the tar
+    /// is the layer itself: its snapshot is then made with the files of
+    /// the last layer recorded under that key ([`super::donor`]).
     async fn apply_tar(
         &self,
         state: &State,
         tar_path: &Path,
         through_container: bool,
+        donor: Option<(String, super::donor::Names)>,
     ) -> Result<crate::image::compose::NewLayer> {
         let images = self.builder.images.clone();
         let image = match &state.image {
@@ -542,7 +637,7 @@ impl Run {
             // The tar holds every parent the image lacks: it is the layer.
             _ => {
                 let path = tar_path.to_path_buf();
-                return tokio::task::spawn_blocking(move || {
+                let layer = tokio::task::spawn_blocking(move || {
                     images.store_layer(|w| {
                         let mut f = File::open(&path)
                             .map_err(|e| Error::io("reading the gathered files", e))?;
@@ -552,7 +647,12 @@ impl Run {
                     })
                 })
                 .await
-                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))?;
+                .map_err(|e| Error::Internal(format!("storing the layer crashed: {e}")))??;
+                if let Some((key, names)) = donor {
+                    self.snapshot_with_donor(state, &layer, tar_path, key, names)
+                        .await?;
+                }
+                return Ok(layer);
             }
         };
         let containers = self.builder.containers.clone();

@@ -10,12 +10,58 @@
 //! root filesystem ([`copy`]), metadata instructions into the config
 //! ([`config`]). Every step's result is an image of its own, cached under
 //! a key of its inputs (see [`crate::image::cache`]), so a rebuild of an
-//! unchanged Dockerfile makes no container at all.
+//! unchanged Dockerfile makes no container at all. A COPY/ADD layer that
+//! is new is made with hard links to the unchanged files of the layer the
+//! same instruction made last ([`donor`]).
+//!
+//! # What is left out
+//! Checked against the parser (`parse/`), the executor and `berth build
+//! --help`; each answers as said:
+//! - `# syntax=` and `# check=` are accepted and ignored: the built-in
+//!   dialect is always used and no build checks (lint warnings) run.
+//! - Platforms: only the engine's own. `--platform` naming another (or a
+//!   list) is refused before anything runs; `FROM --platform=…` is read
+//!   but not checked (every stage is the engine's platform). The
+//!   automatic platform ARGs (`BUILDPLATFORM`, `TARGETARCH`, …) are the
+//!   engine's platform, as BuildKit defines them (FROM lines see them, a
+//!   stage once it declares them).
+//! - `RUN --mount=type=ssh`, `--mount=…,env=` (secrets as variables) and
+//!   tmpfs `size=` are refused at parse time ("not supported by Berth").
+//!   Cache mounts ignore `uid=`, `gid=`, `mode=` (the folder is root's,
+//!   0755), `sharing=` (all are `shared`) and `from=`/`source=` (a cache
+//!   starts empty); secret mounts ignore `uid=`/`gid=` (root owns the
+//!   file; `mode=` is honoured).
+//! - `RUN --network=` takes `default`, `none` or `host`; other values are
+//!   refused at parse time. `RUN --security=…` and `RUN --device=…` are
+//!   refused.
+//! - `ADD` of a git repository (`git@…`, `git://…`, a `.git` URL) is
+//!   refused; `ADD --checksum`, `--keep-git-dir`, `--unpack` and `COPY`/
+//!   `ADD --parents`, `--exclude` are refused at parse time. An ADD of a
+//!   URL gives the file the download's time, not `Last-Modified`.
+//! - `COPY --link` is accepted without its semantics: the layer is made
+//!   over the step's parent as any COPY, so it is not reused when an
+//!   earlier step changes. `--chmod` takes octal modes only. `COPY --from`
+//!   with a wildcard source is refused.
+//! - Heredocs: `COPY <<EOF` bodies are written as they are, without
+//!   expanding ARG/ENV variables (BuildKit expands them when the word is
+//!   not quoted); RUN heredocs are expanded by the shell, as in BuildKit.
+//! - The CLI has no BuildKit cache import/export (`--cache-from`,
+//!   `--cache-to`), no `--output`/`-o`, `--push`, `--load`, `--ssh`,
+//!   `--build-context`, `--add-host`, `--shm-size`, `--ulimit`,
+//!   `--allow`, `--no-cache-filter`, `--call`/`--check`, attestations
+//!   (`--sbom`, `--provenance`, `--attest`), `--annotation` or
+//!   `--metadata-file`: each is refused as an unknown flag. The
+//!   context is a directory (no tar on stdin, no URL or git context;
+//!   `-f -` reads the Dockerfile from stdin). `--progress` takes
+//!   BuildKit's values, and every one but `quiet` prints the plain
+//!   format; `--rm`/`--force-rm` are accepted (intermediate containers
+//!   are always removed).
 
 pub mod ast;
 mod config;
 pub mod context;
 mod copy;
+mod donor;
 mod from;
 pub mod parse;
 mod run;
@@ -123,6 +169,7 @@ impl Builder {
     ) -> Arc<Self> {
         let dir = root.join("build");
         let _ = std::fs::remove_dir_all(dir.join("work"));
+        donor::tidy(&dir, &images.snapshots);
         Arc::new(Builder {
             images,
             containers,

@@ -91,3 +91,26 @@ fn cache_keys_change_with_every_part() {
     assert_ne!(key_of(&["a", "b"]), key_of(&["ab"]));
     assert_eq!(key_of(&["a", "b"]), key_of(&["a", "b"]));
 }
+
+#[test]
+fn platform_args_are_defined_for_from_lines_and_declared_stage_args() {
+    let host = crate::image::manifest::Platform::host();
+    let p = plan(
+        "FROM --platform=$BUILDPLATFORM busybox:$TARGETARCH AS b\nFROM b\n",
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(p.bases[0], format!("busybox:{}", host.architecture));
+    assert_eq!(
+        p.globals.get("TARGETPLATFORM").map(String::as_str),
+        Some(format!("{}/{}", host.os, host.architecture).as_str())
+    );
+    assert_eq!(p.globals.get("BUILDOS").map(String::as_str), Some("linux"));
+    // A --build-arg still wins.
+    let opts = BuildOptions {
+        build_args: [("TARGETARCH".to_string(), "x".to_string())].into(),
+        ..Default::default()
+    };
+    let p = plan("ARG TARGETARCH\nFROM busybox:$TARGETARCH\n", &opts).unwrap();
+    assert_eq!(p.bases[0], "busybox:x");
+}

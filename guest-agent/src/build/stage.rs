@@ -54,7 +54,7 @@ impl Plan {
             )));
         }
         let escape = file.escape;
-        let mut globals = BTreeMap::new();
+        let mut globals = platform_args();
         for a in &file.global_args {
             let v = match opts.build_args.get(&a.name) {
                 Some(v) => Some(v.clone()),
@@ -133,6 +133,27 @@ impl Plan {
             names,
         })
     }
+}
+
+/// BuildKit's automatic platform ARGs (`BUILDPLATFORM`, `BUILDOS`,
+/// `BUILDARCH`, `BUILDVARIANT` and the same for `TARGET`), both the
+/// engine's own platform: defined in the global scope (FROM lines) and, as
+/// in BuildKit, inside a stage once it declares them (`ARG TARGETARCH`).
+fn platform_args() -> BTreeMap<String, String> {
+    let p = crate::image::manifest::Platform::host();
+    let variant = p.variant.clone().unwrap_or_default();
+    let platform = match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    };
+    let mut out = BTreeMap::new();
+    for side in ["BUILD", "TARGET"] {
+        out.insert(format!("{side}PLATFORM"), platform.clone());
+        out.insert(format!("{side}OS"), p.os.clone());
+        out.insert(format!("{side}ARCH"), p.architecture.clone());
+        out.insert(format!("{side}VARIANT"), variant.clone());
+    }
+    out
 }
 
 /// A stage name or index that `--from` means, if it is one (else an
