@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_client::images::Progress;
 use berth_client::session::{ExecOptions, Input, Output, Session, TerminalSize};
@@ -124,15 +125,91 @@ pub async fn push(
 }
 
 /// A running container's resource use (CPU, memory, network, block I/O),
-/// one sample a second until it stops or the UI calls `stop_stream`.
+/// a sample a second until it stops or the UI calls `stop_stream`. Each
+/// item is a batch: with `every` (seconds, more than 1) the first sample
+/// comes alone at once, then those of each `every` seconds together at
+/// the clock's multiples of `every`, so the streams of the container list
+/// reach the page together: one message per container, and one repaint,
+/// every few seconds instead of one a second each. Without it, a batch of
+/// one a second.
 #[tauri::command]
 pub async fn stats(
     app: State<'_, App>,
     id: String,
-    channel: Channel<Msg<pb::StatsSample>>,
+    every: Option<u32>,
+    channel: Channel<Msg<Vec<pb::StatsSample>>>,
 ) -> Reply<u32> {
     let s = app.client().stats(&id, true).await?;
-    Ok(app.streams.spawn(s, channel, |s| s))
+    let every = Duration::from_secs(every.unwrap_or(1).clamp(1, 60).into());
+    Ok(app.streams.spawn(batched(s, every), channel, |b| b))
+}
+
+/// `stream`'s items in batches (see [`stats`]): the first alone, then
+/// what came until the next multiple of `every` of the clock; an error
+/// or the end comes after the batch before it.
+fn batched<T: Send + 'static>(stream: Stream<T>, every: Duration) -> Stream<Vec<T>> {
+    if every <= Duration::from_secs(1) {
+        return Box::pin(stream.map(|r| r.map(|t| vec![t])));
+    }
+    struct St<T> {
+        stream: Stream<T>,
+        first: bool,
+        failed: Option<berth_client::Error>,
+        done: bool,
+    }
+    let st = St {
+        stream,
+        first: true,
+        failed: None,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(st, move |mut st| async move {
+        if let Some(e) = st.failed.take() {
+            st.done = true;
+            return Some((Err(e), st));
+        }
+        if st.done {
+            return None;
+        }
+        let mut batch = match st.stream.next().await? {
+            Ok(t) => vec![t],
+            Err(e) => {
+                st.done = true;
+                return Some((Err(e), st));
+            }
+        };
+        if st.first {
+            st.first = false;
+            return Some((Ok(batch), st));
+        }
+        // Only while samples come: a stopped stream leaves no timer.
+        let deadline = tokio::time::Instant::now() + until_multiple(every, SystemTime::now());
+        loop {
+            match tokio::time::timeout_at(deadline, st.stream.next()).await {
+                Err(_) => break,
+                Ok(Some(Ok(t))) => batch.push(t),
+                Ok(Some(Err(e))) => {
+                    st.failed = Some(e);
+                    break;
+                }
+                Ok(None) => {
+                    st.done = true;
+                    break;
+                }
+            }
+        }
+        Some((Ok(batch), st))
+    }))
+}
+
+/// The time from `now` to the next multiple of `every` since the epoch.
+fn until_multiple(every: Duration, now: SystemTime) -> Duration {
+    let ms = every.as_millis().max(1);
+    let since = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Duration::from_millis((ms - since % ms) as u64)
 }
 
 /// One log line (or chunk) as the UI shows it.
@@ -282,4 +359,40 @@ pub async fn stop_stream(app: State<'_, App>, id: u32) -> Reply<()> {
     }
     app.streams.stop(id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_end_at_the_clocks_multiples() {
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        let three = Duration::from_secs(3);
+        assert_eq!(
+            until_multiple(three, at(999_999_500)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            until_multiple(three, at(1_000_001_999)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(until_multiple(three, at(999_999_000)), three);
+    }
+
+    #[tokio::test]
+    async fn the_first_sample_comes_alone_then_the_rest_with_the_end() {
+        let items: Stream<u32> = Box::pin(futures::stream::iter([Ok(1), Ok(2), Ok(3)]));
+        let got: Vec<_> = batched(items, Duration::from_secs(3))
+            .map(|b| b.unwrap())
+            .collect()
+            .await;
+        assert_eq!(got, vec![vec![1], vec![2, 3]]);
+        let items: Stream<u32> = Box::pin(futures::stream::iter([Ok(1), Ok(2)]));
+        let got: Vec<_> = batched(items, Duration::from_secs(1))
+            .map(|b| b.unwrap())
+            .collect()
+            .await;
+        assert_eq!(got, vec![vec![1], vec![2]]);
+    }
 }

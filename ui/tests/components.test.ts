@@ -64,8 +64,8 @@ describe('Containers', () => {
     expect(asked).toEqual(['a1', 'b2']);
     channels.stats({
       type: 'item',
-      item: { id: 'b2', name: 'web', time: null, cpu_percent: 12.5, memory_usage: 3 * 1024 * 1024, memory_limit: 0,
-        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 },
+      item: [{ id: 'b2', name: 'web', time: null, cpu_percent: 12.5, memory_usage: 3 * 1024 * 1024, memory_limit: 0,
+        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 }],
     });
     flushSync();
     const row = container.querySelector('tr[data-name="web"]')!;
@@ -79,8 +79,8 @@ describe('Containers', () => {
     await tick();
     channels.stats({
       type: 'item',
-      item: { id: 'b2', name: 'web', time: null, cpu_percent: 2, memory_usage: 1024, memory_limit: 0,
-        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 },
+      item: [{ id: 'b2', name: 'web', time: null, cpu_percent: 2, memory_usage: 1024, memory_limit: 0,
+        pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 }],
     });
     flushSync();
     invoke.mockClear();
@@ -96,6 +96,61 @@ describe('Containers', () => {
     await tick();
     expect(invoke.mock.calls.filter(([cmd]) => cmd === 'stats').map(([, a]) => a!.id)).toEqual(['a1', 'b2']);
     visibility.mockRestore();
+  });
+});
+
+describe('the list\'s stats', () => {
+  const sample = (cpu: number) => ({
+    type: 'item',
+    item: [{ id: 'b2', name: 'web', time: null, cpu_percent: cpu, memory_usage: 1024, memory_limit: 0,
+      pids: 1, block_read: 0, block_write: 0, net_rx: 0, net_tx: 0 }],
+  });
+
+  it('shows the first batch at once, then the batches that come together in one update', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { container } = render(Containers);
+      await tick();
+      // The list asks for batches every 3 s.
+      expect(invoke.mock.calls.find(([cmd]) => cmd === 'stats')![1]).toMatchObject({ every: 3 });
+      const cpu = () => container.querySelector('tr[data-name="web"] .cpu')!.textContent;
+      channels.stats(sample(1));
+      flushSync();
+      expect(cpu()).toContain('1.0%');
+      expect(vi.getTimerCount()).toBe(0);
+      channels.stats({ type: 'item', item: [sample(2).item[0], sample(3).item[0]] });
+      flushSync();
+      expect(cpu()).toContain('1.0%');
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(100);
+      flushSync();
+      expect(cpu()).toContain('3.0%');
+      const line = container.querySelector('svg[aria-label="CPU of web"] polyline')!.getAttribute('points')!;
+      expect(line.split(' ')).toHaveLength(3);
+      // Nothing waits: no timer.
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('the Stats tab', () => {
+  it('asks for its container each second while it is open, then every 3 s again', async () => {
+    const { container } = render(Containers);
+    await tick();
+    const asked = () => invoke.mock.calls.filter(([cmd]) => cmd === 'stats').map(([, a]) => `${a!.id}/${a!.every}`);
+    expect(asked()).toEqual(['a1/3', 'b2/3']);
+    invoke.mockClear();
+    await fireEvent.click(container.querySelector('tr[data-name="web"] button.cname')!);
+    await tick();
+    await Promise.resolve();
+    expect(asked()).toEqual(['b2/1']);
+    expect(invoke.mock.calls.filter(([cmd]) => cmd === 'stop_stream')).toHaveLength(1);
+    invoke.mockClear();
+    await fireEvent.click(container.querySelector('tr[data-name="web"] button.cname')!);
+    await tick();
+    expect(asked()).toEqual(['b2/3']);
   });
 });
 

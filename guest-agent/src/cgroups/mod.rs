@@ -6,6 +6,7 @@
 //! expose (the OOM-kill counter), and removes a container's cgroup with
 //! plain file operations (the monitor must not carry libcgroups).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use libcgroups::common::{
@@ -39,6 +40,13 @@ pub fn version() -> &'static str {
         "1"
     }
 }
+
+/// The cgroup managers [`Cgroup::stats`] has opened, by container id.
+static OPENED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, AnyCgroupManager>>> =
+    std::sync::LazyLock::new(Default::default);
+/// Beyond this many, the kept managers are dropped (and opened again as
+/// needed): removed containers' entries never outgrow it.
+const OPENED_MAX: usize = 512;
 
 /// A handle on one container's cgroup.
 pub struct Cgroup {
@@ -82,11 +90,25 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Resource use now.
+    /// Resource use now. The cgroup's manager is kept between calls (see
+    /// [`OPENED`]): making one parses the mount table, which with many
+    /// containers costs more than reading the statistics, once a second
+    /// for every stats stream.
     pub fn stats(&self) -> Result<Stats> {
-        self.manager()?
-            .stats()
-            .map_err(|e| Error::Internal(format!("reading the cgroup of {} failed: {e}", self.id)))
+        let mut opened = OPENED.lock().unwrap_or_else(|p| p.into_inner());
+        if !opened.contains_key(&self.id) && opened.len() >= OPENED_MAX {
+            opened.clear();
+        }
+        let read = match opened.entry(self.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(m) => m.get().stats(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(self.manager()?).stats(),
+        };
+        read.map_err(|e| {
+            // Gone (the container stopped) or unreadable: the next reading
+            // opens the cgroup again.
+            opened.remove(&self.id);
+            Error::Internal(format!("reading the cgroup of {} failed: {e}", self.id))
+        })
     }
 
     /// Every process in the cgroup, as host pids.

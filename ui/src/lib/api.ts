@@ -130,8 +130,10 @@ export const api = {
   events: (h: StreamHandlers<EngineEvent>) => stream('events', {}, h),
   pull: (reference: string, h: StreamHandlers<Progress>) => stream('pull', { reference }, h),
   logs: (id: string, follow: boolean, h: StreamHandlers<LogLine>) => stream('logs', { id, follow }, h),
-  /** A running container's resource use, a sample a second. */
-  stats: (id: string, h: StreamHandlers<StatsSample>) => stream('stats', { id }, h),
+  /** A running container's resource use, a sample a second, in batches:
+   * with `every` > 1 the first alone, then each `every` seconds' together
+   * at the clock's multiples of `every` (see src-tauri/src/streams.rs). */
+  stats: (id: string, every: number, h: StreamHandlers<StatsSample[]>) => stream('stats', { id, every }, h),
   /** Tells the tray icon whether the engine answers and how many containers run. */
   trayStatus: (connected: boolean, running: number) => invoke<string>('tray_status', { connected, running }),
   vmStatus: () => invoke<VmStatus>('vm_status'),
