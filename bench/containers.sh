@@ -24,7 +24,7 @@ scripts/setup.sh
 source bench/lib.sh
 need_packages podman runc crun docker.io hyperfine uidmap
 cargo build --release --locked -p berth-agent -p berth-cli
-bin=$root/target/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 
 cleanup() {
   [[ -n "${agent_pid:-}" ]] && { BERTH_HOST=$host "$bin/berth" ps -aq --no-trunc 2>/dev/null | xargs -r env BERTH_HOST=$host "$bin/berth" rm -f >/dev/null 2>&1 || true; kill "$agent_pid" 2>/dev/null || true; }
@@ -72,17 +72,7 @@ docker_cmd=(/usr/bin/docker -H "unix://$work/docker/docker.sock")
 "${docker_cmd[@]}" load -q -i "$work/bb-docker.tar" >/dev/null
 
 # runc and crun on the same rootfs.
-mkdir -p "$work/bundle"
-cp -a "$work/rootfs" "$work/bundle/rootfs"
-(cd "$work/bundle" && runc spec && python3 - <<'EOP'
-import json
-s = json.load(open("config.json"))
-s["process"]["terminal"] = False
-s["process"]["args"] = ["true"]
-s["root"]["readonly"] = False
-json.dump(s, open("config.json", "w"))
-EOP
-)
+true_bundle "$work"
 # crun refuses hybrid cgroups; in its own mount namespace the cgroup2 mount is masked.
 crun_cmd="unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; cd $work/bundle && crun run bench-crun-\$\$ >/dev/null'"
 

@@ -23,7 +23,7 @@ if [[ -n ${BERTH_BIN:-} ]]; then
   bin=$BERTH_BIN
 else
   cargo build --release --locked -p berth-agent
-  bin=$root/target/release
+  bin=${CARGO_TARGET_DIR:-$root/target}/release
 fi
 # One client for both sides: Docker's CLI 28 when installed, else Debian's.
 cli=$(command -v /usr/local/bin/docker || echo /usr/bin/docker)

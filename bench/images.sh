@@ -20,7 +20,7 @@ scripts/setup.sh
 source bench/lib.sh
 need_packages podman runc debootstrap hyperfine uidmap
 cargo build --release --locked -p berth-agent -p berth-cli -p berth-bench
-bin=$root/target/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 
 cleanup() {
   [[ -n "${agent_pid:-}" ]] && kill "$agent_pid" 2>/dev/null || true

@@ -142,7 +142,7 @@ work=$(mktemp -d /tmp/berth-pbench.XXXXXX)
 
 scripts/setup.sh
 cargo build --release --locked -p berth-agent -p berth-cli -p berth-bench
-bin=$root/target/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 tt=$bin/tcp-throughput
 
 cleanup() {

@@ -26,7 +26,7 @@ work=$(mktemp -d /tmp/berth-vmbench.XXXXXX)
 scripts/setup.sh
 cargo build --release --locked -p berth-agent -p berth-cli -p berth-bench
 scripts/build-vm-image.sh "$work/image" >/dev/null
-bin=$root/target/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 export BERTH_VM_ACCEL=tcg
 source bench/lib.sh
 
