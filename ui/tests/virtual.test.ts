@@ -78,6 +78,38 @@ describe('a list of 500 containers', () => {
     expect(container.querySelector('tr[data-name="box-250"]')!.getAttribute('aria-rowindex')).toBe('252');
   });
 
+  it('lets Tab and Shift+Tab reach rows that are not in the DOM yet', async () => {
+    const { container } = render(Containers);
+    await tick();
+    const last = rows(container).at(-1)!;
+    const index = Number(last.getAttribute('aria-rowindex')) - 2;
+    expect(container.querySelector(`tr[aria-rowindex="${index + 3}"]`)).toBeNull();
+    // Tab from the last control of the last row the DOM holds.
+    const end = [...last.querySelectorAll('button, input')].at(-1) as HTMLElement;
+    end.focus();
+    await fireEvent.keyDown(end, { key: 'Tab' });
+    await tick();
+    const next = document.activeElement!.closest('tr')!;
+    expect(next.dataset.name).toBe(`box-${index + 1}`);
+    expect(document.activeElement!.getAttribute('aria-label')).toBe(`Select box-${index + 1}`);
+    // Tab inside a row is the browser's own.
+    const inRow = await fireEvent.keyDown(document.activeElement!, { key: 'Tab' });
+    expect(inRow).toBe(true);
+
+    // Back up from row 120 to row 0, one Shift+Tab a row, never out of the list.
+    const scroller = container.querySelector('#containers-scroll') as HTMLElement;
+    scroller.scrollTop = 120 * 34;
+    await fireEvent.scroll(scroller);
+    flushSync();
+    (container.querySelector('tr[data-name="box-120"] input') as HTMLElement).focus();
+    for (let i = 119; i >= 0; i--) {
+      await fireEvent.keyDown(document.activeElement!, { key: 'Tab', shiftKey: true });
+      await tick();
+      expect(document.activeElement!.closest('tr')!.dataset.name).toBe(`box-${i}`);
+      (document.activeElement!.closest('tr')!.querySelector('input') as HTMLElement).focus();
+    }
+  });
+
   it('selects all 500 (seen or not) and acts on them; the filter narrows the list', async () => {
     const { container } = render(Containers);
     await tick();
