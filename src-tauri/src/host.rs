@@ -81,8 +81,8 @@ fn shares() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The host folders now.
-async fn now(app: &App) -> Reply<Vec<HostFolder>> {
+/// The host folders now (what the page may ask to open).
+pub async fn known(app: &App) -> Reply<Vec<HostFolder>> {
     let containers = app
         .client()
         .list_containers(pb::ListContainersRequest {
@@ -96,7 +96,7 @@ async fn now(app: &App) -> Reply<Vec<HostFolder>> {
 /// The bind mounts and shared folders.
 #[tauri::command]
 pub async fn host_folders(app: State<'_, App>) -> Reply<Vec<HostFolder>> {
-    now(&app).await
+    known(&app).await
 }
 
 fn refused(message: String) -> UiError {
@@ -149,7 +149,7 @@ pub fn open(target: &OsStr) -> std::io::Result<()> {
 /// again here) with the system's opener.
 #[tauri::command]
 pub async fn open_host_folder(app: State<'_, App>, path: String) -> Reply<()> {
-    let real = allowed(&path, &now(&app).await?)?;
+    let real = allowed(&path, &known(&app).await?)?;
     open(real.as_os_str()).map_err(|e| UiError {
         kind: "Internal".into(),
         message: format!("cannot open {path}: {e}"),

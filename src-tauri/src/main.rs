@@ -11,6 +11,7 @@
 mod commands;
 mod dialog;
 mod download;
+mod editor;
 mod files;
 mod host;
 mod manage;
@@ -113,6 +114,8 @@ fn main() {
             files::volume::close_volume,
             host::host_folders,
             host::open_host_folder,
+            editor::editor,
+            editor::open_in_editor,
             prune::disk_usage,
             prune::prune,
             settings::get_settings,

@@ -27,7 +27,7 @@ const LABEL = 'dev.berth.desktop.volume-browser';
 /** Containers in the list beside `site`, more than fit the window. */
 const MANY = 80;
 
-let fx, driver, s, image, site, opened;
+let fx, driver, s, image, site, opened, edited;
 
 const berth = (...args) =>
   execFileSync(berthBin, args, { env: { ...process.env, BERTH_HOST: `unix://${fx.socket}` }, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -59,6 +59,10 @@ before(async () => {
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`);
   chmodSync(join(bin, 'xdg-open'), 0o755);
+  // The user's code editor, found as VS Code's command.
+  edited = join(fx.dir, 'edited');
+  writeFileSync(join(bin, 'code'), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${edited}'\n`);
+  chmodSync(join(bin, 'code'), 0o755);
   driver = await startDriver(driverPort, {
     BERTH_HOST: `unix://${fx.socket}`,
     XDG_CONFIG_HOME: join(fx.dir, 'config'),
@@ -149,4 +153,20 @@ test('opens a bind mount’s host folder with the system’s opener', async () =
   );
   assert.equal(refused, '/etc is not a bind mount or shared folder of this engine');
   assert.equal(readFileSync(opened, 'utf8'), `${site}\n`);
+});
+
+test('opens a bind mount’s host folder in the user’s code editor', async () => {
+  const row = `#host-folders tr[data-path="${site}"]`;
+  await s.until(async () => (await s.text(`${row} button.open-editor`)) === 'Open in VS Code', 'the editor named on the button');
+  await s.click(`${row} button.open-editor`);
+  await s.until(async () => (await s.text('#host-folders-notice')) === `Opened ${site} in VS Code.`, 'the opened sentence').catch(async (e) =>
+    assert.fail(`${e.message}: ${await s.text('#host-folders-error')}`),
+  );
+  await s.until(() => existsSync(edited), 'the editor to run');
+  assert.equal(readFileSync(edited, 'utf8'), `${site}\n`);
+  const refused = await s.exec(
+    `return window.__TAURI_INTERNALS__.invoke('open_in_editor', { path: '/etc' }).then(() => 'opened', (e) => e.message)`,
+  );
+  assert.equal(refused, '/etc is not a bind mount or shared folder of this engine');
+  assert.equal(readFileSync(edited, 'utf8'), `${site}\n`);
 });

@@ -186,6 +186,36 @@ describe('host folders', () => {
     expect(container.querySelector('#host-folders-error')!.textContent).toBe(why);
   });
 
+  it('opens a folder in the code editor the app found, named on the button', async () => {
+    replies.editor = () => ({ name: 'Zed', program: '/usr/bin/zed' });
+    replies.open_in_editor = () => 'Zed';
+    const { container } = render(Volumes);
+    await settle();
+    const rows = [...container.querySelectorAll('#host-folders tbody tr')] as HTMLElement[];
+    const button = rows[0].querySelector('.open-editor') as HTMLButtonElement;
+    expect(button.textContent).toBe('Open in Zed');
+    expect((rows[1].querySelector('.open-editor') as HTMLButtonElement).disabled).toBe(true);
+    await fireEvent.click(button);
+    await settle();
+    expect(calls('open_in_editor')).toEqual([{ path: '/home/me/site' }]);
+    expect(container.querySelector('#host-folders-notice')!.textContent).toBe('Opened /home/me/site in Zed.');
+
+    // No editor on this machine: the button stays, and says why when pressed.
+    cleanup();
+    const none = 'No code editor found: install VS Code, VSCodium, Cursor, Zed or Sublime Text (with its command on PATH), or set BERTH_EDITOR to your editor\'s command; Open folder shows it in the file manager';
+    replies.editor = () => {
+      throw { kind: 'NotFound', message: none };
+    };
+    replies.open_in_editor = replies.editor;
+    const again = render(Volumes).container;
+    await settle();
+    const plain = again.querySelector('#host-folders tbody tr .open-editor') as HTMLButtonElement;
+    expect(plain.textContent).toBe('Open in editor');
+    await fireEvent.click(plain);
+    await settle();
+    expect(again.querySelector('#host-folders-error')!.textContent).toBe(none);
+  });
+
   it('asks again when the containers change, and says when there are none', async () => {
     replies.host_folders = () => [];
     const { container } = render(Volumes);

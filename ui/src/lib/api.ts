@@ -6,6 +6,7 @@ import type {
   ContainerSummary,
   EngineEvent,
   HistoryStep,
+  Editor,
   HostFolder,
   ImageSummary,
   Listing,
@@ -114,6 +115,10 @@ export const api = {
   hostFolders: () => invoke<HostFolder[]>('host_folders'),
   /** Opens one of `hostFolders` with the system's opener (checked again in the app). */
   openHostFolder: (path: string) => invoke<void>('open_host_folder', { path }),
+  /** The code editor "Open in editor" uses (BERTH_EDITOR, else VS Code, Zed…). */
+  editor: () => invoke<Editor>('editor'),
+  /** Opens one of `hostFolders` in that editor; answers the editor's name. */
+  openInEditor: (path: string) => invoke<string>('open_in_editor', { path }),
   diskUsage: () => invoke<UsageRow[]>('disk_usage'),
   /** Removes stopped containers, dangling images, unused networks and the build cache. */
   prune: () => invoke<Pruned>('prune'),

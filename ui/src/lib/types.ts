@@ -195,3 +195,10 @@ export interface HostFolder {
   /** Whether it is a folder on this computer. */
   here: boolean;
 }
+
+/** The user's code editor, as the app found it. */
+export interface Editor {
+  /** What the button says: "VS Code", or BERTH_EDITOR's command. */
+  name: string;
+  program: string;
+}
