@@ -14,6 +14,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # type-checked and linted for those targets.
 scripts/cross-check.sh
 cargo build --workspace --locked
+# Berth Desktop's .deb from that build, which a test installs and removes.
+scripts/bundle-desktop.sh --debug
 # The guest image the VM tests boot (static agent, Debian kernel, initramfs).
 scripts/build-vm-image.sh target/vm-image
 cargo nextest run --workspace --locked --no-fail-fast

@@ -193,7 +193,9 @@ impl Machine {
 
     /// Checks the image and gives the VM its own data disk the first time.
     pub fn prepare(&self) -> Result<LaunchSpec> {
-        let image_dir = self.settings.image.clone().context(
+        let image_dir = self.settings.image.clone()
+            .or_else(crate::settings::bundled_image)
+            .context(
             "no guest image is set: build one with scripts/build-vm-image.sh and pass --image DIR (or set BERTH_VM_IMAGE)",
         )?;
         let image = up_to_date_image(GuestImage::open(&image_dir)?);
@@ -443,7 +445,7 @@ impl Machine {
 
 /// The image to boot: `set` (the settings' image), unless its agent is
 /// older than this Berth and the image that came with this Berth
-/// (`BERTH_VM_IMAGE`) carries this Berth's agent: then that one, so the
+/// (`BERTH_VM_IMAGE`, or the one installed beside it) carries this Berth's agent: then that one, so the
 /// VM's system disk (kept in the image) is replaced and its data disk
 /// (kept in the VM's directory) stays.
 fn up_to_date_image(set: GuestImage) -> GuestImage {
@@ -451,8 +453,7 @@ fn up_to_date_image(set: GuestImage) -> GuestImage {
     if !crate::image::older(&set.manifest.agent_version, ours) {
         return set;
     }
-    let bundled = std::env::var_os("BERTH_VM_IMAGE")
-        .map(PathBuf::from)
+    let bundled = crate::settings::bundled_image()
         .and_then(|d| GuestImage::open(&d).ok())
         .filter(|b| b.manifest.agent_version == ours && b.manifest.arch == set.manifest.arch);
     match bundled {

@@ -70,12 +70,41 @@ impl Default for Settings {
                     }]
                 })
                 .unwrap_or_default(),
-            image: std::env::var_os("BERTH_VM_IMAGE").map(PathBuf::from),
+            image: bundled_image(),
             accel: std::env::var("BERTH_VM_ACCEL").ok(),
             network: Network::Nat,
             agent_port: 1024,
         }
     }
+}
+
+/// The guest image that came with this Berth: `BERTH_VM_IMAGE` when set,
+/// else the `vm-image` folder its installer put beside the running program
+/// ([`image_beside`]).
+pub fn bundled_image() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BERTH_VM_IMAGE").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    image_beside(&std::env::current_exe().ok()?)
+}
+
+/// The `vm-image` folder installed with the program at `exe`, where each
+/// bundle puts the app's resources (`src-tauri/bundle/`): a macOS app's
+/// `Contents/Resources/vm-image` (the programs are in `Contents/MacOS`),
+/// the install folder on Windows (beside `berth.exe`), `/usr/lib/Berth`
+/// for `/usr/bin/berth` from the .deb. Only a folder with a manifest
+/// counts, so a build tree never picks one up by accident.
+pub fn image_beside(exe: &Path) -> Option<PathBuf> {
+    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    let dir = exe.parent()?;
+    let up = dir.parent()?;
+    [
+        up.join("Resources/vm-image"),
+        dir.join("vm-image"),
+        up.join("lib/Berth/vm-image"),
+    ]
+    .into_iter()
+    .find(|d| d.join("manifest.json").is_file())
 }
 
 fn home_dir() -> Option<PathBuf> {
@@ -206,5 +235,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not valid"));
+    }
+
+    #[test]
+    fn finds_the_image_each_bundle_installs() {
+        let root = tempfile::tempdir().unwrap();
+        let image = |d: &Path| {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("manifest.json"), "{}").unwrap();
+        };
+        // A macOS app: Berth.app/Contents/{MacOS/berth, Resources/vm-image}.
+        let app = root.path().join("Berth.app/Contents");
+        image(&app.join("Resources/vm-image"));
+        let found = image_beside(&app.join("MacOS/berth")).unwrap();
+        assert!(found.ends_with("Resources/vm-image"), "{}", found.display());
+        // The .deb: /usr/bin/berth and /usr/lib/Berth/vm-image.
+        let usr = root.path().join("usr");
+        image(&usr.join("lib/Berth/vm-image"));
+        assert!(image_beside(&usr.join("bin/berth")).is_some());
+        // A build tree, or a folder without a manifest, has none.
+        std::fs::create_dir_all(root.path().join("target/debug/vm-image")).unwrap();
+        assert_eq!(image_beside(&root.path().join("target/debug/berth")), None);
     }
 }
