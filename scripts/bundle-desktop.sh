@@ -66,7 +66,7 @@ mkdir -p src-tauri/binaries
 for p in "${programs[@]}"; do
   cp "${from[$p]}/$p$exe" "src-tauri/binaries/$p-$triple$exe"
 done
-flags=(--ci --no-sign --config "bundle/$os.json")
+flags=(--ci --no-sign --no-binary-patching --config "bundle/$os.json")
 $debug && flags+=(--debug)
 rm -rf "$target/$profile/bundle"
 (cd src-tauri && "$repo/ui/node_modules/.bin/tauri" bundle "${flags[@]}")
