@@ -167,6 +167,7 @@ impl ImageService {
 
         // Start every download at once; unpack bottom-up as bytes arrive.
         let mut sources = Vec::new();
+        let mut reporters = Vec::new();
         for layer in &manifest.layers {
             let source =
                 self.fetch_blob(client.clone(), image.oci.clone(), &layer.digest, layer.size)?;
@@ -178,7 +179,7 @@ impl ImageService {
                 BlobSource::Stored(_) => say(tx, &id, "Download complete", layer.size, layer.size),
                 BlobSource::Downloading(d) => {
                     say(tx, &id, "Pulling fs layer", 0, layer.size);
-                    spawn_progress(d.clone(), id, tx.clone());
+                    reporters.push(spawn_progress(d.clone(), id, tx.clone()));
                 }
             }
             sources.push(source);
@@ -198,6 +199,11 @@ impl ImageService {
             if let BlobSource::Downloading(d) = source {
                 d.wait().await?;
             }
+        }
+        // Each layer's "Download complete" comes from its reporter: let
+        // them all say it before "Pull complete", as Docker orders them.
+        for reporter in reporters {
+            let _ = reporter.await;
         }
         for (i, layer) in manifest.layers.iter().enumerate() {
             if matches!(sources[i], BlobSource::Downloading(_)) {
