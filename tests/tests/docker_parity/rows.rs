@@ -244,8 +244,13 @@ pub(crate) fn inspect_flags(
         image,
         "true",
     ]);
-    let template = "{{json .HostConfig.Binds}} {{.HostConfig.ShmSize}} {{json .HostConfig.SecurityOpt}} {{json .HostConfig.Init}} {{.Config.StopSignal}} {{json .Config.StopTimeout}} {{json .Config.OnBuild}}";
-    let said = side.ok(&["inspect", "-f", template, "ib"]);
+    // Docker's CLI gathers `-v` in a Go map, so its `Binds` come in any
+    // order (Berth keeps the command line's): they are compared sorted.
+    let binds = side.ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", "ib"]);
+    let mut binds: Vec<String> = serde_json::from_str(binds.trim()).unwrap();
+    binds.sort();
+    let template = "{{.HostConfig.ShmSize}} {{json .HostConfig.SecurityOpt}} {{json .HostConfig.Init}} {{.Config.StopSignal}} {{json .Config.StopTimeout}} {{json .Config.OnBuild}}";
+    let said = format!("{binds:?} {}", side.ok(&["inspect", "-f", template, "ib"]));
     let paths = super::inspect::inspect_paths(side, "ib");
     side.ok(&["rm", "-v", "ib"]);
     side.ok(&["volume", "rm", "ibv"]);
