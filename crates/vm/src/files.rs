@@ -9,6 +9,15 @@
 //! nothing new is sent. Each stream opens by naming, for a share that
 //! holds Berth's state directory, the aside folder there that the agent's
 //! replays use, so none of theirs shows in the user's folders.
+//!
+//! One echo needs more than a comparison: the guest kernel rounds the
+//! times a replay puts back on a 9p file to whole seconds (9p leaves the
+//! superblock's time granularity at a second, and `utimensat` truncates
+//! to it), so a replayed file came back with its modification time cut to
+//! the second — a change for the host (sent back, and replayed a second
+//! time) and for the user's tools (a source older than the object built
+//! from it). A file whose only change is that cut gets its exact time back
+//! here, from what was sent ([`Tracker::take_repairs`]), and sends nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +106,45 @@ pub enum HintKind {
 #[derive(Debug, Default)]
 pub struct Tracker {
     sent: HashMap<PathBuf, Seen>,
+    repairs: Vec<(PathBuf, i128)>,
+}
+
+/// Nanoseconds in a second.
+const SECOND_NS: i128 = 1_000_000_000;
+
+/// True when `now` is `sent` with its modification time cut to the whole
+/// second, as a replay in the guest leaves it.
+fn cut_to_the_second(sent: Seen, now: Seen) -> bool {
+    match (sent, now) {
+        (
+            Seen::File { size, mtime_ns },
+            Seen::File {
+                size: now_size,
+                mtime_ns: now_mtime,
+            },
+        ) => {
+            let part = mtime_ns.rem_euclid(SECOND_NS);
+            size == now_size && part != 0 && now_mtime == mtime_ns - part
+        }
+        _ => false,
+    }
+}
+
+/// Puts `mtime_ns` back as `path`'s modification time (a regular file
+/// only; its access time is left as it is).
+fn restore_mtime(path: &Path, mtime_ns: i128) -> std::io::Result<()> {
+    let epoch = std::time::UNIX_EPOCH;
+    let offset = Duration::from_nanos(mtime_ns.unsigned_abs() as u64);
+    let time = if mtime_ns >= 0 {
+        epoch.checked_add(offset)
+    } else {
+        epoch.checked_sub(offset)
+    }
+    .ok_or_else(|| std::io::Error::other("time out of range"))?;
+    if !std::fs::symlink_metadata(path)?.is_file() {
+        return Ok(());
+    }
+    std::fs::File::open(path)?.set_times(std::fs::FileTimes::new().set_modified(time))
 }
 
 /// An event about `path`, carrying the state it is about (for a delete,
@@ -121,7 +169,7 @@ impl Tracker {
     /// says what a path is now (the file system, or a test's table).
     pub fn decide(&mut self, hints: &[Hint], state: &dyn Fn(&Path) -> Seen) -> Vec<pb::FileEvent> {
         let mut out = Vec::new();
-        let mut done: Vec<PathBuf> = Vec::new();
+        let mut done: std::collections::HashSet<PathBuf> = Default::default();
         for hint in hints {
             match hint {
                 Hint::Renamed(from, to) => {
@@ -137,21 +185,19 @@ impl Tracker {
                         out.push(event("rename", from, Some(to), t));
                         self.sent.insert(from.clone(), Seen::Absent);
                         self.sent.insert(to.clone(), t);
-                        done.push(from.clone());
-                        done.push(to.clone());
+                        done.insert(from.clone());
+                        done.insert(to.clone());
                     } else {
                         for p in [from, to] {
-                            if !done.contains(p) {
+                            if done.insert(p.clone()) {
                                 out.extend(self.one(p, HintKind::Modify, state(p)));
-                                done.push(p.clone());
                             }
                         }
                     }
                 }
                 Hint::Touched(p, kind) => {
-                    if !done.contains(p) {
+                    if done.insert(p.clone()) {
                         out.extend(self.one(p, *kind, state(p)));
-                        done.push(p.clone());
                     }
                 }
             }
@@ -159,8 +205,18 @@ impl Tracker {
         out
     }
 
+    /// The files whose modification time a replay cut to the second, with
+    /// the exact time to put back (see the module doc).
+    pub fn take_repairs(&mut self) -> Vec<(PathBuf, i128)> {
+        std::mem::take(&mut self.repairs)
+    }
+
     fn one(&mut self, path: &Path, hint: HintKind, now: Seen) -> Option<pb::FileEvent> {
         let before = self.sent.get(path).copied();
+        if let Some(Seen::File { mtime_ns, .. }) = before.filter(|b| cut_to_the_second(*b, now)) {
+            self.repairs.push((path.to_path_buf(), mtime_ns));
+            return None;
+        }
         self.sent.insert(path.to_path_buf(), now);
         match (before, now) {
             (Some(Seen::Absent), Seen::Absent) => None,
@@ -254,6 +310,11 @@ fn decide_with_contents(
         let more = tracker.decide(&inside, &Seen::of);
         inside = contents_of_new_folders(&more, ignore);
         events.extend(more);
+    }
+    for (path, mtime_ns) in tracker.take_repairs() {
+        if let Err(e) = restore_mtime(&path, mtime_ns) {
+            tracing::debug!("cannot put {}'s time back: {e}", path.display());
+        }
     }
     events
 }
@@ -421,6 +482,47 @@ mod tests {
                 &state
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_time_cut_to_the_second_by_a_replay_is_put_back_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f.txt");
+        std::fs::write(&f, "abc").unwrap();
+        let exact = std::time::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let set = |t| {
+            std::fs::File::open(&f)
+                .unwrap()
+                .set_times(std::fs::FileTimes::new().set_modified(t))
+                .unwrap()
+        };
+        set(exact);
+        let mut t = Tracker::default();
+        let touch = [Hint::Touched(f.clone(), HintKind::Modify)];
+        let out = decide_with_contents(&mut t, &touch, &[]);
+        assert_eq!(kinds(&out), vec![format!("modify {}", f.display())]);
+        // The guest's replay leaves the time at the whole second.
+        set(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert!(decide_with_contents(&mut t, &touch, &[]).is_empty());
+        assert_eq!(std::fs::metadata(&f).unwrap().modified().unwrap(), exact);
+        // A real change to another time is sent.
+        set(std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        assert_eq!(decide_with_contents(&mut t, &touch, &[]).len(), 1);
+        // A time that was whole already is never "cut".
+        let whole = Seen::File {
+            size: 1,
+            mtime_ns: 5 * SECOND_NS,
+        };
+        assert!(!cut_to_the_second(whole, whole));
+        let before_1970 = Seen::File {
+            size: 1,
+            mtime_ns: -SECOND_NS / 2,
+        };
+        let cut = Seen::File {
+            size: 1,
+            mtime_ns: -SECOND_NS,
+        };
+        assert!(cut_to_the_second(before_1970, cut));
     }
 
     #[test]

@@ -29,6 +29,11 @@
 //! announced as changes: nothing of the replay's ever shows in a user's
 //! folder.
 //!
+//! The times a replay puts back reach the host cut to the whole second
+//! (the guest kernel truncates them to the 9p superblock's granularity);
+//! the host's side sees that cut, puts the exact time back and sends
+//! nothing (`berth_vm::files`).
+//!
 //! These touch the host's files, so each is careful not to race the host:
 //! a replay acts only while the file's size and time are still what the
 //! host sent (a newer change brings its own event), a modify never
