@@ -18,6 +18,18 @@
 //! time) and for the user's tools (a source older than the object built
 //! from it). A file whose only change is that cut gets its exact time back
 //! here, from what was sent ([`Tracker::take_repairs`]), and sends nothing.
+//! The last few exact states sent are kept for this.
+//!
+//! A batch may also look while a replay is under way, and see one of two
+//! passing states: a file of the same size with another time (the
+//! replay's write, before it put the time back), or an empty file where a
+//! removal was sent (the replay of a removal makes the name again for a
+//! few milliseconds, longer while other replays hold the folder). When an
+//! event for the path went out under [`ECHO_WINDOW`] ago (replays of a
+//! burst run seconds behind), such a state is held back
+//! ([`Tracker::take_later`]) and looked at again: unchanged at least
+//! [`RECHECK`] later, it is the user's and is sent; gone, or cut to the
+//! second, it was the replay's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +53,14 @@ pub const BATCH: Duration = Duration::from_millis(10);
 
 /// The longest a batch waits for quiet.
 pub const MAX_BATCH: Duration = Duration::from_millis(250);
+
+/// How long after an event for a path went out a state of it may be a
+/// replay's passing one (see the module doc).
+pub const ECHO_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long a state held back as a possible echo must stay the same to be
+/// the user's; and how often held paths are looked at again.
+pub const RECHECK: Duration = Duration::from_millis(100);
 
 /// A path's state as last seen or sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,10 +123,31 @@ pub enum HintKind {
 
 /// Remembers what was sent for each path and decides what a batch of
 /// hints means.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tracker {
     sent: HashMap<PathBuf, Seen>,
     repairs: Vec<(PathBuf, i128)>,
+    exact: HashMap<PathBuf, Vec<Seen>>,
+    sent_at: HashMap<PathBuf, std::time::Instant>,
+    held: HashMap<PathBuf, (Seen, std::time::Instant)>,
+    later: Vec<PathBuf>,
+    echo_window: Duration,
+    recheck: Duration,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            sent: HashMap::new(),
+            repairs: Vec::new(),
+            exact: HashMap::new(),
+            sent_at: HashMap::new(),
+            held: HashMap::new(),
+            later: Vec::new(),
+            echo_window: ECHO_WINDOW,
+            recheck: RECHECK,
+        }
+    }
 }
 
 /// Nanoseconds in a second.
@@ -211,14 +252,47 @@ impl Tracker {
         std::mem::take(&mut self.repairs)
     }
 
+    /// The paths held back as a possible echo of a removal's replay, to be
+    /// decided again after [`RECHECK`] (see the module doc).
+    pub fn take_later(&mut self) -> Vec<Hint> {
+        self.later
+            .drain(..)
+            .map(|p| Hint::Touched(p, HintKind::Create))
+            .collect()
+    }
+
     fn one(&mut self, path: &Path, hint: HintKind, now: Seen) -> Option<pb::FileEvent> {
         let before = self.sent.get(path).copied();
-        if let Some(Seen::File { mtime_ns, .. }) = before.filter(|b| cut_to_the_second(*b, now)) {
+        let cut_of = self
+            .exact
+            .get(path)
+            .and_then(|sent| sent.iter().rev().find(|x| cut_to_the_second(**x, now)))
+            .copied();
+        if let Some(exact @ Seen::File { mtime_ns, .. }) = cut_of {
             self.repairs.push((path.to_path_buf(), mtime_ns));
+            self.sent.insert(path.to_path_buf(), exact);
             return None;
         }
+        if self.maybe_echo(path, before, now) {
+            self.later.push(path.to_path_buf());
+            return None;
+        }
+        self.held.remove(path);
         self.sent.insert(path.to_path_buf(), now);
-        match (before, now) {
+        if let Seen::File { mtime_ns, .. } = now {
+            if mtime_ns.rem_euclid(SECOND_NS) != 0 {
+                let kept = self.exact.entry(path.to_path_buf()).or_default();
+                if kept.last() != Some(&now) {
+                    kept.push(now);
+                }
+                if kept.len() > 3 {
+                    kept.remove(0);
+                }
+            }
+        } else {
+            self.exact.remove(path);
+        }
+        let event = match (before, now) {
             (Some(Seen::Absent), Seen::Absent) => None,
             (None, Seen::Absent) => {
                 (hint == HintKind::Remove).then(|| event("delete", path, None, Seen::Absent))
@@ -233,6 +307,43 @@ impl Tracker {
             (Some(b), n) if b == n => None,
             (Some(_), Seen::Dir) => None,
             (Some(_), n) => Some(event("modify", path, None, n)),
+        };
+        if event.is_some() {
+            if self.sent_at.len() >= 4096 {
+                let window = self.echo_window;
+                self.sent_at.retain(|_, t| t.elapsed() < window);
+            }
+            self.sent_at
+                .insert(path.to_path_buf(), std::time::Instant::now());
+        }
+        event
+    }
+
+    /// True when `now` may be a replay's passing state, to be looked at
+    /// again (see the module doc).
+    fn maybe_echo(&mut self, path: &Path, before: Option<Seen>, now: Seen) -> bool {
+        let recent = self
+            .sent_at
+            .get(path)
+            .is_some_and(|t| t.elapsed() < self.echo_window);
+        let passing = match (before, now) {
+            (Some(Seen::Absent), Seen::File { size: 0, .. }) => true,
+            (Some(Seen::File { size, .. }), Seen::File { size: now_size, .. }) => {
+                size == now_size && before != Some(now)
+            }
+            _ => false,
+        };
+        if !(recent && passing) {
+            return false;
+        }
+        // The same state RECHECK later is the user's.
+        match self.held.get(path) {
+            Some((held, since)) if *held == now => since.elapsed() < self.recheck,
+            _ => {
+                self.held
+                    .insert(path.to_path_buf(), (now, std::time::Instant::now()));
+                true
+            }
         }
     }
 }
@@ -368,10 +479,23 @@ pub async fn forward_file_events(
         }
     }
     let mut tracker = Tracker::default();
-    while let Some(first) = raw_rx.recv().await {
+    let mut later: Vec<Hint> = Vec::new();
+    loop {
+        // Paths held back as possible echoes are looked at again after
+        // RECHECK, even when nothing else happens.
+        let first = if later.is_empty() {
+            raw_rx.recv().await
+        } else {
+            match tokio::time::timeout(RECHECK, raw_rx.recv()).await {
+                Ok(ev) => ev,
+                Err(_) => Some(notify::Event::new(EventKind::Any)),
+            }
+        };
+        let Some(first) = first else { break };
         // A batch ends once the folders have been quiet for BATCH (or after
         // MAX_BATCH): a file still being written is sent once, as it ends.
-        let mut hints = hints_of(&first, &ignore);
+        let mut hints = std::mem::take(&mut later);
+        hints.extend(hints_of(&first, &ignore));
         let started = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(BATCH).await;
@@ -384,7 +508,9 @@ pub async fn forward_file_events(
                 break;
             }
         }
-        for ev in decide_with_contents(&mut tracker, &hints, &ignore) {
+        let events = decide_with_contents(&mut tracker, &hints, &ignore);
+        later = tracker.take_later();
+        for ev in events {
             if tx.send(ev).await.is_err() {
                 drop(watcher);
                 let _ = call.await;
@@ -398,209 +524,5 @@ pub async fn forward_file_events(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-
-    fn kinds(evs: &[pb::FileEvent]) -> Vec<String> {
-        evs.iter()
-            .map(|e| format!("{} {}", e.kind, e.path))
-            .collect()
-    }
-
-    #[test]
-    fn sends_changes_once_and_ignores_replay_echoes() {
-        let fs: RefCell<HashMap<PathBuf, Seen>> = RefCell::new(HashMap::new());
-        let state = |p: &Path| fs.borrow().get(p).copied().unwrap_or(Seen::Absent);
-        let a = PathBuf::from("/s/a");
-        let b = PathBuf::from("/s/b");
-        let mut t = Tracker::default();
-        let touch = |p: &PathBuf, k| Hint::Touched(p.clone(), k);
-
-        fs.borrow_mut().insert(
-            a.clone(),
-            Seen::File {
-                size: 0,
-                mtime_ns: 1,
-            },
-        );
-        let out = t.decide(&[touch(&a, HintKind::Create)], &state);
-        assert_eq!(kinds(&out), vec!["create /s/a"]);
-        // The agent's replay of that create echoes as create/modify: same state.
-        assert!(t
-            .decide(
-                &[touch(&a, HintKind::Create), touch(&a, HintKind::Modify)],
-                &state
-            )
-            .is_empty());
-
-        fs.borrow_mut().insert(
-            a.clone(),
-            Seen::File {
-                size: 5,
-                mtime_ns: 2,
-            },
-        );
-        assert_eq!(
-            kinds(&t.decide(&[touch(&a, HintKind::Modify)], &state)),
-            vec!["modify /s/a"]
-        );
-        assert!(t.decide(&[touch(&a, HintKind::Modify)], &state).is_empty());
-
-        fs.borrow_mut().remove(&a);
-        fs.borrow_mut().insert(
-            b.clone(),
-            Seen::File {
-                size: 5,
-                mtime_ns: 2,
-            },
-        );
-        assert_eq!(
-            kinds(&t.decide(&[Hint::Renamed(a.clone(), b.clone())], &state)),
-            vec!["rename /s/a"]
-        );
-        // The replay renames b→a→b: both ends end as they were.
-        assert!(t
-            .decide(
-                &[
-                    Hint::Renamed(b.clone(), a.clone()),
-                    Hint::Renamed(a.clone(), b.clone())
-                ],
-                &state
-            )
-            .is_empty());
-
-        fs.borrow_mut().remove(&b);
-        assert_eq!(
-            kinds(&t.decide(&[touch(&b, HintKind::Remove)], &state)),
-            vec!["delete /s/b"]
-        );
-        // The replay of a delete creates and removes the name: absent after.
-        assert!(t
-            .decide(
-                &[touch(&b, HintKind::Create), touch(&b, HintKind::Remove)],
-                &state
-            )
-            .is_empty());
-    }
-
-    #[test]
-    fn a_time_cut_to_the_second_by_a_replay_is_put_back_not_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("f.txt");
-        std::fs::write(&f, "abc").unwrap();
-        let exact = std::time::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-        let set = |t| {
-            std::fs::File::open(&f)
-                .unwrap()
-                .set_times(std::fs::FileTimes::new().set_modified(t))
-                .unwrap()
-        };
-        set(exact);
-        let mut t = Tracker::default();
-        let touch = [Hint::Touched(f.clone(), HintKind::Modify)];
-        let out = decide_with_contents(&mut t, &touch, &[]);
-        assert_eq!(kinds(&out), vec![format!("modify {}", f.display())]);
-        // The guest's replay leaves the time at the whole second.
-        set(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        assert!(decide_with_contents(&mut t, &touch, &[]).is_empty());
-        assert_eq!(std::fs::metadata(&f).unwrap().modified().unwrap(), exact);
-        // A real change to another time is sent.
-        set(std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
-        assert_eq!(decide_with_contents(&mut t, &touch, &[]).len(), 1);
-        // A time that was whole already is never "cut".
-        let whole = Seen::File {
-            size: 1,
-            mtime_ns: 5 * SECOND_NS,
-        };
-        assert!(!cut_to_the_second(whole, whole));
-        let before_1970 = Seen::File {
-            size: 1,
-            mtime_ns: -SECOND_NS / 2,
-        };
-        let cut = Seen::File {
-            size: 1,
-            mtime_ns: -SECOND_NS,
-        };
-        assert!(cut_to_the_second(before_1970, cut));
-    }
-
-    #[test]
-    fn a_rename_of_a_path_never_sent_is_a_rename() {
-        let fs: RefCell<HashMap<PathBuf, Seen>> = RefCell::new(HashMap::new());
-        let state = |p: &Path| fs.borrow().get(p).copied().unwrap_or(Seen::Absent);
-        let (a, b) = (PathBuf::from("/s/x/a"), PathBuf::from("/s/y/a"));
-        let file = Seen::File {
-            size: 1,
-            mtime_ns: 1,
-        };
-        fs.borrow_mut().insert(b.clone(), file);
-        let mut t = Tracker::default();
-        let out = t.decide(&[Hint::Renamed(a.clone(), b.clone())], &state);
-        assert_eq!(kinds(&out), vec!["rename /s/x/a"]);
-        assert_eq!(out[0].to_path, "/s/y/a");
-        // An editor's save: a temporary file made and moved over the name.
-        let tmp = PathBuf::from("/s/y/.a.swp");
-        fs.borrow_mut().insert(
-            b.clone(),
-            Seen::File {
-                size: 2,
-                mtime_ns: 2,
-            },
-        );
-        let save = [
-            Hint::Touched(tmp.clone(), HintKind::Create),
-            Hint::Renamed(tmp.clone(), b.clone()),
-        ];
-        assert_eq!(kinds(&t.decide(&save, &state)), vec!["modify /s/y/a"]);
-    }
-
-    #[test]
-    fn a_new_folder_brings_what_it_holds_and_state_gets_an_aside_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let share = dir.path().join("share");
-        let state = share.join(".local/berth/vm");
-        std::fs::create_dir_all(share.join(ASIDE_DIR)).unwrap();
-        std::fs::create_dir_all(share.join("new/a/b")).unwrap();
-        std::fs::write(share.join("new/a/b/f.txt"), "x").unwrap();
-        let evs = decide_with_contents(
-            &mut Tracker::default(),
-            &[Hint::Touched(share.join("new"), HintKind::Create)],
-            std::slice::from_ref(&state),
-        );
-        let root = share.display().to_string();
-        let made: Vec<String> = kinds(&evs).iter().map(|k| k.replace(&root, "")).collect();
-        assert_eq!(
-            made,
-            [
-                "create /new",
-                "create /new/a",
-                "create /new/a/b",
-                "create /new/a/b/f.txt"
-            ]
-        );
-        let evs = scratch_events(
-            &[share.clone(), dir.path().join("other")],
-            std::slice::from_ref(&state),
-        );
-        assert_eq!(
-            kinds(&evs),
-            vec![format!("scratch {}", state.join("replay").display())]
-        );
-        assert!(state.join("replay").is_dir());
-        assert!(!share.join(ASIDE_DIR).exists(), "the old aside folder went");
-    }
-
-    #[test]
-    fn leaves_out_aside_names_and_ignored_folders() {
-        let ev = notify::Event::new(EventKind::Create(notify::event::CreateKind::File))
-            .add_path("/s/.berth-replay/1-0".into())
-            .add_path("/s/vm/console.log".into())
-            .add_path("/s/real".into());
-        let hints = hints_of(&ev, &[PathBuf::from("/s/vm")]);
-        assert_eq!(
-            hints,
-            vec![Hint::Touched("/s/real".into(), HintKind::Create)]
-        );
-    }
-}
+#[path = "files_tests.rs"]
+mod tests;
