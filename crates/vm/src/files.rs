@@ -129,6 +129,8 @@ pub struct Tracker {
     repairs: Vec<(PathBuf, i128)>,
     exact: HashMap<PathBuf, Vec<Seen>>,
     sent_at: HashMap<PathBuf, std::time::Instant>,
+    /// The size of `sent_at` at which its old entries are dropped next.
+    prune_at: usize,
     held: HashMap<PathBuf, (Seen, std::time::Instant)>,
     later: Vec<PathBuf>,
     echo_window: Duration,
@@ -142,6 +144,7 @@ impl Default for Tracker {
             repairs: Vec::new(),
             exact: HashMap::new(),
             sent_at: HashMap::new(),
+            prune_at: 4096,
             held: HashMap::new(),
             later: Vec::new(),
             echo_window: ECHO_WINDOW,
@@ -252,7 +255,7 @@ impl Tracker {
         std::mem::take(&mut self.repairs)
     }
 
-    /// The paths held back as a possible echo of a removal's replay, to be
+    /// The paths held back as a replay's possible passing state, to be
     /// decided again after [`RECHECK`] (see the module doc).
     pub fn take_later(&mut self) -> Vec<Hint> {
         self.later
@@ -271,6 +274,7 @@ impl Tracker {
         if let Some(exact @ Seen::File { mtime_ns, .. }) = cut_of {
             self.repairs.push((path.to_path_buf(), mtime_ns));
             self.sent.insert(path.to_path_buf(), exact);
+            self.held.remove(path);
             return None;
         }
         if self.maybe_echo(path, before, now) {
@@ -309,9 +313,12 @@ impl Tracker {
             (Some(_), n) => Some(event("modify", path, None, n)),
         };
         if event.is_some() {
-            if self.sent_at.len() >= 4096 {
+            if self.sent_at.len() >= self.prune_at {
+                // Pruned again only once it has doubled: a burst of many
+                // recent paths is not walked on every event.
                 let window = self.echo_window;
                 self.sent_at.retain(|_, t| t.elapsed() < window);
+                self.prune_at = (2 * self.sent_at.len()).max(4096);
             }
             self.sent_at
                 .insert(path.to_path_buf(), std::time::Instant::now());
@@ -483,19 +490,19 @@ pub async fn forward_file_events(
     loop {
         // Paths held back as possible echoes are looked at again after
         // RECHECK, even when nothing else happens.
-        let first = if later.is_empty() {
-            raw_rx.recv().await
+        let mut hints = std::mem::take(&mut later);
+        let first = if hints.is_empty() {
+            Some(raw_rx.recv().await)
         } else {
-            match tokio::time::timeout(RECHECK, raw_rx.recv()).await {
-                Ok(ev) => ev,
-                Err(_) => Some(notify::Event::new(EventKind::Any)),
-            }
+            tokio::time::timeout(RECHECK, raw_rx.recv()).await.ok()
         };
-        let Some(first) = first else { break };
+        match first {
+            Some(None) => break,
+            Some(Some(ev)) => hints.extend(hints_of(&ev, &ignore)),
+            None => {}
+        }
         // A batch ends once the folders have been quiet for BATCH (or after
         // MAX_BATCH): a file still being written is sent once, as it ends.
-        let mut hints = std::mem::take(&mut later);
-        hints.extend(hints_of(&first, &ignore));
         let started = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(BATCH).await;
